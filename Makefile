@@ -1,0 +1,39 @@
+# crmhub: two commands for a new user.
+#   make demo   set everything up and run the whole hub with live demo traffic (Ctrl-C stops it)
+#   make test   lint, type-check and run the whole test suite (what .ci/run calls)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: demo up test lint unit integration bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/crmhub demo $(ARGS)
+
+up: $(STAMP)
+	$(BIN)/crmhub up $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+test: lint
+	$(BIN)/pytest -q -ra
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/e2e.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .crmhub .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,65 @@
+"""The HTTP API: Segment-compatible collector, profiles, segments, alerts, health. OpenAPI at /docs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import redis
+import uvicorn
+from fastapi import FastAPI
+
+from crmhub import __version__
+from crmhub import kafka as kafka_io
+from crmhub.runtime import setup_logging
+from crmhub.settings import Settings
+from crmhub.stats import RECENT_DEADLETTERS, read_counts
+from crmhub.web import Authorized, Res, Resources
+from services.ingest import collector
+from services.notifier import http as alerts_http
+from services.profile import http as profiles_http
+from services.profile.store import ProfileStore, make_engine
+from services.segmenter import http as segments_http
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        producer = kafka_io.producer(settings, linger_ms=2)
+        app.state.resources = Resources(
+            settings=settings, redis=redis.Redis.from_url(settings.redis_dsn),
+            store=ProfileStore(make_engine(settings.sql_url)), producer=producer,
+        )
+        yield
+        producer.close()
+
+    app = FastAPI(title="crmhub", version=__version__, lifespan=lifespan,
+                  description="Collector (Segment tracking API), unified profiles, segments and alerts.")
+    for router in (collector.router, profiles_http.router, segments_http.router, alerts_http.router):
+        app.include_router(router)
+
+    @app.get("/health", tags=["ops"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/stats", tags=["ops"], dependencies=[Authorized])
+    def stats(res: Res) -> dict[str, Any]:
+        return {"counts": read_counts(res.redis),
+                "recent_deadletters": [orjson.loads(d) for d in res.redis.lrange(RECENT_DEADLETTERS, 0, 19)]}
+
+    return app
+
+
+def main() -> None:
+    settings = Settings()
+    setup_logging(settings, "api")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    kafka_io.wait_until_reachable(settings)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+                log_level=settings.log_level.lower(), access_log=False)
+
+
+if __name__ == "__main__":
+    main()

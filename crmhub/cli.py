@@ -1,0 +1,130 @@
+"""The ``crmhub`` command line: up, demo, publish, topics."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from crmhub.errors import CrmhubError
+from crmhub.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings_options(func: F) -> F:
+    """Add a ``--<name>`` flag for every setting; flags win over ``CRMHUB_<NAME>`` variables."""
+    for name, field in reversed(Settings.model_fields.items()):
+        func = click.option(f"--{name.replace('_', '-')}", name, default=None, show_default=False,
+                            help=f"{field.description} [env: CRMHUB_{name.upper()}]")(func)
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        given = {k: kwargs.pop(k) for k in list(kwargs) if k in Settings.model_fields}
+        try:
+            settings = Settings(**{k: v for k, v in given.items() if v is not None})
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            raise click.UsageError(f"setting {err['loc'][0]}: {err['msg']}") from exc
+        return func(settings=settings, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def friendly_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CrmhubError as exc:
+            click.secho(f"crmhub: {exc}", fg="red", err=True)
+            sys.exit(2)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def stop_on_sigterm() -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.group()
+@click.version_option(package_name="crmhub")
+def main() -> None:
+    """crmhub: a message-driven CRM integration hub for retail."""
+
+
+@main.command()
+@settings_options
+@friendly_errors
+def up(settings: Settings) -> None:
+    """Run the whole hub in the foreground (embedded broker and Redis unless URLs are set). Ctrl-C stops it."""
+    from crmhub.console import run_hub
+
+    stop_on_sigterm()
+    run_hub(settings, rate=0, duration=None)
+
+
+@main.command()
+@click.option("--rate", type=click.FloatRange(min=0), default=50.0, show_default=True, help="Events per second.")
+@click.option("--duration", type=click.FloatRange(min=0), default=None,
+              help="Seconds of traffic, then stop (default: until Ctrl-C).")
+@click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--bad-fraction", type=click.FloatRange(0, 1), default=0.005, show_default=True,
+              help="Share of deliberately invalid inputs (they end as dead letters).")
+@click.option("--seed", type=int, default=None,
+              help="Seed of the synthetic traffic (default: a new one each run, so ids never repeat).")
+@settings_options
+@friendly_errors
+def demo(settings: Settings, rate: float, duration: float | None, customers: int, bad_fraction: float,
+         seed: int | None) -> None:
+    """Run the whole hub with live synthetic retail traffic."""
+    from crmhub.console import run_hub
+
+    stop_on_sigterm()
+    if "abandonment_delay_s" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"abandonment_delay_s": 20.0})  # see alerts within a demo
+    run_hub(settings, rate=rate, duration=duration, customers=customers, bad_fraction=bad_fraction,
+            seed=seed if seed is not None else secrets.randbits(31))
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--source", type=click.Choice(["web", "pos", "payment", "social", "support"]), default=None,
+              help="Raw topic to publish to (default: each line's 'source', Segment messages go to web).")
+@settings_options
+@friendly_errors
+def publish(settings: Settings, file: Path, source: str | None) -> None:
+    """Send events from a JSON-lines FILE to a running hub, with a progress bar."""
+    from crmhub.publish import publish_file
+
+    publish_file(settings, file, source)
+
+
+@main.group()
+def topics() -> None:
+    """Kafka topics."""
+
+
+@topics.command("create")
+@settings_options
+@friendly_errors
+def topics_create(settings: Settings) -> None:
+    """Create every crmhub topic that is missing (idempotent); print the topics' incarnation id."""
+    from crmhub import kafka as kafka_io
+
+    kafka_io.wait_until_reachable(settings, timeout_s=60)
+    started = time.monotonic()
+    run_id = kafka_io.ensure_topics(settings)
+    click.echo(f"topics ready (incarnation {run_id}) in {time.monotonic() - started:.1f} s")

@@ -1,0 +1,123 @@
+"""The foreground view of ``crmhub up`` / ``crmhub demo``: what flows, refreshed every second."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import redis
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from crmhub.errors import ServerUnavailable
+from crmhub.hub import Hub, running_hub
+from crmhub.settings import SOURCES, Settings
+from crmhub.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts
+
+ROWS: list[tuple[str, str]] = [
+    *((f"events in · {s}", f"ingest.in.{s}") for s in SOURCES),
+    ("events forwarded", "ingest.out"),
+    ("duplicates dropped", "ingest.duplicates"),
+    ("dead letters", "ingest.deadletters"),
+    ("profiles updated", "profile.updated"),
+    ("segment entries", "segmenter.entered"),
+    ("segment exits", "segmenter.exited"),
+    ("alerts · cart abandoned", "notifier.alerts.cart_abandoned"),
+    ("alerts · complaint", "notifier.alerts.complaint"),
+]
+
+
+def render(counts: dict[str, int], rates: dict[str, float], alerts: list[dict[str, Any]],
+           dead: list[dict[str, Any]], elapsed: float) -> Group:
+    table = Table(title=f"crmhub · {elapsed:,.0f} s", title_justify="left", expand=False)
+    table.add_column("flow")
+    table.add_column("total", justify="right")
+    table.add_column("per s", justify="right")
+    for label, key in ROWS:
+        table.add_row(label, f"{counts.get(key, 0):,}", f"{rates.get(key, 0.0):,.1f}")
+    recent = Table(title="recent alerts", title_justify="left", show_header=False, expand=False)
+    for a in alerts[:5]:
+        recent.add_row(a["raised_at"][11:19], a["kind"], a["summary"][:90])
+    letters = Table(title="recent dead letters", title_justify="left", show_header=False, expand=False)
+    for d in dead[:3]:
+        letters.add_row(d.get("source", ""), d.get("location", ""), d.get("reason", "")[:90])
+    return Group(table, recent, letters)
+
+
+def plain_line(counts: dict[str, int], elapsed: float) -> str:
+    ins = sum(counts.get(f"ingest.in.{s}", 0) for s in SOURCES)
+    return (f"[{elapsed:6.0f} s] in={ins} forwarded={counts.get('ingest.out', 0)} "
+            f"dead={counts.get('ingest.deadletters', 0)} dup={counts.get('ingest.duplicates', 0)} "
+            f"profiles={counts.get('profile.updated', 0)} enter={counts.get('segmenter.entered', 0)} "
+            f"exit={counts.get('segmenter.exited', 0)} "
+            f"alerts={counts.get('notifier.alerts.cart_abandoned', 0)}+{counts.get('notifier.alerts.complaint', 0)}")
+
+
+def banner(console: Console, hub: Hub) -> None:
+    s = hub.settings
+    api = f"http://127.0.0.1:{s.api_port}"
+    console.print(f"[bold green]crmhub is up[/] · Kafka {s.bootstrap_servers} · Redis {s.redis_dsn} · "
+                  f"SQL {s.sql_url}")
+    console.print(f"API {api} (docs {api}/docs) · token [bold]{s.api_token.get_secret_value()}[/] · "
+                  f"logs {hub.log_dir}/ · Ctrl-C stops")
+
+
+def run_hub(settings: Settings, rate: float, duration: float | None, customers: int = 2000,
+            bad_fraction: float = 0.0, seed: int = 7) -> None:
+    console = Console()
+    try:
+        with running_hub(settings) as hub:
+            banner(console, hub)
+            if rate > 0:
+                hub.spawn("traffic", ["-m", "crmhub.demo.run", f"--rate={rate}", f"--customers={customers}",
+                                      f"--bad-fraction={bad_fraction}", f"--seed={seed}",
+                                      *([f"--duration={duration}"] if duration else [])])
+                console.print(f"demo traffic: {rate:g} events/s"
+                              + (f" for {duration:g} s" if duration else "") + " (log: traffic.log)")
+            watch(hub, console, duration)
+    except KeyboardInterrupt:
+        pass
+    console.print("[bold]crmhub stopped[/]: every process it started has exited.")
+
+
+DRAIN_S = 5.0  # after timed traffic ends, let the last events flow through before stopping
+
+
+def watch(hub: Hub, console: Console, duration: float | None) -> None:
+    r = redis.Redis.from_url(hub.settings.redis_dsn)
+    started = last_t = time.monotonic()
+    last = read_counts(r)
+    finished_at: float | None = None
+    live = Live(console=console, refresh_per_second=2, transient=False) if console.is_terminal else None
+    next_plain = 0.0
+    try:
+        if live:
+            live.start()
+        while True:
+            time.sleep(1.0)
+            now = time.monotonic()
+            counts = read_counts(r)
+            rates = {k: (v - last.get(k, 0)) / (now - last_t) for k, v in counts.items()}
+            last, last_t = counts, now
+            if live:
+                alerts = [orjson.loads(a) for a in r.lrange(RECENT_ALERTS, 0, 4)]
+                dead = [orjson.loads(d) for d in r.lrange(RECENT_DEADLETTERS, 0, 2)]
+                live.update(render(counts, rates, alerts, dead, now - started))
+            elif now >= next_plain:
+                print(plain_line(counts, now - started), flush=True)
+                next_plain = now + 5
+            for child in hub.dead_children():
+                if child.name == "traffic" and child.proc.returncode == 0:
+                    finished_at = finished_at or now
+                    continue
+                raise ServerUnavailable(f"{child.name} stopped unexpectedly (code {child.proc.returncode}):\n"
+                                        f"{child.tail()}")
+            if duration is not None and finished_at is not None and now - finished_at >= DRAIN_S:
+                print(plain_line(counts, now - started), flush=True)
+                return
+    finally:
+        if live:
+            live.stop()

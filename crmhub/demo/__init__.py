@@ -1,0 +1,1 @@
+"""Synthetic retail traffic for ``crmhub demo`` and the benchmark."""

@@ -1,0 +1,137 @@
+"""Runs the whole hub: embedded servers (unless external URLs are set), topics, the four services, the API.
+
+Each service is its own process (``python -m services.<name>``), configured only through ``CRMHUB_*``
+environment variables, exactly as in docker-compose; their output goes to ``<data_dir>/logs/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+from crmhub import kafka as kafka_io
+from crmhub.embedded import check_port_free, embedded_kafka, embedded_redis, stop_process
+from crmhub.errors import ServerUnavailable
+from crmhub.settings import Settings
+
+SERVICES: dict[str, list[str]] = {
+    "ingest": ["-m", "services.ingest"],
+    "profile": ["-m", "services.profile"],
+    "segmenter": ["-m", "services.segmenter"],
+    "notifier": ["-m", "services.notifier"],
+    "api": ["-m", "crmhub.api"],
+}
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``CRMHUB_*`` variables that reproduce ``settings`` in a child process."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"CRMHUB_{name.upper()}"] = str(value)
+    return env
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.settings.data_dir / "logs"
+
+    def spawn(self, name: str, args: list[str]) -> Child:
+        env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
+        log_path = self.log_dir / f"{name}.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True)
+        child = Child(name, proc, log_path)
+        self.children.append(child)
+        return child
+
+    def dead_children(self) -> list[Child]:
+        return [c for c in self.children if c.proc.poll() is not None]
+
+    def stop_children(self) -> None:
+        for child in reversed(self.children):
+            if child.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.terminate()
+        for child in reversed(self.children):
+            stop_process(child.proc, timeout_s=15)
+
+    def wait_for_api(self, timeout_s: float = 30.0) -> None:
+        url = f"http://127.0.0.1:{self.settings.api_port}/health"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            dead = self.dead_children()
+            if dead:
+                raise ServerUnavailable(f"{dead[0].name} exited at start-up:\n{dead[0].tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise ServerUnavailable(f"the API did not answer on {url} within {timeout_s:.0f} s")
+
+
+def check_redis(url: str) -> None:
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        raise ServerUnavailable(f"no Redis server answers at {url} (CRMHUB_REDIS_URL / --redis-url): {exc}") from exc
+
+
+@contextlib.contextmanager
+def running_hub(settings: Settings, services: tuple[str, ...] = tuple(SERVICES)) -> Iterator[Hub]:
+    """Start servers, topics and services; stop everything, in reverse order, when the block exits."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "logs").mkdir(exist_ok=True)
+    logs = settings.data_dir / "logs"
+    with contextlib.ExitStack() as stack:
+        if "api" in services:
+            check_port_free(settings.api_port, "HTTP API", "api_port")
+        updates: dict[str, object] = {}
+        if settings.embedded_kafka:
+            updates["kafka_url"] = stack.enter_context(embedded_kafka(settings.kafka_port, logs / "tansu.log"))
+            updates["broker_flavour"] = "tansu"
+        if settings.embedded_redis:
+            updates["redis_url"] = stack.enter_context(
+                embedded_redis(settings.redis_port, settings.data_dir / "redis", logs / "redis.log"))
+        resolved = settings.model_copy(update=updates)
+        kafka_io.wait_until_reachable(resolved, timeout_s=10)
+        check_redis(resolved.redis_dsn)
+        kafka_io.ensure_topics(resolved)
+        hub = Hub(resolved)
+        stack.callback(hub.stop_children)
+        for name in services:
+            hub.spawn(name, SERVICES[name])
+        if "api" in services:
+            hub.wait_for_api()
+        yield hub

@@ -1,0 +1,127 @@
+"""Thin kafka-python plumbing shared by the services: clients, topic creation, incarnation."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from crmhub.errors import ServerUnavailable
+from crmhub.settings import Settings
+from crmhub.topics import META, new_run_id, topic_specs
+
+SESSION_TIMEOUT_MS = 6000  # Tansu joins a group after about half the session timeout (BROKER.md)
+
+
+def wait_until_reachable(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Fail fast with a clear message when no bootstrap server accepts TCP connections."""
+    hosts = [h.strip().rpartition(":") for h in settings.bootstrap_servers.split(",") if h.strip()]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for host, _, port in hosts:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1.0)
+                if sock.connect_ex((host or "127.0.0.1", int(port or 9092))) == 0:
+                    return
+        if time.monotonic() >= deadline:
+            raise ServerUnavailable(
+                f"no Kafka broker answers at {settings.bootstrap_servers} (CRMHUB_KAFKA_URL / --kafka-url)"
+            )
+        time.sleep(0.25)
+
+
+def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "acks": 1,
+        "enable_idempotence": False,  # effects are idempotent instead (Tansu: see BROKER.md)
+        "linger_ms": 5,
+        "batch_size": 256 * 1024,
+        "max_request_size": 4 * 1024 * 1024,
+        "client_id": "crmhub",
+    }
+    options.update(overrides)
+    try:
+        return KafkaProducer(**options)
+    except KafkaError as exc:
+        raise ServerUnavailable(f"no Kafka broker answers at {settings.bootstrap_servers}") from exc
+
+
+def consumer(settings: Settings, group_id: str | None, **overrides: Any) -> KafkaConsumer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": SESSION_TIMEOUT_MS,
+        "heartbeat_interval_ms": 1500,
+        "max_poll_records": settings.batch_size,
+        "fetch_max_wait_ms": 20,
+        "max_partition_fetch_bytes": 4 * 1024 * 1024,
+        "client_id": "crmhub",
+    }
+    options.update(overrides)
+    try:
+        return KafkaConsumer(**options)
+    except KafkaError as exc:
+        raise ServerUnavailable(f"no Kafka broker answers at {settings.bootstrap_servers}") from exc
+
+
+def ensure_topics(settings: Settings) -> str:
+    """Create every crmhub topic that is missing; return the incarnation (run id) of the topics."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="crmhub-admin")
+    except KafkaError as exc:
+        raise ServerUnavailable(f"no Kafka broker answers at {settings.bootstrap_servers}") from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
+            )
+            for s in topic_specs(settings.partitions)
+            if s.name not in existing
+        ]
+        if missing:
+            try:
+                admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another process: fine
+    finally:
+        admin.close()
+    run_id = read_incarnation(settings, wait_s=0.5)
+    if run_id is None:
+        prod = producer(settings)
+        prod.send(META, key=b"incarnation", value=new_run_id().encode())
+        prod.flush()
+        prod.close()
+        run_id = read_incarnation(settings, wait_s=10)
+    if run_id is None:
+        raise ServerUnavailable(f"could not read back {META} from {settings.bootstrap_servers}")
+    return run_id
+
+
+def read_incarnation(settings: Settings, wait_s: float = 10.0) -> str | None:
+    """The first record of ``crm.meta.v1``: the run id written when the topics were created."""
+    cons = consumer(settings, None, enable_auto_commit=False)
+    tp = TopicPartition(META, 0)
+    try:
+        cons.assign([tp])
+        cons.seek_to_beginning(tp)
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            for records in cons.poll(timeout_ms=100).values():
+                for record in records:
+                    return bytes(record.value).decode()
+        return None
+    except KafkaError as exc:
+        raise ServerUnavailable(f"Kafka at {settings.bootstrap_servers}: {exc}") from exc
+    finally:
+        cons.close()

@@ -1,0 +1,95 @@
+"""One frozen settings object for every crmhub process.
+
+Each field is read from the environment as ``CRMHUB_<NAME>`` and can be given as the command-line flag
+``--<name>`` (see :mod:`crmhub.cli`). ``None`` for a server URL means "start the embedded server".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SOURCES = ("web", "pos", "payment", "social", "support")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRMHUB_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(Path(".crmhub"), description="Where the SQLite store, Redis data and logs live.")
+    kafka_url: str | None = Field(
+        None, description="Kafka bootstrap servers (host:port[,host:port]); unset = start the embedded broker."
+    )
+    redis_url: str | None = Field(None, description="redis:// URL; unset = start the embedded Redis server.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL (postgresql+psycopg://…); unset = SQLite in the data directory."
+    )
+    broker_flavour: Literal["kafka", "tansu"] = Field(
+        "kafka", description="What the Kafka URL points at; 'tansu' turns on the embedded broker's workarounds."
+    )
+    kafka_port: int = Field(19092, description="Port of the embedded Kafka-protocol broker (Tansu).")
+    redis_port: int = Field(16379, description="Port of the embedded Redis server.")
+    api_host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
+    api_port: int = Field(8000, description="Port of the HTTP API (collector, profiles, segments, alerts).")
+    api_token: SecretStr = Field(
+        SecretStr("crmhub-dev-token"), description="Bearer token the read endpoints of the API require."
+    )
+    write_keys: str = Field(
+        "demo-web-key:web",
+        description="Collector write keys as key:source pairs, comma separated (HTTP Basic user name).",
+    )
+    partitions: int = Field(4, ge=1, description="Partitions of each topic crmhub creates.")
+    abandonment_delay_s: float = Field(
+        3600.0, gt=0, description="Seconds a cart may sit with items and no order before an alert."
+    )
+    dedup_window_s: int = Field(86400, gt=0, description="How long an event id is remembered for dedup.")
+    segments_file: Path | None = Field(None, description="YAML file of segment definitions; unset = shipped.")
+    batch_size: int = Field(2000, ge=1, description="Most records a service handles in one batch.")
+    log_level: str = Field("INFO", description="Log level of the services.")
+
+    @field_validator("write_keys")
+    @classmethod
+    def _check_write_keys(cls, value: str) -> str:
+        parse_write_keys(value)
+        return value
+
+    @property
+    def write_key_sources(self) -> dict[str, str]:
+        return parse_write_keys(self.write_keys)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "crmhub.sqlite3"
+
+    @property
+    def sql_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return self.kafka_url is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_url or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_dsn(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+
+def parse_write_keys(value: str) -> dict[str, str]:
+    """``"k1:web,k2:pos"`` -> ``{"k1": "web", "k2": "pos"}``; raises ValueError naming the bad pair."""
+    keys: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in value.split(","))):
+        key, sep, source = pair.partition(":")
+        if not sep or not key or source not in SOURCES:
+            raise ValueError(f"write key {pair!r} must look like KEY:SOURCE with SOURCE one of {SOURCES}")
+        keys[key] = source
+    return keys

@@ -1,0 +1,44 @@
+"""What the API's routers share: the process-wide resources and the token check."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from kafka import KafkaProducer
+
+from crmhub.settings import Settings
+from services.profile.store import ProfileStore
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    redis: Any
+    store: ProfileStore
+    producer: KafkaProducer
+
+
+def resources(request: Request) -> Resources:
+    res: Resources = request.app.state.resources
+    return res
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def require_token(
+    res: Annotated[Resources, Depends(resources)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    expected = res.settings.api_token.get_secret_value()
+    if creds is None or not secrets.compare_digest(creds.credentials.encode(), expected.encode()):
+        raise HTTPException(401, "a valid API token is required: Authorization: Bearer <CRMHUB_API_TOKEN>",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+Res = Annotated[Resources, Depends(resources)]
+Authorized = Depends(require_token)

@@ -1,0 +1,1 @@
+"""crmhub's data contracts (pydantic v2 models), shared by every service."""

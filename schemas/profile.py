@@ -1,0 +1,57 @@
+"""The unified customer profile: what ``crm.profiles.v1`` carries and the API returns."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class CartItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: str
+    sku: str | None = None
+    name: str | None = None
+    category: str | None = None
+    price: Decimal
+    quantity: int
+
+
+class Cart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[CartItem] = []
+    value: Decimal = Decimal(0)
+    updated_at: AwareDatetime | None = None
+
+
+class Profile(BaseModel):
+    """Folded from events by ``services.profile.fold``; ``version`` counts the events folded in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profile_id: str
+    version: int = 0
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    identifiers: dict[str, list[str]] = {}
+    traits: dict[str, Any] = {}
+    order_count: int = 0
+    web_orders: int = 0
+    pos_orders: int = 0
+    total_spent: Decimal = Decimal(0)
+    currency: str | None = None
+    first_order_at: AwareDatetime | None = None
+    last_order_at: AwareDatetime | None = None
+    order_ids: list[str] = Field(default_factory=list, description="Orders counted, so a replay counts none twice.")
+    cart: Cart = Cart()
+    complaints_total: int = 0
+    open_complaints: list[str] = Field(default_factory=list, description="Mention ids not yet answered.")
+    payment_failures: int = 0
+    last_payment_failure_reason: str | None = None
+
+    @property
+    def complaints_open(self) -> int:
+        return len(self.open_complaints)

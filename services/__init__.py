@@ -1,0 +1,1 @@
+"""crmhub's four services: ingest, profile, segmenter, notifier."""

@@ -1,0 +1,1 @@
+"""ingest: raw inputs -> validated, normalised, deduplicated, identity-resolved events keyed by profile."""

@@ -1,0 +1,150 @@
+"""HTTP collector speaking the public Segment tracking API (``/v1/batch``, ``/v1/track``, ``/v1/identify``…).
+
+Requests are authenticated by write key (HTTP Basic user name, or ``writeKey`` in the body), limited to
+Segment's documented sizes (32 KB a message, 500 KB a batch), and each message is written unchanged to
+the raw topic of the key's source; ingest validates it there, like any other raw input.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import uuid
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from crmhub.topics import DEADLETTER, raw_topic
+from crmhub.web import Res, Resources
+from schemas.outputs import DeadLetter
+
+MAX_MESSAGE_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 500 * 1024
+router = APIRouter(tags=["collector"])
+
+
+class CollectorError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(exc: CollectorError) -> JSONResponse:
+    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.status)
+
+
+def write_key_of(request: Request, body: dict[str, Any] | None) -> str | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("basic "):
+        try:
+            user, _, _ = base64.b64decode(auth[6:].strip()).decode().partition(":")
+            return user
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return body.get("writeKey") if body else None
+
+
+def decompress(raw: bytes, encoding: str) -> bytes:
+    if encoding not in ("gzip", "deflate"):
+        return raw
+    try:
+        d = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
+        out = d.decompress(raw, MAX_BATCH_BYTES + 1)
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise CollectorError(400, "invalid_request", f"body is not valid {encoding}: {exc}") from exc
+    if len(out) > MAX_BATCH_BYTES or d.unconsumed_tail:
+        raise CollectorError(400, "payload_too_large", f"a batch may be at most {MAX_BATCH_BYTES // 1024} KB")
+    return out
+
+
+async def read_json(request: Request) -> tuple[bytes, dict[str, Any]]:
+    raw = await request.body()
+    if len(raw) > MAX_BATCH_BYTES:
+        raise CollectorError(400, "payload_too_large", f"a batch may be at most {MAX_BATCH_BYTES // 1024} KB")
+    raw = decompress(raw, request.headers.get("content-encoding", "").lower())
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise CollectorError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise CollectorError(400, "invalid_request", "body must be a JSON object")
+    return raw, body
+
+
+def produce(res: Resources, source: str, messages: list[dict[str, Any]], sent_at: Any, request_id: str) -> None:
+    received = datetime.now(UTC).isoformat().encode()
+    headers = [("received_at", received), ("request_id", request_id.encode())]
+    if isinstance(sent_at, str):
+        headers.append(("sent_at", sent_at.encode()))
+    futures = []
+    for msg in messages:
+        key = msg.get("userId") or msg.get("anonymousId")
+        futures.append(res.producer.send(raw_topic(source), key=str(key).encode() if key else None,
+                                         value=orjson.dumps(msg), headers=headers))
+    for future in futures:
+        future.get(timeout=10)  # acknowledged by the broker before we answer 200
+
+
+def dead_letter_request(res: Resources, raw: bytes, request_id: str, error: CollectorError) -> None:
+    letter = DeadLetter(reason=error.message, location="body", source="http", request_id=request_id,
+                        received_at=datetime.now(UTC), original=raw[:MAX_BATCH_BYTES].decode(errors="replace"))
+    res.producer.send(DEADLETTER, value=letter.model_dump_json().encode())
+
+
+async def collect(request: Request, res: Resources, call: str | None) -> JSONResponse:
+    request_id = uuid.uuid4().hex
+    raw = b""
+    try:
+        raw, body = await read_json(request)
+        source = res.settings.write_key_sources.get(write_key_of(request, body) or "")
+        if source is None:
+            raise CollectorError(401, "unauthorized", "unknown or missing write key (HTTP Basic user name)")
+        messages = body.get("batch") if call is None else [{**body, "type": body.get("type", call)}]
+        if not isinstance(messages, list):
+            raise CollectorError(400, "invalid_request", "'batch' must be a list of messages")
+        for i, msg in enumerate(messages):
+            if not isinstance(msg, dict):
+                raise CollectorError(400, "invalid_request", f"batch[{i}] is not a JSON object")
+            msg.pop("writeKey", None)
+            if len(orjson.dumps(msg)) > MAX_MESSAGE_BYTES:
+                raise CollectorError(400, "message_too_large",
+                                     f"batch[{i}] exceeds {MAX_MESSAGE_BYTES // 1024} KB")
+        if call is None and isinstance(body.get("context"), dict):
+            messages = [{**m, "context": {**body["context"], **(m.get("context") or {})}} for m in messages]
+        await run_in_threadpool(produce, res, source, messages, body.get("sentAt"), request_id)
+    except CollectorError as exc:
+        if exc.status != 401 and raw:
+            await run_in_threadpool(dead_letter_request, res, raw, request_id, exc)
+        return error_response(exc)
+    return JSONResponse({"success": True})
+
+
+@router.post("/v1/batch", summary="Segment batch import (up to 500 KB)")
+async def batch(request: Request, res: Res) -> JSONResponse:
+    return await collect(request, res, None)
+
+
+@router.post("/v1/track", summary="Segment track call")
+async def track(request: Request, res: Res) -> JSONResponse:
+    return await collect(request, res, "track")
+
+
+@router.post("/v1/identify", summary="Segment identify call")
+async def identify(request: Request, res: Res) -> JSONResponse:
+    return await collect(request, res, "identify")
+
+
+@router.post("/v1/page", summary="Segment page call")
+async def page(request: Request, res: Res) -> JSONResponse:
+    return await collect(request, res, "page")
+
+
+@router.post("/v1/alias", summary="Segment alias call")
+async def alias(request: Request, res: Res) -> JSONResponse:
+    return await collect(request, res, "alias")

@@ -1,0 +1,77 @@
+"""Pure decoding of one raw input: bytes in, exactly one Event or one Rejection out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, validate_event
+from services.ingest.normalize import (
+    NormalizeError,
+    from_native,
+    from_segment,
+    is_segment_message,
+    normalize_identifiers,
+)
+
+
+@dataclass(frozen=True)
+class RawInput:
+    source: str
+    value: bytes
+    received_at: datetime
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str
+    location: str
+
+
+def decode_raw(raw: RawInput) -> Event | Rejection:
+    try:
+        obj = orjson.loads(raw.value)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(f"invalid JSON: {exc}", "body")
+    if not isinstance(obj, dict):
+        return Rejection(f"expected a JSON object, got {type(obj).__name__}", "body")
+    try:
+        if is_segment_message(obj):
+            envelope = from_segment(obj, raw.value, raw.received_at, raw.sent_at)
+        else:
+            envelope = from_native(obj, raw.source, raw.received_at)
+    except NormalizeError as exc:
+        return Rejection(exc.reason, exc.location)
+    return validate(normalize_identifiers(envelope))
+
+
+def validate(envelope: dict[str, Any]) -> Event | Rejection:
+    version = envelope.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        return Rejection(f"unsupported schema_version {version} (this hub reads up to {SCHEMA_VERSION})",
+                         "schema_version")
+    if envelope.get("type") not in EVENT_TYPES:
+        return Rejection(f"unknown event type {envelope.get('type')!r}", "type")
+    try:
+        event = validate_event(envelope)
+    except ValidationError as exc:
+        return rejection_from(exc)
+    if not event.identifiers():
+        return Rejection("the event carries no usable customer identifier", "identifiers")
+    return event
+
+
+def rejection_from(exc: ValidationError) -> Rejection:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    # the discriminated union puts the type tag first in the location; drop it
+    loc = [str(p) for p in first["loc"]]
+    if loc and loc[0] in EVENT_TYPES:
+        loc = loc[1:]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return Rejection(f"{first['msg']}{more}", ".".join(loc) or "body")

@@ -1,0 +1,107 @@
+"""Pure normalisation: Segment tracking-API messages and native envelopes -> envelope dicts."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+SEGMENT_CALLS = frozenset({"track", "identify", "page", "screen", "alias", "group"})
+SUPPORTED_SEGMENT_CALLS = frozenset({"track", "identify"})
+# Values that identify nobody: they must never link two customers together.
+PLACEHOLDERS = frozenset({"", "null", "none", "nil", "undefined", "0", "-1", "anonymous", "unknown", "guest", "n/a"})
+_PHONE_JUNK = re.compile(r"[\s().\-/]")
+
+
+class NormalizeError(ValueError):
+    def __init__(self, reason: str, location: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.location = location
+
+
+def is_segment_message(obj: dict[str, Any]) -> bool:
+    return obj.get("type") in SEGMENT_CALLS and "event_id" not in obj
+
+
+def parse_time(value: Any, location: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise NormalizeError("expected an ISO 8601 time string", location)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise NormalizeError(f"not an ISO 8601 time: {value[:40]!r}", location) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # Segment treats zone-less times as UTC
+    return parsed.astimezone(UTC)
+
+
+def corrected_time(timestamp: datetime | None, sent_at: datetime | None, received_at: datetime) -> datetime:
+    """Segment's clock-skew correction: ``received_at - (sent_at - timestamp)``."""
+    if timestamp is None:
+        return received_at
+    if sent_at is None:
+        return timestamp
+    return received_at - (sent_at - timestamp)
+
+
+def fallback_event_id(raw: bytes) -> str:
+    """A deterministic id for input that carries none, so a redelivery is still recognised."""
+    return "sha256:" + hashlib.sha256(raw).hexdigest()[:40]
+
+
+def from_segment(msg: dict[str, Any], raw: bytes, received_at: datetime, sent_at: datetime | None) -> dict[str, Any]:
+    call = msg["type"]
+    if call not in SUPPORTED_SEGMENT_CALLS:
+        raise NormalizeError(f"Segment '{call}' calls are not supported", "type")
+    timestamp = parse_time(msg.get("timestamp") or msg.get("originalTimestamp"), "timestamp")
+    sent = parse_time(msg.get("sentAt"), "sentAt") or sent_at
+    context = msg.get("context") if isinstance(msg.get("context"), dict) else {}
+    traits: dict[str, Any] = {**(context.get("traits") or {}), **(msg.get("traits") or {})}
+    out: dict[str, Any] = {
+        "event_id": msg.get("messageId") or fallback_event_id(raw),
+        "source": "web",
+        "occurred_at": corrected_time(timestamp, sent, received_at),
+        "received_at": received_at,
+        "anonymous_id": msg.get("anonymousId"),
+        "customer_id": msg.get("userId"),
+        "email": traits.get("email"),
+        "phone": traits.get("phone"),
+    }
+    if call == "identify":
+        out["type"] = "identify"
+        out["traits"] = traits
+    else:
+        if not msg.get("event"):
+            raise NormalizeError("a track call needs an 'event' name", "event")
+        out["type"] = msg["event"]
+        out["properties"] = msg.get("properties") or {}
+    return out
+
+
+def from_native(obj: dict[str, Any], source: str, received_at: datetime) -> dict[str, Any]:
+    if obj.get("source", source) != source:
+        raise NormalizeError(f"source {obj.get('source')!r} arrived on the {source} topic", "source")
+    return {**obj, "source": source, "received_at": received_at}
+
+
+def normalize_identifiers(event: dict[str, Any]) -> dict[str, Any]:
+    """Trim ids, lower-case emails, strip phone punctuation, and drop placeholders that identify nobody."""
+    for kind in ("customer_id", "anonymous_id", "loyalty_id", "email", "phone"):
+        value = event.get(kind)
+        if value is None:
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            continue  # left for validation to reject with a clear message
+        value = value.strip()
+        if kind == "email":
+            value = value.lower()
+        elif kind == "phone":
+            value = _PHONE_JUNK.sub("", value)
+        event[kind] = None if value.lower() in PLACEHOLDERS else value
+    return event

@@ -1,0 +1,3 @@
+from services.profile.app import main
+
+main()

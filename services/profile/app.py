@@ -1,0 +1,125 @@
+"""profile wiring: crm.events.v1 -> fold -> crm.profiles.v1 + SQL (with offsets) + Redis cache."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+
+import redis
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from pydantic import ValidationError
+
+from crmhub import kafka as kafka_io
+from crmhub.runtime import Stopper, batches, setup_logging
+from crmhub.settings import Settings
+from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
+from crmhub.topics import DEADLETTER, EVENTS, PROFILES
+from schemas.events import Event, decode_event
+from schemas.outputs import DeadLetter
+from services.profile.cache import ProfileCache
+from services.profile.fold import fold_events
+from services.profile.store import ProfileStore, make_engine
+
+log = logging.getLogger("crmhub.profile")
+GROUP_ID = "crmhub-profile"
+
+
+class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, resume every partition from the offset stored with the profiles in SQL."""
+
+    def __init__(self, consumer: KafkaConsumer, store: ProfileStore, incarnation: str) -> None:
+        self.consumer = consumer
+        self.store = store
+        self.incarnation = incarnation
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        stored = self.store.offsets(GROUP_ID, EVENTS, self.incarnation)
+        for tp in assigned:
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+            else:
+                self.consumer.seek_to_beginning(tp)
+        log.info("assigned %s; resuming from stored offsets %s", sorted(t.partition for t in assigned), stored)
+
+
+class ProfileWorker:
+    def __init__(self, store: ProfileStore, cache: ProfileCache, producer: KafkaProducer, incarnation: str) -> None:
+        self.store = store
+        self.cache = cache
+        self.producer = producer
+        self.incarnation = incarnation
+
+    def handle(self, records: list[ConsumerRecord]) -> Counter[str]:
+        by_profile: dict[str, list[Event]] = {}
+        next_offsets: dict[tuple[str, int], int] = {}
+        dead: list[bytes] = []
+        for record in records:
+            next_offsets[(record.topic, record.partition)] = record.offset + 1
+            try:
+                event = decode_event(record.value)
+            except ValidationError as exc:
+                dead.append(self._dead_letter(record, str(exc.errors(include_url=False)[0]["msg"])))
+                continue
+            if event.profile_id is None:
+                dead.append(self._dead_letter(record, "event has no profile_id (not from ingest?)"))
+                continue
+            by_profile.setdefault(event.profile_id, []).append(event)
+        ids = list(by_profile)
+        current = self.cache.get_many(ids)
+        current.update(self.store.load(pid for pid in ids if pid not in current))
+        changed = [fold_events(current.get(pid), pid, evs) for pid, evs in by_profile.items()]
+        docs = {p.profile_id: p.model_dump_json().encode() for p in changed}
+        # publish first, then commit: a crash in between replays the batch, which folds to the same
+        # profiles (same versions), so downstream sees a duplicate at worst, never a gap
+        for pid, doc in docs.items():
+            self.producer.send(PROFILES, key=pid.encode(), value=doc)
+        for value in dead:
+            self.producer.send(DEADLETTER, value=value)
+        self.producer.flush()
+        self.cache.invalidate(ids)
+        self.store.save(changed, GROUP_ID, self.incarnation, next_offsets)
+        counts = Counter({"profile.events": sum(len(v) for v in by_profile.values()),
+                          "profile.updated": len(changed), "profile.deadletters": len(dead)})
+        pipe = self.cache.redis.pipeline(transaction=False)
+        self.cache.put_many(pipe, docs)
+        add_counts(pipe, counts)
+        push_recent(pipe, RECENT_DEADLETTERS, dead)
+        pipe.execute()
+        return counts
+
+    @staticmethod
+    def _dead_letter(record: ConsumerRecord, reason: str) -> bytes:
+        return DeadLetter(
+            reason=reason, location="body", source="crm", topic=record.topic, partition=record.partition,
+            offset=record.offset, received_at=datetime.now(UTC),
+            original=bytes(record.value or b"").decode(errors="replace"),
+        ).model_dump_json().encode()
+
+
+def main() -> None:
+    settings = Settings()
+    setup_logging(settings, "profile")
+    kafka_io.wait_until_reachable(settings)
+    incarnation = kafka_io.ensure_topics(settings)
+    stopper = Stopper()
+    store = ProfileStore(make_engine(settings.sql_url))
+    cache = ProfileCache(redis.Redis.from_url(settings.redis_dsn))
+    producer = kafka_io.producer(settings)
+    consumer = kafka_io.consumer(settings, GROUP_ID)
+    consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, store, incarnation))
+    worker = ProfileWorker(store, cache, producer, incarnation)
+    log.info("profile consuming %s into %s", EVENTS, store.engine.url.render_as_string(hide_password=True))
+    try:
+        for records in batches(consumer, stopper, settings.batch_size):
+            worker.handle(records)
+            consumer.commit_async()  # for lag monitoring only: SQL holds the offsets that count
+    finally:
+        consumer.close()
+        producer.close()
+        log.info("profile stopped")

@@ -1,0 +1,1 @@
+"""segmenter: keeps segment membership right as profiles change, and publishes enter/exit events."""
