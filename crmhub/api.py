@@ -29,14 +29,20 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         producer = kafka_io.producer(settings, linger_ms=2)
         app.state.resources = Resources(
-            settings=settings, redis=redis.Redis.from_url(settings.redis_dsn),
-            store=ProfileStore(make_engine(settings.sql_url)), producer=producer,
+            settings=settings,
+            redis=redis.Redis.from_url(settings.redis_dsn),
+            store=ProfileStore(make_engine(settings.sql_url)),
+            producer=producer,
         )
         yield
         producer.close()
 
-    app = FastAPI(title="crmhub", version=__version__, lifespan=lifespan,
-                  description="Collector (Segment tracking API), unified profiles, segments and alerts.")
+    app = FastAPI(
+        title="crmhub",
+        version=__version__,
+        lifespan=lifespan,
+        description="Collector (Segment tracking API), unified profiles, segments and alerts.",
+    )
     for router in (collector.router, profiles_http.router, segments_http.router, alerts_http.router):
         app.include_router(router)
 
@@ -46,8 +52,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/stats", tags=["ops"], dependencies=[Authorized])
     def stats(res: Res) -> dict[str, Any]:
-        return {"counts": read_counts(res.redis),
-                "recent_deadletters": [orjson.loads(d) for d in res.redis.lrange(RECENT_DEADLETTERS, 0, 19)]}
+        return {
+            "counts": read_counts(res.redis),
+            "recent_deadletters": [orjson.loads(d) for d in res.redis.lrange(RECENT_DEADLETTERS, 0, 19)],
+        }
 
     return app
 
@@ -57,8 +65,13 @@ def main() -> None:
     setup_logging(settings, "api")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     kafka_io.wait_until_reachable(settings)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 def settings_options(func: F) -> F:
     """Add a ``--<name>`` flag for every setting; flags win over ``CRMHUB_<NAME>`` variables."""
     for name, field in reversed(Settings.model_fields.items()):
-        func = click.option(f"--{name.replace('_', '-')}", name, default=None, show_default=False,
-                            help=f"{field.description} [env: CRMHUB_{name.upper()}]")(func)
+        func = click.option(
+            f"--{name.replace('_', '-')}",
+            name,
+            default=None,
+            show_default=False,
+            help=f"{field.description} [env: CRMHUB_{name.upper()}]",
+        )(func)
 
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> Any:
@@ -78,31 +83,55 @@ def up(settings: Settings) -> None:
 
 @main.command()
 @click.option("--rate", type=click.FloatRange(min=0), default=50.0, show_default=True, help="Events per second.")
-@click.option("--duration", type=click.FloatRange(min=0), default=None,
-              help="Seconds of traffic, then stop (default: until Ctrl-C).")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds of traffic, then stop (default: until Ctrl-C).",
+)
 @click.option("--customers", type=click.IntRange(min=1), default=2000, show_default=True)
-@click.option("--bad-fraction", type=click.FloatRange(0, 1), default=0.005, show_default=True,
-              help="Share of deliberately invalid inputs (they end as dead letters).")
-@click.option("--seed", type=int, default=None,
-              help="Seed of the synthetic traffic (default: a new one each run, so ids never repeat).")
+@click.option(
+    "--bad-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.005,
+    show_default=True,
+    help="Share of deliberately invalid inputs (they end as dead letters).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of the synthetic traffic (default: a new one each run, so ids never repeat).",
+)
 @settings_options
 @friendly_errors
-def demo(settings: Settings, rate: float, duration: float | None, customers: int, bad_fraction: float,
-         seed: int | None) -> None:
+def demo(
+    settings: Settings, rate: float, duration: float | None, customers: int, bad_fraction: float, seed: int | None
+) -> None:
     """Run the whole hub with live synthetic retail traffic."""
     from crmhub.console import run_hub
 
     stop_on_sigterm()
     if "abandonment_delay_s" not in settings.model_fields_set:
         settings = settings.model_copy(update={"abandonment_delay_s": 20.0})  # see alerts within a demo
-    run_hub(settings, rate=rate, duration=duration, customers=customers, bad_fraction=bad_fraction,
-            seed=seed if seed is not None else secrets.randbits(31))
+    run_hub(
+        settings,
+        rate=rate,
+        duration=duration,
+        customers=customers,
+        bad_fraction=bad_fraction,
+        seed=seed if seed is not None else secrets.randbits(31),
+    )
 
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--source", type=click.Choice(["web", "pos", "payment", "social", "support"]), default=None,
-              help="Raw topic to publish to (default: each line's 'source', Segment messages go to web).")
+@click.option(
+    "--source",
+    type=click.Choice(["web", "pos", "payment", "social", "support"]),
+    default=None,
+    help="Raw topic to publish to (default: each line's 'source', Segment messages go to web).",
+)
 @settings_options
 @friendly_errors
 def publish(settings: Settings, file: Path, source: str | None) -> None:

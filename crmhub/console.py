@@ -10,7 +10,6 @@ import redis
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
-from rich.text import Text
 
 from crmhub.errors import ServerUnavailable
 from crmhub.hub import Hub, running_hub
@@ -30,8 +29,13 @@ ROWS: list[tuple[str, str]] = [
 ]
 
 
-def render(counts: dict[str, int], rates: dict[str, float], alerts: list[dict[str, Any]],
-           dead: list[dict[str, Any]], elapsed: float) -> Group:
+def render(
+    counts: dict[str, int],
+    rates: dict[str, float],
+    alerts: list[dict[str, Any]],
+    dead: list[dict[str, Any]],
+    elapsed: float,
+) -> Group:
     table = Table(title=f"crmhub · {elapsed:,.0f} s", title_justify="left", expand=False)
     table.add_column("flow")
     table.add_column("total", justify="right")
@@ -49,34 +53,55 @@ def render(counts: dict[str, int], rates: dict[str, float], alerts: list[dict[st
 
 def plain_line(counts: dict[str, int], elapsed: float) -> str:
     ins = sum(counts.get(f"ingest.in.{s}", 0) for s in SOURCES)
-    return (f"[{elapsed:6.0f} s] in={ins} forwarded={counts.get('ingest.out', 0)} "
-            f"dead={counts.get('ingest.deadletters', 0)} dup={counts.get('ingest.duplicates', 0)} "
-            f"profiles={counts.get('profile.updated', 0)} enter={counts.get('segmenter.entered', 0)} "
-            f"exit={counts.get('segmenter.exited', 0)} "
-            f"alerts={counts.get('notifier.alerts.cart_abandoned', 0)}+{counts.get('notifier.alerts.complaint', 0)}")
+    return (
+        f"[{elapsed:6.0f} s] in={ins} forwarded={counts.get('ingest.out', 0)} "
+        f"dead={counts.get('ingest.deadletters', 0)} dup={counts.get('ingest.duplicates', 0)} "
+        f"profiles={counts.get('profile.updated', 0)} enter={counts.get('segmenter.entered', 0)} "
+        f"exit={counts.get('segmenter.exited', 0)} "
+        f"alerts={counts.get('notifier.alerts.cart_abandoned', 0)}+{counts.get('notifier.alerts.complaint', 0)}"
+    )
 
 
 def banner(console: Console, hub: Hub) -> None:
     s = hub.settings
     api = f"http://127.0.0.1:{s.api_port}"
-    console.print(f"[bold green]crmhub is up[/] · Kafka {s.bootstrap_servers} · Redis {s.redis_dsn} · "
-                  f"SQL {s.sql_url}")
-    console.print(f"API {api} (docs {api}/docs) · token [bold]{s.api_token.get_secret_value()}[/] · "
-                  f"logs {hub.log_dir}/ · Ctrl-C stops")
+    console.print(f"[bold green]crmhub is up[/] · Kafka {s.bootstrap_servers} · Redis {s.redis_dsn} · SQL {s.sql_url}")
+    console.print(
+        f"API {api} (docs {api}/docs) · token [bold]{s.api_token.get_secret_value()}[/] · "
+        f"logs {hub.log_dir}/ · Ctrl-C stops"
+    )
 
 
-def run_hub(settings: Settings, rate: float, duration: float | None, customers: int = 2000,
-            bad_fraction: float = 0.0, seed: int = 7) -> None:
+def run_hub(
+    settings: Settings,
+    rate: float,
+    duration: float | None,
+    customers: int = 2000,
+    bad_fraction: float = 0.0,
+    seed: int = 7,
+) -> None:
     console = Console()
     try:
         with running_hub(settings) as hub:
             banner(console, hub)
             if rate > 0:
-                hub.spawn("traffic", ["-m", "crmhub.demo.run", f"--rate={rate}", f"--customers={customers}",
-                                      f"--bad-fraction={bad_fraction}", f"--seed={seed}",
-                                      *([f"--duration={duration}"] if duration else [])])
-                console.print(f"demo traffic: {rate:g} events/s"
-                              + (f" for {duration:g} s" if duration else "") + " (log: traffic.log)")
+                hub.spawn(
+                    "traffic",
+                    [
+                        "-m",
+                        "crmhub.demo.run",
+                        f"--rate={rate}",
+                        f"--customers={customers}",
+                        f"--bad-fraction={bad_fraction}",
+                        f"--seed={seed}",
+                        *([f"--duration={duration}"] if duration else []),
+                    ],
+                )
+                console.print(
+                    f"demo traffic: {rate:g} events/s"
+                    + (f" for {duration:g} s" if duration else "")
+                    + " (log: traffic.log)"
+                )
             watch(hub, console, duration)
     except KeyboardInterrupt:
         pass
@@ -113,8 +138,9 @@ def watch(hub: Hub, console: Console, duration: float | None) -> None:
                 if child.name == "traffic" and child.proc.returncode == 0:
                     finished_at = finished_at or now
                     continue
-                raise ServerUnavailable(f"{child.name} stopped unexpectedly (code {child.proc.returncode}):\n"
-                                        f"{child.tail()}")
+                raise ServerUnavailable(
+                    f"{child.name} stopped unexpectedly (code {child.proc.returncode}):\n{child.tail()}"
+                )
             if duration is not None and finished_at is not None and now - finished_at >= DRAIN_S:
                 print(plain_line(counts, now - started), flush=True)
                 return

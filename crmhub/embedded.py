@@ -84,8 +84,18 @@ def embedded_kafka(port: int, log_path: Path) -> Iterator[str]:
     """A Tansu broker on 127.0.0.1:port with in-memory storage; yields the bootstrap address."""
     check_port_free(port, "embedded Kafka broker", "kafka_port")
     url = f"tcp://127.0.0.1:{port}"
-    args = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/", "--cluster-id", "crmhub"]
+    args = [
+        tansu_binary(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+        "--cluster-id",
+        "crmhub",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("CLUSTER_ID", "LISTENER_URL", "STORAGE_ENGINE")}
     with log_path.open("ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
@@ -101,9 +111,27 @@ def embedded_redis(port: int, data_dir: Path, log_path: Path) -> Iterator[str]:
     """A Redis server on 127.0.0.1:port persisting (AOF) into data_dir; yields its URL."""
     check_port_free(port, "embedded Redis server", "redis_port")
     data_dir.mkdir(parents=True, exist_ok=True)
-    args = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir.resolve()),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes",
-            "--daemonize", "no", "--logfile", ""]
+    args = [
+        redis_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir.resolve()),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--protected-mode",
+        "yes",
+        "--daemonize",
+        "no",
+        "--logfile",
+        "",
+    ]
     with log_path.open("ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

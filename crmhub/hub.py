@@ -70,8 +70,9 @@ class Hub:
         env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
-            proc = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         child = Child(name, proc, log_path)
         self.children.append(child)
         return child
@@ -123,7 +124,8 @@ def running_hub(settings: Settings, services: tuple[str, ...] = tuple(SERVICES))
             updates["broker_flavour"] = "tansu"
         if settings.embedded_redis:
             updates["redis_url"] = stack.enter_context(
-                embedded_redis(settings.redis_port, settings.data_dir / "redis", logs / "redis.log"))
+                embedded_redis(settings.redis_port, settings.data_dir / "redis", logs / "redis.log")
+            )
         resolved = settings.model_copy(update=updates)
         kafka_io.wait_until_reachable(resolved, timeout_s=10)
         check_redis(resolved.redis_dsn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from typing import Any
@@ -90,10 +91,8 @@ def ensure_topics(settings: Settings) -> str:
             if s.name not in existing
         ]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently elsewhere: fine
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # created concurrently by another process: fine
     finally:
         admin.close()
     run_id = read_incarnation(settings, wait_s=0.5)

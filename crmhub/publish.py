@@ -48,8 +48,7 @@ def publish_file(settings: Settings, path: Path, source: str | None) -> int:
         raise ConfigError(f"{path} has no lines to publish")
     publisher = RawPublisher(settings)
     sent = 0
-    columns = (TextColumn("publishing {task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeRemainingColumn())
+    columns = (TextColumn("publishing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns) as progress, path.open("rb") as lines:
         task = progress.add_task(path.name, total=total)
         for line in lines:

@@ -36,8 +36,11 @@ def require_token(
 ) -> None:
     expected = res.settings.api_token.get_secret_value()
     if creds is None or not secrets.compare_digest(creds.credentials.encode(), expected.encode()):
-        raise HTTPException(401, "a valid API token is required: Authorization: Bearer <CRMHUB_API_TOKEN>",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "a valid API token is required: Authorization: Bearer <CRMHUB_API_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 Res = Annotated[Resources, Depends(resources)]

@@ -214,8 +214,16 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENT_TYPES: tuple[str, ...] = tuple(
     m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
     for m in (
-        Identify, ProductViewed, ProductAdded, ProductRemoved, CheckoutStarted, OrderCompleted,
-        PosSale, PaymentFailed, SocialMention, SupportReplied,
+        Identify,
+        ProductViewed,
+        ProductAdded,
+        ProductRemoved,
+        CheckoutStarted,
+        OrderCompleted,
+        PosSale,
+        PaymentFailed,
+        SocialMention,
+        SupportReplied,
     )
 )
 

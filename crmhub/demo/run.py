@@ -28,9 +28,7 @@ def send_web(client: httpx.Client, items: list[Generated]) -> None:
     """One Segment /v1/batch request; invalid JSON is posted alone, as a broken client would."""
     good = [i.payload for i in items if not isinstance(i.payload, bytes)]
     if good:
-        client.post(
-            "/v1/batch", content=orjson.dumps({"batch": good, "sentAt": datetime.now(UTC).isoformat()})
-        )
+        client.post("/v1/batch", content=orjson.dumps({"batch": good, "sentAt": datetime.now(UTC).isoformat()}))
     for item in items:
         if isinstance(item.payload, bytes):
             client.post("/v1/batch", content=item.payload)

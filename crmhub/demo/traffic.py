@@ -149,9 +149,7 @@ class RetailSimulator:
         self._leave_checkout(c)
         pid = self._rng.choice(list(c.cart))
         qty = c.cart.pop(pid)
-        return self._track(
-            c, ts, "Product Removed", self._product(_BY_ID[pid], qty, c) | {"cart_id": c.cart_id}
-        )
+        return self._track(c, ts, "Product Removed", self._product(_BY_ID[pid], qty, c) | {"cart_id": c.cart_id})
 
     def _checkout(self, ts: datetime) -> Generated:
         c = self._pick(self._carts)
@@ -302,9 +300,7 @@ class RetailSimulator:
     def _hex(self, digits: int = 12) -> str:
         return f"{self._rng.getrandbits(4 * digits):0{digits}x}"
 
-    def _product(
-        self, p: cat.CatalogueProduct, qty: int, c: Customer | None, native: bool = False
-    ) -> dict[str, Any]:
+    def _product(self, p: cat.CatalogueProduct, qty: int, c: Customer | None, native: bool = False) -> dict[str, Any]:
         price: str | float = _money(p.price) if native else float(p.price)
         props: dict[str, Any] = {"product_id": p.product_id, "sku": p.sku, "name": p.name}
         props |= {"category": p.category, "price": price, "quantity": qty}
@@ -324,9 +320,7 @@ class RetailSimulator:
         msg |= {"timestamp": ts.isoformat(timespec="microseconds"), "context": {"library": dict(LIBRARY)}}
         return Generated("web", c.anonymous_id, msg | body)
 
-    def _native(
-        self, source: str, type_: str, ts: datetime, ids: dict[str, Any], props: dict[str, Any]
-    ) -> Generated:
+    def _native(self, source: str, type_: str, ts: datetime, ids: dict[str, Any], props: dict[str, Any]) -> Generated:
         env: dict[str, Any] = {"event_id": self._uuid(), "source": source, "type": type_}
         env |= {"occurred_at": ts.isoformat(timespec="microseconds"), **ids, "properties": props}
         return Generated(source, str(next(iter(ids.values()))), env)

@@ -7,7 +7,6 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime
 
-
 import redis
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -49,11 +48,22 @@ def dead_letter(record: ConsumerRecord, raw: RawInput, request_id: str | None, r
         original, encoding = raw.value.decode(), "utf-8"
     except UnicodeDecodeError:
         original, encoding = base64.b64encode(raw.value).decode(), "base64"
-    return DeadLetter(
-        reason=rejection.reason, location=rejection.location, source=raw.source, topic=record.topic,
-        partition=record.partition, offset=record.offset, request_id=request_id, received_at=raw.received_at,
-        original=original, original_encoding=encoding,  # type: ignore[arg-type]
-    ).model_dump_json().encode()
+    return (
+        DeadLetter(
+            reason=rejection.reason,
+            location=rejection.location,
+            source=raw.source,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            request_id=request_id,
+            received_at=raw.received_at,
+            original=original,
+            original_encoding=encoding,
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 class IngestWorker:
@@ -91,9 +101,7 @@ class IngestWorker:
         return counts
 
     def _dedup(self, good: list[tuple[ConsumerRecord, Event]]) -> list[Event]:
-        claims = [
-            (ev.event_id, f"{self.incarnation}:{rec.topic}:{rec.partition}:{rec.offset}") for rec, ev in good
-        ]
+        claims = [(ev.event_id, f"{self.incarnation}:{rec.topic}:{rec.partition}:{rec.offset}") for rec, ev in good]
         won = self.state.claim(claims)
         kept: list[Event] = []
         seen: set[str] = set()
@@ -136,5 +144,3 @@ def main() -> None:
         consumer.close()
         producer.close()
         log.info("ingest stopped")
-
-

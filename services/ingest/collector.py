@@ -85,15 +85,24 @@ def produce(res: Resources, source: str, messages: list[dict[str, Any]], sent_at
     futures = []
     for msg in messages:
         key = msg.get("userId") or msg.get("anonymousId")
-        futures.append(res.producer.send(raw_topic(source), key=str(key).encode() if key else None,
-                                         value=orjson.dumps(msg), headers=headers))
+        futures.append(
+            res.producer.send(
+                raw_topic(source), key=str(key).encode() if key else None, value=orjson.dumps(msg), headers=headers
+            )
+        )
     for future in futures:
         future.get(timeout=10)  # acknowledged by the broker before we answer 200
 
 
 def dead_letter_request(res: Resources, raw: bytes, request_id: str, error: CollectorError) -> None:
-    letter = DeadLetter(reason=error.message, location="body", source="http", request_id=request_id,
-                        received_at=datetime.now(UTC), original=raw[:MAX_BATCH_BYTES].decode(errors="replace"))
+    letter = DeadLetter(
+        reason=error.message,
+        location="body",
+        source="http",
+        request_id=request_id,
+        received_at=datetime.now(UTC),
+        original=raw[:MAX_BATCH_BYTES].decode(errors="replace"),
+    )
     res.producer.send(DEADLETTER, value=letter.model_dump_json().encode())
 
 
@@ -113,8 +122,7 @@ async def collect(request: Request, res: Resources, call: str | None) -> JSONRes
                 raise CollectorError(400, "invalid_request", f"batch[{i}] is not a JSON object")
             msg.pop("writeKey", None)
             if len(orjson.dumps(msg)) > MAX_MESSAGE_BYTES:
-                raise CollectorError(400, "message_too_large",
-                                     f"batch[{i}] exceeds {MAX_MESSAGE_BYTES // 1024} KB")
+                raise CollectorError(400, "message_too_large", f"batch[{i}] exceeds {MAX_MESSAGE_BYTES // 1024} KB")
         if call is None and isinstance(body.get("context"), dict):
             messages = [{**m, "context": {**body["context"], **(m.get("context") or {})}} for m in messages]
         await run_in_threadpool(produce, res, source, messages, body.get("sentAt"), request_id)

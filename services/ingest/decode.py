@@ -53,8 +53,9 @@ def decode_raw(raw: RawInput) -> Event | Rejection:
 def validate(envelope: dict[str, Any]) -> Event | Rejection:
     version = envelope.get("schema_version", SCHEMA_VERSION)
     if isinstance(version, int) and version > SCHEMA_VERSION:
-        return Rejection(f"unsupported schema_version {version} (this hub reads up to {SCHEMA_VERSION})",
-                         "schema_version")
+        return Rejection(
+            f"unsupported schema_version {version} (this hub reads up to {SCHEMA_VERSION})", "schema_version"
+        )
     if envelope.get("type") not in EVENT_TYPES:
         return Rejection(f"unknown event type {envelope.get('type')!r}", "type")
     try:

@@ -8,7 +8,7 @@ ingest instance (and every replay) picks the same id.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 PRIORITY = ("customer_id", "email", "phone", "loyalty_id", "anonymous_id")
@@ -36,9 +36,7 @@ def resolve_identity(identifiers: Mapping[str, str], known: Mapping[IdKey, str])
     return Resolution(profile_id, tuple(key for key in ordered if key not in known))
 
 
-def resolve_batch(
-    batch: list[Mapping[str, str]], known: Mapping[IdKey, str]
-) -> tuple[list[str], dict[IdKey, str]]:
+def resolve_batch(batch: Sequence[Mapping[str, str]], known: Mapping[IdKey, str]) -> tuple[list[str], dict[IdKey, str]]:
     """Resolve events in order, each seeing the links the earlier ones made; return ids and new links."""
     seen = dict(known)
     new_links: dict[IdKey, str] = {}

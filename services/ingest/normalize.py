@@ -59,7 +59,7 @@ def from_segment(msg: dict[str, Any], raw: bytes, received_at: datetime, sent_at
         raise NormalizeError(f"Segment '{call}' calls are not supported", "type")
     timestamp = parse_time(msg.get("timestamp") or msg.get("originalTimestamp"), "timestamp")
     sent = parse_time(msg.get("sentAt"), "sentAt") or sent_at
-    context = msg.get("context") if isinstance(msg.get("context"), dict) else {}
+    context: dict[str, Any] = msg["context"] if isinstance(msg.get("context"), dict) else {}
     traits: dict[str, Any] = {**(context.get("traits") or {}), **(msg.get("traits") or {})}
     out: dict[str, Any] = {
         "event_id": msg.get("messageId") or fallback_event_id(raw),

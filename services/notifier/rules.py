@@ -36,13 +36,17 @@ class PendingCart:
         return "cart_abandoned:" + _digest(self.profile_id, self.cart_updated_at.isoformat())
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "cart_updated_at": self.cart_updated_at.isoformat(),
-                "due_at": self.due_at.isoformat()}
+        return {**self.__dict__, "cart_updated_at": self.cart_updated_at.isoformat(), "due_at": self.due_at.isoformat()}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> PendingCart:
-        return cls(**{**doc, "cart_updated_at": datetime.fromisoformat(doc["cart_updated_at"]),
-                      "due_at": datetime.fromisoformat(doc["due_at"])})
+        return cls(
+            **{
+                **doc,
+                "cart_updated_at": datetime.fromisoformat(doc["cart_updated_at"]),
+                "due_at": datetime.fromisoformat(doc["due_at"]),
+            }
+        )
 
 
 def pending_cart(profile: dict[str, Any], delay: timedelta) -> PendingCart | None:
@@ -53,17 +57,31 @@ def pending_cart(profile: dict[str, Any], delay: timedelta) -> PendingCart | Non
         return None
     updated = datetime.fromisoformat(cart["updated_at"])
     emails = (profile.get("identifiers") or {}).get("email") or []
-    return PendingCart(profile_id=profile["profile_id"], cart_updated_at=updated, due_at=updated + delay,
-                       items=items, value=str(cart.get("value", "0")), currency=profile.get("currency"),
-                       email=emails[0] if emails else None)
+    return PendingCart(
+        profile_id=profile["profile_id"],
+        cart_updated_at=updated,
+        due_at=updated + delay,
+        items=items,
+        value=str(cart.get("value", "0")),
+        currency=profile.get("currency"),
+        email=emails[0] if emails else None,
+    )
 
 
 def cart_alert(cart: PendingCart, now: datetime) -> Alert:
     return Alert(
-        alert_id=cart.alert_id, kind="cart_abandoned", profile_id=cart.profile_id, raised_at=now,
+        alert_id=cart.alert_id,
+        kind="cart_abandoned",
+        profile_id=cart.profile_id,
+        raised_at=now,
         summary=f"cart with {cart.items} item(s) worth {cart.value} {cart.currency or ''} abandoned".strip(),
-        details={"items": cart.items, "value": cart.value, "currency": cart.currency, "email": cart.email,
-                 "cart_updated_at": cart.cart_updated_at.isoformat()},
+        details={
+            "items": cart.items,
+            "value": cart.value,
+            "currency": cart.currency,
+            "email": cart.email,
+            "cart_updated_at": cart.cart_updated_at.isoformat(),
+        },
     )
 
 
@@ -73,8 +91,15 @@ def complaint_alert(event: SocialMention, now: datetime) -> Alert | None:
     p = event.properties
     return Alert(
         alert_id="complaint:" + _digest(p.platform, p.mention_id),
-        kind="complaint", profile_id=event.profile_id, raised_at=now,
+        kind="complaint",
+        profile_id=event.profile_id,
+        raised_at=now,
         summary=f"complaint on {p.platform} by @{p.handle.lstrip('@')}: {p.text[:120]}",
-        details={"platform": p.platform, "handle": p.handle, "mention_id": p.mention_id, "text": p.text,
-                 "sentiment": p.sentiment},
+        details={
+            "platform": p.platform,
+            "handle": p.handle,
+            "mention_id": p.mention_id,
+            "text": p.text,
+            "sentiment": p.sentiment,
+        },
     )

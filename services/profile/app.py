@@ -27,7 +27,7 @@ log = logging.getLogger("crmhub.profile")
 GROUP_ID = "crmhub-profile"
 
 
-class SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+class SeekToStoredOffsets(ConsumerRebalanceListener):
     """On assignment, resume every partition from the offset stored with the profiles in SQL."""
 
     def __init__(self, consumer: KafkaConsumer, store: ProfileStore, incarnation: str) -> None:
@@ -84,8 +84,13 @@ class ProfileWorker:
         self.producer.flush()
         self.cache.invalidate(ids)
         self.store.save(changed, GROUP_ID, self.incarnation, next_offsets)
-        counts = Counter({"profile.events": sum(len(v) for v in by_profile.values()),
-                          "profile.updated": len(changed), "profile.deadletters": len(dead)})
+        counts = Counter(
+            {
+                "profile.events": sum(len(v) for v in by_profile.values()),
+                "profile.updated": len(changed),
+                "profile.deadletters": len(dead),
+            }
+        )
         pipe = self.cache.redis.pipeline(transaction=False)
         self.cache.put_many(pipe, docs)
         add_counts(pipe, counts)
@@ -95,11 +100,20 @@ class ProfileWorker:
 
     @staticmethod
     def _dead_letter(record: ConsumerRecord, reason: str) -> bytes:
-        return DeadLetter(
-            reason=reason, location="body", source="crm", topic=record.topic, partition=record.partition,
-            offset=record.offset, received_at=datetime.now(UTC),
-            original=bytes(record.value or b"").decode(errors="replace"),
-        ).model_dump_json().encode()
+        return (
+            DeadLetter(
+                reason=reason,
+                location="body",
+                source="crm",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                received_at=datetime.now(UTC),
+                original=bytes(record.value or b"").decode(errors="replace"),
+            )
+            .model_dump_json()
+            .encode()
+        )
 
 
 def main() -> None:

@@ -111,8 +111,12 @@ def _cart_add(p: Profile, item: CartProduct, e: Event) -> None:
     current = items.get(item.product_id)
     quantity = item.quantity + (current.quantity if current else 0)
     items[item.product_id] = CartItem(
-        product_id=item.product_id, sku=item.sku, name=item.name, category=item.category,
-        price=item.price, quantity=quantity,
+        product_id=item.product_id,
+        sku=item.sku,
+        name=item.name,
+        category=item.category,
+        price=item.price,
+        quantity=quantity,
     )
     _set_cart(p, list(items.values()), e)
 

@@ -14,8 +14,14 @@ from services.profile.cache import ProfileCache
 router = APIRouter(tags=["profiles"], dependencies=[Authorized])
 
 # query parameter -> identifier kind (``user_id`` is Segment's name for the customer id)
-LOOKUPS = {"user_id": "customer_id", "customer_id": "customer_id", "email": "email", "phone": "phone",
-           "loyalty_id": "loyalty_id", "anonymous_id": "anonymous_id"}
+LOOKUPS = {
+    "user_id": "customer_id",
+    "customer_id": "customer_id",
+    "email": "email",
+    "phone": "phone",
+    "loyalty_id": "loyalty_id",
+    "anonymous_id": "anonymous_id",
+}
 
 
 def load_profile(res: Resources, profile_id: str) -> Profile | None:
@@ -42,11 +48,22 @@ async def get_profile(profile_id: str, res: Res) -> Profile:
 
 @router.get("/v1/profiles", response_model=Profile, summary="Look a profile up by any identifier")
 async def lookup_profile(
-    res: Res, email: str | None = None, user_id: str | None = None, customer_id: str | None = None,
-    anonymous_id: str | None = None, phone: str | None = None, loyalty_id: str | None = None,
+    res: Res,
+    email: str | None = None,
+    user_id: str | None = None,
+    customer_id: str | None = None,
+    anonymous_id: str | None = None,
+    phone: str | None = None,
+    loyalty_id: str | None = None,
 ) -> Profile:
-    given: dict[str, Any] = {"email": email, "user_id": user_id, "customer_id": customer_id,
-                             "anonymous_id": anonymous_id, "phone": phone, "loyalty_id": loyalty_id}
+    given: dict[str, Any] = {
+        "email": email,
+        "user_id": user_id,
+        "customer_id": customer_id,
+        "anonymous_id": anonymous_id,
+        "phone": phone,
+        "loyalty_id": loyalty_id,
+    }
     asked = [(LOOKUPS[k], v) for k, v in given.items() if v]
     if len(asked) != 1:
         raise HTTPException(400, f"give exactly one of {', '.join(LOOKUPS)}")

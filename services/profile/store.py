@@ -33,21 +33,24 @@ from schemas.profile import Profile
 metadata = MetaData()
 
 profiles = Table(
-    "profiles", metadata,
+    "profiles",
+    metadata,
     Column("profile_id", String(64), primary_key=True),
     Column("version", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("doc", Text, nullable=False),
 )
 identifiers = Table(
-    "identifiers", metadata,
+    "identifiers",
+    metadata,
     Column("kind", String(32), primary_key=True),
     Column("value", String(255), primary_key=True),
     Column("profile_id", String(64), nullable=False),
     Index("ix_identifiers_profile", "profile_id"),
 )
 consumer_offsets = Table(
-    "consumer_offsets", metadata,
+    "consumer_offsets",
+    metadata,
     Column("group_id", String(128), primary_key=True),
     Column("topic", String(255), primary_key=True),
     Column("partition", Integer, primary_key=True),
@@ -61,6 +64,7 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         if engine.url.database and engine.url.database != ":memory:":
             Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(conn: Any, _record: Any) -> None:
             cur = conn.cursor()
@@ -68,6 +72,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
+
     metadata.create_all(engine)
     return engine
 
@@ -88,9 +93,10 @@ class ProfileStore:
         found: dict[str, Profile] = {}
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                rows = conn.execute(select(profiles.c.profile_id, profiles.c.doc)
-                                    .where(profiles.c.profile_id.in_(chunk)))
+                chunk = ids[start : start + 500]
+                rows = conn.execute(
+                    select(profiles.c.profile_id, profiles.c.doc).where(profiles.c.profile_id.in_(chunk))
+                )
                 for pid, doc in rows:
                     found[pid] = Profile.model_validate_json(doc)
         return found
@@ -104,12 +110,14 @@ class ProfileStore:
     ) -> None:
         """Write profiles, their identifiers and the consumer offsets in one transaction."""
         profile_rows = [
-            {"profile_id": p.profile_id, "version": p.version, "updated_at": p.updated_at,
-             "doc": p.model_dump_json()} for p in changed
+            {"profile_id": p.profile_id, "version": p.version, "updated_at": p.updated_at, "doc": p.model_dump_json()}
+            for p in changed
         ]
         id_rows = [
             {"kind": kind, "value": value, "profile_id": p.profile_id}
-            for p in changed for kind, values in p.identifiers.items() for value in values
+            for p in changed
+            for kind, values in p.identifiers.items()
+            for value in values
         ]
         offset_rows = [
             {"group_id": group_id, "topic": t, "partition": part, "incarnation": incarnation, "next_offset": o}
@@ -121,8 +129,9 @@ class ProfileStore:
             if id_rows:
                 conn.execute(_upsert(self.engine, identifiers, id_rows, ["kind", "value"]), id_rows)
             if offset_rows:
-                conn.execute(_upsert(self.engine, consumer_offsets, offset_rows, ["group_id", "topic", "partition"]),
-                             offset_rows)
+                conn.execute(
+                    _upsert(self.engine, consumer_offsets, offset_rows, ["group_id", "topic", "partition"]), offset_rows
+                )
 
     def offsets(self, group_id: str, topic: str, incarnation: str) -> dict[int, int]:
         with self.engine.connect() as conn:
@@ -137,20 +146,24 @@ class ProfileStore:
 
     def profile_id_for(self, kind: str, value: str) -> str | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(identifiers.c.profile_id).where(
-                identifiers.c.kind == kind, identifiers.c.value == value)).first()
+            row = conn.execute(
+                select(identifiers.c.profile_id).where(identifiers.c.kind == kind, identifiers.c.value == value)
+            ).first()
             return None if row is None else str(row[0])
 
     def iter_profiles(self, chunk: int = 1000) -> Iterable[Profile]:
         last = ""
         while True:
             with self.engine.connect() as conn:
-                rows = conn.execute(select(profiles.c.profile_id, profiles.c.doc)
-                                    .where(profiles.c.profile_id > last)
-                                    .order_by(profiles.c.profile_id).limit(chunk)).all()
+                rows = conn.execute(
+                    select(profiles.c.profile_id, profiles.c.doc)
+                    .where(profiles.c.profile_id > last)
+                    .order_by(profiles.c.profile_id)
+                    .limit(chunk)
+                ).all()
             if not rows:
                 return
-            for pid, doc in rows:
+            for _pid, doc in rows:
                 yield Profile.model_validate_json(doc)
             last = rows[-1][0]
 

@@ -21,8 +21,6 @@ from services.segmenter.rules import SegmentDef, evaluate, load_definitions, mem
 log = logging.getLogger("crmhub.segmenter")
 
 
-
-
 def build(settings: Settings) -> faust.App:
     app = create_app("crmhub-segmenter", settings)
     defs: list[SegmentDef] = load_definitions(settings.segments_file)
@@ -34,10 +32,12 @@ def build(settings: Settings) -> faust.App:
     @app.task
     async def publish_definitions() -> None:
         """Let the API list the definitions this segmenter evaluates."""
-        doc = {d.name: orjson.dumps({"description": d.description, "condition": d.condition}) for d in defs}
+        doc: dict[Any, Any] = {
+            d.name: orjson.dumps({"description": d.description, "condition": d.condition}) for d in defs
+        }
         pipe = view.pipeline(transaction=False)
         pipe.delete(DEFINITIONS_KEY)
-        pipe.hset(DEFINITIONS_KEY, mapping=doc)  # type: ignore[arg-type]
+        pipe.hset(DEFINITIONS_KEY, mapping=doc)
         await pipe.execute()
         log.info("segmenter evaluating %d segments: %s", len(defs), ", ".join(d.name for d in defs))
 
@@ -61,8 +61,13 @@ def build(settings: Settings) -> faust.App:
                 membership[pid] = sorted(after)
                 now = datetime.now(UTC)
                 for name, change in [(n, "entered") for n in entered] + [(n, "exited") for n in exited]:
-                    out = SegmentChange(segment=name, profile_id=pid, change=change,  # type: ignore[arg-type]
-                                        at=now, profile_version=profile.get("version", 0))
+                    out = SegmentChange(
+                        segment=name,
+                        profile_id=pid,
+                        change=change,
+                        at=now,
+                        profile_version=profile.get("version", 0),
+                    )
                     await segments_topic.send(key=pid.encode(), value=out.model_dump_json().encode())
                 pipe.hincrby(STATS_KEY, "segmenter.entered", len(entered))
                 pipe.hincrby(STATS_KEY, "segmenter.exited", len(exited))

@@ -25,11 +25,13 @@ def list_segments(res: Res) -> list[dict[str, Any]]:
 
 
 @router.get("/v1/segments/{name}/members", summary="Profile ids in a segment, a page at a time")
-def segment_members(
-    name: str, res: Res, cursor: int = 0, limit: int = Query(100, ge=1, le=1000)
-) -> dict[str, Any]:
+def segment_members(name: str, res: Res, cursor: int = 0, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     if not res.redis.hexists(DEFINITIONS_KEY, name):
         raise HTTPException(404, f"no segment {name!r}")
     next_cursor, members = res.redis.sscan(MEMBERS_PREFIX + name, cursor=cursor, count=limit)
-    return {"segment": name, "members": sorted(m.decode() for m in members), "next_cursor": int(next_cursor),
-            "size": int(res.redis.scard(MEMBERS_PREFIX + name))}
+    return {
+        "segment": name,
+        "members": sorted(m.decode() for m in members),
+        "next_cursor": int(next_cursor),
+        "size": int(res.redis.scard(MEMBERS_PREFIX + name)),
+    }
