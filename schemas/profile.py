@@ -25,6 +25,9 @@ class Cart(BaseModel):
     items: list[CartItem] = []
     value: Decimal = Decimal(0)
     updated_at: AwareDatetime | None = None
+    cleared_at: AwareDatetime | None = Field(
+        None, description="Time of the order that emptied the cart: older cart events arriving late are ignored."
+    )
 
 
 class Profile(BaseModel):

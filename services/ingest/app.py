@@ -86,7 +86,8 @@ class IngestWorker:
                 dead.append(dead_letter(record, raw, request_id, result))
             else:
                 good.append((record, result))
-        events = self._dedup(good)
+        # one customer's inputs may arrive on several raw partitions: restore time order within the batch
+        events = sorted(self._dedup(good), key=lambda ev: ev.occurred_at)
         counts["ingest.duplicates"] = len(good) - len(events)
         counts["ingest.deadletters"] = len(dead)
         counts["ingest.out"] = len(events)

@@ -84,7 +84,7 @@ def produce(res: Resources, source: str, messages: list[dict[str, Any]], sent_at
         headers.append(("sent_at", sent_at.encode()))
     futures = []
     for msg in messages:
-        key = msg.get("userId") or msg.get("anonymousId")
+        key = msg.get("anonymousId") or msg.get("userId")  # one browser's messages stay in order
         futures.append(
             res.producer.send(
                 raw_topic(source), key=str(key).encode() if key else None, value=orjson.dumps(msg), headers=headers

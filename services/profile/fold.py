@@ -51,14 +51,15 @@ def fold_event(p: Profile, e: Event) -> None:
     match e:
         case Identify():
             _apply_traits(p, e)
-        case ProductAdded():
+        case ProductAdded() if _is_current(p.cart, e):
             _cart_add(p, e.properties, e)
-        case ProductRemoved():
+        case ProductRemoved() if _is_current(p.cart, e):
             _cart_remove(p, e.properties, e)
         case OrderCompleted():
             if _count_order(p, e.properties.order_id, e.properties.amount, e.properties.currency, e):
                 p.web_orders += 1
-                p.cart = Cart()
+                if _is_current(p.cart, e):
+                    p.cart = Cart(cleared_at=e.occurred_at)
         case PosSale():
             props = e.properties
             if _count_order(p, f"pos:{props.store_id}:{props.receipt_id}", props.total, props.currency, e):
@@ -73,6 +74,13 @@ def fold_event(p: Profile, e: Event) -> None:
                 p.open_complaints.remove(e.properties.mention_id)
         case _:
             pass
+
+
+def _is_current(cart: Cart, e: Event) -> bool:
+    """Events arrive roughly, not strictly, in time order: a cart change older than the order that
+    emptied the cart (or an order older than the cart's last change) must not undo the newer state."""
+    latest = max((t for t in (cart.updated_at, cart.cleared_at) if t is not None), default=None)
+    return latest is None or e.occurred_at >= latest
 
 
 def _add_identifier(p: Profile, kind: str, value: str) -> None:
@@ -135,7 +143,7 @@ def _cart_remove(p: Profile, item: CartProduct, e: Event) -> None:
 
 def _set_cart(p: Profile, items: list[CartItem], e: Event) -> None:
     value = sum((i.price * i.quantity for i in items), Decimal(0))
-    p.cart = Cart(items=items, value=value, updated_at=e.occurred_at)
+    p.cart = Cart(items=items, value=value, updated_at=e.occurred_at, cleared_at=p.cart.cleared_at)
 
 
 def _complaint(p: Profile, e: SocialMention) -> None:

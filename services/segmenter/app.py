@@ -15,7 +15,7 @@ from crmhub.settings import Settings
 from crmhub.stats import STATS_KEY
 from crmhub.topics import PROFILES, SEGMENTS
 from schemas.outputs import SegmentChange
-from services.segmenter.keys import DEFINITIONS_KEY, MEMBERS_PREFIX
+from services.segmenter.keys import MEMBERS_PREFIX
 from services.segmenter.rules import SegmentDef, evaluate, load_definitions, membership_changes, profile_view
 
 log = logging.getLogger("crmhub.segmenter")
@@ -28,18 +28,7 @@ def build(settings: Settings) -> faust.App:
     segments_topic = app.topic(SEGMENTS, key_type=bytes, value_type=bytes)
     membership = app.Table("membership", default=list, partitions=settings.partitions)
     view = aioredis.Redis.from_url(settings.redis_dsn)
-
-    @app.task
-    async def publish_definitions() -> None:
-        """Let the API list the definitions this segmenter evaluates."""
-        doc: dict[Any, Any] = {
-            d.name: orjson.dumps({"description": d.description, "condition": d.condition}) for d in defs
-        }
-        pipe = view.pipeline(transaction=False)
-        pipe.delete(DEFINITIONS_KEY)
-        pipe.hset(DEFINITIONS_KEY, mapping=doc)
-        await pipe.execute()
-        log.info("segmenter evaluating %d segments: %s", len(defs), ", ".join(d.name for d in defs))
+    log.info("segmenter evaluating %d segments: %s", len(defs), ", ".join(d.name for d in defs))
 
     @app.agent(profiles_topic)
     async def evaluate_profiles(stream: Any) -> None:

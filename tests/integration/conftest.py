@@ -1,0 +1,45 @@
+"""One real embedded stack per test session: Tansu broker, Redis server, SQLite, all four services, API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from kafka import KafkaProducer
+
+from crmhub import kafka as kafka_io
+from crmhub.embedded import free_port
+from crmhub.hub import Hub, running_hub
+from crmhub.settings import Settings
+from tests.integration.helpers import ABANDONMENT_DELAY_S
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("crmhub"),
+        kafka_port=free_port(),
+        redis_port=free_port(),
+        api_port=free_port(),
+        abandonment_delay_s=ABANDONMENT_DELAY_S,
+        write_keys="test-web-key:web",
+        api_token="test-token",
+    )
+    with running_hub(settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def api(hub: Hub) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{hub.settings.api_port}", headers={"Authorization": "Bearer test-token"}
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def producer(hub: Hub) -> Iterator[KafkaProducer]:
+    prod = kafka_io.producer(hub.settings)
+    yield prod
+    prod.close()

@@ -1,0 +1,67 @@
+"""Helpers of the integration tests: publish raw inputs, poll until true, read a topic from the start."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from crmhub.hub import Hub
+from crmhub.topics import raw_topic
+
+ABANDONMENT_DELAY_S = 4.0
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], timeout_s: float = 30.0, what: str = "condition") -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def publish(producer: KafkaProducer, source: str, *payloads: dict[str, Any] | bytes) -> None:
+    for payload in payloads:
+        key = None if isinstance(payload, bytes) else payload.get("anonymousId") or payload.get("userId")
+        value = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        producer.send(raw_topic(source), key=key.encode() if key else None, value=value)
+    producer.flush()
+
+
+def read_topic(
+    hub: Hub, topic: str, match: Callable[[dict[str, Any]], bool], want: int, timeout_s: float = 30.0
+) -> list[dict[str, Any]]:
+    """Records of ``topic`` (JSON) matching ``match``, read from the start until ``want`` are found."""
+    consumer = KafkaConsumer(bootstrap_servers=hub.settings.bootstrap_servers, enable_auto_commit=False)
+    parts = [TopicPartition(topic, p) for p in range(hub.settings.partitions)]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and len(found) < want:
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    doc = orjson.loads(record.value)
+                    if match(doc):
+                        found.append(doc)
+        return found
+    finally:
+        consumer.close()
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def uid(prefix: str = "") -> str:
+    return prefix + uuid.uuid4().hex[:12]

@@ -1,0 +1,195 @@
+"""Segment and native messages -> envelope dicts: times, clock-skew correction, identifier clean-up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from services.ingest.normalize import (
+    NormalizeError,
+    corrected_time,
+    fallback_event_id,
+    from_native,
+    from_segment,
+    is_segment_message,
+    normalize_identifiers,
+    parse_time,
+)
+
+RECEIVED = datetime(2025, 3, 14, 9, 0, 0, tzinfo=UTC)
+
+
+def test_clock_skew_correction_uses_the_device_offset() -> None:
+    # the device clock runs 2 minutes fast: it stamped the event at 09:01 and sent it at 09:03
+    timestamp = datetime(2025, 3, 14, 9, 1, tzinfo=UTC)
+    sent_at = datetime(2025, 3, 14, 9, 3, tzinfo=UTC)
+    assert corrected_time(timestamp, sent_at, RECEIVED) == datetime(2025, 3, 14, 8, 58, tzinfo=UTC)
+
+
+def test_corrected_time_without_sent_at_trusts_the_timestamp() -> None:
+    timestamp = datetime(2025, 3, 14, 7, 0, tzinfo=UTC)
+    assert corrected_time(timestamp, None, RECEIVED) == timestamp
+
+
+def test_corrected_time_without_timestamp_is_the_receive_time() -> None:
+    assert corrected_time(None, datetime(2025, 1, 1, tzinfo=UTC), RECEIVED) == RECEIVED
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-03-14T09:00:00Z", datetime(2025, 3, 14, 9, 0, tzinfo=UTC)),
+        ("2025-03-14T10:30:00+01:00", datetime(2025, 3, 14, 9, 30, tzinfo=UTC)),
+        ("2025-03-14T09:00:00", datetime(2025, 3, 14, 9, 0, tzinfo=UTC)),  # zone-less means UTC
+    ],
+)
+def test_parse_time_returns_utc(text: str, expected: datetime) -> None:
+    parsed = parse_time(text, "timestamp")
+    assert parsed == expected
+    assert parsed is not None and parsed.utcoffset() == timedelta(0)
+
+
+def test_parse_time_of_none_is_none() -> None:
+    assert parse_time(None, "sentAt") is None
+
+
+@pytest.mark.parametrize(("value", "reason"), [(1710406800, "expected an ISO 8601 time string"),
+                                                ("yesterday", "not an ISO 8601 time: 'yesterday'")])
+def test_parse_time_errors_name_the_location(value: Any, reason: str) -> None:
+    with pytest.raises(NormalizeError) as info:
+        parse_time(value, "sentAt")
+    assert (info.value.reason, info.value.location) == (reason, "sentAt")
+
+
+def test_is_segment_message() -> None:
+    assert is_segment_message({"type": "track"})
+    assert is_segment_message({"type": "identify"})
+    assert not is_segment_message({"type": "identify", "event_id": "e-1"})  # a native envelope
+    assert not is_segment_message({"type": "pos.sale"})
+
+
+def test_from_segment_track_maps_ids_type_and_properties() -> None:
+    msg = {
+        "type": "track",
+        "event": "Product Added",
+        "messageId": "msg-1",
+        "anonymousId": "anon-1",
+        "userId": "u-1",
+        "timestamp": "2025-03-14T08:59:00Z",
+        "sentAt": "2025-03-14T09:00:00Z",
+        "properties": {"product_id": "p-1", "price": 3},
+        "context": {"traits": {"email": "ann@example.com"}},
+    }
+    out = from_segment(msg, b"raw", RECEIVED, None)
+    assert out == {
+        "event_id": "msg-1",
+        "source": "web",
+        "occurred_at": datetime(2025, 3, 14, 8, 59, tzinfo=UTC),
+        "received_at": RECEIVED,
+        "anonymous_id": "anon-1",
+        "customer_id": "u-1",
+        "email": "ann@example.com",
+        "phone": None,
+        "type": "Product Added",
+        "properties": {"product_id": "p-1", "price": 3},
+    }
+
+
+def test_from_segment_sent_at_in_the_body_wins_over_the_header() -> None:
+    msg = {"type": "track", "event": "X", "timestamp": "2025-03-14T09:10:00Z", "sentAt": "2025-03-14T09:10:00Z"}
+    header_sent_at = datetime(2025, 3, 14, 9, 20, tzinfo=UTC)
+    out = from_segment(msg, b"raw", RECEIVED, header_sent_at)
+    assert out["occurred_at"] == RECEIVED  # no skew according to the body
+
+
+def test_from_segment_uses_the_header_sent_at_when_the_body_has_none() -> None:
+    msg = {"type": "track", "event": "X", "timestamp": "2025-03-14T09:10:00Z"}
+    out = from_segment(msg, b"raw", RECEIVED, datetime(2025, 3, 14, 9, 20, tzinfo=UTC))
+    assert out["occurred_at"] == datetime(2025, 3, 14, 8, 50, tzinfo=UTC)
+
+
+def test_from_segment_identify_merges_context_traits_under_message_traits() -> None:
+    msg = {
+        "type": "identify",
+        "userId": "u-1",
+        "traits": {"email": "new@example.com", "city": "Berlin"},
+        "context": {"traits": {"email": "old@example.com", "phone": "+4930123456"}},
+    }
+    out = from_segment(msg, b"raw", RECEIVED, None)
+    assert out["type"] == "identify"
+    assert out["traits"] == {"email": "new@example.com", "phone": "+4930123456", "city": "Berlin"}
+    assert (out["email"], out["phone"]) == ("new@example.com", "+4930123456")
+    assert "properties" not in out
+
+
+def test_from_segment_without_message_id_gets_a_deterministic_id() -> None:
+    raw = b'{"type":"track"}'
+    out = from_segment({"type": "track", "event": "X"}, raw, RECEIVED, None)
+    assert out["event_id"] == fallback_event_id(raw)
+    assert out["event_id"].startswith("sha256:")
+    assert len(out["event_id"]) == len("sha256:") + 40
+    assert fallback_event_id(raw + b" ") != fallback_event_id(raw)
+
+
+@pytest.mark.parametrize("call", ["page", "screen", "alias", "group"])
+def test_from_segment_rejects_unsupported_calls(call: str) -> None:
+    with pytest.raises(NormalizeError) as info:
+        from_segment({"type": call}, b"raw", RECEIVED, None)
+    assert (info.value.reason, info.value.location) == (f"Segment '{call}' calls are not supported", "type")
+
+
+def test_from_segment_track_needs_an_event_name() -> None:
+    with pytest.raises(NormalizeError) as info:
+        from_segment({"type": "track", "event": ""}, b"raw", RECEIVED, None)
+    assert info.value.location == "event"
+
+
+def test_from_native_stamps_source_and_receive_time() -> None:
+    obj = {"event_id": "e-1", "type": "pos.sale", "received_at": "2000-01-01T00:00:00Z"}
+    assert from_native(obj, "pos", RECEIVED) == {
+        "event_id": "e-1",
+        "type": "pos.sale",
+        "source": "pos",
+        "received_at": RECEIVED,
+    }
+
+
+def test_from_native_rejects_a_source_from_another_topic() -> None:
+    with pytest.raises(NormalizeError) as info:
+        from_native({"source": "web"}, "pos", RECEIVED)
+    assert (info.value.reason, info.value.location) == ("source 'web' arrived on the pos topic", "source")
+
+
+def test_normalize_identifiers_trims_lowercases_and_strips_phone_punctuation() -> None:
+    event = {
+        "customer_id": "  C-42 ",
+        "email": " Ann.Smith@Example.COM ",
+        "phone": "+1 (555) 123-4567",
+        "loyalty_id": "L/77",
+        "anonymous_id": "anon-1",
+    }
+    assert normalize_identifiers(event) == {
+        "customer_id": "C-42",  # ids keep their case
+        "email": "ann.smith@example.com",
+        "phone": "+15551234567",
+        "loyalty_id": "L/77",
+        "anonymous_id": "anon-1",
+    }
+
+
+@pytest.mark.parametrize("placeholder", ["", "  ", "null", "NULL", "None", "undefined", "0", "-1", "Guest", "n/a"])
+def test_normalize_identifiers_drops_placeholders(placeholder: str) -> None:
+    out = normalize_identifiers({"customer_id": placeholder, "email": placeholder, "anonymous_id": "a-1"})
+    assert out == {"customer_id": None, "email": None, "anonymous_id": "a-1"}
+
+
+def test_normalize_identifiers_turns_numbers_into_strings_but_leaves_other_types() -> None:
+    out = normalize_identifiers({"customer_id": 12345, "loyalty_id": 0, "anonymous_id": True, "email": ["x"]})
+    assert out == {"customer_id": "12345", "loyalty_id": None, "anonymous_id": True, "email": ["x"]}
+
+
+def test_parse_time_keeps_other_zones_equal_in_instant() -> None:
+    tz = timezone(timedelta(hours=-5))
+    assert parse_time("2025-03-14T04:00:00-05:00", "t") == datetime(2025, 3, 14, 4, 0, tzinfo=tz)
