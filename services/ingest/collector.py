@@ -63,18 +63,16 @@ def decompress(raw: bytes, encoding: str) -> bytes:
     return out
 
 
-async def read_json(request: Request) -> tuple[bytes, dict[str, Any]]:
-    raw = await request.body()
+def parse_body(raw: bytes, encoding: str) -> dict[str, Any]:
     if len(raw) > MAX_BATCH_BYTES:
         raise CollectorError(400, "payload_too_large", f"a batch may be at most {MAX_BATCH_BYTES // 1024} KB")
-    raw = decompress(raw, request.headers.get("content-encoding", "").lower())
     try:
-        body = orjson.loads(raw)
+        body = orjson.loads(decompress(raw, encoding))
     except orjson.JSONDecodeError as exc:
         raise CollectorError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise CollectorError(400, "invalid_request", "body must be a JSON object")
-    return raw, body
+    return body
 
 
 def produce(res: Resources, source: str, messages: list[dict[str, Any]], sent_at: Any, request_id: str) -> None:
@@ -108,9 +106,9 @@ def dead_letter_request(res: Resources, raw: bytes, request_id: str, error: Coll
 
 async def collect(request: Request, res: Resources, call: str | None) -> JSONResponse:
     request_id = uuid.uuid4().hex
-    raw = b""
+    raw = await request.body()
     try:
-        raw, body = await read_json(request)
+        body = parse_body(raw, request.headers.get("content-encoding", "").lower())
         source = res.settings.write_key_sources.get(write_key_of(request, body) or "")
         if source is None:
             raise CollectorError(401, "unauthorized", "unknown or missing write key (HTTP Basic user name)")
@@ -127,7 +125,7 @@ async def collect(request: Request, res: Resources, call: str | None) -> JSONRes
             messages = [{**m, "context": {**body["context"], **(m.get("context") or {})}} for m in messages]
         await run_in_threadpool(produce, res, source, messages, body.get("sentAt"), request_id)
     except CollectorError as exc:
-        if exc.status != 401 and raw:
+        if exc.status != 401:  # a refused request is still input: keep it, with the reason
             await run_in_threadpool(dead_letter_request, res, raw, request_id, exc)
         return error_response(exc)
     return JSONResponse({"success": True})
