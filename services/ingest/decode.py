@@ -34,6 +34,14 @@ class Rejection:
 
 
 def decode_raw(raw: RawInput) -> Event | Rejection:
+    """Never raises: input this code did not foresee still becomes a Rejection (poison never blocks)."""
+    try:
+        return _decode(raw)
+    except Exception as exc:  # the last line of defence of a partition
+        return Rejection(f"unexpected {type(exc).__name__} while decoding: {exc}", "body")
+
+
+def _decode(raw: RawInput) -> Event | Rejection:
     try:
         obj = orjson.loads(raw.value)
     except orjson.JSONDecodeError as exc:
@@ -51,12 +59,12 @@ def decode_raw(raw: RawInput) -> Event | Rejection:
 
 
 def validate(envelope: dict[str, Any]) -> Event | Rejection:
-    version = envelope.get("schema_version", SCHEMA_VERSION)
-    if isinstance(version, int) and version > SCHEMA_VERSION:
+    version = _as_number(envelope.get("schema_version", SCHEMA_VERSION))
+    if version is not None and version > SCHEMA_VERSION:
         return Rejection(
-            f"unsupported schema_version {version} (this hub reads up to {SCHEMA_VERSION})", "schema_version"
+            f"unsupported schema_version {version:g} (this hub reads up to {SCHEMA_VERSION})", "schema_version"
         )
-    if envelope.get("type") not in EVENT_TYPES:
+    if not isinstance(envelope.get("type"), str) or envelope["type"] not in EVENT_TYPES:
         return Rejection(f"unknown event type {envelope.get('type')!r}", "type")
     try:
         event = validate_event(envelope)
@@ -65,6 +73,19 @@ def validate(envelope: dict[str, Any]) -> Event | Rejection:
     if not event.identifiers():
         return Rejection("the event carries no usable customer identifier", "identifiers")
     return event
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
 
 
 def rejection_from(exc: ValidationError) -> Rejection:

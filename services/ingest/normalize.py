@@ -22,7 +22,8 @@ class NormalizeError(ValueError):
 
 
 def is_segment_message(obj: dict[str, Any]) -> bool:
-    return obj.get("type") in SEGMENT_CALLS and "event_id" not in obj
+    call = obj.get("type")
+    return isinstance(call, str) and call in SEGMENT_CALLS and "event_id" not in obj
 
 
 def parse_time(value: Any, location: str) -> datetime | None:
@@ -36,7 +37,10 @@ def parse_time(value: Any, location: str) -> datetime | None:
         raise NormalizeError(f"not an ISO 8601 time: {value[:40]!r}", location) from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)  # Segment treats zone-less times as UTC
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise NormalizeError(f"time out of range: {value[:40]!r}", location) from exc
 
 
 def corrected_time(timestamp: datetime | None, sent_at: datetime | None, received_at: datetime) -> datetime:
@@ -45,7 +49,10 @@ def corrected_time(timestamp: datetime | None, sent_at: datetime | None, receive
         return received_at
     if sent_at is None:
         return timestamp
-    return received_at - (sent_at - timestamp)
+    try:
+        return received_at - (sent_at - timestamp)
+    except OverflowError as exc:
+        raise NormalizeError("timestamp and sentAt are too far apart to correct the clock skew", "sentAt") from exc
 
 
 def fallback_event_id(raw: bytes) -> str:
@@ -59,8 +66,8 @@ def from_segment(msg: dict[str, Any], raw: bytes, received_at: datetime, sent_at
         raise NormalizeError(f"Segment '{call}' calls are not supported", "type")
     timestamp = parse_time(msg.get("timestamp") or msg.get("originalTimestamp"), "timestamp")
     sent = parse_time(msg.get("sentAt"), "sentAt") or sent_at
-    context: dict[str, Any] = msg["context"] if isinstance(msg.get("context"), dict) else {}
-    traits: dict[str, Any] = {**(context.get("traits") or {}), **(msg.get("traits") or {})}
+    context = _object(msg, "context")
+    traits: dict[str, Any] = {**_object(context, "traits", "context."), **_object(msg, "traits")}
     out: dict[str, Any] = {
         "event_id": msg.get("messageId") or fallback_event_id(raw),
         "source": "web",
@@ -78,8 +85,17 @@ def from_segment(msg: dict[str, Any], raw: bytes, received_at: datetime, sent_at
         if not msg.get("event"):
             raise NormalizeError("a track call needs an 'event' name", "event")
         out["type"] = msg["event"]
-        out["properties"] = msg.get("properties") or {}
+        out["properties"] = _object(msg, "properties")
     return out
+
+
+def _object(parent: dict[str, Any], key: str, prefix: str = "") -> dict[str, Any]:
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise NormalizeError(f"expected an object, got {type(value).__name__}", prefix + key)
+    return value
 
 
 def from_native(obj: dict[str, Any], source: str, received_at: datetime) -> dict[str, Any]:
@@ -89,7 +105,15 @@ def from_native(obj: dict[str, Any], source: str, received_at: datetime) -> dict
 
 
 def normalize_identifiers(event: dict[str, Any]) -> dict[str, Any]:
-    """Trim ids, lower-case emails, strip phone punctuation, and drop placeholders that identify nobody."""
+    """Trim ids, lower-case emails, strip phone punctuation, and drop placeholders that identify nobody.
+
+    An identify's traits.email / traits.phone stand for the envelope's when it has none.
+    """
+    traits = event.get("traits")
+    if isinstance(traits, dict):
+        for kind in ("email", "phone"):
+            if not event.get(kind) and traits.get(kind):
+                event[kind] = traits[kind]
     for kind in ("customer_id", "anonymous_id", "loyalty_id", "email", "phone"):
         value = event.get(kind)
         if value is None:

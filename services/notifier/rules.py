@@ -74,7 +74,7 @@ def cart_alert(cart: PendingCart, now: datetime) -> Alert:
         kind="cart_abandoned",
         profile_id=cart.profile_id,
         raised_at=now,
-        summary=f"cart with {cart.items} item(s) worth {cart.value} {cart.currency or ''} abandoned".strip(),
+        summary=f"cart with {cart.items} item(s) worth {' '.join(filter(None, [cart.value, cart.currency]))} abandoned",
         details={
             "items": cart.items,
             "value": cart.value,

@@ -51,15 +51,15 @@ def fold_event(p: Profile, e: Event) -> None:
     match e:
         case Identify():
             _apply_traits(p, e)
-        case ProductAdded() if _is_current(p.cart, e):
+        case ProductAdded() if _after_clearing(p.cart, e):
             _cart_add(p, e.properties, e)
-        case ProductRemoved() if _is_current(p.cart, e):
+        case ProductRemoved() if _after_clearing(p.cart, e):
             _cart_remove(p, e.properties, e)
         case OrderCompleted():
             if _count_order(p, e.properties.order_id, e.properties.amount, e.properties.currency, e):
                 p.web_orders += 1
-                if _is_current(p.cart, e):
-                    p.cart = Cart(cleared_at=e.occurred_at)
+                if p.cart.updated_at is None or e.occurred_at >= p.cart.updated_at:
+                    p.cart = Cart(cleared_at=max(e.occurred_at, p.cart.cleared_at or e.occurred_at))
         case PosSale():
             props = e.properties
             if _count_order(p, f"pos:{props.store_id}:{props.receipt_id}", props.total, props.currency, e):
@@ -76,11 +76,11 @@ def fold_event(p: Profile, e: Event) -> None:
             pass
 
 
-def _is_current(cart: Cart, e: Event) -> bool:
+def _after_clearing(cart: Cart, e: Event) -> bool:
     """Events arrive roughly, not strictly, in time order: a cart change older than the order that
-    emptied the cart (or an order older than the cart's last change) must not undo the newer state."""
-    latest = max((t for t in (cart.updated_at, cart.cleared_at) if t is not None), default=None)
-    return latest is None or e.occurred_at >= latest
+    emptied the cart belongs to that order and must not refill the cart (an order older than the
+    cart's last change leaves the newer cart alone, see OrderCompleted)."""
+    return cart.cleared_at is None or e.occurred_at >= cart.cleared_at
 
 
 def _add_identifier(p: Profile, kind: str, value: str) -> None:
@@ -95,10 +95,6 @@ def _apply_traits(p: Profile, e: Identify) -> None:
         value = getattr(traits, field)
         if value is not None:
             p.traits[field] = value
-    for kind in ("email", "phone"):
-        value = getattr(traits, kind)
-        if value:
-            _add_identifier(p, kind, value.strip().lower() if kind == "email" else value)
 
 
 def _count_order(p: Profile, order_id: str, amount: Decimal, currency: str, e: Event) -> bool:
@@ -143,7 +139,8 @@ def _cart_remove(p: Profile, item: CartProduct, e: Event) -> None:
 
 def _set_cart(p: Profile, items: list[CartItem], e: Event) -> None:
     value = sum((i.price * i.quantity for i in items), Decimal(0))
-    p.cart = Cart(items=items, value=value, updated_at=e.occurred_at, cleared_at=p.cart.cleared_at)
+    updated = e.occurred_at if p.cart.updated_at is None else max(p.cart.updated_at, e.occurred_at)
+    p.cart = Cart(items=items, value=value, updated_at=updated, cleared_at=p.cart.cleared_at)
 
 
 def _complaint(p: Profile, e: SocialMention) -> None:

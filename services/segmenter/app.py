@@ -19,6 +19,47 @@ from services.segmenter.keys import MEMBERS_PREFIX
 from services.segmenter.rules import SegmentDef, evaluate, load_definitions, membership_changes, profile_view
 
 log = logging.getLogger("crmhub.segmenter")
+FLUSH_EVERY = 500
+FLUSH_INTERVAL_S = 0.1
+
+
+class MembershipView:
+    """Redis sets of segment members, written in one pipeline per batch of evaluated profiles.
+
+    Every evaluation rewrites the profile's membership in every segment, so the view heals itself
+    after a crash between the table update and the Redis write.
+    """
+
+    def __init__(self, redis: Any, defs: list[SegmentDef]) -> None:
+        self.redis = redis
+        self.defs = defs
+        self.pending: dict[str, set[str]] = {}
+        self.entered = self.exited = self.evaluated = 0
+
+    def record(self, profile_id: str, members: set[str], entered: int, exited: int) -> None:
+        self.pending[profile_id] = members
+        self.evaluated += 1
+        self.entered += entered
+        self.exited += exited
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, {}
+        pipe = self.redis.pipeline(transaction=False)
+        for d in self.defs:
+            key = MEMBERS_PREFIX + d.name
+            inside = [pid for pid, members in pending.items() if d.name in members]
+            outside = [pid for pid, members in pending.items() if d.name not in members]
+            if inside:
+                pipe.sadd(key, *inside)
+            if outside:
+                pipe.srem(key, *outside)
+        for name, value in (("evaluated", self.evaluated), ("entered", self.entered), ("exited", self.exited)):
+            if value:
+                pipe.hincrby(STATS_KEY, f"segmenter.{name}", value)
+        self.entered = self.exited = self.evaluated = 0
+        await pipe.execute()
 
 
 def build(settings: Settings) -> faust.App:
@@ -27,7 +68,7 @@ def build(settings: Settings) -> faust.App:
     profiles_topic = app.topic(PROFILES, key_type=bytes, value_type=bytes)
     segments_topic = app.topic(SEGMENTS, key_type=bytes, value_type=bytes)
     membership = app.Table("membership", default=list, partitions=settings.partitions)
-    view = aioredis.Redis.from_url(settings.redis_dsn)
+    view = MembershipView(aioredis.Redis.from_url(settings.redis_dsn), defs)
     log.info("segmenter evaluating %d segments: %s", len(defs), ", ".join(d.name for d in defs))
 
     @app.agent(profiles_topic)
@@ -38,14 +79,6 @@ def build(settings: Settings) -> faust.App:
             before = set(membership[pid])
             after = evaluate(defs, profile_view(profile))
             entered, exited = membership_changes(before, after)
-            pipe = view.pipeline(transaction=False)
-            # the view is rewritten for every evaluated segment, so it heals after a crash
-            for d in defs:
-                if d.name in after:
-                    pipe.sadd(MEMBERS_PREFIX + d.name, pid)
-                else:
-                    pipe.srem(MEMBERS_PREFIX + d.name, pid)
-            pipe.hincrby(STATS_KEY, "segmenter.evaluated", 1)
             if entered or exited:
                 membership[pid] = sorted(after)
                 now = datetime.now(UTC)
@@ -58,9 +91,13 @@ def build(settings: Settings) -> faust.App:
                         profile_version=profile.get("version", 0),
                     )
                     await segments_topic.send(key=pid.encode(), value=out.model_dump_json().encode())
-                pipe.hincrby(STATS_KEY, "segmenter.entered", len(entered))
-                pipe.hincrby(STATS_KEY, "segmenter.exited", len(exited))
-            await pipe.execute()
+            view.record(pid, after, len(entered), len(exited))
+            if len(view.pending) >= FLUSH_EVERY:
+                await view.flush()
+
+    @app.timer(interval=FLUSH_INTERVAL_S)
+    async def flush_view() -> None:
+        await view.flush()
 
     return app
 

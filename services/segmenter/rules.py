@@ -34,7 +34,7 @@ class SegmentDef:
 def compile_segment(name: str, condition: str, description: str = "") -> SegmentDef:
     try:
         rule = rule_engine.Rule(condition, context=_CONTEXT)
-    except rule_engine.RuleSyntaxError as exc:
+    except rule_engine.EngineError as exc:
         raise ConfigError(f"segment {name!r}: bad condition {condition!r}: {exc.message}") from exc
     return SegmentDef(name, description, condition, rule)
 
@@ -45,6 +45,8 @@ def load_definitions(path: Path | None = None) -> list[SegmentDef]:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"segment file {path or SHIPPED}: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("segments") or [], list):
+        raise ConfigError(f"segment file {path or SHIPPED}: expected a mapping with a 'segments' list")
     defs = []
     for i, item in enumerate(doc.get("segments") or []):
         if not isinstance(item, dict) or not item.get("name") or not item.get("condition"):

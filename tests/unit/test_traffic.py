@@ -209,9 +209,7 @@ def test_order_totals_are_the_sum_of_their_lines(traffic: list[tuple[datetime, G
         kind = name(p)
         props = p.get("properties", {})
         if kind == "Order Completed":
-            assert (
-                Decimal(str(props["total"])) == Decimal(str(props["revenue"])) == line_sum(props["products"])
-            )
+            assert Decimal(str(props["total"])) == Decimal(str(props["revenue"])) == line_sum(props["products"])
             assert props["currency"] in ("EUR", "USD")
         elif kind == "Checkout Started":
             assert Decimal(str(props["value"])) == line_sum(props["products"])

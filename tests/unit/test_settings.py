@@ -1,0 +1,77 @@
+"""Settings: write-key parsing, CRMHUB_* environment variables, derived server addresses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from crmhub.settings import Settings, parse_write_keys
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("CRMHUB_"):
+            monkeypatch.delenv(name)
+
+
+def test_parse_write_keys() -> None:
+    assert parse_write_keys(" k1:web , k2:pos,,k3:support ") == {"k1": "web", "k2": "pos", "k3": "support"}
+    assert parse_write_keys("") == {}
+
+
+@pytest.mark.parametrize("bad", ["nokey", ":web", "k2:crm", "k2:web:extra"])
+def test_a_bad_write_key_pair_is_named(bad: str) -> None:
+    with pytest.raises(ValueError, match=f"^write key '{bad}' must look like KEY:SOURCE"):
+        parse_write_keys(f"good:web,{bad}")
+
+
+def test_defaults() -> None:
+    s = Settings()
+    assert (s.api_port, s.partitions, s.abandonment_delay_s, s.broker_flavour) == (8000, 4, 3600.0, "kafka")
+    assert s.write_key_sources == {"demo-web-key": "web"}
+    assert (s.embedded_kafka, s.embedded_redis) == (True, True)
+    assert s.bootstrap_servers == "127.0.0.1:19092"
+    assert s.redis_dsn == "redis://127.0.0.1:16379/0"
+    assert s.sql_url == f"sqlite:///{Path('.crmhub') / 'crmhub.sqlite3'}"
+
+
+def test_environment_variables_are_picked_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMHUB_API_PORT", "9001")
+    monkeypatch.setenv("CRMHUB_KAFKA_URL", "broker-1:9092,broker-2:9092")
+    monkeypatch.setenv("CRMHUB_REDIS_URL", "redis://cache:6379/2")
+    monkeypatch.setenv("CRMHUB_DATA_DIR", "/var/lib/crmhub")
+    monkeypatch.setenv("CRMHUB_WRITE_KEYS", "shop:web,till:pos")
+    monkeypatch.setenv("CRMHUB_API_TOKEN", "s3cret")
+    s = Settings()
+    assert s.api_port == 9001
+    assert (s.embedded_kafka, s.bootstrap_servers) == (False, "broker-1:9092,broker-2:9092")
+    assert (s.embedded_redis, s.redis_dsn) == (False, "redis://cache:6379/2")
+    assert s.sql_url == "sqlite:////var/lib/crmhub/crmhub.sqlite3"
+    assert s.write_key_sources == {"shop": "web", "till": "pos"}
+    assert s.api_token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)
+
+
+def test_a_bad_write_key_in_the_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMHUB_WRITE_KEYS", "shop:web,till:pso")
+    with pytest.raises(ValidationError, match="write key 'till:pso' must look like KEY:SOURCE"):
+        Settings()
+
+
+@pytest.mark.parametrize(("name", "value"), [("CRMHUB_PARTITIONS", "0"), ("CRMHUB_ABANDONMENT_DELAY_S", "0")])
+def test_out_of_range_numbers_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert info.value.errors()[0]["loc"] == (name.removeprefix("CRMHUB_").lower(),)
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings()
+    with pytest.raises(ValidationError):
+        s.api_port = 1  # type: ignore[misc]
+    assert s.api_port == 8000
