@@ -157,3 +157,7 @@ def topics_create(settings: Settings) -> None:
     started = time.monotonic()
     run_id = kafka_io.ensure_topics(settings)
     click.echo(f"topics ready (incarnation {run_id}) in {time.monotonic() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

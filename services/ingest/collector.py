@@ -20,6 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.topics import DEADLETTER, raw_topic
 from crmhub.web import Res, Resources
 from schemas.outputs import DeadLetter
@@ -102,6 +103,10 @@ def dead_letter_request(res: Resources, raw: bytes, request_id: str, error: Coll
         original=raw[:MAX_BATCH_BYTES].decode(errors="replace"),
     )
     res.producer.send(DEADLETTER, value=letter.model_dump_json().encode())
+    pipe = res.redis.pipeline(transaction=False)
+    add_counts(pipe, {"ingest.deadletters": 1})
+    push_recent(pipe, RECENT_DEADLETTERS, [letter.model_dump_json().encode()])
+    pipe.execute()
 
 
 async def collect(request: Request, res: Resources, call: str | None) -> JSONResponse:
