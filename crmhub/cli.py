@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
+from crmhub.embedded import shutdown
 from crmhub.errors import CrmhubError
 from crmhub.settings import Settings
 
@@ -57,11 +58,14 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def stop_on_sigterm() -> None:
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM ask the supervisor to stop; it does so at its next safe point."""
+
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        shutdown.set()
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 @click.group()
@@ -77,7 +81,7 @@ def up(settings: Settings) -> None:
     """Run the whole hub in the foreground (embedded broker and Redis unless URLs are set). Ctrl-C stops it."""
     from crmhub.console import run_hub
 
-    stop_on_sigterm()
+    stop_on_signals()
     run_hub(settings, rate=0, duration=None)
 
 
@@ -111,7 +115,7 @@ def demo(
     """Run the whole hub with live synthetic retail traffic."""
     from crmhub.console import run_hub
 
-    stop_on_sigterm()
+    stop_on_signals()
     if "abandonment_delay_s" not in settings.model_fields_set:
         settings = settings.model_copy(update={"abandonment_delay_s": 20.0})  # see alerts within a demo
     run_hub(

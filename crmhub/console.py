@@ -11,6 +11,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from crmhub.embedded import Stopped, shutdown
 from crmhub.errors import ServerUnavailable
 from crmhub.hub import Hub, running_hub
 from crmhub.settings import SOURCES, Settings
@@ -103,7 +104,7 @@ def run_hub(
                     + " (log: traffic.log)"
                 )
             watch(hub, console, duration)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stopped):
         pass
     console.print("[bold]crmhub stopped[/]: every process it started has exited.")
 
@@ -121,8 +122,7 @@ def watch(hub: Hub, console: Console, duration: float | None) -> None:
     try:
         if live:
             live.start()
-        while True:
-            time.sleep(1.0)
+        while not shutdown.wait(1.0):
             now = time.monotonic()
             counts = read_counts(r)
             rates = {k: (v - last.get(k, 0)) / (now - last_t) for k, v in counts.items()}

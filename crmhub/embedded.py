@@ -7,15 +7,46 @@ when the context exits, so nothing is left running.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from crmhub.errors import ConfigError, PortInUse, ServerUnavailable
+
+# Set by SIGTERM/SIGINT in the supervisor; start-up and watch loops check it at safe points, so a signal
+# never lands as an exception inside library code (which may swallow it).
+shutdown = threading.Event()
+_PR_SET_PDEATHSIG = 1
+
+
+class Stopped(Exception):
+    """The user asked crmhub to stop (Ctrl-C or SIGTERM)."""
+
+
+def check_stop() -> None:
+    if shutdown.is_set():
+        raise Stopped
+
+
+def die_with_parent() -> None:
+    """Run in each child before exec: the kernel sends it SIGTERM when the supervisor dies, even by
+    SIGKILL, so no server or service is ever left running on its own (Linux; elsewhere a no-op)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a child in its own session (so Ctrl-C reaches only the supervisor), logging to a file."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent
+        )
 
 
 def check_port_free(port: int, what: str, setting: str) -> None:
@@ -40,6 +71,7 @@ def free_port() -> int:
 def wait_for_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        check_stop()
         if proc.poll() is not None:
             raise ServerUnavailable(f"the {what} exited at start-up with code {proc.returncode}")
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -97,8 +129,7 @@ def embedded_kafka(port: int, log_path: Path) -> Iterator[str]:
         "crmhub",
     ]
     env = {k: v for k, v in os.environ.items() if k not in ("CLUSTER_ID", "LISTENER_URL", "STORAGE_ENGINE")}
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    proc = spawn(args, log_path, env)
     try:
         wait_for_port(port, "embedded Kafka broker (Tansu)", proc)
         yield f"127.0.0.1:{port}"
@@ -132,8 +163,7 @@ def embedded_redis(port: int, data_dir: Path, log_path: Path) -> Iterator[str]:
         "--logfile",
         "",
     ]
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = spawn(args, log_path)
     try:
         wait_for_port(port, "embedded Redis server", proc)
         yield f"redis://127.0.0.1:{port}/0"

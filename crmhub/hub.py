@@ -19,7 +19,14 @@ import httpx
 import redis
 
 from crmhub import kafka as kafka_io
-from crmhub.embedded import check_port_free, embedded_kafka, embedded_redis, stop_process
+from crmhub.embedded import (
+    check_port_free,
+    check_stop,
+    embedded_kafka,
+    embedded_redis,
+    spawn,
+    stop_process,
+)
 from crmhub.errors import ServerUnavailable
 from crmhub.settings import Settings
 
@@ -69,11 +76,7 @@ class Hub:
     def spawn(self, name: str, args: list[str]) -> Child:
         env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
         log_path = self.log_dir / f"{name}.log"
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-        child = Child(name, proc, log_path)
+        child = Child(name, spawn([sys.executable, *args], log_path, env), log_path)
         self.children.append(child)
         return child
 
@@ -92,6 +95,7 @@ class Hub:
         url = f"http://127.0.0.1:{self.settings.api_port}/health"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            check_stop()
             dead = self.dead_children()
             if dead:
                 raise ServerUnavailable(f"{dead[0].name} exited at start-up:\n{dead[0].tail()}")
@@ -127,9 +131,11 @@ def running_hub(settings: Settings, services: tuple[str, ...] = tuple(SERVICES))
                 embedded_redis(settings.redis_port, settings.data_dir / "redis", logs / "redis.log")
             )
         resolved = settings.model_copy(update=updates)
+        check_stop()
         kafka_io.wait_until_reachable(resolved, timeout_s=10)
         check_redis(resolved.redis_dsn)
         kafka_io.ensure_topics(resolved)
+        check_stop()
         hub = Hub(resolved)
         stack.callback(hub.stop_children)
         for name in services:

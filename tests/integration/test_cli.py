@@ -142,3 +142,32 @@ def _healthy(port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_nothing_outlives_a_killed_supervisor(tmp_path: Path) -> None:
+    api_port = free_port()
+    proc = subprocess.Popen(
+        [
+            *CRMHUB,
+            "up",
+            "--data-dir",
+            str(tmp_path),
+            "--api-port",
+            str(api_port),
+            "--kafka-port",
+            str(free_port()),
+            "--redis-port",
+            str(free_port()),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: _healthy(api_port), 90, what="crmhub up to serve /health")
+    started = children_of(proc.pid)
+    proc.kill()  # SIGKILL: no clean-up code runs in the supervisor
+    proc.wait(timeout=10)
+    wait_for(
+        lambda: not [p for p in started if Path(f"/proc/{p}").exists()],
+        30,
+        what="every server and service to exit with its parent",
+    )
