@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import time
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from crmhub.errors import ServerUnavailable
 from crmhub.settings import Settings
@@ -35,6 +37,24 @@ def wait_until_reachable(settings: Settings, timeout_s: float = 30.0) -> None:
         time.sleep(0.25)
 
 
+@functools.lru_cache(maxsize=200_000)
+def _murmur2_index(key: bytes, partitions: int) -> int:
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class CachedPartitioner(DefaultPartitioner):
+    """kafka-python's default partitioner (Java-compatible murmur2), memoised: murmur2 runs in pure
+    Python on every send, and a hub sends the same customer keys again and again."""
+
+    def partition(
+        self, topic: str, key: Any, serialized_key: bytes | None, value: Any, serialized_value: Any, cluster: Any
+    ) -> int:
+        if serialized_key is None:
+            return int(super().partition(topic, key, serialized_key, value, serialized_value, cluster))
+        all_partitions = sorted(cluster.partitions_for_topic(topic))
+        return int(all_partitions[_murmur2_index(bytes(serialized_key), len(all_partitions))])
+
+
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     options: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap_servers,
@@ -44,6 +64,7 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         "batch_size": 256 * 1024,
         "max_request_size": 4 * 1024 * 1024,
         "client_id": "crmhub",
+        "partitioner": CachedPartitioner(),
     }
     options.update(overrides)
     try:

@@ -30,6 +30,19 @@ class Cart(BaseModel):
     )
 
 
+class OpenComplaint(BaseModel):
+    """A social mention that is a complaint, waiting for support's reply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mention_id: str
+    platform: str
+    handle: str
+    text: str
+    sentiment: float | None = None
+    at: AwareDatetime
+
+
 class Profile(BaseModel):
     """Folded from events by ``services.profile.fold``; ``version`` counts the events folded in."""
 
@@ -51,7 +64,7 @@ class Profile(BaseModel):
     order_ids: list[str] = Field(default_factory=list, description="Orders counted, so a replay counts none twice.")
     cart: Cart = Cart()
     complaints_total: int = 0
-    open_complaints: list[str] = Field(default_factory=list, description="Mention ids not yet answered.")
+    open_complaints: list[OpenComplaint] = Field(default_factory=list, description="Complaints not yet answered.")
     payment_failures: int = 0
     last_payment_failure_reason: str | None = None
 

@@ -1,4 +1,4 @@
-"""notifier wiring (faust-streaming): profiles -> abandonment timers, events -> complaint alerts."""
+"""notifier wiring (faust-streaming): profile changes -> complaint alerts and cart abandonment timers."""
 
 from __future__ import annotations
 
@@ -12,10 +12,9 @@ import redis.asyncio as aioredis
 
 from crmhub.faust_app import create_app, run_worker
 from crmhub.settings import Settings
-from crmhub.topics import ALERTS, EVENTS, PROFILES
-from schemas.events import SocialMention
+from crmhub.topics import ALERTS, PROFILES
 from schemas.outputs import Alert
-from services.notifier.rules import PendingCart, cart_alert, complaint_alert, pending_cart
+from services.notifier.rules import PendingCart, RecentIds, cart_alert, complaint_alerts, pending_cart
 from services.notifier.sinks import AlertSink
 
 log = logging.getLogger("crmhub.notifier")
@@ -26,7 +25,6 @@ def build(settings: Settings) -> faust.App:
     app = create_app("crmhub-notifier", settings)
     delay = timedelta(seconds=settings.abandonment_delay_s)
     profiles_topic = app.topic(PROFILES, key_type=bytes, value_type=bytes)
-    events_topic = app.topic(EVENTS, key_type=bytes, value_type=bytes)
     alerts_topic = app.topic(ALERTS, key_type=bytes, value_type=bytes)
     # profile id -> the pending abandonment timer of its current cart (absent: nothing to wait for)
     carts = app.Table("carts", default=None, partitions=settings.partitions)
@@ -36,13 +34,20 @@ def build(settings: Settings) -> faust.App:
         await alerts_topic.send(key=alert.profile_id.encode(), value=doc)
 
     sink = AlertSink(redis, publish)
-    fired: set[str] = set()
+    fired = RecentIds(100_000)  # alert ids this process delivered or saw delivered: skip the Redis check
+
+    async def deliver_once(alert: Alert) -> None:
+        if alert.alert_id not in fired:
+            fired.add(alert.alert_id)
+            await sink.deliver(alert)
 
     @app.agent(profiles_topic)
-    async def track_carts(stream: Any) -> None:
+    async def watch_profiles(stream: Any) -> None:
         async for event in stream.events():
             profile = orjson.loads(event.value)
             pid = profile["profile_id"]
+            for alert in complaint_alerts(profile, datetime.now(UTC)):
+                await deliver_once(alert)  # at once: complaint -> profile -> alert
             pending = pending_cart(profile, delay)
             current = carts.get(pid)
             if pending is None:
@@ -50,15 +55,6 @@ def build(settings: Settings) -> faust.App:
                     del carts[pid]  # ordered or emptied before the delay: cancelled
             elif current is None or current["cart_updated_at"] != pending.to_json()["cart_updated_at"]:
                 carts[pid] = pending.to_json()  # a new or changed cart restarts the wait
-
-    @app.agent(events_topic)
-    async def watch_complaints(stream: Any) -> None:
-        async for value in stream:
-            if b'"social.mention"' not in value:
-                continue
-            alert = complaint_alert(SocialMention.model_validate_json(value), datetime.now(UTC))
-            if alert is not None:
-                await sink.deliver(alert)
 
     @app.timer(interval=TICK_S)
     async def fire_due_carts() -> None:
@@ -68,9 +64,8 @@ def build(settings: Settings) -> faust.App:
                 continue
             cart = PendingCart.from_json(doc)
             # the table holds the cart's current state, so the cancel condition is re-checked here
-            if cart.due_at <= now and cart.alert_id not in fired:
-                fired.add(cart.alert_id)
-                await sink.deliver(cart_alert(cart, now))
+            if cart.due_at <= now:
+                await deliver_once(cart_alert(cart, now))
 
     return app
 

@@ -11,12 +11,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from schemas.events import SocialMention
 from schemas.outputs import Alert
 
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+class RecentIds:
+    """A bounded set of the most recently added ids (oldest forgotten first)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ids: dict[str, None] = {}
+
+    def __contains__(self, item: str) -> bool:
+        return item in self._ids
+
+    def add(self, item: str) -> None:
+        self._ids[item] = None
+        if len(self._ids) > self.capacity:
+            del self._ids[next(iter(self._ids))]
 
 
 @dataclass(frozen=True)
@@ -85,21 +100,32 @@ def cart_alert(cart: PendingCart, now: datetime) -> Alert:
     )
 
 
-def complaint_alert(event: SocialMention, now: datetime) -> Alert | None:
-    if not event.is_complaint or event.profile_id is None:
-        return None
-    p = event.properties
-    return Alert(
-        alert_id="complaint:" + _digest(p.platform, p.mention_id),
-        kind="complaint",
-        profile_id=event.profile_id,
-        raised_at=now,
-        summary=f"complaint on {p.platform} by @{p.handle.lstrip('@')}: {p.text[:120]}",
-        details={
-            "platform": p.platform,
-            "handle": p.handle,
-            "mention_id": p.mention_id,
-            "text": p.text,
-            "sentiment": p.sentiment,
-        },
-    )
+def complaint_alerts(profile: dict[str, Any], now: datetime) -> list[Alert]:
+    """One alert per open complaint of the profile; the id depends on the mention only, so the alert
+    is the same however often the profile changes while the complaint stays open."""
+    summary = {
+        "total_spent": str(profile.get("total_spent", "0")),
+        "order_count": profile.get("order_count", 0),
+        "open_complaints": len(profile.get("open_complaints") or []),
+    }
+    alerts = []
+    for c in profile.get("open_complaints") or []:
+        alerts.append(
+            Alert(
+                alert_id="complaint:" + _digest(c["platform"], c["mention_id"]),
+                kind="complaint",
+                profile_id=profile["profile_id"],
+                raised_at=now,
+                summary=f"complaint on {c['platform']} by @{c['handle'].lstrip('@')}: {c['text'][:120]}",
+                details={
+                    "platform": c["platform"],
+                    "handle": c["handle"],
+                    "mention_id": c["mention_id"],
+                    "text": c["text"],
+                    "sentiment": c.get("sentiment"),
+                    "at": c["at"],
+                    "customer": summary,
+                },
+            )
+        )
+    return alerts

@@ -19,6 +19,7 @@ from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.topics import DEADLETTER, EVENTS, PROFILES
 from schemas.events import Event, decode_event
 from schemas.outputs import DeadLetter
+from schemas.profile import Profile
 from services.profile.cache import ProfileCache
 from services.profile.fold import fold_events
 from services.profile.store import ProfileStore, make_engine
@@ -48,6 +49,12 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):
         log.info("assigned %s; resuming from stored offsets %s", sorted(t.partition for t in assigned), stored)
 
 
+def new_identifiers(before: Profile | None, after: Profile) -> list[tuple[str, str]]:
+    """Identifiers ``after`` holds that ``before`` did not: the only ones the store must write."""
+    old = {(kind, v) for kind, values in before.identifiers.items() for v in values} if before else set()
+    return [(kind, v) for kind, values in after.identifiers.items() for v in values if (kind, v) not in old]
+
+
 class ProfileWorker:
     def __init__(self, store: ProfileStore, cache: ProfileCache, producer: KafkaProducer, incarnation: str) -> None:
         self.store = store
@@ -74,6 +81,11 @@ class ProfileWorker:
         current = self.cache.get_many(ids)
         current.update(self.store.load(pid for pid in ids if pid not in current))
         changed = [fold_events(current.get(pid), pid, evs) for pid, evs in by_profile.items()]
+        new_ids = [
+            (kind, value, p.profile_id)
+            for p in changed
+            for kind, value in new_identifiers(current.get(p.profile_id), p)
+        ]
         docs = {p.profile_id: p.model_dump_json().encode() for p in changed}
         # publish first, then commit: a crash in between replays the batch, which folds to the same
         # profiles (same versions), so downstream sees a duplicate at worst, never a gap
@@ -83,7 +95,7 @@ class ProfileWorker:
             self.producer.send(DEADLETTER, value=value)
         self.producer.flush()
         self.cache.invalidate(ids)
-        self.store.save(changed, GROUP_ID, self.incarnation, next_offsets)
+        self.store.save(changed, new_ids, GROUP_ID, self.incarnation, next_offsets)
         counts = Counter(
             {
                 "profile.events": sum(len(v) for v in by_profile.values()),

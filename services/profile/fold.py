@@ -21,9 +21,10 @@ from schemas.events import (
     SocialMention,
     SupportReplied,
 )
-from schemas.profile import Cart, CartItem, Profile
+from schemas.profile import Cart, CartItem, OpenComplaint, Profile
 
 MAX_IDS_PER_KIND = 50
+COMPLAINT_TEXT_CHARS = 500  # kept on the profile for the alert; the full text stays in the event
 _TRAIT_FIELDS = ("name", "first_name", "last_name", "age", "gender", "city", "country", "children")
 
 
@@ -32,7 +33,7 @@ def new_profile(profile_id: str, first: Event) -> Profile:
 
 
 def fold_events(profile: Profile | None, profile_id: str, events: Iterable[Event]) -> Profile:
-    work: Profile | None = profile.model_copy(deep=True) if profile is not None else None
+    work = _working_copy(profile) if profile is not None else None
     for event in events:
         if work is None:
             work = new_profile(profile_id, event)
@@ -40,6 +41,19 @@ def fold_events(profile: Profile | None, profile_id: str, events: Iterable[Event
     if work is None:
         raise ValueError("fold_events needs a profile or at least one event")
     return work
+
+
+def _working_copy(p: Profile) -> Profile:
+    """A copy safe to mutate: fold_event mutates only these containers in place (carts and cart items
+    are replaced, never changed), so copying them is enough and much cheaper than a deep copy."""
+    return p.model_copy(
+        update={
+            "identifiers": {kind: list(values) for kind, values in p.identifiers.items()},
+            "traits": dict(p.traits),
+            "order_ids": list(p.order_ids),
+            "open_complaints": list(p.open_complaints),
+        }
+    )
 
 
 def fold_event(p: Profile, e: Event) -> None:
@@ -70,8 +84,7 @@ def fold_event(p: Profile, e: Event) -> None:
         case SocialMention():
             _complaint(p, e)
         case SupportReplied():
-            if e.properties.mention_id in p.open_complaints:
-                p.open_complaints.remove(e.properties.mention_id)
+            p.open_complaints = [c for c in p.open_complaints if c.mention_id != e.properties.mention_id]
         case _:
             pass
 
@@ -144,7 +157,16 @@ def _set_cart(p: Profile, items: list[CartItem], e: Event) -> None:
 
 
 def _complaint(p: Profile, e: SocialMention) -> None:
-    mention = e.properties.mention_id
-    if e.is_complaint and mention not in p.open_complaints:
-        p.open_complaints.append(mention)
+    props = e.properties
+    if e.is_complaint and all(c.mention_id != props.mention_id for c in p.open_complaints):
+        p.open_complaints.append(
+            OpenComplaint(
+                mention_id=props.mention_id,
+                platform=props.platform,
+                handle=props.handle,
+                text=props.text[:COMPLAINT_TEXT_CHARS],
+                sentiment=props.sentiment,
+                at=e.occurred_at,
+            )
+        )
         p.complaints_total += 1

@@ -104,21 +104,18 @@ class ProfileStore:
     def save(
         self,
         changed: Sequence[Profile],
+        new_identifiers: Sequence[tuple[str, str, str]],
         group_id: str,
         incarnation: str,
         next_offsets: Mapping[tuple[str, int], int],
     ) -> None:
-        """Write profiles, their identifiers and the consumer offsets in one transaction."""
+        """Write profiles, their new (kind, value, profile_id) identifiers and the consumer offsets in one
+        transaction."""
         profile_rows = [
             {"profile_id": p.profile_id, "version": p.version, "updated_at": p.updated_at, "doc": p.model_dump_json()}
             for p in changed
         ]
-        id_rows = [
-            {"kind": kind, "value": value, "profile_id": p.profile_id}
-            for p in changed
-            for kind, values in p.identifiers.items()
-            for value in values
-        ]
+        id_rows = [{"kind": kind, "value": value, "profile_id": pid} for kind, value, pid in new_identifiers]
         offset_rows = [
             {"group_id": group_id, "topic": t, "partition": part, "incarnation": incarnation, "next_offset": o}
             for (t, part), o in next_offsets.items()

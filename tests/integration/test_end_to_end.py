@@ -194,7 +194,7 @@ def test_social_complaint_alerts_support_at_once(hub: Hub, api: httpx.Client, pr
     assert alerts[0]["details"]["mention_id"] == mention
     assert "never arrived" in alerts[0]["summary"]
     profile = wait_for(lambda: (p := profile_by(api, email=email)) and p["version"] == 2 and p, what="both folded")
-    assert profile["open_complaints"] == [mention] and profile["complaints_total"] == 1
+    assert [c["mention_id"] for c in profile["open_complaints"]] == [mention] and profile["complaints_total"] == 1
     assert len(alerts_for(api, profile["profile_id"], "complaint")) == 1
     publish(
         producer,

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from schemas.events import SocialMention
-from services.notifier.rules import PendingCart, cart_alert, complaint_alert, pending_cart
+from services.notifier.rules import PendingCart, RecentIds, cart_alert, complaint_alerts, pending_cart
 from services.profile.fold import fold_events
 from tests.unit import factories as f
 from tests.unit.factories import at
@@ -113,16 +112,27 @@ def test_cart_alert_summary_without_a_currency() -> None:
     assert cart_alert(cart, NOW).summary == "cart with 2 item(s) worth 3.00 abandoned"
 
 
-def stamped(event: Any, profile_id: str | None = "P") -> SocialMention:
-    assert isinstance(event, SocialMention)
-    return event.model_copy(update={"profile_id": profile_id})
+def with_complaints(*complaints: dict[str, Any]) -> dict[str, Any]:
+    return {"profile_id": "P", "total_spent": "120.50", "order_count": 3, "open_complaints": list(complaints)}
 
 
-def test_a_complaint_raises_an_alert() -> None:
+def complaint(mention: str = "m-1", platform: str = "twitter", **kw: Any) -> dict[str, Any]:
+    return {
+        "mention_id": mention,
+        "platform": platform,
+        "handle": "@@ann",
+        "text": "late again",
+        "sentiment": -0.2,
+        "at": "2026-01-01T10:00:00+00:00",
+        **kw,
+    }
+
+
+def test_each_open_complaint_raises_an_alert_with_the_customer_summary() -> None:
     text = "x" * 200
-    event = stamped(f.mention("m-1", complaint=True, sentiment=-0.2, handle="@@ann", platform="instagram", text=text))
-    alert = complaint_alert(event, NOW)
-    assert alert is not None
+    alerts = complaint_alerts(with_complaints(complaint(platform="instagram", text=text), complaint("m-2")), NOW)
+    assert [a.details["mention_id"] for a in alerts] == ["m-1", "m-2"]
+    alert = alerts[0]
     assert (alert.kind, alert.profile_id, alert.raised_at) == ("complaint", "P", NOW)
     assert alert.summary == "complaint on instagram by @ann: " + "x" * 120
     assert alert.details == {
@@ -131,28 +141,28 @@ def test_a_complaint_raises_an_alert() -> None:
         "mention_id": "m-1",
         "text": text,
         "sentiment": -0.2,
+        "at": "2026-01-01T10:00:00+00:00",
+        "customer": {"total_spent": "120.50", "order_count": 3, "open_complaints": 2},
     }
 
 
-def test_negative_sentiment_alone_raises_an_alert() -> None:
-    assert complaint_alert(stamped(f.mention("m-1", sentiment=-0.9)), NOW) is not None
-
-
-@pytest.mark.parametrize(
-    ("event", "profile_id"),
-    [(f.mention("m-1", sentiment=-0.4), "P"), (f.mention("m-1"), "P"), (f.mention("m-1", complaint=True), None)],
-    ids=["mildly-negative", "neutral", "not-resolved-to-a-profile"],
-)
-def test_no_alert_for_non_complaints_or_unresolved_mentions(event: Any, profile_id: str | None) -> None:
-    assert complaint_alert(stamped(event, profile_id), NOW) is None
+def test_no_open_complaints_no_alert() -> None:
+    assert complaint_alerts({"profile_id": "P"}, NOW) == []
+    assert complaint_alerts(with_complaints(), NOW) == []
 
 
 def test_the_complaint_alert_id_is_deterministic_per_mention() -> None:
-    first = complaint_alert(stamped(f.mention("m-1", complaint=True)), NOW)
-    redelivered = complaint_alert(stamped(f.mention("m-1", complaint=True, minutes=5)), NOW + timedelta(hours=1))
-    other_mention = complaint_alert(stamped(f.mention("m-2", complaint=True)), NOW)
-    other_platform = complaint_alert(stamped(f.mention("m-1", complaint=True, platform="facebook")), NOW)
-    assert first is not None and redelivered is not None and other_mention is not None and other_platform is not None
+    first = complaint_alerts(with_complaints(complaint()), NOW)[0]
+    later = complaint_alerts(with_complaints(complaint(text="edited")), NOW + timedelta(hours=1))[0]
+    other_mention = complaint_alerts(with_complaints(complaint("m-2")), NOW)[0]
+    other_platform = complaint_alerts(with_complaints(complaint(platform="facebook")), NOW)[0]
     assert first.alert_id.startswith("complaint:")
-    assert first.alert_id == redelivered.alert_id
+    assert first.alert_id == later.alert_id
     assert len({first.alert_id, other_mention.alert_id, other_platform.alert_id}) == 3
+
+
+def test_recent_ids_forget_the_oldest_beyond_capacity() -> None:
+    ids = RecentIds(2)
+    for item in ("a", "b", "c"):
+        ids.add(item)
+    assert ("a" in ids, "b" in ids, "c" in ids) == (False, True, True)

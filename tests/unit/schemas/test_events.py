@@ -18,7 +18,7 @@ from schemas.events import (
     decode_event,
     validate_event,
 )
-from schemas.profile import Profile
+from schemas.profile import OpenComplaint, Profile
 from tests.unit import factories as f
 
 
@@ -150,5 +150,6 @@ def test_events_are_frozen() -> None:
 
 
 def test_profile_complaints_open_counts_open_mentions() -> None:
-    profile = Profile(profile_id="p", created_at=f.T0, updated_at=f.T0, open_complaints=["m-1", "m-2"])
+    open_ = [OpenComplaint(mention_id=m, platform="twitter", handle="@a", text="bad", at=f.T0) for m in ("m-1", "m-2")]
+    profile = Profile(profile_id="p", created_at=f.T0, updated_at=f.T0, open_complaints=open_)
     assert profile.complaints_open == 2
