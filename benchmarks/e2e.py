@@ -12,6 +12,7 @@ between an event's occurrence and the CreateTime of the profile change it produc
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
@@ -86,6 +87,8 @@ class LatencyProbe(threading.Thread):
             session_timeout_ms=6000,
         )
         self.samples: list[float] = []
+        self.timeline: list[tuple[float, float]] = []
+        self.since_ms = 0  # Tansu's "latest" starts early (BROKER.md): ignore records made before this
         self.stop = threading.Event()
         self.ready = threading.Event()
 
@@ -96,8 +99,11 @@ class LatencyProbe(threading.Thread):
                 self.ready.set()
             for records in polled.values():
                 for record in records:
+                    if record.timestamp < self.since_ms:
+                        continue
                     updated = datetime.fromisoformat(orjson.loads(record.value)["updated_at"]).timestamp()
                     self.samples.append(record.timestamp / 1000 - updated)
+                    self.timeline.append((record.timestamp / 1000, record.timestamp / 1000 - updated))
         self.consumer.close()
 
 
@@ -155,10 +161,17 @@ def main() -> None:
                 f"{seg_done - started:.1f} s = {sent / (seg_done - started):,.0f} events/s through all stages"
             )
 
+        # let every stage drain phase 1 before measuring latency at a steady rate
+        notifier_done = wait_counter(
+            r, "notifier.profiles", base.get("notifier.profiles", 0) + profiles_changed, args.timeout
+        )
+        if notifier_done is not None:
+            print(f"  ... and notifier handled all {profiles_changed:,} after {notifier_done - started:.1f} s")
         print(
             f"phase 2: {args.rate:,.0f} events/s for {args.latency_seconds:.0f} s, latency event -> profile", flush=True
         )
         probe = LatencyProbe(hub.settings)
+        probe.since_ms = int(time.time() * 1000)
         probe.start()
         probe.ready.wait(30)
         sent, took = publish(hub, sim, int(args.rate * args.latency_seconds), args.rate)
@@ -172,6 +185,13 @@ def main() -> None:
                 f"latency p50 {statistics.median(samples):.0f} ms, p99 {pct(samples, 0.99):.0f} ms, "
                 f"max {max(samples):.0f} ms"
             )
+        if os.environ.get("CRMHUB_BENCH_TIMELINE"):
+            t0 = probe.since_ms / 1000
+            for second in range(int(args.latency_seconds) + 3):
+                window = [lat * 1000 for t, lat in probe.timeline if second <= t - t0 < second + 1]
+                if window:
+                    print(f"    t={second:3d}s n={len(window):5d} p50={statistics.median(window):7.0f} "
+                          f"max={max(window):7.0f} ms")
         rss = {c.name: rss_mb(c.proc.pid) for c in hub.children if c.proc.poll() is None}
         print("  RSS MB: " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()) + f" (total {sum(rss.values()):.0f})")
 

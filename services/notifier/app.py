@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from crmhub.faust_app import create_app, run_worker
 from crmhub.settings import Settings
+from crmhub.stats import STATS_KEY
 from crmhub.topics import ALERTS, PROFILES
 from schemas.outputs import Alert
 from services.notifier.rules import PendingCart, RecentIds, cart_alert, complaint_alerts, pending_cart
@@ -41,9 +42,18 @@ def build(settings: Settings) -> faust.App:
             fired.add(alert.alert_id)
             await sink.deliver(alert)
 
+    seen = [0]  # profile changes handled since the last flush of the counter
+
+    @app.timer(interval=1.0)
+    async def count_seen() -> None:
+        if seen[0]:
+            n, seen[0] = seen[0], 0
+            await redis.hincrby(STATS_KEY, "notifier.profiles", n)
+
     @app.agent(profiles_topic)
     async def watch_profiles(stream: Any) -> None:
         async for event in stream.events():
+            seen[0] += 1
             profile = orjson.loads(event.value)
             pid = profile["profile_id"]
             for alert in complaint_alerts(profile, datetime.now(UTC)):
