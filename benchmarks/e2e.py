@@ -190,8 +190,10 @@ def main() -> None:
             for second in range(int(args.latency_seconds) + 3):
                 window = [lat * 1000 for t, lat in probe.timeline if second <= t - t0 < second + 1]
                 if window:
-                    print(f"    t={second:3d}s n={len(window):5d} p50={statistics.median(window):7.0f} "
-                          f"max={max(window):7.0f} ms")
+                    print(
+                        f"    t={second:3d}s n={len(window):5d} p50={statistics.median(window):7.0f} "
+                        f"max={max(window):7.0f} ms"
+                    )
         rss = {c.name: rss_mb(c.proc.pid) for c in hub.children if c.proc.poll() is None}
         print("  RSS MB: " + ", ".join(f"{k} {v:.0f}" for k, v in rss.items()) + f" (total {sum(rss.values()):.0f})")
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
+from crmhub import kafka as kafka_io
 from crmhub.settings import Settings
 
 log = logging.getLogger("crmhub")
@@ -46,3 +48,31 @@ def batches(consumer: KafkaConsumer, stopper: Stopper, max_records: int) -> Iter
         records = [record for part in polled.values() for record in part]
         if records:
             yield records
+
+
+def start_service(service: str) -> tuple[Settings, str, Stopper]:
+    """Settings, logging, the broker reachable and the topics there: (settings, incarnation, stopper)."""
+    settings = Settings()
+    setup_logging(settings, service)
+    kafka_io.wait_until_reachable(settings)
+    return settings, kafka_io.ensure_topics(settings), Stopper()
+
+
+def run_batches(
+    service: str,
+    consumer: KafkaConsumer,
+    producer: KafkaProducer,
+    stopper: Stopper,
+    batch_size: int,
+    handle: Callable[[list[ConsumerRecord]], Any],
+    commit: Callable[[], Any],
+) -> None:
+    """The consume -> handle -> commit loop until stopped; then close the clients."""
+    try:
+        for records in batches(consumer, stopper, batch_size):
+            handle(records)
+            commit()
+    finally:
+        consumer.close()
+        producer.close()
+        log.info("%s stopped", service)

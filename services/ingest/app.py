@@ -12,8 +12,7 @@ from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from crmhub import kafka as kafka_io
-from crmhub.runtime import Stopper, batches, setup_logging
-from crmhub.settings import Settings
+from crmhub.runtime import run_batches, start_service
 from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.topics import DEADLETTER, EVENTS, RAW_TOPICS
 from schemas.events import Event
@@ -126,22 +125,11 @@ class IngestWorker:
 
 
 def main() -> None:
-    settings = Settings()
-    setup_logging(settings, "ingest")
-    kafka_io.wait_until_reachable(settings)
-    incarnation = kafka_io.ensure_topics(settings)
-    stopper = Stopper()
+    settings, incarnation, stopper = start_service("ingest")
     state = IngestState(redis.Redis.from_url(settings.redis_dsn), settings.dedup_window_s)
     producer = kafka_io.producer(settings)
     consumer = kafka_io.consumer(settings, GROUP_ID)
     consumer.subscribe(list(RAW_TOPICS))
     log.info("ingest consuming %s", ", ".join(RAW_TOPICS))
     worker = IngestWorker(state, producer, incarnation)
-    try:
-        for records in batches(consumer, stopper, settings.batch_size):
-            worker.handle(records)
-            consumer.commit()
-    finally:
-        consumer.close()
-        producer.close()
-        log.info("ingest stopped")
+    run_batches("ingest", consumer, producer, stopper, settings.batch_size, worker.handle, consumer.commit)

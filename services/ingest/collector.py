@@ -12,6 +12,7 @@ import binascii
 import gzip
 import uuid
 import zlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -136,26 +137,26 @@ async def collect(request: Request, res: Resources, call: str | None) -> JSONRes
     return JSONResponse({"success": True})
 
 
-@router.post("/v1/batch", summary="Segment batch import (up to 500 KB)")
-async def batch(request: Request, res: Res) -> JSONResponse:
-    return await collect(request, res, None)
+def _endpoint(call: str | None) -> Callable[[Request, Resources], Awaitable[JSONResponse]]:
+    async def endpoint(request: Request, res: Res) -> JSONResponse:
+        return await collect(request, res, call)
+
+    return endpoint
 
 
-@router.post("/v1/track", summary="Segment track call")
-async def track(request: Request, res: Res) -> JSONResponse:
-    return await collect(request, res, "track")
-
-
-@router.post("/v1/identify", summary="Segment identify call")
-async def identify(request: Request, res: Res) -> JSONResponse:
-    return await collect(request, res, "identify")
-
-
-@router.post("/v1/page", summary="Segment page call")
-async def page(request: Request, res: Res) -> JSONResponse:
-    return await collect(request, res, "page")
-
-
-@router.post("/v1/alias", summary="Segment alias call")
-async def alias(request: Request, res: Res) -> JSONResponse:
-    return await collect(request, res, "alias")
+# path -> the Segment call a single-message endpoint implies (None: a batch of calls)
+SEGMENT_ROUTES = {
+    "/v1/batch": None,
+    "/v1/track": "track",
+    "/v1/identify": "identify",
+    "/v1/page": "page",
+    "/v1/alias": "alias",
+}
+for _path, _call in SEGMENT_ROUTES.items():
+    router.add_api_route(
+        _path,
+        _endpoint(_call),
+        methods=["POST"],
+        name=_call or "batch",
+        summary=f"Segment {_call or 'batch'} call" + ("" if _call else " (up to 500 KB)"),
+    )

@@ -13,8 +13,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from pydantic import ValidationError
 
 from crmhub import kafka as kafka_io
-from crmhub.runtime import Stopper, batches, setup_logging
-from crmhub.settings import Settings
+from crmhub.runtime import run_batches, start_service
 from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.topics import DEADLETTER, EVENTS, PROFILES
 from schemas.events import Event, decode_event
@@ -129,11 +128,7 @@ class ProfileWorker:
 
 
 def main() -> None:
-    settings = Settings()
-    setup_logging(settings, "profile")
-    kafka_io.wait_until_reachable(settings)
-    incarnation = kafka_io.ensure_topics(settings)
-    stopper = Stopper()
+    settings, incarnation, stopper = start_service("profile")
     store = ProfileStore(make_engine(settings.sql_url))
     cache = ProfileCache(redis.Redis.from_url(settings.redis_dsn))
     producer = kafka_io.producer(settings)
@@ -141,11 +136,5 @@ def main() -> None:
     consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, store, incarnation))
     worker = ProfileWorker(store, cache, producer, incarnation)
     log.info("profile consuming %s into %s", EVENTS, store.engine.url.render_as_string(hide_password=True))
-    try:
-        for records in batches(consumer, stopper, settings.batch_size):
-            worker.handle(records)
-            consumer.commit_async()  # for lag monitoring only: SQL holds the offsets that count
-    finally:
-        consumer.close()
-        producer.close()
-        log.info("profile stopped")
+    # Kafka commits are for lag monitoring only: the offsets that count are in SQL with the profiles
+    run_batches("profile", consumer, producer, stopper, settings.batch_size, worker.handle, consumer.commit_async)

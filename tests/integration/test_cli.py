@@ -100,24 +100,25 @@ def children_of(pid: int) -> list[int]:
     return [p for p, ppid, _ in rows if ppid == pid]
 
 
+def start_up(data_dir: Path, api_port: int, stdout: int) -> subprocess.Popen[bytes]:
+    """``crmhub up`` on free ports, as a user starts it."""
+    args = [
+        "up",
+        "--data-dir",
+        str(data_dir),
+        "--api-port",
+        str(api_port),
+        "--kafka-port",
+        str(free_port()),
+        "--redis-port",
+        str(free_port()),
+    ]
+    return subprocess.Popen([*CRMHUB, *args], stdout=stdout, stderr=subprocess.STDOUT)
+
+
 def test_up_stops_everything_on_sigterm(tmp_path: Path) -> None:
     api_port = free_port()
-    proc = subprocess.Popen(
-        [
-            *CRMHUB,
-            "up",
-            "--data-dir",
-            str(tmp_path),
-            "--api-port",
-            str(api_port),
-            "--kafka-port",
-            str(free_port()),
-            "--redis-port",
-            str(free_port()),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start_up(tmp_path, api_port, subprocess.PIPE)
     try:
         wait_for(lambda: _healthy(api_port), 90, what="crmhub up to serve /health")
         started = children_of(proc.pid)
@@ -146,22 +147,7 @@ def _healthy(port: int) -> bool:
 
 def test_nothing_outlives_a_killed_supervisor(tmp_path: Path) -> None:
     api_port = free_port()
-    proc = subprocess.Popen(
-        [
-            *CRMHUB,
-            "up",
-            "--data-dir",
-            str(tmp_path),
-            "--api-port",
-            str(api_port),
-            "--kafka-port",
-            str(free_port()),
-            "--redis-port",
-            str(free_port()),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_up(tmp_path, api_port, subprocess.DEVNULL)
     wait_for(lambda: _healthy(api_port), 90, what="crmhub up to serve /health")
     started = children_of(proc.pid)
     proc.kill()  # SIGKILL: no clean-up code runs in the supervisor
