@@ -10,13 +10,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
 SCHEMA_VERSION = 1
 
 Source = Literal["web", "pos", "payment", "social", "support", "crm"]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Currency = Annotated[
+    str, BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v), Field(pattern=r"^[A-Z]{3}$")
+]
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -31,12 +33,22 @@ class _Open(BaseModel):
 
 
 class Product(_Open):
+    """A product as the Segment e-commerce spec describes it: every field optional, but crmhub needs
+    something to tell products apart (``product_id``, else ``sku``)."""
+
     product_id: Id
     sku: str | None = None
     name: str | None = None
     category: str | None = None
-    price: Money
+    price: Money = Decimal(0)
     quantity: int = Field(1, ge=1, le=10_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _id_from_sku(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("product_id") and data.get("sku"):
+            return {**data, "product_id": str(data["sku"])}
+        return data
 
 
 class CartProduct(Product):
@@ -60,13 +72,18 @@ class OrderProperties(_Open):
 
     @model_validator(mode="after")
     def _has_amount(self) -> OrderProperties:
-        if self.total is None and self.revenue is None:
-            raise ValueError("an order needs 'total' or 'revenue'")
+        if self.total is None and self.revenue is None and not self.products:
+            raise ValueError("an order needs 'total', 'revenue' or priced 'products'")
         return self
 
     @property
     def amount(self) -> Decimal:
-        return self.total if self.total is not None else (self.revenue or Decimal(0))
+        """total, else revenue (Segment's two names), else the sum of the products."""
+        if self.total is not None:
+            return self.total
+        if self.revenue is not None:
+            return self.revenue
+        return sum((p.price * p.quantity for p in self.products), Decimal(0))
 
 
 class PosSaleProperties(_Model):
@@ -104,6 +121,8 @@ class SupportRepliedProperties(_Model):
 
 
 class Traits(_Open):
+    model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
+
     email: str | None = None
     phone: str | None = None
     name: str | None = None
