@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from segment.analytics import Client
+from rudderstack.analytics import Client as RudderClient
+from segment.analytics import Client as SegmentClient
 
 from crmhub.hub import Hub
 from crmhub.topics import DEADLETTER
@@ -25,10 +26,15 @@ def profile_by(api: httpx.Client, **query: str) -> dict[str, Any] | None:
     return response.json() if response.status_code == 200 else None
 
 
-@pytest.mark.parametrize("use_gzip", [False, True], ids=["plain", "gzip"])
-def test_segment_python_sdk_sends_to_the_hub_unchanged(hub: Hub, api: httpx.Client, use_gzip: bool) -> None:
+@pytest.mark.parametrize(
+    ("sdk", "use_gzip"),
+    [("segment", False), ("segment", True), ("rudderstack", True)],
+    ids=["segment-plain", "segment-gzip", "rudderstack-gzip"],
+)
+def test_real_sdks_send_to_the_hub_unchanged(hub: Hub, api: httpx.Client, sdk: str, use_gzip: bool) -> None:
     errors: list[Exception] = []
-    client = Client(
+    sdk_client = SegmentClient if sdk == "segment" else RudderClient
+    client = sdk_client(
         write_key=WRITE_KEY,
         host=f"http://127.0.0.1:{hub.settings.api_port}",
         gzip=use_gzip,
