@@ -38,7 +38,8 @@ def wait_until_reachable(settings: Settings, timeout_s: float = 30.0) -> None:
 
 
 @functools.lru_cache(maxsize=200_000)
-def _murmur2_index(key: bytes, partitions: int) -> int:
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) picks for ``key``, memoised."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
@@ -52,7 +53,7 @@ class CachedPartitioner(DefaultPartitioner):
         if serialized_key is None:
             return int(super().partition(topic, key, serialized_key, value, serialized_value, cluster))
         all_partitions = sorted(cluster.partitions_for_topic(topic))
-        return int(all_partitions[_murmur2_index(bytes(serialized_key), len(all_partitions))])
+        return int(all_partitions[partition_for_key(bytes(serialized_key), len(all_partitions))])
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:

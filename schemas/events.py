@@ -247,6 +247,19 @@ EVENT_TYPES: tuple[str, ...] = tuple(
 )
 
 
+EVENT_BATCH_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+
+
+def encode_event_batch(events: list[Event]) -> bytes:
+    """A ``crm.events.v1`` record: a JSON array of events (one pydantic-core call for all of them)."""
+    return EVENT_BATCH_ADAPTER.dump_json(events)
+
+
+def decode_event_batch(data: bytes | str) -> list[Event]:
+    """Decode a ``crm.events.v1`` record (raises pydantic.ValidationError)."""
+    return EVENT_BATCH_ADAPTER.validate_json(data)
+
+
 def decode_event(data: bytes | str) -> Event:
     """Decode one serialised event (raises pydantic.ValidationError)."""
     return EVENT_ADAPTER.validate_json(data)

@@ -16,7 +16,7 @@ from crmhub import kafka as kafka_io
 from crmhub.runtime import run_batches, start_service
 from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.topics import DEADLETTER, EVENTS, PROFILES
-from schemas.events import Event, decode_event
+from schemas.events import Event, decode_event_batch
 from schemas.outputs import DeadLetter
 from schemas.profile import Profile
 from services.profile.cache import ProfileCache
@@ -68,14 +68,15 @@ class ProfileWorker:
         for record in records:
             next_offsets[(record.topic, record.partition)] = record.offset + 1
             try:
-                event = decode_event(record.value)
+                events = decode_event_batch(record.value)
             except ValidationError as exc:
                 dead.append(self._dead_letter(record, str(exc.errors(include_url=False)[0]["msg"])))
                 continue
-            if event.profile_id is None:
-                dead.append(self._dead_letter(record, "event has no profile_id (not from ingest?)"))
-                continue
-            by_profile.setdefault(event.profile_id, []).append(event)
+            for event in events:
+                if event.profile_id is None:
+                    dead.append(self._dead_letter(record, f"event {event.event_id} has no profile_id"))
+                else:
+                    by_profile.setdefault(event.profile_id, []).append(event)
         ids = list(by_profile)
         current = self.cache.get_many(ids)
         current.update(self.store.load(pid for pid in ids if pid not in current))
