@@ -15,6 +15,7 @@ from crmhub.settings import SOURCES
 
 EVENTS = "crm.events.v1"
 PROFILES = "crm.profiles.v1"
+PROFILE_CHANGES = "crm.profile-changes.v1"  # internal: the same changes, in batches, for the faust stages
 SEGMENTS = "crm.segments.v1"
 ALERTS = "crm.alerts.v1"
 DEADLETTER = "crm.deadletter.v1"
@@ -40,6 +41,7 @@ def topic_specs(partitions: int) -> list[TopicSpec]:
         *(TopicSpec(t, partitions) for t in RAW_TOPICS),
         TopicSpec(EVENTS, partitions),
         TopicSpec(PROFILES, partitions, compacted=True),
+        TopicSpec(PROFILE_CHANGES, partitions),
         TopicSpec(SEGMENTS, partitions),
         TopicSpec(ALERTS, partitions),
         TopicSpec(DEADLETTER, partitions),

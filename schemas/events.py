@@ -250,13 +250,8 @@ EVENT_TYPES: tuple[str, ...] = tuple(
 EVENT_BATCH_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
-def encode_event_batch(events: list[Event]) -> bytes:
-    """A ``crm.events.v1`` record: a JSON array of events (one pydantic-core call for all of them)."""
-    return EVENT_BATCH_ADAPTER.dump_json(events)
-
-
 def decode_event_batch(data: bytes | str) -> list[Event]:
-    """Decode a ``crm.events.v1`` record (raises pydantic.ValidationError)."""
+    """Decode a ``crm.events.v1`` record, a JSON array of events (raises pydantic.ValidationError)."""
     return EVENT_BATCH_ADAPTER.validate_json(data)
 
 

@@ -12,11 +12,10 @@ from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from crmhub import kafka as kafka_io
-from crmhub.kafka import partition_for_key
 from crmhub.runtime import run_batches, start_service
 from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.topics import DEADLETTER, EVENTS, RAW_TOPICS
-from schemas.events import Event, encode_event_batch
+from schemas.events import Event
 from schemas.outputs import DeadLetter
 from services.ingest.decode import RawInput, Rejection, decode_raw
 from services.ingest.identity import resolve_batch
@@ -25,9 +24,6 @@ from services.ingest.state import IngestState
 
 log = logging.getLogger("crmhub.ingest")
 GROUP_ID = "crmhub-ingest"
-# crm.events.v1 carries events in batches: one record holds up to this many events of the profiles that
-# hash to its partition, in order. Per-record client cost dominates in Python; per-event cost is small.
-RECORD_EVENTS = 500
 
 
 def source_of(topic: str) -> str:
@@ -124,18 +120,11 @@ class IngestWorker:
             winners = self.state.link(new_links)
             if winners != new_links:  # another instance linked an identifier first: follow it
                 profile_ids, _ = resolve_batch(ids, {**known, **winners})
-        by_partition: dict[int, list[Event]] = {}
-        for event, profile_id in zip(events, profile_ids, strict=True):
-            out = event.model_copy(update={"profile_id": profile_id})
-            by_partition.setdefault(self.partition_of(profile_id), []).append(out)
-        for partition, batch in by_partition.items():
-            for start in range(0, len(batch), RECORD_EVENTS):
-                value = encode_event_batch(batch[start : start + RECORD_EVENTS])
-                self.producer.send(EVENTS, value=value, partition=partition)
-
-    def partition_of(self, profile_id: str) -> int:
-        """The partition a record keyed by the profile id would go to (murmur2, as Kafka's clients)."""
-        return partition_for_key(profile_id.encode(), self.event_partitions)
+        items = [
+            (pid, ev.model_copy(update={"profile_id": pid}).model_dump_json().encode())
+            for ev, pid in zip(events, profile_ids, strict=True)
+        ]
+        kafka_io.send_batched(self.producer, EVENTS, items, self.event_partitions)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from crmhub.faust_app import create_app, run_worker
 from crmhub.settings import Settings
 from crmhub.stats import STATS_KEY
-from crmhub.topics import ALERTS, PROFILES
+from crmhub.topics import ALERTS, PROFILE_CHANGES
 from schemas.outputs import Alert
 from services.notifier.rules import PendingCart, RecentIds, cart_alert, complaint_alerts, pending_cart
 from services.notifier.sinks import AlertSink
@@ -25,7 +25,7 @@ TICK_S = 0.25
 def build(settings: Settings) -> faust.App:
     app = create_app("crmhub-notifier", settings)
     delay = timedelta(seconds=settings.abandonment_delay_s)
-    profiles_topic = app.topic(PROFILES, key_type=bytes, value_type=bytes)
+    changes_topic = app.topic(PROFILE_CHANGES, key_type=bytes, value_type=bytes)
     alerts_topic = app.topic(ALERTS, key_type=bytes, value_type=bytes)
     # profile id -> the pending abandonment timer of its current cart (absent: nothing to wait for)
     carts = app.Table("carts", default=None, partitions=settings.partitions)
@@ -50,21 +50,25 @@ def build(settings: Settings) -> faust.App:
             n, seen[0] = seen[0], 0
             await redis.hincrby(STATS_KEY, "notifier.profiles", n)
 
-    @app.agent(profiles_topic)
+    @app.agent(changes_topic)
     async def watch_profiles(stream: Any) -> None:
+        # each record is a batch of changes of profiles that hash to its partition (see segmenter)
         async for event in stream.events():
-            seen[0] += 1
-            profile = orjson.loads(event.value)
-            pid = profile["profile_id"]
-            for alert in complaint_alerts(profile, datetime.now(UTC)):
-                await deliver_once(alert)  # at once: complaint -> profile -> alert
-            pending = pending_cart(profile, delay)
-            current = carts.get(pid)
-            if pending is None:
-                if current is not None:
-                    del carts[pid]  # ordered or emptied before the delay: cancelled
-            elif current is None or current["cart_updated_at"] != pending.to_json()["cart_updated_at"]:
-                carts[pid] = pending.to_json()  # a new or changed cart restarts the wait
+            for profile in orjson.loads(event.value):
+                await watch_profile(profile)
+
+    async def watch_profile(profile: dict[str, Any]) -> None:
+        seen[0] += 1
+        pid = profile["profile_id"]
+        for alert in complaint_alerts(profile, datetime.now(UTC)):
+            await deliver_once(alert)  # at once: complaint -> profile -> alert
+        pending = pending_cart(profile, delay)
+        current = carts.get(pid)
+        if pending is None:
+            if current is not None:
+                del carts[pid]  # ordered or emptied before the delay: cancelled
+        elif current is None or current["cart_updated_at"] != pending.to_json()["cart_updated_at"]:
+            carts[pid] = pending.to_json()  # a new or changed cart restarts the wait
 
     @app.timer(interval=TICK_S)
     async def fire_due_carts() -> None:

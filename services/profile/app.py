@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from crmhub import kafka as kafka_io
 from crmhub.runtime import run_batches, start_service
 from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
-from crmhub.topics import DEADLETTER, EVENTS, PROFILES
+from crmhub.topics import DEADLETTER, EVENTS, PROFILE_CHANGES, PROFILES
 from schemas.events import Event, decode_event_batch
 from schemas.outputs import DeadLetter
 from schemas.profile import Profile
@@ -60,6 +60,7 @@ class ProfileWorker:
         self.cache = cache
         self.producer = producer
         self.incarnation = incarnation
+        self.change_partitions = len(producer.partitions_for(PROFILE_CHANGES))
 
     def handle(self, records: list[ConsumerRecord]) -> Counter[str]:
         by_profile: dict[str, list[Event]] = {}
@@ -91,6 +92,7 @@ class ProfileWorker:
         # profiles (same versions), so downstream sees a duplicate at worst, never a gap
         for pid, doc in docs.items():
             self.producer.send(PROFILES, key=pid.encode(), value=doc)
+        kafka_io.send_batched(self.producer, PROFILE_CHANGES, list(docs.items()), self.change_partitions)
         for value in dead:
             self.producer.send(DEADLETTER, value=value)
         self.producer.flush()

@@ -1,4 +1,4 @@
-"""segmenter wiring (faust-streaming): crm.profiles.v1 -> evaluate -> crm.segments.v1 + membership view."""
+"""segmenter wiring (faust-streaming): profile changes -> evaluate -> crm.segments.v1 + membership view."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from crmhub.faust_app import create_app, run_worker
 from crmhub.settings import Settings
 from crmhub.stats import STATS_KEY
-from crmhub.topics import PROFILES, SEGMENTS
+from crmhub.topics import PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import SegmentChange
 from services.segmenter.keys import MEMBERS_PREFIX
 from services.segmenter.rules import SegmentDef, evaluate, load_definitions, membership_changes, profile_view
@@ -65,35 +65,40 @@ class MembershipView:
 def build(settings: Settings) -> faust.App:
     app = create_app("crmhub-segmenter", settings)
     defs: list[SegmentDef] = load_definitions(settings.segments_file)
-    profiles_topic = app.topic(PROFILES, key_type=bytes, value_type=bytes)
+    changes_topic = app.topic(PROFILE_CHANGES, key_type=bytes, value_type=bytes)
     segments_topic = app.topic(SEGMENTS, key_type=bytes, value_type=bytes)
     membership = app.Table("membership", default=list, partitions=settings.partitions)
     view = MembershipView(aioredis.Redis.from_url(settings.redis_dsn), defs)
     log.info("segmenter evaluating %d segments: %s", len(defs), ", ".join(d.name for d in defs))
 
-    @app.agent(profiles_topic)
+    @app.agent(changes_topic)
     async def evaluate_profiles(stream: Any) -> None:
+        # each record is a batch of profile changes of profiles that hash to its partition, so table
+        # writes made while handling it go to the right changelog partition
         async for event in stream.events():
-            profile = orjson.loads(event.value)
-            pid = profile["profile_id"]
-            before = set(membership[pid])
-            after = evaluate(defs, profile_view(profile))
-            entered, exited = membership_changes(before, after)
-            if entered or exited:
-                membership[pid] = sorted(after)
-                now = datetime.now(UTC)
-                for name, change in [(n, "entered") for n in entered] + [(n, "exited") for n in exited]:
-                    out = SegmentChange(
-                        segment=name,
-                        profile_id=pid,
-                        change=change,
-                        at=now,
-                        profile_version=profile.get("version", 0),
-                    )
-                    await segments_topic.send(key=pid.encode(), value=out.model_dump_json().encode())
-            view.record(pid, after, len(entered), len(exited))
+            for profile in orjson.loads(event.value):
+                await evaluate_profile(profile)
             if len(view.pending) >= FLUSH_EVERY:
                 await view.flush()
+
+    async def evaluate_profile(profile: dict[str, Any]) -> None:
+        pid = profile["profile_id"]
+        before = set(membership[pid])
+        after = evaluate(defs, profile_view(profile))
+        entered, exited = membership_changes(before, after)
+        if entered or exited:
+            membership[pid] = sorted(after)
+            now = datetime.now(UTC)
+            for name, change in [(n, "entered") for n in entered] + [(n, "exited") for n in exited]:
+                out = SegmentChange(
+                    segment=name,
+                    profile_id=pid,
+                    change=change,
+                    at=now,
+                    profile_version=profile.get("version", 0),
+                )
+                await segments_topic.send(key=pid.encode(), value=out.model_dump_json().encode())
+        view.record(pid, after, len(entered), len(exited))
 
     @app.timer(interval=FLUSH_INTERVAL_S)
     async def flush_view() -> None:
