@@ -163,5 +163,26 @@ def topics_create(settings: Settings) -> None:
     click.echo(f"topics ready (incarnation {run_id}) in {time.monotonic() - started:.1f} s")
 
 
+@main.group()
+def schemas() -> None:
+    """The event and document contracts."""
+
+
+@schemas.command("export")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory to write to (default: schemas/json in the source tree, the committed snapshots).",
+)
+def schemas_export(out_dir: Path | None) -> None:
+    """Write the JSON Schema of every event type and published document."""
+    from schemas.export import SNAPSHOT_DIR, export
+
+    written = export(out_dir or SNAPSHOT_DIR)
+    click.echo(f"wrote {len(written)} JSON Schema files to {(out_dir or SNAPSHOT_DIR)}")
+
+
 if __name__ == "__main__":
     main()

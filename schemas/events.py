@@ -8,7 +8,7 @@ Everything on ``crm.events.v1`` is one of these models, serialised with ``model_
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -230,21 +230,8 @@ Event = Annotated[
 ]
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
-EVENT_TYPES: tuple[str, ...] = tuple(
-    m.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-    for m in (
-        Identify,
-        ProductViewed,
-        ProductAdded,
-        ProductRemoved,
-        CheckoutStarted,
-        OrderCompleted,
-        PosSale,
-        PaymentFailed,
-        SocialMention,
-        SupportReplied,
-    )
-)
+EVENT_MODELS: tuple[type[Envelope], ...] = get_args(get_args(Event)[0])
+EVENT_TYPES: tuple[str, ...] = tuple(get_args(m.model_fields["type"].annotation)[0] for m in EVENT_MODELS)
 
 
 EVENT_BATCH_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
