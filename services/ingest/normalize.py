@@ -7,6 +7,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+import phonenumbers
+
 SEGMENT_CALLS = frozenset({"track", "identify", "page", "screen", "alias", "group"})
 SUPPORTED_SEGMENT_CALLS = frozenset({"track", "identify"})
 # Values that identify nobody: they must never link two customers together.
@@ -104,8 +106,20 @@ def from_native(obj: dict[str, Any], source: str, received_at: datetime) -> dict
     return {**obj, "source": source, "received_at": received_at}
 
 
+def to_e164(phone: str) -> str:
+    """International numbers (with a leading +) to E.164; others lose their punctuation only, since
+    without a country they cannot be placed (the same number then still matches itself)."""
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return _PHONE_JUNK.sub("", phone)
+    if not phonenumbers.is_possible_number(number):
+        return _PHONE_JUNK.sub("", phone)
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
 def normalize_identifiers(event: dict[str, Any]) -> dict[str, Any]:
-    """Trim ids, lower-case emails, strip phone punctuation, and drop placeholders that identify nobody.
+    """Trim ids, lower-case emails, phones to E.164, and drop placeholders that identify nobody.
 
     An identify's traits.email / traits.phone stand for the envelope's when it has none.
     """
@@ -126,6 +140,6 @@ def normalize_identifiers(event: dict[str, Any]) -> dict[str, Any]:
         if kind == "email":
             value = value.lower()
         elif kind == "phone":
-            value = _PHONE_JUNK.sub("", value)
+            value = to_e164(value)
         event[kind] = None if value.lower() in PLACEHOLDERS else value
     return event

@@ -195,3 +195,16 @@ def test_identify_traits_stand_for_missing_envelope_identifiers_and_are_normalis
     assert (out["email"], out["phone"]) == ("ann@example.com", "+15551234567")
     placeholder = normalize_identifiers({"type": "identify", "email": None, "traits": {"email": "unknown"}})
     assert placeholder["email"] is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("+1 (555) 123-4567", "+15551234567"),
+        ("+49 151 1234 5678", "+4915112345678"),
+        ("+1-800-FLOWERS", "+18003569377"),
+        ("0151 / 123-4567", "01511234567"),  # no country: punctuation goes, the digits stay as they are
+    ],
+)
+def test_phones_become_e164_where_the_country_is_known(raw: str, e164: str) -> None:
+    assert normalize_identifiers({"phone": raw})["phone"] == e164
