@@ -162,6 +162,29 @@ class Identify(Envelope):
     traits: Traits = Traits()
 
 
+class PageProperties(_Open):
+    name: str | None = None
+    category: str | None = None
+    url: str | None = None
+    path: str | None = None
+    referrer: str | None = None
+    title: str | None = None
+
+
+class Page(Envelope):
+    """A Segment page call: a page of the shop was viewed."""
+
+    type: Literal["page"]
+    properties: PageProperties = PageProperties()
+
+
+class Alias(Envelope):
+    """A Segment alias call: ``previous_id`` (an anonymous or older id) is the same person as the
+    customer id. Identity resolution links them like any two identifiers of one event."""
+
+    type: Literal["alias"]
+
+
 class ProductViewed(Envelope):
     type: Literal["Product Viewed"]
     properties: Product
@@ -217,6 +240,8 @@ class SupportReplied(Envelope):
 
 Event = Annotated[
     Identify
+    | Page
+    | Alias
     | ProductViewed
     | ProductAdded
     | ProductRemoved

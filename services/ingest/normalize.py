@@ -10,7 +10,7 @@ from typing import Any
 import phonenumbers
 
 SEGMENT_CALLS = frozenset({"track", "identify", "page", "screen", "alias", "group"})
-SUPPORTED_SEGMENT_CALLS = frozenset({"track", "identify"})
+SUPPORTED_SEGMENT_CALLS = frozenset({"track", "identify", "page", "alias"})
 # Values that identify nobody: they must never link two customers together.
 PLACEHOLDERS = frozenset({"", "null", "none", "nil", "undefined", "0", "-1", "anonymous", "unknown", "guest", "n/a"})
 _PHONE_JUNK = re.compile(r"[\s().\-/]")
@@ -83,6 +83,14 @@ def from_segment(msg: dict[str, Any], raw: bytes, received_at: datetime, sent_at
     if call == "identify":
         out["type"] = "identify"
         out["traits"] = traits
+    elif call == "page":
+        out["type"] = "page"
+        props = {k: msg[k] for k in ("name", "category") if isinstance(msg.get(k), str)}
+        out["properties"] = {**_object(msg, "properties"), **props}
+    elif call == "alias":
+        # previousId is most often the anonymous id the visitor had before signing up
+        out["type"] = "alias"
+        out["anonymous_id"] = msg.get("previousId") or out["anonymous_id"]
     else:
         if not msg.get("event"):
             raise NormalizeError("a track call needs an 'event' name", "event")

@@ -42,7 +42,7 @@ def test_real_sdks_send_to_the_hub_unchanged(hub: Hub, api: httpx.Client, sdk: s
         max_retries=1,
     )
     anon, user = uid("sdk-anon-"), uid("sdk-user-")
-    client.page(anonymous_id=anon, name="Home")  # accepted by the collector; ingest has no page schema yet
+    client.page(anonymous_id=anon, name="Home")
     client.identify(user, {"email": f"{user}@example.com", "name": "Grace Hopper", "age": 45}, anonymous_id=anon)
     client.track(user, "Product Added", {"product_id": "sku-1", "price": 25.5, "quantity": 2}, anonymous_id=anon)
     client.track(
@@ -56,6 +56,8 @@ def test_real_sdks_send_to_the_hub_unchanged(hub: Hub, api: httpx.Client, sdk: s
         },
         anonymous_id=anon,
     )
+    other_device = uid("sdk-old-anon-")
+    client.alias(other_device, user)  # the same person, seen before on another device
     client.flush()
     client.shutdown()
     assert errors == []
@@ -66,6 +68,8 @@ def test_real_sdks_send_to_the_hub_unchanged(hub: Hub, api: httpx.Client, sdk: s
     assert Decimal(profile["total_spent"]) == Decimal("51.0")
     assert profile["traits"]["name"] == "Grace Hopper"
     assert profile_by(api, anonymous_id=anon)["profile_id"] == profile["profile_id"]  # type: ignore[index]
+    linked = wait_for(lambda: profile_by(api, anonymous_id=other_device), what="the aliased id linked")
+    assert linked["profile_id"] == profile["profile_id"]
     assert profile_by(api, email=f"{user}@example.com")["profile_id"] == profile["profile_id"]  # type: ignore[index]
 
 

@@ -132,7 +132,7 @@ def test_from_segment_without_message_id_gets_a_deterministic_id() -> None:
     assert fallback_event_id(raw + b" ") != fallback_event_id(raw)
 
 
-@pytest.mark.parametrize("call", ["page", "alias"])
+@pytest.mark.parametrize("call", ["screen", "group"])
 def test_from_segment_rejects_unsupported_calls(call: str) -> None:
     with pytest.raises(NormalizeError) as info:
         from_segment({"type": call}, b"raw", RECEIVED, None)
@@ -208,3 +208,16 @@ def test_identify_traits_stand_for_missing_envelope_identifiers_and_are_normalis
 )
 def test_phones_become_e164_where_the_country_is_known(raw: str, e164: str) -> None:
     assert normalize_identifiers({"phone": raw})["phone"] == e164
+
+
+def test_page_and_alias_calls_map_to_events() -> None:
+    received = datetime(2026, 1, 1, tzinfo=UTC)
+    page = from_segment(
+        {"type": "page", "anonymousId": "a-1", "name": "Home", "properties": {"url": "https://shop/"}},
+        b"{}",
+        received,
+        None,
+    )
+    assert (page["type"], page["properties"]) == ("page", {"url": "https://shop/", "name": "Home"})
+    alias = from_segment({"type": "alias", "previousId": "a-1", "userId": "c-1"}, b"{}", received, None)
+    assert (alias["type"], alias["anonymous_id"], alias["customer_id"]) == ("alias", "a-1", "c-1")

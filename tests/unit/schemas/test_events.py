@@ -28,6 +28,8 @@ from tests.unit import factories as f
 def test_event_types_lists_every_payload_model_in_order() -> None:
     assert EVENT_TYPES == (
         "identify",
+        "page",
+        "alias",
         "Product Viewed",
         "Product Added",
         "Product Removed",

@@ -22,7 +22,7 @@ def test_committed_snapshots_match_the_models() -> None:
 def test_every_event_type_has_a_schema_naming_its_type(tmp_path: Path) -> None:
     written = export(tmp_path)
     events = sorted(p.name for p in written if p.parent.name == "events")
-    assert "order-completed.json" in events and "pos-sale.json" in events and len(events) == 10
+    assert "order-completed.json" in events and "pos-sale.json" in events and len(events) == 12
     order = orjson.loads((tmp_path / "events" / "order-completed.json").read_bytes())
     assert order["properties"]["type"]["const"] == "Order Completed"
     assert "order_id" in order["$defs"]["OrderProperties"]["required"]
