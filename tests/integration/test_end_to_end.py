@@ -152,11 +152,12 @@ def test_abandoned_cart_raises_exactly_one_alert_and_bought_cart_none(
         segment_track("Product Added", product("p7", "59.90", 2), uid("a-"), abandoner),
         segment_track("Product Added", product("p8", "15.00"), uid("a-"), buyer),
     )
-    ab = wait_for(lambda: profile_by(api, user_id=abandoner), what="abandoner profile")
     by = wait_for(lambda: profile_by(api, user_id=buyer), what="buyer profile")
     publish(
         producer, "web", segment_track("Order Completed", {"order_id": uid("o-"), "total": "15.00"}, uid("a-"), buyer)
     )
+    ab = wait_for(lambda: profile_by(api, user_id=abandoner), what="abandoner profile")
+    assert wait_for(lambda: (p := profile_by(api, user_id=buyer)) and p["order_count"] == 1, what="buyer's order")
     alerts = wait_for(
         lambda: alerts_for(api, ab["profile_id"], "cart_abandoned"),
         ABANDONMENT_DELAY_S + 20,
