@@ -84,7 +84,10 @@ def produce(res: Resources, source: str, messages: list[dict[str, Any]], sent_at
         headers.append(("sent_at", sent_at.encode()))
     futures = []
     for msg in messages:
-        key = msg.get("anonymousId") or msg.get("userId")  # one browser's messages stay in order
+        # one browser's (or customer's) messages stay on one partition, in order; an alias goes with its
+        # previousId, most often the anonymous id of that browser
+        keys = ("anonymousId", "previousId", "userId", "anonymous_id", "customer_id", "email")
+        key = next((msg[k] for k in keys if msg.get(k)), None)
         futures.append(
             res.producer.send(
                 raw_topic(source), key=str(key).encode() if key else None, value=orjson.dumps(msg), headers=headers
@@ -110,7 +113,33 @@ def dead_letter_request(res: Resources, raw: bytes, request_id: str, error: Coll
     pipe.execute()
 
 
-async def collect(request: Request, res: Resources, call: str | None) -> JSONResponse:
+Extract = Callable[[dict[str, Any]], Any]
+
+
+def segment_messages(call: str | None) -> Extract:
+    """The messages of a Segment request: a batch's list (with the batch context merged in), or the
+    body itself for a single call, typed by its endpoint."""
+
+    def extract(body: dict[str, Any]) -> Any:
+        if call is not None:
+            return [{**body, "type": body.get("type", call)}]
+        batch = body.get("batch")
+        if isinstance(batch, list) and isinstance(body.get("context"), dict):
+            batch = [
+                {**m, "context": {**body["context"], **(m.get("context") or {})}} if isinstance(m, dict) else m
+                for m in batch
+            ]
+        return batch
+
+    return extract
+
+
+def native_events(body: dict[str, Any]) -> Any:
+    """crmhub's own envelopes: ``{"events": [...]}`` or one event."""
+    return body.get("events") if "events" in body else [body]
+
+
+async def collect(request: Request, res: Resources, extract: Extract) -> JSONResponse:
     request_id = uuid.uuid4().hex
     raw = await request.body()
     try:
@@ -118,17 +147,15 @@ async def collect(request: Request, res: Resources, call: str | None) -> JSONRes
         source = res.settings.write_key_sources.get(write_key_of(request, body) or "")
         if source is None:
             raise CollectorError(401, "unauthorized", "unknown or missing write key (HTTP Basic user name)")
-        messages = body.get("batch") if call is None else [{**body, "type": body.get("type", call)}]
+        messages = extract(body)
         if not isinstance(messages, list):
-            raise CollectorError(400, "invalid_request", "'batch' must be a list of messages")
+            raise CollectorError(400, "invalid_request", "'batch' (or 'events') must be a list of messages")
         for i, msg in enumerate(messages):
             if not isinstance(msg, dict):
                 raise CollectorError(400, "invalid_request", f"batch[{i}] is not a JSON object")
             msg.pop("writeKey", None)
             if len(orjson.dumps(msg)) > MAX_MESSAGE_BYTES:
                 raise CollectorError(400, "message_too_large", f"batch[{i}] exceeds {MAX_MESSAGE_BYTES // 1024} KB")
-        if call is None and isinstance(body.get("context"), dict):
-            messages = [{**m, "context": {**body["context"], **(m.get("context") or {})}} for m in messages]
         await run_in_threadpool(produce, res, source, messages, body.get("sentAt"), request_id)
     except CollectorError as exc:
         if exc.status != 401:  # a refused request is still input: keep it, with the reason
@@ -139,7 +166,7 @@ async def collect(request: Request, res: Resources, call: str | None) -> JSONRes
 
 def _endpoint(call: str | None) -> Callable[[Request, Resources], Awaitable[JSONResponse]]:
     async def endpoint(request: Request, res: Res) -> JSONResponse:
-        return await collect(request, res, call)
+        return await collect(request, res, segment_messages(call))
 
     return endpoint
 
@@ -160,3 +187,10 @@ for _path, _call in SEGMENT_ROUTES.items():
         name=_call or "batch",
         summary=f"Segment {_call or 'batch'} call" + ("" if _call else " (up to 500 KB)"),
     )
+
+
+@router.post("/v1/events", summary='crmhub\'s own event envelopes: one event, or {"events": [...]}')
+async def native(request: Request, res: Res) -> JSONResponse:
+    """Stores, payment, social and support systems post crmhub envelopes (see `schemas/json/`); the
+    write key's source decides the raw topic, and ingest checks each event's `source` against it."""
+    return await collect(request, res, native_events)

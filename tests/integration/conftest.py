@@ -23,7 +23,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         redis_port=free_port(),
         api_port=free_port(),
         abandonment_delay_s=ABANDONMENT_DELAY_S,
-        write_keys="test-web-key:web",
+        write_keys="test-web-key:web,test-pos-key:pos",
         api_token="test-token",
     )
     with running_hub(settings) as running:
