@@ -184,5 +184,44 @@ def schemas_export(out_dir: Path | None) -> None:
     click.echo(f"wrote {len(written)} JSON Schema files to {(out_dir or SNAPSHOT_DIR)}")
 
 
+@main.group()
+def deadletters() -> None:
+    """Inputs that did not become events, with the reason."""
+
+
+@deadletters.command("list")
+@click.option("--reason", default=None, help="Only letters whose reason contains this text.")
+@click.option("--source", type=click.Choice(["web", "pos", "payment", "social", "support"]), default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show the latest N.")
+@settings_options
+@friendly_errors
+def deadletters_list(settings: Settings, reason: str | None, source: str | None, limit: int) -> None:
+    """Show the dead letters of a running hub: where each input came from and why it was refused."""
+    from crmhub.deadletters import print_list, read_deadletters
+
+    print_list(read_deadletters(settings, reason, source), limit)
+
+
+@deadletters.command("replay")
+@click.option("--reason", default=None, help="Only letters whose reason contains this text.")
+@click.option("--source", type=click.Choice(["web", "pos", "payment", "social", "support"]), default=None)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@settings_options
+@friendly_errors
+def deadletters_replay(settings: Settings, reason: str | None, source: str | None, yes: bool) -> None:
+    """Re-ingest dead letters (after a fix): each original input goes back to its raw topic; what is
+    still invalid becomes a new dead letter, what is now valid an event."""
+    from crmhub.deadletters import read_deadletters, replay
+
+    letters = read_deadletters(settings, reason, source)
+    if not letters:
+        click.echo("no dead letters match")
+        return
+    if not yes:
+        click.confirm(f"replay {len(letters)} dead letters?", abort=True)
+    replayed, skipped = replay(settings, letters)
+    click.echo(f"replayed {replayed} inputs" + (f"; skipped {skipped} from later stages" if skipped else ""))
+
+
 if __name__ == "__main__":
     main()
