@@ -33,15 +33,11 @@ from crmhub.stats import read_counts
 from crmhub.topics import PROFILES, raw_topic
 
 
-def counts(r: redis.Redis) -> dict[str, int]:
-    return read_counts(r)
-
-
 def wait_counter(r: redis.Redis, name: str, target: int, timeout_s: float) -> float | None:
     """Monotonic time at which counter ``name`` reached ``target``; None on timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if counts(r).get(name, 0) >= target:
+        if read_counts(r).get(name, 0) >= target:
             return time.monotonic()
         time.sleep(0.02)
     return None
@@ -135,20 +131,20 @@ def main() -> None:
         ):
             raise SystemExit("warm-up did not complete: see the logs in " + str(data_dir / "logs"))
         time.sleep(2)
-        base = counts(r)
+        base = read_counts(r)
 
         print(f"phase 1: {args.events:,} events as fast as possible", flush=True)
         started = time.monotonic()
         sent, publish_s = publish(hub, sim, args.events, None)
         target = base.get("profile.events", 0) + sent
         done = wait_counter(r, "profile.events", target, args.timeout)
-        after = counts(r)
+        after = read_counts(r)
         profiles_changed = after.get("profile.updated", 0) - base.get("profile.updated", 0)
         seg_done = wait_counter(
             r, "segmenter.evaluated", base.get("segmenter.evaluated", 0) + profiles_changed, args.timeout
         )
         if done is None:
-            raise SystemExit(f"profile service did not catch up within {args.timeout:.0f} s: {counts(r)}")
+            raise SystemExit(f"profile service did not catch up within {args.timeout:.0f} s: {read_counts(r)}")
         e2e = done - started
         print(f"  published {sent:,} in {publish_s:.1f} s ({sent / publish_s:,.0f}/s, kafka-python producer)")
         print(

@@ -267,10 +267,5 @@ def decode_event_batch(data: bytes | str) -> list[Event]:
     return EVENT_BATCH_ADAPTER.validate_json(data)
 
 
-def decode_event(data: bytes | str) -> Event:
-    """Decode one serialised event (raises pydantic.ValidationError)."""
-    return EVENT_ADAPTER.validate_json(data)
-
-
 def validate_event(obj: dict[str, Any]) -> Event:
     return EVENT_ADAPTER.validate_python(obj)

@@ -23,7 +23,6 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
-    func,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -147,23 +146,3 @@ class ProfileStore:
                 select(identifiers.c.profile_id).where(identifiers.c.kind == kind, identifiers.c.value == value)
             ).first()
             return None if row is None else str(row[0])
-
-    def iter_profiles(self, chunk: int = 1000) -> Iterable[Profile]:
-        last = ""
-        while True:
-            with self.engine.connect() as conn:
-                rows = conn.execute(
-                    select(profiles.c.profile_id, profiles.c.doc)
-                    .where(profiles.c.profile_id > last)
-                    .order_by(profiles.c.profile_id)
-                    .limit(chunk)
-                ).all()
-            if not rows:
-                return
-            for _pid, doc in rows:
-                yield Profile.model_validate_json(doc)
-            last = rows[-1][0]
-
-    def count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(profiles)).scalar_one())

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from schemas.events import decode_event
+from schemas.events import EVENT_ADAPTER
 from schemas.profile import Cart, CartItem
 from services.profile.fold import MAX_IDS_PER_KIND, fold_events
 from tests.unit import factories as f
@@ -28,7 +28,7 @@ def test_total_spent_is_exact() -> None:
         b'{"event_id":"e%d","source":"web","type":"Order Completed","occurred_at":"2025-03-14T09:00:00Z",'
         b'"customer_id":"c","properties":{"order_id":"o%d","total":0.1}}'
     )
-    events = [decode_event(raw % (i, i)) for i in range(3)]  # JSON floats: 0.1 + 0.1 + 0.1
+    events = [EVENT_ADAPTER.validate_json(raw % (i, i)) for i in range(3)]  # JSON floats: 0.1 + 0.1 + 0.1
     p = fold_events(None, "P", events)
     assert p.total_spent == Decimal("0.3")
     assert isinstance(p.total_spent, Decimal)
