@@ -7,19 +7,65 @@ Everything on ``crm.events.v1`` is one of these models, serialised with ``model_
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import cache
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
+import iso4217
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
-SCHEMA_VERSION = 1
+from schemas.versions import SCHEMA_VERSION, upcast
+
+DEFAULT_CURRENCY = "USD"
 
 Source = Literal["web", "pos", "payment", "social", "support", "crm"]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
-Currency = Annotated[
-    str, BeforeValidator(lambda v: v.strip().upper() if isinstance(v, str) else v), Field(pattern=r"^[A-Z]{3}$")
-]
 Id = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=5000)]
+
+
+@cache
+def minor_units(code: str) -> int | None:
+    """Decimal places of an ISO 4217 currency (2 for EUR, 0 for JPY, 3 for KWD); None if it is not one
+    (or has no minor unit, like gold XAU)."""
+    try:
+        return iso4217.Currency(code).exponent
+    except ValueError:
+        return None
+
+
+def _iso4217(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    code = value.strip().upper()
+    if len(code) != 3 or minor_units(code) is None:
+        raise ValueError(f"{value[:20]!r} is not an ISO 4217 currency code")
+    return code
+
+
+Currency = Annotated[str, BeforeValidator(_iso4217), Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+
+
+def round_to_minor_units(value: Any, exponent: int) -> Any:
+    """A number (or numeric string) rounded half-even to the currency's minor units; anything else is left
+    for validation to reject with its own message."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        return value
+    try:
+        amount = Decimal(str(value))
+        return amount.quantize(Decimal(1).scaleb(-exponent), ROUND_HALF_EVEN) if amount.is_finite() else value
+    except InvalidOperation:
+        return value
 
 
 class _Model(BaseModel):
@@ -32,9 +78,42 @@ class _Open(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
 
-class Product(_Open):
+class _Priced(BaseModel):
+    """A payload with amounts in one currency: every amount named in ``_amounts`` is rounded half-even to
+    the currency's minor units before validation, so 19.999 EUR is 20.00 and 1200.4 JPY is 1200 (equal
+    amounts compare equal); the items of the lists named in ``_item_lists`` inherit the currency."""
+
+    _amounts: ClassVar[tuple[str, ...]] = ()
+    _item_lists: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _round_amounts(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        currency = data.get("currency") or DEFAULT_CURRENCY
+        exponent = minor_units(currency.strip().upper()) if isinstance(currency, str) else None
+        if exponent is None:
+            return data  # the currency field rejects it
+        out = dict(data)
+        for name in cls._amounts:
+            if name in out:
+                out[name] = round_to_minor_units(out[name], exponent)
+        for name in cls._item_lists:  # items round their own amounts, in the currency of the whole
+            items = out.get(name)
+            if isinstance(items, list):
+                out[name] = [{"currency": currency, **item} if isinstance(item, dict) else item for item in items]
+        return out
+
+
+# ---- web: the Segment e-commerce spec -------------------------------------------------------------
+
+
+class Product(_Priced, _Open):
     """A product as the Segment e-commerce spec describes it: every field optional, but crmhub needs
     something to tell products apart (``product_id``, else ``sku``)."""
+
+    _amounts = ("price",)
 
     product_id: Id
     sku: str | None = None
@@ -42,6 +121,7 @@ class Product(_Open):
     category: str | None = None
     price: Money = Decimal(0)
     quantity: int = Field(1, ge=1, le=10_000)
+    currency: Currency | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -55,69 +135,198 @@ class CartProduct(Product):
     cart_id: str | None = None
 
 
-class CheckoutProperties(_Open):
+class CartProperties(_Priced, _Open):
+    _item_lists = ("products",)
+
+    cart_id: str | None = None
+    currency: Currency = DEFAULT_CURRENCY
+    products: list[Product] = []
+
+
+class CheckoutProperties(_Priced, _Open):
+    _amounts = ("value", "revenue")
+    _item_lists = ("products",)
+
+    checkout_id: str | None = None
     order_id: Id | None = None
     value: Money | None = None
     revenue: Money | None = None
-    currency: Currency = "USD"
+    currency: Currency = DEFAULT_CURRENCY
     products: list[Product] = []
 
 
-class OrderProperties(_Open):
+class PaymentInfoProperties(_Open):
+    checkout_id: str | None = None
+    order_id: str | None = None
+    step: int | None = None
+    shipping_method: str | None = None
+    payment_method: str | None = None
+
+
+class _OrderAmounts(_Priced, _Open):
+    """The properties Segment gives Order Completed, Order Cancelled and Order Refunded alike."""
+
+    _amounts = ("total", "revenue")
+    _item_lists = ("products",)
+
     order_id: Id
     total: Money | None = None
     revenue: Money | None = None
-    currency: Currency = "USD"
+    currency: Currency = DEFAULT_CURRENCY
     products: list[Product] = []
 
-    @model_validator(mode="after")
-    def _has_amount(self) -> OrderProperties:
-        if self.total is None and self.revenue is None and not self.products:
-            raise ValueError("an order needs 'total', 'revenue' or priced 'products'")
-        return self
-
     @property
-    def amount(self) -> Decimal:
-        """total, else revenue (Segment's two names), else the sum of the products."""
+    def amount(self) -> Decimal | None:
+        """total, else revenue (Segment's two names), else the sum of the products, else None."""
         if self.total is not None:
             return self.total
         if self.revenue is not None:
             return self.revenue
-        return sum((p.price * p.quantity for p in self.products), Decimal(0))
+        if self.products:
+            return sum((p.price * p.quantity for p in self.products), Decimal(0))
+        return None
 
 
-class PosSaleProperties(_Model):
+class OrderProperties(_OrderAmounts):
+    @model_validator(mode="after")
+    def _has_amount(self) -> OrderProperties:
+        if self.amount is None:
+            raise ValueError("an order needs 'total', 'revenue' or priced 'products'")
+        return self
+
+    @property
+    def order_amount(self) -> Decimal:
+        return self.amount or Decimal(0)
+
+
+class OrderRefundProperties(_OrderAmounts):
+    """No amount (no total, revenue or products) means the whole order was refunded."""
+
+
+class OrderCancelProperties(_OrderAmounts):
+    reason: str | None = None
+
+
+# ---- stores ---------------------------------------------------------------------------------------
+
+
+class Tender(_Priced, _Model):
+    _amounts = ("amount",)
+
+    method: Literal["cash", "card", "voucher", "mobile", "gift_card", "loyalty_points"]
+    amount: Money
+    currency: Currency | None = None
+
+
+class _Till(_Priced, _Model):
+    _amounts = ("total",)
+    _item_lists = ("line_items", "tenders")
+
     store_id: Id
     till_id: Id
-    receipt_id: Id
     total: Money
-    currency: Currency = "USD"
-    items: list[Product] = []
-    tender: Literal["cash", "card", "voucher", "mobile"] = "card"
+    currency: Currency = DEFAULT_CURRENCY
+    line_items: list[Product] = []
 
 
-class PaymentFailedProperties(_Model):
+class PosSaleProperties(_Till):
+    """A till receipt. The customer is named by the envelope (``loyalty_id`` of the card scanned, …)."""
+
+    receipt_id: Id
+    tenders: list[Tender] = Field([], description="How it was paid: several tenders may share one receipt.")
+
+
+class PosReturnProperties(_Till):
+    """Goods brought back to a store; ``total`` is the amount refunded."""
+
+    return_id: Id
+    original_receipt_id: Id | None = None
+    reason: str | None = Field(None, max_length=500)
+    refund_method: Literal["cash", "card", "voucher", "mobile", "gift_card", "store_credit"] = "card"
+
+
+# ---- payments -------------------------------------------------------------------------------------
+
+
+class PaymentProperties(_Priced, _Model):
+    _amounts = ("amount",)
+
     payment_id: Id
     order_id: Id | None = None
     amount: Money
-    currency: Currency = "USD"
+    currency: Currency = DEFAULT_CURRENCY
     method: str = "card"
-    reason_code: str
 
 
-class SocialMentionProperties(_Model):
-    mention_id: Id
+class PaymentFailedProperties(PaymentProperties):
+    reason_code: Id
+
+
+class PaymentRefundedProperties(PaymentProperties):
+    reason: str | None = Field(None, max_length=500)
+
+
+class PaymentChargebackProperties(PaymentProperties):
+    reason_code: Id
+
+
+class InvoiceProperties(_Priced, _Model):
+    _amounts = ("amount",)
+
+    invoice_id: Id
+    order_id: Id | None = None
+    amount: Money
+    currency: Currency = DEFAULT_CURRENCY
+    due_at: AwareDatetime | None = None
+
+
+class InvoicePaidProperties(_Priced, _Model):
+    _amounts = ("amount",)
+
+    invoice_id: Id
+    amount: Money
+    currency: Currency = DEFAULT_CURRENCY
+    method: str = "card"
+
+
+# ---- social, support, consent ---------------------------------------------------------------------
+
+
+class SocialProperties(_Model):
+    message_id: Id
     platform: Literal["twitter", "instagram", "facebook", "tiktok", "trustpilot", "other"]
     handle: Id
-    text: str = Field(max_length=5000)
-    sentiment: float | None = Field(None, ge=-1, le=1)
-    complaint: bool = False
+    text: Text
+    sentiment: float | None = Field(None, ge=-1, le=1, description="-1 (angry) … 1 (delighted), from the source.")
+    complaint: bool = Field(False, description="The source flagged it as a complaint.")
+    url: str | None = None
 
 
-class SupportRepliedProperties(_Model):
-    mention_id: Id
+class SocialCommentProperties(SocialProperties):
+    post_id: str | None = Field(None, description="The brand's post the comment is on.")
+
+
+class SocialMessageProperties(SocialProperties):
+    thread_id: str | None = None
+
+
+class ComplaintRespondedProperties(_Model):
+    message_id: Id = Field(description="The social message (mention, comment, direct message) answered.")
     agent: str
-    text: str = Field("", max_length=5000)
+    text: Text = ""
+
+
+class CaseClosedProperties(_Model):
+    case_id: Id
+    message_id: Id | None = Field(None, description="The complaint the case was about, if it was one.")
+    agent: str | None = None
+    resolution: str | None = Field(None, max_length=2000)
+
+
+class ConsentProperties(_Model):
+    channel: Literal["email", "sms", "phone", "push", "post"]
+    purpose: str = Field("marketing", max_length=100)
+    method: str | None = Field(None, max_length=200, description="How it was given or withdrawn.")
 
 
 class Traits(_Open):
@@ -200,9 +409,19 @@ class ProductRemoved(Envelope):
     properties: CartProduct
 
 
+class CartViewed(Envelope):
+    type: Literal["Cart Viewed"]
+    properties: CartProperties = CartProperties()
+
+
 class CheckoutStarted(Envelope):
     type: Literal["Checkout Started"]
     properties: CheckoutProperties
+
+
+class PaymentInfoEntered(Envelope):
+    type: Literal["Payment Info Entered"]
+    properties: PaymentInfoProperties = PaymentInfoProperties()
 
 
 class OrderCompleted(Envelope):
@@ -210,9 +429,34 @@ class OrderCompleted(Envelope):
     properties: OrderProperties
 
 
+class OrderRefunded(Envelope):
+    type: Literal["Order Refunded"]
+    properties: OrderRefundProperties
+
+
+class OrderCancelled(Envelope):
+    type: Literal["Order Cancelled"]
+    properties: OrderCancelProperties
+
+
 class PosSale(Envelope):
     type: Literal["pos.sale"]
     properties: PosSaleProperties
+
+
+class PosReturn(Envelope):
+    type: Literal["pos.return"]
+    properties: PosReturnProperties
+
+
+class PaymentAuthorised(Envelope):
+    type: Literal["payment.authorised"]
+    properties: PaymentProperties
+
+
+class PaymentCaptured(Envelope):
+    type: Literal["payment.captured"]
+    properties: PaymentProperties
 
 
 class PaymentFailed(Envelope):
@@ -220,12 +464,33 @@ class PaymentFailed(Envelope):
     properties: PaymentFailedProperties
 
 
-COMPLAINT_SENTIMENT = -0.5  # a mention this negative is a complaint even when not flagged as one
+class PaymentRefunded(Envelope):
+    type: Literal["payment.refunded"]
+    properties: PaymentRefundedProperties
 
 
-class SocialMention(Envelope):
-    type: Literal["social.mention"]
-    properties: SocialMentionProperties
+class PaymentChargeback(Envelope):
+    type: Literal["payment.chargeback"]
+    properties: PaymentChargebackProperties
+
+
+class InvoiceIssued(Envelope):
+    type: Literal["payment.invoice_issued"]
+    properties: InvoiceProperties
+
+
+class InvoicePaid(Envelope):
+    type: Literal["payment.invoice_paid"]
+    properties: InvoicePaidProperties
+
+
+COMPLAINT_SENTIMENT = -0.5  # a message this negative is a complaint even when not flagged as one
+
+
+class SocialMessage(Envelope):
+    """What mentions, comments and direct messages share: any of them may be a complaint."""
+
+    properties: SocialProperties
 
     @property
     def is_complaint(self) -> bool:
@@ -233,9 +498,52 @@ class SocialMention(Envelope):
         return self.properties.complaint or (sentiment is not None and sentiment <= COMPLAINT_SENTIMENT)
 
 
-class SupportReplied(Envelope):
-    type: Literal["support.replied"]
-    properties: SupportRepliedProperties
+class SocialMention(SocialMessage):
+    type: Literal["social.mention"]
+
+
+class SocialComment(SocialMessage):
+    type: Literal["social.comment"]
+    properties: SocialCommentProperties
+
+
+class SocialDirectMessage(SocialMessage):
+    type: Literal["social.direct_message"]
+    properties: SocialMessageProperties
+
+
+class ComplaintResponded(Envelope):
+    type: Literal["support.complaint_responded"]
+    properties: ComplaintRespondedProperties
+
+
+class CaseClosed(Envelope):
+    type: Literal["support.case_closed"]
+    properties: CaseClosedProperties
+
+
+class ConsentGranted(Envelope):
+    type: Literal["consent.granted"]
+    properties: ConsentProperties
+
+
+class ConsentWithdrawn(Envelope):
+    type: Literal["consent.withdrawn"]
+    properties: ConsentProperties
+
+
+class ProfileMergedProperties(_Model):
+    survivor_id: Id
+    absorbed_id: Id
+    linked_by: Literal["customer_id", "email", "phone", "loyalty_id", "anonymous_id"]
+
+
+class ProfileMerged(Envelope):
+    """Published by ingest (source ``crm``, keyed by the survivor) when an event links two known profiles:
+    from now on the absorbed profile's identifiers resolve to the survivor, which takes over its history."""
+
+    type: Literal["profile.merged"]
+    properties: ProfileMergedProperties
 
 
 Event = Annotated[
@@ -245,12 +553,29 @@ Event = Annotated[
     | ProductViewed
     | ProductAdded
     | ProductRemoved
+    | CartViewed
     | CheckoutStarted
+    | PaymentInfoEntered
     | OrderCompleted
+    | OrderRefunded
+    | OrderCancelled
     | PosSale
+    | PosReturn
+    | PaymentAuthorised
+    | PaymentCaptured
     | PaymentFailed
+    | PaymentRefunded
+    | PaymentChargeback
+    | InvoiceIssued
+    | InvoicePaid
     | SocialMention
-    | SupportReplied,
+    | SocialComment
+    | SocialDirectMessage
+    | ComplaintResponded
+    | CaseClosed
+    | ConsentGranted
+    | ConsentWithdrawn
+    | ProfileMerged,
     Field(discriminator="type"),
 ]
 
@@ -263,8 +588,19 @@ EVENT_BATCH_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
 def decode_event_batch(data: bytes | str) -> list[Event]:
-    """Decode a ``crm.events.v1`` record, a JSON array of events (raises pydantic.ValidationError)."""
-    return EVENT_BATCH_ADAPTER.validate_json(data)
+    """Decode a ``crm.events.v1`` record, a JSON array of events (raises pydantic.ValidationError).
+
+    Records written by an older crmhub (an older schema version) are upcast first; the fast path,
+    current events only, validates the JSON directly."""
+    try:
+        return EVENT_BATCH_ADAPTER.validate_json(data)
+    except ValidationError:
+        docs = orjson.loads(data)
+        if not isinstance(docs, list) or all(
+            not isinstance(d, dict) or d.get("schema_version", SCHEMA_VERSION) == SCHEMA_VERSION for d in docs
+        ):
+            raise
+        return EVENT_BATCH_ADAPTER.validate_python([upcast(d) if isinstance(d, dict) else d for d in docs])
 
 
 def validate_event(obj: dict[str, Any]) -> Event:

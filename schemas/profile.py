@@ -35,7 +35,7 @@ class OpenComplaint(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    mention_id: str
+    message_id: str
     platform: str
     handle: str
     text: str

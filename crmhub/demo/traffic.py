@@ -44,7 +44,7 @@ class TrafficMix:
     payment_failure: float = 1.5  # payment.failed, mostly during a web checkout
     complaint: float = 2.0  # social.mention, complaint=True
     praise: float = 1.0  # social.mention, positive
-    support_reply: float = 1.2  # support.replied to the oldest open complaint
+    support_reply: float = 1.2  # support.complaint_responded to the oldest open complaint
 
 
 @dataclass(frozen=True)
@@ -194,18 +194,17 @@ class RetailSimulator:
         if not ids or self._rng.random() < 0.3:
             ids["customer_id"] = c.customer_id
         self._seq += 1
+        total = _total(lines)
         tender = self._rng.choices(cat.TENDERS, cat.TENDER_WEIGHTS)[0]
+        tenders = [{"method": tender, "amount": _money(total)}]
+        if tender == "voucher" and total > 10:  # a 10 voucher, the rest by card
+            tenders = [{"method": "voucher", "amount": "10.00"}, {"method": "card", "amount": _money(total - 10)}]
         props: dict[str, Any] = {
             "store_id": store.store_id,
             "till_id": till,
             "receipt_id": f"{till}-{self._seq:07d}",
         }
-        props |= {
-            "total": _money(_total(lines)),
-            "currency": store.currency,
-            "items": items,
-            "tender": tender,
-        }
+        props |= {"total": _money(total), "currency": store.currency, "line_items": items, "tenders": tenders}
         return self._native("pos", "pos.sale", ts, ids, props)
 
     def _payment_failure(self, ts: datetime) -> Generated:
@@ -227,9 +226,9 @@ class RetailSimulator:
         c = self._pick()
         texts, low, high = (cat.COMPLAINTS, -0.95, -0.3) if complaint else (cat.PRAISE, 0.4, 0.98)
         text = self._rng.choice(texts).format(product=self._rng.choice(cat.PRODUCTS).name, city=c.city)
-        mention_id = f"m_{self._hex()}"
+        message_id = f"m_{self._hex()}"
         props = {
-            "mention_id": mention_id,
+            "message_id": message_id,
             "platform": self._rng.choices(cat.PLATFORMS, cat.PLATFORM_WEIGHTS)[0],
             "handle": "@" + c.email.split("@")[0].replace(".", "_"),
             "text": text,
@@ -237,7 +236,7 @@ class RetailSimulator:
             "complaint": complaint,
         }
         if complaint:
-            self._open_complaints.append((mention_id, c, ts))
+            self._open_complaints.append((message_id, c, ts))
         return self._native("social", "social.mention", ts, {"email": c.email}, props)
 
     def _praise(self, ts: datetime) -> Generated:
@@ -246,10 +245,10 @@ class RetailSimulator:
     def _support_reply(self, ts: datetime) -> Generated | None:
         if not self._open_complaints or self._open_complaints[0][2] >= ts:
             return None  # nothing to answer yet: draw another step
-        mention_id, c, _ = self._open_complaints.popleft()
+        message_id, c, _ = self._open_complaints.popleft()
         text = f"Hi {c.first_name}, we're sorry about this. We've sent you a DM so we can sort it out."
-        props = {"mention_id": mention_id, "agent": self._rng.choice(cat.SUPPORT_AGENTS), "text": text}
-        return self._native("support", "support.replied", ts, {"email": c.email}, props)
+        props = {"message_id": message_id, "agent": self._rng.choice(cat.SUPPORT_AGENTS), "text": text}
+        return self._native("support", "support.complaint_responded", ts, {"email": c.email}, props)
 
     def _identify(self, c: Customer, ts: datetime) -> Generated:
         c.identified = True

@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import EVENT_TYPES, SCHEMA_VERSION, Event, validate_event
+from schemas.events import EVENT_TYPES, Event, validate_event
+from schemas.versions import VersionError, upcast
 from services.ingest.normalize import (
     NormalizeError,
     from_native,
@@ -59,11 +60,10 @@ def _decode(raw: RawInput) -> Event | Rejection:
 
 
 def validate(envelope: dict[str, Any]) -> Event | Rejection:
-    version = _as_number(envelope.get("schema_version", SCHEMA_VERSION))
-    if version is not None and version > SCHEMA_VERSION:
-        return Rejection(
-            f"unsupported schema_version {version:g} (this hub reads up to {SCHEMA_VERSION})", "schema_version"
-        )
+    try:
+        envelope = upcast(envelope)
+    except VersionError as exc:
+        return Rejection(str(exc), "schema_version")
     if not isinstance(envelope.get("type"), str) or envelope["type"] not in EVENT_TYPES:
         return Rejection(f"unknown event type {envelope.get('type')!r}", "type")
     try:
@@ -73,19 +73,6 @@ def validate(envelope: dict[str, Any]) -> Event | Rejection:
     if not event.identifiers():
         return Rejection("the event carries no usable customer identifier", "identifiers")
     return event
-
-
-def _as_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
 
 
 def rejection_from(exc: ValidationError) -> Rejection:

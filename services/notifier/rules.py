@@ -112,7 +112,7 @@ def complaint_alerts(profile: dict[str, Any], now: datetime) -> list[Alert]:
     for c in profile.get("open_complaints") or []:
         alerts.append(
             Alert(
-                alert_id="complaint:" + _digest(c["platform"], c["mention_id"]),
+                alert_id="complaint:" + _digest(c["platform"], c["message_id"]),
                 kind="complaint",
                 profile_id=profile["profile_id"],
                 raised_at=now,
@@ -120,7 +120,7 @@ def complaint_alerts(profile: dict[str, Any], now: datetime) -> list[Alert]:
                 details={
                     "platform": c["platform"],
                     "handle": c["handle"],
-                    "mention_id": c["mention_id"],
+                    "message_id": c["message_id"],
                     "text": c["text"],
                     "sentiment": c.get("sentiment"),
                     "at": c["at"],

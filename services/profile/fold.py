@@ -11,6 +11,8 @@ from decimal import Decimal
 
 from schemas.events import (
     CartProduct,
+    CaseClosed,
+    ComplaintResponded,
     Event,
     Identify,
     OrderCompleted,
@@ -18,8 +20,7 @@ from schemas.events import (
     PosSale,
     ProductAdded,
     ProductRemoved,
-    SocialMention,
-    SupportReplied,
+    SocialMessage,
 )
 from schemas.profile import Cart, CartItem, OpenComplaint, Profile
 
@@ -70,7 +71,7 @@ def fold_event(p: Profile, e: Event) -> None:
         case ProductRemoved() if _after_clearing(p.cart, e):
             _cart_remove(p, e.properties, e)
         case OrderCompleted():
-            if _count_order(p, e.properties.order_id, e.properties.amount, e.properties.currency, e):
+            if _count_order(p, e.properties.order_id, e.properties.order_amount, e.properties.currency, e):
                 p.web_orders += 1
                 if p.cart.updated_at is None or e.occurred_at >= p.cart.updated_at:
                     p.cart = Cart(cleared_at=max(e.occurred_at, p.cart.cleared_at or e.occurred_at))
@@ -81,10 +82,10 @@ def fold_event(p: Profile, e: Event) -> None:
         case PaymentFailed():
             p.payment_failures += 1
             p.last_payment_failure_reason = e.properties.reason_code
-        case SocialMention():
+        case SocialMessage():
             _complaint(p, e)
-        case SupportReplied():
-            p.open_complaints = [c for c in p.open_complaints if c.mention_id != e.properties.mention_id]
+        case ComplaintResponded() | CaseClosed():
+            p.open_complaints = [c for c in p.open_complaints if c.message_id != e.properties.message_id]
         case _:
             pass
 
@@ -156,12 +157,12 @@ def _set_cart(p: Profile, items: list[CartItem], e: Event) -> None:
     p.cart = Cart(items=items, value=value, updated_at=updated, cleared_at=p.cart.cleared_at)
 
 
-def _complaint(p: Profile, e: SocialMention) -> None:
+def _complaint(p: Profile, e: SocialMessage) -> None:
     props = e.properties
-    if e.is_complaint and all(c.mention_id != props.mention_id for c in p.open_complaints):
+    if e.is_complaint and all(c.message_id != props.message_id for c in p.open_complaints):
         p.open_complaints.append(
             OpenComplaint(
-                mention_id=props.mention_id,
+                message_id=props.message_id,
                 platform=props.platform,
                 handle=props.handle,
                 text=props.text[:COMPLAINT_TEXT_CHARS],

@@ -92,7 +92,7 @@ def test_profile_folds_orders_exactly_across_channels_and_identifiers(
                 "receipt_id": uid("r"),
                 "total": "99.95",
                 "currency": "EUR",
-                "items": [product("p9", "99.95", category="home")],
+                "line_items": [product("p9", "99.95", category="home")],
             },
         },
     )
@@ -181,7 +181,7 @@ def test_social_complaint_alerts_support_at_once(hub: Hub, api: httpx.Client, pr
         "occurred_at": now_iso(),
         "email": email,
         "properties": {
-            "mention_id": mention,
+            "message_id": mention,
             "platform": "twitter",
             "handle": "@angry",
             "text": "My order never arrived!",
@@ -192,10 +192,10 @@ def test_social_complaint_alerts_support_at_once(hub: Hub, api: httpx.Client, pr
     publish(producer, "social", complaint, {**complaint, "event_id": uid("s-")})  # re-sent by the listener
     profile = wait_for(lambda: profile_by(api, email=email), what="complainer profile")
     alerts = wait_for(lambda: alerts_for(api, profile["profile_id"], "complaint"), 15, what="complaint alert")
-    assert alerts[0]["details"]["mention_id"] == mention
+    assert alerts[0]["details"]["message_id"] == mention
     assert "never arrived" in alerts[0]["summary"]
     profile = wait_for(lambda: (p := profile_by(api, email=email)) and p["version"] == 2 and p, what="both folded")
-    assert [c["mention_id"] for c in profile["open_complaints"]] == [mention] and profile["complaints_total"] == 1
+    assert [c["message_id"] for c in profile["open_complaints"]] == [mention] and profile["complaints_total"] == 1
     assert len(alerts_for(api, profile["profile_id"], "complaint")) == 1
     publish(
         producer,
@@ -203,10 +203,10 @@ def test_social_complaint_alerts_support_at_once(hub: Hub, api: httpx.Client, pr
         {
             "event_id": uid("r-"),
             "source": "support",
-            "type": "support.replied",
+            "type": "support.complaint_responded",
             "occurred_at": now_iso(),
             "email": email,
-            "properties": {"mention_id": mention, "agent": "sam"},
+            "properties": {"message_id": mention, "agent": "sam"},
         },
     )
     wait_for(lambda: (p := profile_by(api, email=email)) and p["open_complaints"] == [], what="complaint answered")

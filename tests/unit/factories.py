@@ -76,7 +76,7 @@ def payment_failed(reason_code: str, amount: str = "10.00", **kw: Any) -> Event:
 
 
 def mention(
-    mention_id: str,
+    message_id: str,
     *,
     complaint: bool = False,
     sentiment: float | None = None,
@@ -86,7 +86,7 @@ def mention(
     **kw: Any,
 ) -> Event:
     props = {
-        "mention_id": mention_id,
+        "message_id": message_id,
         "platform": platform,
         "handle": handle,
         "text": text,
@@ -96,5 +96,7 @@ def mention(
     return make("social.mention", source="social", properties=props, **kw)
 
 
-def reply(mention_id: str, **kw: Any) -> Event:
-    return make("support.replied", source="support", properties={"mention_id": mention_id, "agent": "bob"}, **kw)
+def reply(message_id: str, **kw: Any) -> Event:
+    return make(
+        "support.complaint_responded", source="support", properties={"message_id": message_id, "agent": "bob"}, **kw
+    )

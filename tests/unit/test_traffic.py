@@ -214,7 +214,8 @@ def test_order_totals_are_the_sum_of_their_lines(traffic: list[tuple[datetime, G
         elif kind == "Checkout Started":
             assert Decimal(str(props["value"])) == line_sum(props["products"])
         elif kind == "pos.sale":
-            assert Decimal(props["total"]) == line_sum(props["items"])
+            assert Decimal(props["total"]) == line_sum(props["line_items"])
+            assert sum(Decimal(t["amount"]) for t in props["tenders"]) == Decimal(props["total"])
         else:
             continue
         seen[kind] += 1
@@ -245,9 +246,9 @@ def test_journeys_come_in_a_plausible_order(traffic: list[tuple[datetime, Genera
         elif kind == "Order Completed":
             assert props["order_id"] in checkouts
         elif kind == "social.mention" and props["complaint"]:
-            complaints[props["mention_id"]] = (p["email"], datetime.fromisoformat(p["occurred_at"]))
-        elif kind == "support.replied":
-            email, at = complaints.pop(props["mention_id"])  # an earlier complaint, answered once
+            complaints[props["message_id"]] = (p["email"], datetime.fromisoformat(p["occurred_at"]))
+        elif kind == "support.complaint_responded":
+            email, at = complaints.pop(props["message_id"])  # an earlier complaint, answered once
             assert p["email"] == email and datetime.fromisoformat(p["occurred_at"]) > at
             replies += 1
     assert replies > 100

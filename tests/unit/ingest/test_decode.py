@@ -100,8 +100,8 @@ def test_bodies_that_are_not_json_objects_are_rejected(raw: bytes, reason_start:
         ),
         ({**POS_SALE, "type": "pos.refund"}, Rejection("unknown event type 'pos.refund'", "type")),
         (
-            {**POS_SALE, "schema_version": 2},
-            Rejection("unsupported schema_version 2 (this hub reads up to 1)", "schema_version"),
+            {**POS_SALE, "schema_version": 3},
+            Rejection("unsupported schema_version 3 (this hub reads up to 2)", "schema_version"),
         ),
         (
             {**POS_SALE, "loyalty_id": "unknown"},
@@ -144,10 +144,10 @@ def test_invalid_segment_messages_are_rejected(msg: dict[str, Any], expected: Re
     assert decode(msg, source="web") == expected
 
 
-@pytest.mark.parametrize("version", ["2", 2.0])
+@pytest.mark.parametrize("version", ["3", 3.0, 3])
 def test_a_future_schema_version_is_rejected_whatever_its_json_type(version: Any) -> None:
     assert decode({**POS_SALE, "schema_version": version}) == Rejection(
-        "unsupported schema_version 2 (this hub reads up to 1)", "schema_version"
+        "unsupported schema_version 3 (this hub reads up to 2)", "schema_version"
     )
 
 

@@ -118,7 +118,7 @@ def with_complaints(*complaints: dict[str, Any]) -> dict[str, Any]:
 
 def complaint(mention: str = "m-1", platform: str = "twitter", **kw: Any) -> dict[str, Any]:
     return {
-        "mention_id": mention,
+        "message_id": mention,
         "platform": platform,
         "handle": "@@ann",
         "text": "late again",
@@ -131,14 +131,14 @@ def complaint(mention: str = "m-1", platform: str = "twitter", **kw: Any) -> dic
 def test_each_open_complaint_raises_an_alert_with_the_customer_summary() -> None:
     text = "x" * 200
     alerts = complaint_alerts(with_complaints(complaint(platform="instagram", text=text), complaint("m-2")), NOW)
-    assert [a.details["mention_id"] for a in alerts] == ["m-1", "m-2"]
+    assert [a.details["message_id"] for a in alerts] == ["m-1", "m-2"]
     alert = alerts[0]
     assert (alert.kind, alert.profile_id, alert.raised_at) == ("complaint", "P", NOW)
     assert alert.summary == "complaint on instagram by @ann: " + "x" * 120
     assert alert.details == {
         "platform": "instagram",
         "handle": "@@ann",
-        "mention_id": "m-1",
+        "message_id": "m-1",
         "text": text,
         "sentiment": -0.2,
         "at": "2026-01-01T10:00:00+00:00",

@@ -153,7 +153,7 @@ def test_complaints_open_until_answered() -> None:
         f.reply("m-404", minutes=6),  # a reply to a mention we never saw
     ]
     p = fold_events(None, "P", events)
-    assert [c.mention_id for c in p.open_complaints] == ["m-2"]
+    assert [c.message_id for c in p.open_complaints] == ["m-2"]
     assert (p.open_complaints[0].sentiment, p.open_complaints[0].at) == (-0.8, at(2))
     assert p.complaints_total == 2
     assert p.complaints_open == 1

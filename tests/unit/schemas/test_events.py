@@ -10,14 +10,17 @@ from pydantic import ValidationError
 from schemas.events import (
     EVENT_ADAPTER,
     EVENT_TYPES,
+    ComplaintResponded,
     Identify,
     OrderCompleted,
     OrderProperties,
+    OrderRefundProperties,
     PosSale,
+    PosSaleProperties,
     Product,
     ProductAdded,
     SocialMention,
-    SupportReplied,
+    SocialMessage,
     Traits,
     validate_event,
 )
@@ -26,20 +29,14 @@ from tests.unit import factories as f
 
 
 def test_event_types_lists_every_payload_model_in_order() -> None:
-    assert EVENT_TYPES == (
-        "identify",
-        "page",
-        "alias",
-        "Product Viewed",
-        "Product Added",
-        "Product Removed",
-        "Checkout Started",
-        "Order Completed",
-        "pos.sale",
-        "payment.failed",
-        "social.mention",
-        "support.replied",
-    )
+    web = ("identify", "page", "alias", "Product Viewed", "Product Added", "Product Removed", "Cart Viewed")
+    web += ("Checkout Started", "Payment Info Entered", "Order Completed", "Order Refunded", "Order Cancelled")
+    stores = ("pos.sale", "pos.return")
+    payment = ("payment.authorised", "payment.captured", "payment.failed", "payment.refunded", "payment.chargeback")
+    payment += ("payment.invoice_issued", "payment.invoice_paid")
+    social = ("social.mention", "social.comment", "social.direct_message")
+    rest = ("support.complaint_responded", "support.case_closed", "consent.granted", "consent.withdrawn")
+    assert (*web, *stores, *payment, *social, *rest, "profile.merged") == EVENT_TYPES
 
 
 @pytest.mark.parametrize(
@@ -50,7 +47,7 @@ def test_event_types_lists_every_payload_model_in_order() -> None:
         (f.order("o-1", "10.00"), OrderCompleted),
         (f.pos_sale("s-1", "r-1", "5.00"), PosSale),
         (f.mention("m-1"), SocialMention),
-        (f.reply("m-1"), SupportReplied),
+        (f.reply("m-1"), ComplaintResponded),
     ],
 )
 def test_decode_event_round_trips_to_the_model_named_by_type(event: object, cls: type) -> None:
@@ -82,10 +79,10 @@ def test_product_payload_keeps_extra_properties() -> None:
 
 
 def test_native_payload_forbids_extra_properties() -> None:
-    doc = f.envelope("support.replied", properties={"mention_id": "m", "agent": "a", "mood": "grumpy"})
+    doc = f.envelope("support.complaint_responded", properties={"message_id": "m", "agent": "a", "mood": "grumpy"})
     with pytest.raises(ValidationError) as info:
         validate_event(doc)
-    assert info.value.errors()[0]["loc"] == ("support.replied", "properties", "mood")
+    assert info.value.errors()[0]["loc"] == ("support.complaint_responded", "properties", "mood")
 
 
 def test_occurred_at_must_carry_a_time_zone() -> None:
@@ -96,7 +93,7 @@ def test_occurred_at_must_carry_a_time_zone() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("total", "-0.01"), ("total", "1.00001"), ("currency", "dollars")],
+    [("total", "-0.01"), ("total", "lots"), ("currency", "dollars"), ("currency", "ABC"), ("currency", "XAU")],
 )
 def test_order_money_and_currency_rules(field: str, value: str) -> None:
     props = {"order_id": "o-1", "total": "1.00", field: value}
@@ -155,7 +152,7 @@ def test_events_are_frozen() -> None:
 
 
 def test_profile_complaints_open_counts_open_mentions() -> None:
-    open_ = [OpenComplaint(mention_id=m, platform="twitter", handle="@a", text="bad", at=f.T0) for m in ("m-1", "m-2")]
+    open_ = [OpenComplaint(message_id=m, platform="twitter", handle="@a", text="bad", at=f.T0) for m in ("m-1", "m-2")]
     profile = Profile(profile_id="p", created_at=f.T0, updated_at=f.T0, open_complaints=open_)
     assert profile.complaints_open == 2
 
@@ -175,3 +172,107 @@ def test_segment_spec_leniency_for_clients_we_have_not_seen() -> None:
         OrderProperties.model_validate({"order_id": "o"})
     # SDKs send phone numbers as JSON numbers
     assert Traits.model_validate({"phone": 4915112345678}).phone == "4915112345678"
+
+
+@pytest.mark.parametrize(
+    ("currency", "total", "expected"),
+    [
+        ("EUR", "19.999", "20.00"),
+        ("eur", 19.99, "19.99"),  # a JSON float, exact in its minor units
+        ("EUR", "0.125", "0.12"),  # half-even, like banks
+        ("JPY", "1200.4", "1200"),
+        ("KWD", "1.2345", "1.234"),
+        ("USD", 7, "7.00"),
+    ],
+)
+def test_money_is_rounded_to_the_minor_units_of_an_iso_4217_currency(
+    currency: str, total: object, expected: str
+) -> None:
+    props = {"order_id": "o-1", "total": total, "currency": currency}
+    order = validate_event(f.envelope("Order Completed", properties=props)).properties
+    assert isinstance(order, OrderProperties)
+    assert str(order.total) == expected and order.currency == currency.upper()
+
+
+def test_items_and_tenders_take_the_currency_of_their_receipt() -> None:
+    props = {
+        "store_id": "s",
+        "till_id": "t",
+        "receipt_id": "r",
+        "total": "1500",
+        "currency": "JPY",
+        "line_items": [{"product_id": "p", "price": "499.6", "quantity": 3}],
+        "tenders": [{"method": "voucher", "amount": "500"}, {"method": "card", "amount": "1000.2"}],
+    }
+    sale = validate_event(f.envelope("pos.sale", source="pos", properties=props)).properties
+    assert isinstance(sale, PosSaleProperties)
+    assert (sale.line_items[0].price, sale.line_items[0].currency) == (Decimal(500), "JPY")
+    assert [(t.method, t.amount) for t in sale.tenders] == [("voucher", Decimal(500)), ("card", Decimal(1000))]
+
+
+def _payload(kind: str) -> dict[str, object]:
+    money = {"amount": "10.00", "currency": "EUR"}
+    social = {"message_id": "m-1", "platform": "instagram", "handle": "@ann", "text": "where is my parcel?"}
+    return {
+        "Cart Viewed": {"cart_id": "c-1", "products": [{"product_id": "p", "price": 1}]},
+        "Payment Info Entered": {"checkout_id": "k-1", "payment_method": "paypal"},
+        "Order Refunded": {"order_id": "o-1", "total": "5.00"},
+        "Order Cancelled": {"order_id": "o-1", "reason": "changed my mind"},
+        "pos.return": {"store_id": "s", "till_id": "t", "return_id": "x-1", "original_receipt_id": "r-1", "total": 3},
+        "payment.authorised": {"payment_id": "pay-1", "order_id": "o-1", **money},
+        "payment.captured": {"payment_id": "pay-1", "order_id": "o-1", **money},
+        "payment.refunded": {"payment_id": "pay-1", "reason": "returned", **money},
+        "payment.chargeback": {"payment_id": "pay-1", "reason_code": "fraudulent", **money},
+        "payment.invoice_issued": {"invoice_id": "i-1", "due_at": "2025-04-14T00:00:00Z", **money},
+        "payment.invoice_paid": {"invoice_id": "i-1", "method": "transfer", **money},
+        "social.comment": {**social, "post_id": "post-9", "sentiment": -0.8},
+        "social.direct_message": {**social, "thread_id": "t-9", "complaint": True},
+        "support.case_closed": {"case_id": "case-1", "message_id": "m-1", "resolution": "refunded"},
+        "consent.granted": {"channel": "email"},
+        "consent.withdrawn": {"channel": "sms", "method": "replied STOP"},
+    }[kind]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "Cart Viewed",
+        "Payment Info Entered",
+        "Order Refunded",
+        "Order Cancelled",
+        "pos.return",
+        "payment.authorised",
+        "payment.captured",
+        "payment.refunded",
+        "payment.chargeback",
+        "payment.invoice_issued",
+        "payment.invoice_paid",
+        "social.comment",
+        "social.direct_message",
+        "support.case_closed",
+        "consent.granted",
+        "consent.withdrawn",
+    ],
+)
+def test_every_new_event_type_validates_and_round_trips(kind: str) -> None:
+    event = validate_event(f.envelope(kind, properties=_payload(kind)))
+    assert event.type == kind
+    assert EVENT_ADAPTER.validate_json(event.model_dump_json()) == event
+
+
+def test_comments_and_direct_messages_can_be_complaints_too() -> None:
+    comment = validate_event(f.envelope("social.comment", properties=_payload("social.comment")))
+    dm = validate_event(f.envelope("social.direct_message", properties=_payload("social.direct_message")))
+    assert isinstance(comment, SocialMessage) and comment.is_complaint  # by sentiment
+    assert isinstance(dm, SocialMessage) and dm.is_complaint  # flagged
+
+
+def test_a_refund_without_an_amount_is_a_full_refund() -> None:
+    refund = validate_event(f.envelope("Order Refunded", properties={"order_id": "o-1"})).properties
+    assert isinstance(refund, OrderRefundProperties) and refund.amount is None
+
+
+def test_consent_is_per_known_channel() -> None:
+    with pytest.raises(ValidationError) as info:
+        validate_event(f.envelope("consent.granted", properties={"channel": "pigeon"}))
+    assert info.value.errors()[0]["loc"] == ("consent.granted", "properties", "channel")
