@@ -28,6 +28,7 @@ from schemas.outputs import DeadLetter
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
+REQUEST_ID_HEADER = "X-Request-Id"  # also on the raw records and on any dead letter of the request
 router = APIRouter(tags=["collector"])
 
 
@@ -37,8 +38,10 @@ class CollectorError(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def error_response(exc: CollectorError) -> JSONResponse:
-    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.status)
+def error_response(exc: CollectorError, request_id: str) -> JSONResponse:
+    return JSONResponse(
+        {"code": exc.code, "message": exc.message}, status_code=exc.status, headers={REQUEST_ID_HEADER: request_id}
+    )
 
 
 def write_key_of(request: Request, body: dict[str, Any] | None) -> str | None:
@@ -122,7 +125,7 @@ def segment_messages(call: str | None) -> Extract:
 
     def extract(body: dict[str, Any]) -> Any:
         if call is not None:
-            return [{**body, "type": body.get("type", call)}]
+            return [{**body, "type": call}]  # the endpoint names the call, whatever the body says
         batch = body.get("batch")
         if isinstance(batch, list) and isinstance(body.get("context"), dict):
             batch = [
@@ -160,8 +163,8 @@ async def collect(request: Request, res: Resources, extract: Extract) -> JSONRes
     except CollectorError as exc:
         if exc.status != 401:  # a refused request is still input: keep it, with the reason
             await run_in_threadpool(dead_letter_request, res, raw, request_id, exc)
-        return error_response(exc)
-    return JSONResponse({"success": True})
+        return error_response(exc, request_id)
+    return JSONResponse({"success": True}, headers={REQUEST_ID_HEADER: request_id})
 
 
 def _endpoint(call: str | None) -> Callable[[Request, Resources], Awaitable[JSONResponse]]:

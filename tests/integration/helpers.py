@@ -8,11 +8,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import httpx
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 
 from crmhub.hub import Hub
-from crmhub.topics import raw_topic
+from crmhub.topics import EVENTS, raw_topic
 
 ABANDONMENT_DELAY_S = 8.0  # long enough that a loaded CI machine still delivers the order in time
 T = TypeVar("T")
@@ -57,6 +59,46 @@ def read_topic(
         return found
     finally:
         consumer.close()
+
+
+def profile_by(api: httpx.Client, **query: str) -> dict[str, Any] | None:
+    """The profile an identifier (``email=…``, ``user_id=…``, …) resolves to, or None."""
+    response = api.get("/v1/profiles", params=query)
+    return response.json() if response.status_code == 200 else None
+
+
+def read_to_end(hub: Hub, topic: str, timeout_s: float = 15.0) -> list[ConsumerRecord]:
+    """Every record of ``topic``, from the start up to the end offsets it has when called."""
+    consumer = KafkaConsumer(bootstrap_servers=hub.settings.bootstrap_servers, enable_auto_commit=False)
+    parts = [TopicPartition(topic, p) for p in range(hub.settings.partitions)]
+    try:
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        found: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end offsets {ends}"
+            for records in consumer.poll(timeout_ms=200).values():
+                found.extend(records)
+        return found
+    finally:
+        consumer.close()
+
+
+def forwarded(hub: Hub, match: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    """The events on crm.events.v1 (now) that ``match``."""
+    return [ev for record in read_to_end(hub, EVENTS) for ev in orjson.loads(record.value) if match(ev)]
+
+
+def wait_forwarded(hub: Hub, event_ids: set[str], what: str) -> dict[str, dict[str, Any]]:
+    """Wait until every one of ``event_ids`` is on crm.events.v1; the events by id."""
+
+    def all_there() -> dict[str, dict[str, Any]] | None:
+        events = {e["event_id"]: e for e in forwarded(hub, lambda e: e["event_id"] in event_ids)}
+        return events if set(events) == event_ids else None
+
+    return wait_for(all_there, what=what)
 
 
 def now_iso() -> str:

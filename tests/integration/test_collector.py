@@ -15,15 +15,10 @@ from segment.analytics import Client as SegmentClient
 
 from crmhub.hub import Hub
 from crmhub.topics import DEADLETTER
-from tests.integration.helpers import now_iso, read_topic, uid, wait_for
+from tests.integration.helpers import now_iso, profile_by, read_topic, uid, wait_for
 
 pytestmark = pytest.mark.integration
 WRITE_KEY = "test-web-key"
-
-
-def profile_by(api: httpx.Client, **query: str) -> dict[str, Any] | None:
-    response = api.get("/v1/profiles", params=query)
-    return response.json() if response.status_code == 200 else None
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 
 from crmhub.hub import Hub
 from crmhub.topics import DEADLETTER
-from tests.integration.helpers import ABANDONMENT_DELAY_S, now_iso, publish, read_topic, uid, wait_for
+from tests.integration.helpers import ABANDONMENT_DELAY_S, now_iso, profile_by, publish, read_topic, uid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +40,6 @@ def product(pid: str, price: str, qty: int = 1, category: str = "electronics") -
         "price": price,
         "quantity": qty,
     }
-
-
-def profile_by(api: httpx.Client, **query: str) -> dict[str, Any] | None:
-    response = api.get("/v1/profiles", params=query)
-    return response.json() if response.status_code == 200 else None
 
 
 def alerts_for(api: httpx.Client, profile_id: str, kind: str) -> list[dict[str, Any]]:
