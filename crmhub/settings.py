@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.events import IDENTIFIER_KINDS
+
 SOURCES = ("web", "pos", "payment", "social", "support")
 
 
@@ -48,6 +50,21 @@ class Settings(BaseSettings):
     segments_file: Path | None = Field(None, description="YAML file of segment definitions; unset = shipped.")
     batch_size: int = Field(2000, ge=1, description="Most records a service handles in one batch.")
     log_level: str = Field("INFO", description="Log level of the services.")
+    identity_priority: str = Field(
+        ",".join(IDENTIFIER_KINDS),
+        description="Identifier kinds, strongest first, comma separated: every one of "
+        f"{', '.join(IDENTIFIER_KINDS)} once. The strongest known identifier of an event names its profile.",
+    )
+    identity_limits: str = Field(
+        "customer_id:1,email:5,phone:5,loyalty_id:5,anonymous_id:1000",
+        description="Most identifiers of one kind a profile may hold, as kind:max pairs, comma separated "
+        "(kinds not listed: no limit). An event that would exceed one links its weakest identifiers to nobody.",
+    )
+    shared_ids: str = Field(
+        "",
+        description="Identifiers shared by many customers (in-store devices, cards), comma separated, as "
+        "kind:value, or a plain value for an anonymous_id. They never link anything.",
+    )
 
     @field_validator("write_keys")
     @classmethod
@@ -55,9 +72,39 @@ class Settings(BaseSettings):
         parse_write_keys(value)
         return value
 
+    @field_validator("identity_priority")
+    @classmethod
+    def _check_identity_priority(cls, value: str) -> str:
+        parse_identity_priority(value)
+        return value
+
+    @field_validator("identity_limits")
+    @classmethod
+    def _check_identity_limits(cls, value: str) -> str:
+        parse_identity_limits(value)
+        return value
+
+    @field_validator("shared_ids")
+    @classmethod
+    def _check_shared_ids(cls, value: str) -> str:
+        parse_shared_ids(value)
+        return value
+
     @property
     def write_key_sources(self) -> dict[str, str]:
         return parse_write_keys(self.write_keys)
+
+    @property
+    def identity_kinds(self) -> tuple[str, ...]:
+        return parse_identity_priority(self.identity_priority)
+
+    @property
+    def identity_kind_limits(self) -> dict[str, int]:
+        return parse_identity_limits(self.identity_limits)
+
+    @property
+    def shared_identifiers(self) -> frozenset[tuple[str, str]]:
+        return parse_shared_ids(self.shared_ids)
 
     @property
     def sqlite_path(self) -> Path:
@@ -93,3 +140,42 @@ def parse_write_keys(value: str) -> dict[str, str]:
             raise ValueError(f"write key {pair!r} must look like KEY:SOURCE with SOURCE one of {SOURCES}")
         keys[key] = source
     return keys
+
+
+def _items(value: str) -> list[str]:
+    return [item for item in (p.strip() for p in value.split(",")) if item]
+
+
+def parse_identity_priority(value: str) -> tuple[str, ...]:
+    """``"email,customer_id,…"`` -> the kinds in that order; raises ValueError unless every kind is there once."""
+    kinds = tuple(_items(value))
+    if sorted(kinds) != sorted(IDENTIFIER_KINDS):
+        raise ValueError(f"identity priority {value!r} must name each of {', '.join(IDENTIFIER_KINDS)} exactly once")
+    return kinds
+
+
+def parse_identity_limits(value: str) -> dict[str, int]:
+    """``"customer_id:1,email:5"`` -> ``{"customer_id": 1, "email": 5}``; raises ValueError naming the bad pair."""
+    limits: dict[str, int] = {}
+    for pair in _items(value):
+        kind, _, most = pair.partition(":")
+        if kind not in IDENTIFIER_KINDS or not most.isdigit() or int(most) < 1 or kind in limits:
+            raise ValueError(
+                f"identity limit {pair!r} must look like KIND:MAX with KIND one of {IDENTIFIER_KINDS} "
+                "(each once) and MAX a whole number of at least 1"
+            )
+        limits[kind] = int(most)
+    return limits
+
+
+def parse_shared_ids(value: str) -> frozenset[tuple[str, str]]:
+    """``"kiosk-7,loyalty_id:STAFF"`` -> ``{("anonymous_id", "kiosk-7"), ("loyalty_id", "STAFF")}``."""
+    shared = set()
+    for item in _items(value):
+        kind, sep, rest = item.partition(":")
+        if not (sep and kind in IDENTIFIER_KINDS):
+            kind, rest = "anonymous_id", item
+        if not rest.strip():
+            raise ValueError(f"shared id {item!r} has no value")
+        shared.add((kind, rest.strip()))
+    return frozenset(shared)

@@ -67,6 +67,11 @@ class Profile(BaseModel):
     open_complaints: list[OpenComplaint] = Field(default_factory=list, description="Complaints not yet answered.")
     payment_failures: int = 0
     last_payment_failure_reason: str | None = None
+    merged_into: str | None = Field(
+        None,
+        description="Set when this profile was merged into another one: that one holds its history and "
+        "identifiers now, and this one stays empty.",
+    )
 
     @property
     def complaints_open(self) -> int:

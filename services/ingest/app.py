@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import base64
 import logging
+import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
+import orjson
 import redis
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from crmhub import kafka as kafka_io
 from crmhub.runtime import run_batches, start_service
+from crmhub.settings import Settings
 from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.topics import DEADLETTER, EVENTS, RAW_TOPICS
-from schemas.events import Event
+from schemas.events import Event, ProfileMerged
 from schemas.outputs import DeadLetter
 from services.ingest.decode import RawInput, Rejection, decode_raw
-from services.ingest.identity import resolve_batch
-from services.ingest.normalize import parse_time
+from services.ingest.identity import BatchPlan, IdentityRules, Merge, Resolution, resolve_batch
+from services.ingest.normalize import parse_time, shared_identifiers
 from services.ingest.state import IngestState
 
 log = logging.getLogger("crmhub.ingest")
 GROUP_ID = "crmhub-ingest"
+_MERGE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "crmhub:profile.merged")
 
 
 def source_of(topic: str) -> str:
@@ -65,12 +69,61 @@ def dead_letter(record: ConsumerRecord, raw: RawInput, request_id: str | None, r
     )
 
 
+def identity_rules(settings: Settings) -> IdentityRules:
+    return IdentityRules(settings.identity_kinds, settings.identity_kind_limits)
+
+
+def merge_event(merge: Merge, cause: Event) -> bytes:
+    """The ``profile.merged`` event ``cause`` makes; its id depends on the two profiles only."""
+    kind, value = merge.linked_by
+    event = ProfileMerged.model_validate(
+        {
+            "event_id": str(uuid.uuid5(_MERGE_NAMESPACE, f"{merge.survivor}:{merge.absorbed}")),
+            "type": "profile.merged",
+            "source": "crm",
+            "occurred_at": cause.occurred_at,
+            "received_at": cause.received_at,
+            "profile_id": merge.survivor,
+            kind: value,
+            "properties": {"survivor_id": merge.survivor, "absorbed_id": merge.absorbed, "linked_by": kind},
+        }
+    )
+    return event.model_dump_json().encode()
+
+
+def stamped(event: Event, res: Resolution) -> bytes:
+    """The event as it goes on: stamped with its profile, without the identifiers a limit kept from it."""
+    update: dict[str, str | None] = {"profile_id": res.profile_id, **{kind: None for kind, _ in res.limited}}
+    return event.model_copy(update=update).model_dump_json().encode()
+
+
 class IngestWorker:
-    def __init__(self, state: IngestState, producer: KafkaProducer, incarnation: str) -> None:
+    def __init__(
+        self,
+        state: IngestState,
+        producer: KafkaProducer,
+        incarnation: str,
+        rules: IdentityRules,
+        shared: frozenset[tuple[str, str]] = frozenset(),
+    ) -> None:
         self.state = state
+        self.shared = shared
         self.producer = producer
         self.incarnation = incarnation
+        self.rules = rules
         self.event_partitions = len(producer.partitions_for(EVENTS))
+
+    def resend_pending_merges(self) -> None:
+        """Publish the merge events a crashed ingest recorded but may not have sent (see services.ingest.state)."""
+        pending = self.state.pending_merges()
+        if pending:
+            items = [(orjson.loads(doc)["profile_id"], doc) for doc in pending]
+            kafka_io.send_batched(self.producer, EVENTS, items, self.event_partitions)
+            self.producer.flush()
+            pipe = self.state.redis.pipeline(transaction=False)
+            self.state.drop_sent_merges(pipe, pending)
+            pipe.execute()
+            log.info("re-sent %d merge events left by an earlier ingest", len(pending))
 
     def handle(self, records: list[ConsumerRecord]) -> Counter[str]:
         """Process one batch; every record yields exactly one event, duplicate drop, or dead letter."""
@@ -81,7 +134,7 @@ class IngestWorker:
         for record in records:
             raw, request_id = raw_input(record, now)
             counts[f"ingest.in.{raw.source}"] += 1
-            result = decode_raw(raw)
+            result = decode_raw(raw, self.shared)
             if isinstance(result, Rejection):
                 dead.append(dead_letter(record, raw, request_id, result))
             else:
@@ -91,11 +144,12 @@ class IngestWorker:
         counts["ingest.duplicates"] = len(good) - len(events)
         counts["ingest.deadletters"] = len(dead)
         counts["ingest.out"] = len(events)
-        self._forward(events)
+        merges = self._forward(events, counts)
         for value in dead:
             self.producer.send(DEADLETTER, value=value)
         self.producer.flush()
         pipe = self.state.redis.pipeline(transaction=False)
+        self.state.drop_sent_merges(pipe, merges)
         add_counts(pipe, counts)
         push_recent(pipe, RECENT_DEADLETTERS, dead)
         pipe.execute()
@@ -112,19 +166,33 @@ class IngestWorker:
                 kept.append(event)
         return kept
 
-    def _forward(self, events: list[Event]) -> None:
-        ids = [ev.identifiers() for ev in events]
-        known = self.state.lookup(sorted({(k, v) for i in ids for k, v in i.items()}))
-        profile_ids, new_links = resolve_batch(ids, known)
-        if new_links:
-            winners = self.state.link(new_links)
-            if winners != new_links:  # another instance linked an identifier first: follow it
-                profile_ids, _ = resolve_batch(ids, {**known, **winners})
-        items = [
-            (pid, ev.model_copy(update={"profile_id": pid}).model_dump_json().encode())
-            for ev, pid in zip(events, profile_ids, strict=True)
-        ]
+    def _forward(self, events: list[Event], counts: Counter[str]) -> list[bytes]:
+        """Resolve identities, send the events (each merge before the event that caused it); return the
+        merge events sent."""
+        plan, merges = self._resolve(events, counts)
+        items: list[tuple[str, bytes]] = []
+        for event, res, docs in zip(events, plan.resolutions, merges, strict=True):
+            items += [(merge.survivor, doc) for merge, doc in zip(res.merges, docs, strict=True)]
+            items.append((res.profile_id, stamped(event, res)))
         kafka_io.send_batched(self.producer, EVENTS, items, self.event_partitions)
+        counts["ingest.merges"] = len(plan.merges)
+        counts["identity.limited"] = sum(len(res.limited) for res in plan.resolutions)
+        return [doc for docs in merges for doc in docs]
+
+    def _resolve(self, events: list[Event], counts: Counter[str]) -> tuple[BatchPlan, list[list[bytes]]]:
+        """Resolve the batch on a snapshot and store the plan; if another ingest changed the graph around
+        the batch in between, resolve again on a new snapshot (optimistic concurrency)."""
+        ids = [event.identifiers() for event in events]
+        keys = sorted({key for i in ids for key in i.items()})
+        while True:
+            snapshot, raw = self.state.snapshot(keys)
+            plan = resolve_batch(ids, snapshot, self.rules)
+            merges = [
+                [merge_event(m, ev) for m in res.merges] for ev, res in zip(events, plan.resolutions, strict=True)
+            ]
+            if self.state.apply(keys, raw, plan, [doc for docs in merges for doc in docs]):
+                return plan, merges
+            counts["identity.conflicts"] += 1
 
 
 def main() -> None:
@@ -134,5 +202,7 @@ def main() -> None:
     consumer = kafka_io.consumer(settings, GROUP_ID)
     consumer.subscribe(list(RAW_TOPICS))
     log.info("ingest consuming %s", ", ".join(RAW_TOPICS))
-    worker = IngestWorker(state, producer, incarnation)
+    shared = shared_identifiers(settings.shared_identifiers)
+    worker = IngestWorker(state, producer, incarnation, identity_rules(settings), shared)
+    worker.resend_pending_merges()
     run_batches("ingest", consumer, producer, stopper, settings.batch_size, worker.handle, consumer.commit)

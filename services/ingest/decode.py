@@ -19,6 +19,8 @@ from services.ingest.normalize import (
     normalize_identifiers,
 )
 
+INTERNAL_TYPES = frozenset({"profile.merged"})
+
 
 @dataclass(frozen=True)
 class RawInput:
@@ -34,15 +36,17 @@ class Rejection:
     location: str
 
 
-def decode_raw(raw: RawInput) -> Event | Rejection:
-    """Never raises: input this code did not foresee still becomes a Rejection (poison never blocks)."""
+def decode_raw(raw: RawInput, shared: frozenset[tuple[str, str]] = frozenset()) -> Event | Rejection:
+    """Never raises: input this code did not foresee still becomes a Rejection (poison never blocks).
+
+    ``shared`` identifiers (in-store devices, see normalize_identifiers) are dropped like placeholders."""
     try:
-        return _decode(raw)
+        return _decode(raw, shared)
     except Exception as exc:  # the last line of defence of a partition
         return Rejection(f"unexpected {type(exc).__name__} while decoding: {exc}", "body")
 
 
-def _decode(raw: RawInput) -> Event | Rejection:
+def _decode(raw: RawInput, shared: frozenset[tuple[str, str]]) -> Event | Rejection:
     try:
         obj = orjson.loads(raw.value)
     except orjson.JSONDecodeError as exc:
@@ -51,12 +55,14 @@ def _decode(raw: RawInput) -> Event | Rejection:
         return Rejection(f"expected a JSON object, got {type(obj).__name__}", "body")
     try:
         if is_segment_message(obj):
-            envelope = from_segment(obj, raw.value, raw.received_at, raw.sent_at)
+            envelope = from_segment(obj, raw.value, raw.source, raw.received_at, raw.sent_at)
         else:
             envelope = from_native(obj, raw.source, raw.received_at)
     except NormalizeError as exc:
         return Rejection(exc.reason, exc.location)
-    return validate(normalize_identifiers(envelope))
+    if isinstance(envelope.get("type"), str) and envelope["type"] in INTERNAL_TYPES:
+        return Rejection(f"{envelope['type']} events are made by crmhub, not accepted as input", "type")
+    return validate(normalize_identifiers(envelope, shared))
 
 
 def validate(envelope: dict[str, Any]) -> Event | Rejection:

@@ -1,49 +1,133 @@
-"""Pure identity resolution: which profile does an event belong to, and which new links does it make.
+"""Pure identity resolution with Segment Unify's rules, on a snapshot of the identity graph.
 
-Kinds are tried in priority order; the first identifier already known names the profile. An event whose
-identifiers are all new starts a profile whose id is derived from its strongest identifier, so every
-ingest instance (and every replay) picks the same id.
+An event's identifiers are taken strongest first (the configured priority). When none is known, the event
+starts a profile whose id is derived from its strongest identifier, so every ingest instance (and every
+replay) picks the same id, and all of them are linked to it. When some are known, the profile of the
+strongest known one survives: the other profiles they name merge into it, and the new identifiers are
+linked to it. A link or merge that would give a profile more identifiers of one kind than its limit (a
+second customer id: someone else's card, a device the whole family uses) is not made: the weakest
+identifier is left out and the event resolved again without it, until what is left fits. A single
+identifier always fits, so every event gets a profile.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
-PRIORITY = ("customer_id", "email", "phone", "loyalty_id", "anonymous_id")
 _NAMESPACE = uuid.UUID("6f1c0b0e-5c1a-4d8e-9a55-63726d687562")
 
-IdKey = tuple[str, str]
+IdKey = tuple[str, str]  # (kind, value)
+
+
+@dataclass(frozen=True)
+class IdentityRules:
+    priority: tuple[str, ...]  # identifier kinds, strongest first; other kinds are ignored
+    limits: Mapping[str, int]  # most identifiers of a kind one profile may hold (kinds absent: no limit)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What resolution reads of the identity graph: the profile of each known identifier, and how many
+    identifiers of each kind those profiles hold."""
+
+    links: Mapping[IdKey, str]
+    counts: Mapping[str, Mapping[str, int]]
+
+
+@dataclass(frozen=True)
+class Merge:
+    survivor: str
+    absorbed: str
+    linked_by: IdKey  # the event's identifier that belonged to the absorbed profile
 
 
 @dataclass(frozen=True)
 class Resolution:
     profile_id: str
-    new_links: tuple[IdKey, ...]
+    new_links: tuple[IdKey, ...] = ()
+    merges: tuple[Merge, ...] = ()
+    limited: tuple[IdKey, ...] = ()  # left unlinked: linking them would exceed a limit
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    resolutions: list[Resolution] = field(default_factory=list)  # one per event, in order
+    links: dict[IdKey, str] = field(default_factory=dict)  # new links, to their profile after the batch's merges
+    merges: list[Merge] = field(default_factory=list)  # in the order they happen
 
 
 def mint_profile_id(kind: str, value: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{kind}:{value}"))
 
 
-def resolve_identity(identifiers: Mapping[str, str], known: Mapping[IdKey, str]) -> Resolution:
-    ordered = [(kind, identifiers[kind]) for kind in PRIORITY if identifiers.get(kind)]
+def resolve_identity(identifiers: Mapping[str, str], snapshot: Snapshot, rules: IdentityRules) -> Resolution:
+    ordered = [(kind, identifiers[kind]) for kind in rules.priority if identifiers.get(kind)]
     if not ordered:
         raise ValueError("an event with no identifiers cannot be resolved")
-    linked = [known[key] for key in ordered if key in known]
-    profile_id = linked[0] if linked else mint_profile_id(*ordered[0])
-    return Resolution(profile_id, tuple(key for key in ordered if key not in known))
+    kept = len(ordered)
+    while (res := _resolve(ordered[:kept], snapshot, rules)) is None:
+        kept -= 1
+    return res if kept == len(ordered) else replace(res, limited=tuple(ordered[kept:]))
 
 
-def resolve_batch(batch: Sequence[Mapping[str, str]], known: Mapping[IdKey, str]) -> tuple[list[str], dict[IdKey, str]]:
-    """Resolve events in order, each seeing the links the earlier ones made; return ids and new links."""
-    seen = dict(known)
-    new_links: dict[IdKey, str] = {}
-    profile_ids = []
+def _resolve(ordered: list[IdKey], snapshot: Snapshot, rules: IdentityRules) -> Resolution | None:
+    """The resolution that links all of ``ordered``, or None when it would break a limit."""
+    new: list[IdKey] = []
+    named: dict[str, IdKey] = {}  # profile -> the strongest identifier naming it, strongest profile first
+    for key in ordered:
+        pid = snapshot.links.get(key)
+        if pid is None:
+            new.append(key)
+        elif pid not in named:
+            named[pid] = key
+    if not named:
+        return Resolution(mint_profile_id(*ordered[0]), tuple(new))
+    survivor, *absorbed = named
+    if (new or absorbed) and _exceeds(snapshot.counts, survivor, absorbed, new, rules.limits):
+        return None
+    return Resolution(survivor, tuple(new), tuple(Merge(survivor, pid, named[pid]) for pid in absorbed))
+
+
+def _exceeds(
+    counts: Mapping[str, Mapping[str, int]],
+    survivor: str,
+    absorbed: list[str],
+    new: list[IdKey],
+    limits: Mapping[str, int],
+) -> bool:
+    added = Counter(kind for kind, _ in new)
+    for pid in absorbed:
+        added.update(counts.get(pid, {}))
+    held = counts.get(survivor, {})
+    return any(n and kind in limits and held.get(kind, 0) + n > limits[kind] for kind, n in added.items())
+
+
+def resolve_batch(batch: Sequence[Mapping[str, str]], snapshot: Snapshot, rules: IdentityRules) -> BatchPlan:
+    """Resolve events in order, each seeing the links and merges of the earlier ones."""
+    links = dict(snapshot.links)
+    counts = dict(snapshot.counts)  # a profile's counts are replaced when they change, never changed in place
+    plan = BatchPlan()
     for identifiers in batch:
-        res = resolve_identity(identifiers, seen)
-        for key in res.new_links:
-            seen[key] = new_links[key] = res.profile_id
-        profile_ids.append(res.profile_id)
-    return profile_ids, new_links
+        res = resolve_identity(identifiers, Snapshot(links, counts), rules)
+        for merge in res.merges:
+            _repoint(links, merge)
+            _repoint(plan.links, merge)
+            counts[merge.survivor] = Counter(counts.get(merge.survivor, {})) + Counter(counts.pop(merge.absorbed, {}))
+        if res.new_links:
+            held = dict(counts.get(res.profile_id, {}))
+            for key in res.new_links:
+                links[key] = plan.links[key] = res.profile_id
+                held[key[0]] = held.get(key[0], 0) + 1
+            counts[res.profile_id] = held
+        plan.resolutions.append(res)
+        plan.merges.extend(res.merges)
+    return plan
+
+
+def _repoint(links: dict[IdKey, str], merge: Merge) -> None:
+    for key, pid in links.items():
+        if pid == merge.absorbed:
+            links[key] = merge.survivor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,7 +63,10 @@ def fallback_event_id(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()[:40]
 
 
-def from_segment(msg: dict[str, Any], raw: bytes, received_at: datetime, sent_at: datetime | None) -> dict[str, Any]:
+def from_segment(
+    msg: dict[str, Any], raw: bytes, source: str, received_at: datetime, sent_at: datetime | None
+) -> dict[str, Any]:
+    """A Segment message as an envelope of ``source`` (the write key's: a store may use a Segment SDK too)."""
     call = msg["type"]
     if call not in SUPPORTED_SEGMENT_CALLS:
         raise NormalizeError(f"Segment '{call}' calls are not supported", "type")
@@ -72,7 +76,7 @@ def from_segment(msg: dict[str, Any], raw: bytes, received_at: datetime, sent_at
     traits: dict[str, Any] = {**_object(context, "traits", "context."), **_object(msg, "traits")}
     out: dict[str, Any] = {
         "event_id": msg.get("messageId") or fallback_event_id(raw),
-        "source": "web",
+        "source": source,
         "occurred_at": corrected_time(timestamp, sent, received_at),
         "received_at": received_at,
         "anonymous_id": msg.get("anonymousId"),
@@ -126,14 +130,38 @@ def to_e164(phone: str) -> str:
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
-def normalize_identifiers(event: dict[str, Any]) -> dict[str, Any]:
-    """Trim ids, lower-case emails, phones to E.164, and drop placeholders that identify nobody.
+def clean_identifier(kind: str, value: str) -> str:
+    """One identifier as crmhub compares it: trimmed, emails lower-cased, phones in E.164."""
+    value = value.strip()
+    if kind == "email":
+        return value.lower()
+    if kind == "phone":
+        return to_e164(value)
+    return value
+
+
+def shared_identifiers(pairs: Iterable[tuple[str, str]]) -> frozenset[tuple[str, str]]:
+    """Configured shared (kind, value) pairs, cleaned like the identifiers of events so they match them."""
+    return frozenset((kind, clean_identifier(kind, value)) for kind, value in pairs)
+
+
+def _is_placeholder(kind: str, value: str) -> bool:
+    """A value that identifies nobody: ``null``, ``0``, ``anonymous`` …, or a ``guest@…`` email."""
+    lowered = value.lower()
+    return lowered in PLACEHOLDERS or (kind == "email" and lowered.partition("@")[0] == "guest")
+
+
+def normalize_identifiers(event: dict[str, Any], shared: frozenset[tuple[str, str]] = frozenset()) -> dict[str, Any]:
+    """Clean identifiers (see clean_identifier) and drop placeholders and the ``shared`` (kind, value) pairs
+    (in-store devices and cards many customers use): such values must never link two customers together.
 
     An identify's traits.email / traits.phone stand for the envelope's when it has none.
     """
     traits = event.get("traits")
     if isinstance(traits, dict):
         for kind in ("email", "phone"):
+            if isinstance(traits.get(kind), str):
+                traits[kind] = clean_identifier(kind, traits[kind])
             if not event.get(kind) and traits.get(kind):
                 event[kind] = traits[kind]
     for kind in ("customer_id", "anonymous_id", "loyalty_id", "email", "phone"):
@@ -144,10 +172,6 @@ def normalize_identifiers(event: dict[str, Any]) -> dict[str, Any]:
             value = str(value)
         if not isinstance(value, str):
             continue  # left for validation to reject with a clear message
-        value = value.strip()
-        if kind == "email":
-            value = value.lower()
-        elif kind == "phone":
-            value = to_e164(value)
-        event[kind] = None if value.lower() in PLACEHOLDERS else value
+        value = clean_identifier(kind, value)
+        event[kind] = None if _is_placeholder(kind, value) or (kind, value) in shared else value
     return event

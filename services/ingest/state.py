@@ -1,19 +1,46 @@
-"""ingest's Redis state: event-id claims (dedup window) and the identity index.
+"""ingest's Redis state: event-id claims (dedup window) and the identity graph.
 
-Each batch makes one round trip per operation: a Lua script runs the per-key ``SET NX`` for all of the
-batch's keys inside Redis, so the client packs one command instead of one per event (redis-py packs
-commands in Python). The scripts touch several keys, so they need one Redis (not Redis Cluster).
+The identity graph is three kinds of keys:
+
+- ``crmhub:id:<kind>:<value>`` -> the profile id the identifier belongs to;
+- ``crmhub:profile-ids:<profile>:<kind>``: the set of the profile's identifiers of that kind (the
+  reverse index: its size is what limits are checked against, its members what a merge repoints);
+- ``crmhub:merged:<absorbed>`` -> the survivor a profile was merged into, for late lookups of its id.
+
+Each batch makes at most two round trips for identity, both Lua scripts. ``snapshot`` reads the profile of
+every identifier of the batch and the per-kind counts of those profiles, and returns them as one JSON
+string. The worker resolves the whole batch on it (pure, :mod:`services.ingest.identity`) and ``apply``
+writes the plan: merges (repoint every identifier of the absorbed profile, move its sets, record the merge),
+new links and the merge events to publish (an outbox, see below). ``apply`` first computes the same
+snapshot again and writes nothing unless it is byte for byte the one the plan was made on: optimistic
+concurrency. Another ingest instance that linked or merged one of the batch's identifiers or profiles in
+between makes ``apply`` refuse, and the worker reads a new snapshot and resolves again. A script runs
+atomically, so the check and the writes see no one else's writes between them.
+
+The outbox: ``apply`` also pushes the batch's merge events to ``crmhub:merge-outbox``; the worker drops
+them from it once Kafka has them. A crash in between would otherwise lose a merge for good (the replayed
+input finds its identifiers merged already), so an ingest that starts sends what the outbox holds first
+(downstream a merge seen twice is a no-op).
+
+The scripts touch keys they compute (the absorbed profile's identifiers), so they need one Redis (not
+Redis Cluster). Identifiers linked before the reverse index existed count as held by no profile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from services.ingest.identity import IdKey
+import orjson
+
+from schemas.events import IDENTIFIER_KINDS
+from services.ingest.identity import BatchPlan, IdKey, Snapshot
 
 DEDUP_PREFIX = "crmhub:dedup:"
 IDENTITY_PREFIX = "crmhub:id:"
+PROFILE_IDS_PREFIX = "crmhub:profile-ids:"
+MERGED_PREFIX = "crmhub:merged:"
+MERGE_OUTBOX = "crmhub:merge-outbox"
 
 # KEYS: dedup keys; ARGV[1]: window (s); ARGV[1 + i]: the location claiming KEYS[i].
 # Returns 1 where the claim is this location's (new, or made by this same input before a crash).
@@ -32,23 +59,83 @@ end
 return out
 """
 
-# KEYS: identity keys; ARGV[i]: the profile id to link KEYS[i] to unless it is linked already.
-# Returns the profile id each key is linked to afterwards (ours, or the one linked first).
-_LINK = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, ARGV[i], 'NX') then
-    out[i] = ARGV[i]
-  else
-    out[i] = redis.call('GET', key)
+_GRAPH = f"""
+local ID, OWNED, MERGED, OUTBOX = '{IDENTITY_PREFIX}', '{PROFILE_IDS_PREFIX}', '{MERGED_PREFIX}', '{MERGE_OUTBOX}'
+local KINDS = {{{", ".join(f"'{kind}'" for kind in IDENTIFIER_KINDS)}}}
+
+-- the profile of each of keys ('' when unknown), then for each profile named: its id and per-kind counts
+local function snapshot(keys)
+  local out, seen, named = {{}}, {{}}, {{}}
+  for i, key in ipairs(keys) do
+    local pid = redis.call('GET', key)
+    out[i] = pid or ''
+    if pid and not seen[pid] then
+      seen[pid] = true
+      named[#named + 1] = pid
+    end
   end
+  for _, pid in ipairs(named) do
+    out[#out + 1] = pid
+    for _, kind in ipairs(KINDS) do
+      out[#out + 1] = redis.call('SCARD', OWNED .. pid .. ':' .. kind)
+    end
+  end
+  return cjson.encode(out)
 end
-return out
 """
+
+# KEYS: identity keys. Returns the snapshot (JSON).
+_SNAPSHOT = _GRAPH + "return snapshot(KEYS)"
+
+# KEYS: the identity keys of the snapshot ARGV[1]; ARGV[2]: JSON {merges: [[survivor, absorbed]],
+# links: [[kind, value, profile]], outbox: [event]}. Returns 0, writing nothing, if the snapshot changed.
+_APPLY = (
+    _GRAPH
+    + """
+if snapshot(KEYS) ~= ARGV[1] then
+  return 0
+end
+local plan = cjson.decode(ARGV[2])
+for _, merge in ipairs(plan.merges) do
+  local survivor, absorbed = merge[1], merge[2]
+  for _, kind in ipairs(KINDS) do
+    local from, into = OWNED .. absorbed .. ':' .. kind, OWNED .. survivor .. ':' .. kind
+    local values = redis.call('SMEMBERS', from)
+    for _, value in ipairs(values) do
+      redis.call('SET', ID .. kind .. ':' .. value, survivor)
+    end
+    if #values > 0 then
+      redis.call('SUNIONSTORE', into, into, from)
+      redis.call('DEL', from)
+    end
+  end
+  redis.call('SET', MERGED .. absorbed, survivor)
+end
+for _, link in ipairs(plan.links) do
+  redis.call('SET', ID .. link[1] .. ':' .. link[2], link[3])
+  redis.call('SADD', OWNED .. link[3] .. ':' .. link[1], link[2])
+end
+for _, event in ipairs(plan.outbox) do
+  redis.call('RPUSH', OUTBOX, event)
+end
+return 1
+"""
+)
 
 
 def _id_key(key: IdKey) -> str:
     return f"{IDENTITY_PREFIX}{key[0]}:{key[1]}"
+
+
+def parse_snapshot(keys: Sequence[IdKey], raw: bytes) -> Snapshot:
+    """The snapshot script's JSON as a :class:`Snapshot` of ``keys``."""
+    flat = orjson.loads(raw)
+    links = {key: pid for key, pid in zip(keys, flat, strict=False) if pid}
+    rest, width = flat[len(keys) :], 1 + len(IDENTIFIER_KINDS)
+    counts = {
+        rest[i]: dict(zip(IDENTIFIER_KINDS, rest[i + 1 : i + width], strict=True)) for i in range(0, len(rest), width)
+    }
+    return Snapshot(links, counts)
 
 
 class IngestState:
@@ -56,7 +143,8 @@ class IngestState:
         self.redis = redis
         self.window = dedup_window_s
         self._claim = redis.register_script(_CLAIM)
-        self._link = redis.register_script(_LINK)
+        self._snapshot = redis.register_script(_SNAPSHOT)
+        self._apply = redis.register_script(_APPLY)
 
     def claim(self, claims: Sequence[tuple[str, str]]) -> list[bool]:
         """Claim each (event_id, location); False where another input already claimed the event id.
@@ -70,16 +158,25 @@ class IngestState:
         won = self._claim(keys=keys, args=[self.window, *(location for _, location in claims)])
         return [bool(ok) for ok in won]
 
-    def lookup(self, keys: Sequence[IdKey]) -> dict[IdKey, str]:
-        if not keys:
-            return {}
-        values = self.redis.mget([_id_key(k) for k in keys])
-        return {k: v.decode() for k, v in zip(keys, values, strict=True) if v is not None}
+    def snapshot(self, keys: Sequence[IdKey]) -> tuple[Snapshot, bytes]:
+        """The graph around ``keys``, and the raw form ``apply`` checks it against."""
+        raw = bytes(self._snapshot(keys=[_id_key(k) for k in keys])) if keys else b"[]"
+        return parse_snapshot(keys, raw), raw
 
-    def link(self, links: Mapping[IdKey, str]) -> dict[IdKey, str]:
-        """Store new identity links unless another instance linked the key first; return the winners."""
-        if not links:
-            return {}
-        keys = list(links)
-        linked = self._link(keys=[_id_key(k) for k in keys], args=[links[k] for k in keys])
-        return {k: v.decode() if isinstance(v, bytes) else str(v) for k, v in zip(keys, linked, strict=True)}
+    def apply(self, keys: Sequence[IdKey], raw_snapshot: bytes, plan: BatchPlan, outbox: Sequence[bytes]) -> bool:
+        """Write the plan made on the snapshot of ``keys``; False, writing nothing, if the graph changed since."""
+        if not plan.links and not plan.merges:
+            return True
+        doc = {
+            "merges": [[m.survivor, m.absorbed] for m in plan.merges],
+            "links": [[kind, value, pid] for (kind, value), pid in plan.links.items()],
+            "outbox": [event.decode() for event in outbox],
+        }
+        return bool(self._apply(keys=[_id_key(k) for k in keys], args=[raw_snapshot, orjson.dumps(doc)]))
+
+    def pending_merges(self) -> list[bytes]:
+        return [bytes(event) for event in self.redis.lrange(MERGE_OUTBOX, 0, -1)]
+
+    def drop_sent_merges(self, pipe: Any, events: Sequence[bytes]) -> None:
+        for event in events:
+            pipe.lrem(MERGE_OUTBOX, 1, event)

@@ -1,4 +1,4 @@
-"""profile wiring: crm.events.v1 -> fold -> crm.profiles.v1 + SQL (with offsets) + Redis cache."""
+"""profile wiring: crm.events.v1 -> fold and merge -> crm.profiles.v1 + SQL (with offsets) + Redis cache."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from crmhub import kafka as kafka_io
 from crmhub.runtime import run_batches, start_service
 from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.topics import DEADLETTER, EVENTS, PROFILE_CHANGES, PROFILES
-from schemas.events import Event, decode_event_batch
+from schemas.events import Event, ProfileMerged, decode_event_batch
 from schemas.outputs import DeadLetter
 from schemas.profile import Profile
 from services.profile.cache import ProfileCache
-from services.profile.fold import fold_events
+from services.profile.merge import fold_batch
 from services.profile.store import ProfileStore, make_engine
 
 log = logging.getLogger("crmhub.profile")
@@ -48,6 +48,13 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):
         log.info("assigned %s; resuming from stored offsets %s", sorted(t.partition for t in assigned), stored)
 
 
+def named_profiles(routed: list[tuple[str, Event]]) -> set[str]:
+    """Every profile id the events name: the ones they are stamped with and the ones merges absorb."""
+    named = {pid for pid, _ in routed}
+    named.update(event.properties.absorbed_id for _, event in routed if isinstance(event, ProfileMerged))
+    return named
+
+
 def new_identifiers(before: Profile | None, after: Profile) -> list[tuple[str, str]]:
     """Identifiers ``after`` holds that ``before`` did not: the only ones the store must write."""
     old = {(kind, v) for kind, values in before.identifiers.items() for v in values} if before else set()
@@ -63,7 +70,7 @@ class ProfileWorker:
         self.change_partitions = len(producer.partitions_for(PROFILE_CHANGES))
 
     def handle(self, records: list[ConsumerRecord]) -> Counter[str]:
-        by_profile: dict[str, list[Event]] = {}
+        routed: list[tuple[str, Event]] = []
         next_offsets: dict[tuple[str, int], int] = {}
         dead: list[bytes] = []
         for record in records:
@@ -77,11 +84,9 @@ class ProfileWorker:
                 if event.profile_id is None:
                     dead.append(self._dead_letter(record, f"event {event.event_id} has no profile_id"))
                 else:
-                    by_profile.setdefault(event.profile_id, []).append(event)
-        ids = list(by_profile)
-        current = self.cache.get_many(ids)
-        current.update(self.store.load(pid for pid in ids if pid not in current))
-        changed = [fold_events(current.get(pid), pid, evs) for pid, evs in by_profile.items()]
+                    routed.append((event.profile_id, event))
+        current = self._load(named_profiles(routed))
+        changed = list(fold_batch(current, routed).values())
         new_ids = [
             (kind, value, p.profile_id)
             for p in changed
@@ -96,11 +101,11 @@ class ProfileWorker:
         for value in dead:
             self.producer.send(DEADLETTER, value=value)
         self.producer.flush()
-        self.cache.invalidate(ids)
+        self.cache.invalidate(docs)
         self.store.save(changed, new_ids, GROUP_ID, self.incarnation, next_offsets)
         counts = Counter(
             {
-                "profile.events": sum(len(v) for v in by_profile.values()),
+                "profile.events": len(routed),
                 "profile.updated": len(changed),
                 "profile.deadletters": len(dead),
             }
@@ -111,6 +116,18 @@ class ProfileWorker:
         push_recent(pipe, RECENT_DEADLETTERS, dead)
         pipe.execute()
         return counts
+
+    def _load(self, wanted: set[str]) -> dict[str, Profile]:
+        """The wanted profiles and, for merged ones among them, the profiles they were merged into (cache
+        first, then SQL)."""
+        found: dict[str, Profile] = {}
+        while wanted:
+            ids = list(wanted)
+            loaded = self.cache.get_many(ids)
+            loaded.update(self.store.load(pid for pid in ids if pid not in loaded))
+            found.update(loaded)
+            wanted = {p.merged_into for p in loaded.values() if p.merged_into and p.merged_into not in found}
+        return found
 
     @staticmethod
     def _dead_letter(record: ConsumerRecord, reason: str) -> bytes:

@@ -1,4 +1,6 @@
-"""Profile reads: by id, or by any identifier (``?email=``, ``?user_id=``, ``?anonymous_id=`` …)."""
+"""Profile reads: by id, or by any identifier (``?email=``, ``?user_id=``, ``?anonymous_id=`` …).
+
+A merged profile's id, and identifiers still pointing at it, read the profile it was merged into."""
 
 from __future__ import annotations
 
@@ -25,6 +27,14 @@ LOOKUPS = {
 
 
 def load_profile(res: Resources, profile_id: str) -> Profile | None:
+    """The profile, or the one it was merged into (in as many steps as it takes)."""
+    profile = _load_one(res, profile_id)
+    while profile is not None and profile.merged_into:
+        profile = _load_one(res, profile.merged_into)
+    return profile
+
+
+def _load_one(res: Resources, profile_id: str) -> Profile | None:
     cached = ProfileCache(res.redis).get_many([profile_id])
     if profile_id in cached:
         return cached[profile_id]

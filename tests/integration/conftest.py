@@ -25,6 +25,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         abandonment_delay_s=ABANDONMENT_DELAY_S,
         write_keys="test-web-key:web,test-pos-key:pos",
         api_token="test-token",
+        shared_ids="kiosk-shared-1",  # tests/integration/test_identity.py
     )
     with running_hub(settings) as running:
         yield running

@@ -1,4 +1,4 @@
-"""Settings: write-key parsing, CRMHUB_* environment variables, derived server addresses."""
+"""Settings: write-key and identity parsing, CRMHUB_* environment variables, derived server addresses."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from crmhub.settings import Settings, parse_write_keys
+from crmhub.settings import Settings, parse_identity_limits, parse_identity_priority, parse_shared_ids, parse_write_keys
 
 
 @pytest.fixture(autouse=True)
@@ -75,3 +75,69 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(ValidationError):
         s.api_port = 1  # type: ignore[misc]
     assert s.api_port == 8000
+
+
+def test_identity_defaults() -> None:
+    s = Settings()
+    assert s.identity_kinds == ("customer_id", "email", "phone", "loyalty_id", "anonymous_id")
+    assert s.identity_kind_limits == {"customer_id": 1, "email": 5, "phone": 5, "loyalty_id": 5, "anonymous_id": 1000}
+    assert s.shared_identifiers == frozenset()
+
+
+def test_identity_environment_variables_are_picked_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMHUB_IDENTITY_PRIORITY", "email, customer_id,phone,loyalty_id,anonymous_id")
+    monkeypatch.setenv("CRMHUB_IDENTITY_LIMITS", "customer_id:2")
+    monkeypatch.setenv("CRMHUB_SHARED_IDS", "kiosk-1,loyalty_id:STORE-CARD")
+    s = Settings()
+    assert s.identity_kinds[:2] == ("email", "customer_id")
+    assert s.identity_kind_limits == {"customer_id": 2}
+    assert s.shared_identifiers == {("anonymous_id", "kiosk-1"), ("loyalty_id", "STORE-CARD")}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "customer_id,email,phone,loyalty_id",  # one missing
+        "customer_id,email,phone,loyalty_id,anonymous_id,email",  # one twice
+        "customer_id,email,phone,loyalty_id,device_id",  # an unknown kind
+    ],
+)
+def test_a_priority_must_name_every_kind_once(bad: str) -> None:
+    with pytest.raises(ValueError, match="must name each of customer_id, email, phone, loyalty_id, anonymous_id"):
+        parse_identity_priority(bad)
+
+
+def test_parse_identity_limits() -> None:
+    assert parse_identity_limits(" email:3 ,, anonymous_id:1000") == {"email": 3, "anonymous_id": 1000}
+    assert parse_identity_limits("") == {}
+
+
+@pytest.mark.parametrize("bad", ["email", "email:0", "email:-1", "email:many", "device_id:3", "email:2,email:3"])
+def test_a_bad_limit_is_named(bad: str) -> None:
+    pair = bad.split(",")[-1]
+    with pytest.raises(ValueError, match=f"^identity limit '{pair}' must look like KIND:MAX"):
+        parse_identity_limits(bad)
+
+
+def test_parse_shared_ids() -> None:
+    assert parse_shared_ids(" kiosk-1, email:till@shop.com ,weird:value") == {
+        ("anonymous_id", "kiosk-1"),
+        ("email", "till@shop.com"),
+        ("anonymous_id", "weird:value"),  # not a kind: the whole of it is a device id
+    }
+
+
+def test_a_shared_id_needs_a_value() -> None:
+    with pytest.raises(ValueError, match="shared id 'email:' has no value"):
+        parse_shared_ids("kiosk-1,email:")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("CRMHUB_IDENTITY_PRIORITY", "email"), ("CRMHUB_IDENTITY_LIMITS", "email:0"), ("CRMHUB_SHARED_IDS", "phone: ")],
+)
+def test_bad_identity_settings_are_rejected(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert info.value.errors()[0]["loc"] == (name.removeprefix("CRMHUB_").lower(),)

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from schemas.events import OrderCompleted, PosSale, ProductAdded
+from schemas.events import Identify, OrderCompleted, PosSale, ProductAdded
 from services.ingest.decode import RawInput, Rejection, decode_raw
 
 RECEIVED = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
@@ -176,3 +176,41 @@ def test_extreme_times_are_rejected_not_raised(times: dict[str, str]) -> None:
     result = decode({**TRACK, **times}, source="web")
     assert isinstance(result, Rejection)
     assert result.location in {"timestamp", "sentAt", "occurred_at"}
+
+
+def test_a_segment_message_takes_the_source_of_its_write_key() -> None:
+    """A store that tracks through a Segment SDK with its pos key sends store events, not web events."""
+    event = decode({**TRACK, "event": "Order Completed", "properties": {"order_id": "o", "total": 3}}, source="pos")
+    assert isinstance(event, OrderCompleted) and event.source == "pos"
+
+
+def test_identify_traits_are_normalised_like_the_identifiers() -> None:
+    msg = {"type": "identify", "userId": "u-1", "traits": {"email": " Ann@Example.COM ", "phone": "+44 20 7946 0958"}}
+    event = decode(msg, source="web")
+    assert isinstance(event, Identify)
+    assert (event.traits.email, event.traits.phone) == ("ann@example.com", "+442079460958")
+    assert (event.email, event.phone) == ("ann@example.com", "+442079460958")
+
+
+def test_profile_merged_is_not_accepted_from_outside() -> None:
+    """Only ingest decides merges: an input claiming one would merge any two customers it names."""
+    merged = {
+        "event_id": "e-9",
+        "type": "profile.merged",
+        "customer_id": "c-1",
+        "occurred_at": "2025-03-14T08:00:00+00:00",
+        "properties": {"survivor_id": "a", "absorbed_id": "b", "linked_by": "customer_id"},
+    }
+    expected = Rejection("profile.merged events are made by crmhub, not accepted as input", "type")
+    assert decode(merged) == expected
+    assert decode({**merged, "source": "crm"}) == Rejection("source 'crm' arrived on the pos topic", "source")
+
+
+def test_shared_device_ids_are_dropped_like_placeholders() -> None:
+    shared = frozenset({("anonymous_id", "kiosk-1")})
+    value = orjson.dumps({**TRACK, "anonymousId": "kiosk-1", "userId": None})
+    assert decode_raw(RawInput("web", value, RECEIVED), shared) == Rejection(
+        "the event carries no usable customer identifier", "identifiers"
+    )
+    kept = decode_raw(RawInput("web", orjson.dumps({**TRACK, "anonymousId": "kiosk-1"}), RECEIVED), shared)
+    assert not isinstance(kept, Rejection) and kept.identifiers() == {"customer_id": "u-1"}

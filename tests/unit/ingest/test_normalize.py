@@ -16,6 +16,7 @@ from services.ingest.normalize import (
     is_segment_message,
     normalize_identifiers,
     parse_time,
+    shared_identifiers,
 )
 
 RECEIVED = datetime(2025, 3, 14, 9, 0, 0, tzinfo=UTC)
@@ -81,7 +82,7 @@ def test_from_segment_track_maps_ids_type_and_properties() -> None:
         "properties": {"product_id": "p-1", "price": 3},
         "context": {"traits": {"email": "ann@example.com"}},
     }
-    out = from_segment(msg, b"raw", RECEIVED, None)
+    out = from_segment(msg, b"raw", "web", RECEIVED, None)
     assert out == {
         "event_id": "msg-1",
         "source": "web",
@@ -99,13 +100,13 @@ def test_from_segment_track_maps_ids_type_and_properties() -> None:
 def test_from_segment_sent_at_in_the_body_wins_over_the_header() -> None:
     msg = {"type": "track", "event": "X", "timestamp": "2025-03-14T09:10:00Z", "sentAt": "2025-03-14T09:10:00Z"}
     header_sent_at = datetime(2025, 3, 14, 9, 20, tzinfo=UTC)
-    out = from_segment(msg, b"raw", RECEIVED, header_sent_at)
+    out = from_segment(msg, b"raw", "web", RECEIVED, header_sent_at)
     assert out["occurred_at"] == RECEIVED  # no skew according to the body
 
 
 def test_from_segment_uses_the_header_sent_at_when_the_body_has_none() -> None:
     msg = {"type": "track", "event": "X", "timestamp": "2025-03-14T09:10:00Z"}
-    out = from_segment(msg, b"raw", RECEIVED, datetime(2025, 3, 14, 9, 20, tzinfo=UTC))
+    out = from_segment(msg, b"raw", "web", RECEIVED, datetime(2025, 3, 14, 9, 20, tzinfo=UTC))
     assert out["occurred_at"] == datetime(2025, 3, 14, 8, 50, tzinfo=UTC)
 
 
@@ -116,7 +117,7 @@ def test_from_segment_identify_merges_context_traits_under_message_traits() -> N
         "traits": {"email": "new@example.com", "city": "Berlin"},
         "context": {"traits": {"email": "old@example.com", "phone": "+4930123456"}},
     }
-    out = from_segment(msg, b"raw", RECEIVED, None)
+    out = from_segment(msg, b"raw", "web", RECEIVED, None)
     assert out["type"] == "identify"
     assert out["traits"] == {"email": "new@example.com", "phone": "+4930123456", "city": "Berlin"}
     assert (out["email"], out["phone"]) == ("new@example.com", "+4930123456")
@@ -125,7 +126,7 @@ def test_from_segment_identify_merges_context_traits_under_message_traits() -> N
 
 def test_from_segment_without_message_id_gets_a_deterministic_id() -> None:
     raw = b'{"type":"track"}'
-    out = from_segment({"type": "track", "event": "X"}, raw, RECEIVED, None)
+    out = from_segment({"type": "track", "event": "X"}, raw, "web", RECEIVED, None)
     assert out["event_id"] == fallback_event_id(raw)
     assert out["event_id"].startswith("sha256:")
     assert len(out["event_id"]) == len("sha256:") + 40
@@ -135,13 +136,13 @@ def test_from_segment_without_message_id_gets_a_deterministic_id() -> None:
 @pytest.mark.parametrize("call", ["screen", "group"])
 def test_from_segment_rejects_unsupported_calls(call: str) -> None:
     with pytest.raises(NormalizeError) as info:
-        from_segment({"type": call}, b"raw", RECEIVED, None)
+        from_segment({"type": call}, b"raw", "web", RECEIVED, None)
     assert (info.value.reason, info.value.location) == (f"Segment '{call}' calls are not supported", "type")
 
 
 def test_from_segment_track_needs_an_event_name() -> None:
     with pytest.raises(NormalizeError) as info:
-        from_segment({"type": "track", "event": ""}, b"raw", RECEIVED, None)
+        from_segment({"type": "track", "event": ""}, b"raw", "web", RECEIVED, None)
     assert info.value.location == "event"
 
 
@@ -184,6 +185,30 @@ def test_normalize_identifiers_drops_placeholders(placeholder: str) -> None:
     assert out == {"customer_id": None, "email": None, "anonymous_id": "a-1"}
 
 
+@pytest.mark.parametrize("email", ["guest@shop.com", " GUEST@x ", "Guest@Example.COM"])
+def test_guest_emails_are_placeholders(email: str) -> None:
+    assert normalize_identifiers({"email": email, "anonymous_id": "a-1"})["email"] is None
+    assert normalize_identifiers({"email": "guesthouse@example.com"})["email"] == "guesthouse@example.com"
+
+
+def test_shared_identifiers_are_dropped_whatever_their_spelling() -> None:
+    shared = shared_identifiers(
+        [("anonymous_id", "kiosk-7"), ("email", " Till@Shop.COM"), ("phone", "+1 (555) 123-4567")]
+    )
+    event = {"anonymous_id": " kiosk-7 ", "email": "till@shop.com", "phone": "+15551234567", "customer_id": "c-1"}
+    assert normalize_identifiers(event, shared) == {
+        "anonymous_id": None,
+        "email": None,
+        "phone": None,
+        "customer_id": "c-1",
+    }
+
+
+def test_a_shared_value_of_another_kind_is_kept() -> None:
+    shared = shared_identifiers([("anonymous_id", "kiosk-7")])
+    assert normalize_identifiers({"customer_id": "kiosk-7"}, shared) == {"customer_id": "kiosk-7"}
+
+
 def test_normalize_identifiers_turns_numbers_into_strings_but_leaves_other_types() -> None:
     out = normalize_identifiers({"customer_id": 12345, "loyalty_id": 0, "anonymous_id": True, "email": ["x"]})
     assert out == {"customer_id": "12345", "loyalty_id": None, "anonymous_id": True, "email": ["x"]}
@@ -215,9 +240,10 @@ def test_page_and_alias_calls_map_to_events() -> None:
     page = from_segment(
         {"type": "page", "anonymousId": "a-1", "name": "Home", "properties": {"url": "https://shop/"}},
         b"{}",
+        "web",
         received,
         None,
     )
     assert (page["type"], page["properties"]) == ("page", {"url": "https://shop/", "name": "Home"})
-    alias = from_segment({"type": "alias", "previousId": "a-1", "userId": "c-1"}, b"{}", received, None)
+    alias = from_segment({"type": "alias", "previousId": "a-1", "userId": "c-1"}, b"{}", "web", received, None)
     assert (alias["type"], alias["anonymous_id"], alias["customer_id"]) == ("alias", "a-1", "c-1")

@@ -1,0 +1,189 @@
+"""Profile merges: what the survivor takes over, the absorbed profile's stub, redirects of later events."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from schemas.events import Event
+from schemas.profile import Cart, CartItem, OpenComplaint, Profile
+from services.profile.fold import MAX_IDS_PER_KIND, fold_events
+from services.profile.merge import fold_batch, merge_profiles, survivor_of
+from tests.unit import factories as f
+from tests.unit.factories import at
+
+
+def profile(profile_id: str, **fields: Any) -> Profile:
+    return Profile(profile_id=profile_id, created_at=fields.pop("created_at", at(0)), updated_at=at(0), **fields)
+
+
+def complaint(message_id: str, minutes: float = 0) -> OpenComplaint:
+    return OpenComplaint(message_id=message_id, platform="twitter", handle="@ann", text="late", at=at(minutes))
+
+
+def cart(product_id: str, minutes: float) -> Cart:
+    item = CartItem(product_id=product_id, price=Decimal("5.00"), quantity=1)
+    return Cart(items=[item], value=Decimal("5.00"), updated_at=at(minutes))
+
+
+def merged_event(survivor: str, absorbed: str, minutes: float = 0) -> Event:
+    return f.make(
+        "profile.merged",
+        source="crm",
+        minutes=minutes,
+        customer_id=None,
+        loyalty_id="L-1",
+        profile_id=survivor,
+        properties={"survivor_id": survivor, "absorbed_id": absorbed, "linked_by": "loyalty_id"},
+    )
+
+
+def test_every_profile_field_has_a_merge_rule() -> None:
+    # a new field needs a rule in merge_profiles (and then a place in this list)
+    assert set(Profile.model_fields) == {
+        *("profile_id", "version", "created_at", "updated_at", "identifiers", "traits", "order_count"),
+        *("web_orders", "pos_orders", "total_spent", "currency", "first_order_at", "last_order_at", "order_ids"),
+        *("cart", "complaints_total", "open_complaints", "payment_failures", "last_payment_failure_reason"),
+        "merged_into",
+    }
+
+
+def test_counters_and_amounts_add_up_and_orders_unite() -> None:
+    survivor = profile(
+        "S",
+        version=3,
+        order_count=2,
+        web_orders=2,
+        total_spent=Decimal("30.10"),
+        order_ids=["o-1", "o-2"],
+        first_order_at=at(10),
+        last_order_at=at(20),
+        payment_failures=1,
+        complaints_total=1,
+    )
+    absorbed = profile(
+        "A",
+        version=4,
+        created_at=at(-5),
+        order_count=1,
+        pos_orders=1,
+        total_spent=Decimal("9.95"),
+        currency="EUR",
+        order_ids=["pos:s-1:r-1"],
+        first_order_at=at(5),
+        last_order_at=at(6),
+        payment_failures=2,
+        last_payment_failure_reason="card_declined",
+        complaints_total=2,
+    )
+    merged = merge_profiles(survivor, absorbed)
+    assert merged.profile_id == "S" and merged.merged_into is None
+    assert (merged.version, merged.created_at) == (7, at(-5))
+    assert (merged.order_count, merged.web_orders, merged.pos_orders) == (3, 2, 1)
+    assert merged.total_spent == Decimal("40.05")
+    assert merged.order_ids == ["o-1", "o-2", "pos:s-1:r-1"]
+    assert (merged.first_order_at, merged.last_order_at) == (at(5), at(20))
+    assert merged.currency == "EUR"  # the survivor had none
+    assert (merged.payment_failures, merged.last_payment_failure_reason) == (3, "card_declined")
+    assert merged.complaints_total == 3
+
+
+def test_order_times_of_a_profile_without_orders_are_ignored() -> None:
+    merged = merge_profiles(profile("S"), profile("A", first_order_at=at(5), last_order_at=at(6)))
+    assert (merged.first_order_at, merged.last_order_at) == (at(5), at(6))
+    assert merge_profiles(profile("S"), profile("A")).first_order_at is None
+
+
+def test_identifiers_unite_up_to_the_cap_and_the_survivors_traits_win() -> None:
+    many = [f"a-{i}" for i in range(MAX_IDS_PER_KIND)]
+    survivor = profile(
+        "S", identifiers={"email": ["s@x.io"], "anonymous_id": many[:-1]}, traits={"city": "Berlin", "age": 30}
+    )
+    absorbed = profile(
+        "A",
+        identifiers={"email": ["a@x.io", "s@x.io"], "loyalty_id": ["L-1"], "anonymous_id": ["z-1", "z-2"]},
+        traits={"city": "Paris", "name": "Ann"},
+    )
+    merged = merge_profiles(survivor, absorbed)
+    assert merged.identifiers == {
+        "email": ["s@x.io", "a@x.io"],
+        "anonymous_id": [*many[:-1], "z-1"],
+        "loyalty_id": ["L-1"],
+    }
+    assert merged.traits == {"city": "Berlin", "age": 30, "name": "Ann"}
+    assert survivor.identifiers["email"] == ["s@x.io"]  # the inputs are not touched
+
+
+def test_the_newer_cart_stays() -> None:
+    older, newer = cart("p-old", minutes=1), cart("p-new", minutes=2)
+    assert merge_profiles(profile("S", cart=older), profile("A", cart=newer)).cart == newer
+    assert merge_profiles(profile("S", cart=newer), profile("A", cart=older)).cart == newer
+    emptied_later = Cart(cleared_at=at(3))  # an order emptied the survivor's cart after the other's change
+    assert merge_profiles(profile("S", cart=emptied_later), profile("A", cart=newer)).cart == emptied_later
+    assert merge_profiles(profile("S", cart=newer), profile("A")).cart == newer
+
+
+def test_open_complaints_unite_by_message() -> None:
+    survivor = profile("S", open_complaints=[complaint("m-1")])
+    absorbed = profile("A", open_complaints=[complaint("m-1"), complaint("m-2")])
+    assert [c.message_id for c in merge_profiles(survivor, absorbed).open_complaints] == ["m-1", "m-2"]
+
+
+def test_survivor_of_follows_merges_in_steps() -> None:
+    profiles = {"A": profile("A", merged_into="B"), "B": profile("B", merged_into="C"), "C": profile("C")}
+    assert survivor_of(profiles, "A") == "C"
+    assert survivor_of(profiles, "C") == "C"
+    assert survivor_of(profiles, "unknown") == "unknown"
+
+
+def test_a_merge_folds_the_absorbed_profile_in_and_leaves_a_stub() -> None:
+    s = fold_events(None, "S", [f.order("o-1", "10.00", minutes=1)])
+    a = fold_events(None, "A", [f.pos_sale("s-1", "r-1", "5.00", minutes=2, customer_id="c-2")])
+    changed = fold_batch({"S": s, "A": a}, [("S", merged_event("S", "A", minutes=3))])
+    assert set(changed) == {"S", "A"}
+    survivor, stub = changed["S"], changed["A"]
+    assert (survivor.order_count, survivor.total_spent) == (2, Decimal("15.00"))
+    assert survivor.identifiers == {"customer_id": ["c-1", "c-2"], "loyalty_id": ["L-1"]}
+    assert survivor.version == 3  # two events folded before, and the merge
+    assert stub == Profile(profile_id="A", version=2, created_at=at(2), updated_at=at(3), merged_into="S")
+
+
+def test_events_for_the_absorbed_profile_go_to_the_survivor() -> None:
+    s, a = fold_events(None, "S", [f.order("o-1", "10.00")]), fold_events(None, "A", [f.order("o-2", "1.00")])
+    routed = [
+        ("A", f.order("o-3", "2.00", minutes=1)),  # before the merge: still A's
+        ("S", merged_event("S", "A", minutes=2)),
+        ("A", f.order("o-4", "4.00", minutes=3)),  # stamped before the merge, arriving after it
+    ]
+    changed = fold_batch({"S": s, "A": a}, routed)
+    assert changed["S"].order_ids == ["o-1", "o-2", "o-3", "o-4"]
+    assert changed["S"].total_spent == Decimal("17.00")
+    assert changed["A"].merged_into == "S" and changed["A"].order_ids == []
+
+
+def test_a_merge_before_any_event_of_the_absorbed_profile_redirects_its_events() -> None:
+    s = fold_events(None, "S", [f.order("o-1", "10.00")])
+    changed = fold_batch({"S": s}, [("S", merged_event("S", "A", minutes=1))])
+    assert changed["A"] == Profile(profile_id="A", version=1, created_at=at(1), updated_at=at(1), merged_into="S")
+    later = fold_batch({"S": changed["S"], "A": changed["A"]}, [("A", f.order("o-2", "2.00", minutes=2))])
+    assert set(later) == {"S"} and later["S"].order_ids == ["o-1", "o-2"]
+
+
+def test_a_redelivered_merge_changes_nothing_but_the_version() -> None:
+    s = fold_events(None, "S", [f.order("o-1", "10.00")])
+    first = fold_batch({"S": s, "A": fold_events(None, "A", [f.order("o-2", "1.00")])}, [("S", merged_event("S", "A"))])
+    again = fold_batch(first, [("S", merged_event("S", "A"))])
+    assert set(again) == {"S"}
+    assert again["S"].model_copy(update={"version": first["S"].version}) == first["S"]
+    assert again["S"].version == first["S"].version + 1
+
+
+def test_chained_merges_reach_the_last_survivor() -> None:
+    profiles = {pid: fold_events(None, pid, [f.order(f"o-{pid}", "1.00")]) for pid in ("A", "B", "C")}
+    routed = [("B", merged_event("B", "A")), ("C", merged_event("C", "B")), ("A", f.order("o-late", "1.00"))]
+    changed = fold_batch(profiles, routed)
+    assert (changed["A"].merged_into, changed["B"].merged_into) == ("B", "C")
+    assert changed["C"].order_ids == ["o-C", "o-B", "o-A", "o-late"]
+    # a merge naming a profile merged meanwhile merges what that profile became
+    again = fold_batch(changed, [("A", merged_event("A", "C"))])
+    assert set(again) == {"C"}
