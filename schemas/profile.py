@@ -43,6 +43,15 @@ class OpenComplaint(BaseModel):
     at: AwareDatetime
 
 
+class TraitSource(BaseModel):
+    """Where a trait's current value came from: the latest value by event time wins."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    at: AwareDatetime
+
+
 class Profile(BaseModel):
     """Folded from events by ``services.profile.fold``; ``version`` counts the events folded in."""
 
@@ -54,6 +63,9 @@ class Profile(BaseModel):
     updated_at: AwareDatetime
     identifiers: dict[str, list[str]] = {}
     traits: dict[str, Any] = {}
+    trait_sources: dict[str, TraitSource] = Field(
+        default_factory=dict, description="Per trait: the source and time of its value (latest wins)."
+    )
     order_count: int = 0
     web_orders: int = 0
     pos_orders: int = 0

@@ -22,7 +22,7 @@ from schemas.events import (
     ProductRemoved,
     SocialMessage,
 )
-from schemas.profile import Cart, CartItem, OpenComplaint, Profile
+from schemas.profile import Cart, CartItem, OpenComplaint, Profile, TraitSource
 
 MAX_IDS_PER_KIND = 50
 COMPLAINT_TEXT_CHARS = 500  # kept on the profile for the alert; the full text stays in the event
@@ -51,6 +51,7 @@ def _working_copy(p: Profile) -> Profile:
         update={
             "identifiers": {kind: list(values) for kind, values in p.identifiers.items()},
             "traits": dict(p.traits),
+            "trait_sources": dict(p.trait_sources),
             "order_ids": list(p.order_ids),
             "open_complaints": list(p.open_complaints),
         }
@@ -104,11 +105,14 @@ def _add_identifier(p: Profile, kind: str, value: str) -> None:
 
 
 def _apply_traits(p: Profile, e: Identify) -> None:
+    """Latest wins per trait, by event time: an older identify arriving late changes nothing newer."""
     traits = e.traits
     for field in _TRAIT_FIELDS:
         value = getattr(traits, field)
-        if value is not None:
+        known = p.trait_sources.get(field)
+        if value is not None and (known is None or e.occurred_at >= known.at):
             p.traits[field] = value
+            p.trait_sources[field] = TraitSource(source=e.source, at=e.occurred_at)
 
 
 def _count_order(p: Profile, order_id: str, amount: Decimal, currency: str, e: Event) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from schemas.events import Event, ProfileMerged
 from schemas.profile import Cart, Profile
@@ -21,7 +22,8 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 
 def merge_profiles(survivor: Profile, absorbed: Profile) -> Profile:
     """The survivor with the absorbed profile's history: identifiers, orders and open complaints united,
-    counters and amounts summed, the survivor's traits winning, the newer cart kept.
+    counters and amounts summed, each trait's newer value winning (the survivor's on a tie), the newer
+    cart kept.
 
     An order both profiles counted (one order delivered twice under two event ids before the merge) is
     listed once, but its amount stays in both sums: the profile does not keep amounts per order.
@@ -34,7 +36,7 @@ def merge_profiles(survivor: Profile, absorbed: Profile) -> Profile:
             "created_at": min(survivor.created_at, absorbed.created_at),
             "updated_at": max(survivor.updated_at, absorbed.updated_at),
             "identifiers": _union_identifiers(survivor.identifiers, absorbed.identifiers),
-            "traits": {**absorbed.traits, **survivor.traits},
+            **_merge_traits(survivor, absorbed),
             "order_count": survivor.order_count + absorbed.order_count,
             "web_orders": survivor.web_orders + absorbed.web_orders,
             "pos_orders": survivor.pos_orders + absorbed.pos_orders,
@@ -51,6 +53,17 @@ def merge_profiles(survivor: Profile, absorbed: Profile) -> Profile:
             "last_payment_failure_reason": survivor.last_payment_failure_reason or absorbed.last_payment_failure_reason,
         }
     )
+
+
+def _merge_traits(survivor: Profile, absorbed: Profile) -> dict[str, Any]:
+    traits, sources = dict(survivor.traits), dict(survivor.trait_sources)
+    for name, value in absorbed.traits.items():
+        theirs, ours = absorbed.trait_sources.get(name), sources.get(name)
+        if name not in traits or (theirs and ours and theirs.at > ours.at):
+            traits[name] = value
+            if theirs:
+                sources[name] = theirs
+    return {"traits": traits, "trait_sources": sources}
 
 
 def _union_identifiers(first: dict[str, list[str]], second: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -148,11 +148,6 @@ def test_late_older_cart_add_does_not_refill_the_cart_the_newer_order_emptied(hu
     assert at(cleared_at) == at(events[order["messageId"]]["occurred_at"])  # emptied as of the order's time
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: services/profile/fold.py _apply_traits applies identify traits in arrival order, "
-    "so an older identify arriving late overwrites newer traits",
-)
 def test_late_older_identify_does_not_overwrite_newer_traits(hub: Hub, api: httpx.Client) -> None:
     user = uid("traits-user-")
     newer, older = datetime.now(UTC), datetime.now(UTC) - timedelta(seconds=1)

@@ -249,3 +249,17 @@ def test_fold_needs_a_profile_or_an_event() -> None:
     same = fold_events(p, "P", [])
     assert same == p
     assert same is not p
+
+
+def test_each_trait_keeps_its_latest_value_by_event_time_with_its_source() -> None:
+    p = fold_events(
+        None,
+        "P",
+        [
+            f.identify({"city": "Paris", "age": 31}, minutes=10),
+            f.identify({"city": "Berlin", "name": "Ann"}, minutes=5),  # older, told late
+        ],
+    )
+    assert p.traits == {"city": "Paris", "age": 31, "name": "Ann"}
+    assert (p.trait_sources["city"].source, p.trait_sources["city"].at) == ("web", at(10))
+    assert p.trait_sources["name"].at == at(5)

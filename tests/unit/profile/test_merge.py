@@ -41,7 +41,8 @@ def merged_event(survivor: str, absorbed: str, minutes: float = 0) -> Event:
 def test_every_profile_field_has_a_merge_rule() -> None:
     # a new field needs a rule in merge_profiles (and then a place in this list)
     assert set(Profile.model_fields) == {
-        *("profile_id", "version", "created_at", "updated_at", "identifiers", "traits", "order_count"),
+        *("profile_id", "version", "created_at", "updated_at", "identifiers", "traits", "trait_sources"),
+        "order_count",
         *("web_orders", "pos_orders", "total_spent", "currency", "first_order_at", "last_order_at", "order_ids"),
         *("cart", "complaints_total", "open_complaints", "payment_failures", "last_payment_failure_reason"),
         "merged_into",
@@ -112,6 +113,14 @@ def test_identifiers_unite_up_to_the_cap_and_the_survivors_traits_win() -> None:
     }
     assert merged.traits == {"city": "Berlin", "age": 30, "name": "Ann"}
     assert survivor.identifiers["email"] == ["s@x.io"]  # the inputs are not touched
+
+
+def test_the_newer_value_of_a_trait_wins_whichever_profile_held_it() -> None:
+    survivor = fold_events(None, "S", [f.identify({"city": "Berlin", "age": 30}, minutes=5)])
+    absorbed = fold_events(None, "A", [f.identify({"city": "Paris", "name": "Ann"}, minutes=9)])
+    merged = merge_profiles(survivor, absorbed)
+    assert merged.traits == {"city": "Paris", "age": 30, "name": "Ann"}
+    assert merged.trait_sources["city"].at == at(9) and merged.trait_sources["age"].at == at(5)
 
 
 def test_the_newer_cart_stays() -> None:
