@@ -104,15 +104,46 @@ US_AREA_CODES = ("212", "312", "512", "617", "206", "303", "646", "773")
 
 PLATFORMS = ("twitter", "instagram", "facebook", "tiktok", "trustpilot")
 PLATFORM_WEIGHTS = (35, 25, 15, 10, 15)
+# where customers comment on the brand's posts and send it direct messages (not review sites)
+CONVERSATION_PLATFORMS = ("instagram", "facebook", "twitter", "tiktok")
+CONVERSATION_PLATFORM_WEIGHTS = (40, 30, 20, 10)
 PAYMENT_REASONS = ("insufficient_funds", "card_declined", "expired_card", "do_not_honor", "incorrect_cvc")
 PAYMENT_REASON_WEIGHTS = (35, 30, 15, 15, 5)
 PAYMENT_METHODS: dict[str, tuple[str, ...]] = {
     "EUR": ("card", "card", "paypal", "sepa_debit"),
     "USD": ("card", "card", "card", "paypal"),
 }
+SHIPPING_METHODS = ("standard", "express", "click_and_collect")
+SHIPPING_WEIGHTS = (70, 20, 10)
+CANCEL_REASONS = ("changed_mind", "found_cheaper", "ordered_by_mistake", "delivery_too_slow")
+REFUND_REASONS = ("damaged", "wrong_item", "not_as_described", "no_longer_needed", "late_delivery")
+CHARGEBACK_REASONS = ("fraudulent", "product_not_received", "duplicate", "product_unacceptable")
+CHARGEBACK_REASON_WEIGHTS = (40, 30, 10, 20)
+INVOICE_METHODS: dict[str, str] = {"EUR": "sepa_credit_transfer", "USD": "ach"}
 TENDERS = ("card", "cash", "mobile", "voucher")
 TENDER_WEIGHTS = (60, 25, 12, 3)
+# how a store refunds a return paid with each tender (a voucher's value comes back as store credit)
+REFUND_METHODS: dict[str, str] = {"card": "card", "cash": "cash", "mobile": "mobile", "voucher": "store_credit"}
+RETURN_REASONS = ("wrong_size", "defective", "changed_mind", "gift_return", "not_as_described")
+RETURN_REASON_WEIGHTS = (35, 20, 25, 10, 10)
 SUPPORT_AGENTS = ("anna.k", "ben.m", "carla.r", "deniz.o", "evan.t")
+CASE_RESOLUTIONS = (
+    "Refund issued.",
+    "Replacement sent.",
+    "Voucher of 10.00 sent as an apology.",
+    "Explained the delay; the order has since been delivered.",
+    "Passed on to the store manager.",
+)
+
+# social messages: the kind (mention, comment on a brand post, direct message) by sentiment
+SOCIAL_KINDS = ("social.mention", "social.comment", "social.direct_message")
+COMPLAINT_KIND_WEIGHTS = (55, 25, 20)
+PRAISE_KIND_WEIGHTS = (60, 35, 5)
+BRAND_POSTS = 40  # comments land on one of this many recent posts per platform
+# customers first seen identifying who sign up then (the others sign in to an account from before the traffic)
+SIGNUP_SHARE = 0.4
+# the share of sign-ups opting in to marketing, by channel, on the sign-up form
+SIGNUP_CONSENT: dict[str, float] = {"email": 0.8, "sms": 0.3}
 
 COMPLAINTS = (
     "My order still hasn't arrived and nobody answers my emails. Really disappointed.",
@@ -136,7 +167,7 @@ GENDERS = ("female", "male", "non-binary")
 
 @dataclass
 class Customer:
-    """A shopper and their journey state (anonymous -> identified -> cart -> checkout)."""
+    """A shopper and their journey state (anonymous -> identified -> cart -> checkout -> payment)."""
 
     customer_id: str
     loyalty_id: str | None
@@ -154,6 +185,10 @@ class Customer:
     cart_id: str | None = None
     cart: dict[str, int] = field(default_factory=dict)  # product_id -> quantity
     order_id: str | None = None  # set while in checkout
+    payment_method: str | None = None  # set once payment info is entered during checkout
+    payment_id: str | None = None  # set once that payment is authorised
+    known: bool = False  # identified at least once: signed up then, or signed in to an older account
+    consents: list[str] = field(default_factory=list)  # marketing channels opted in to, in grant order
 
     @property
     def currency(self) -> str:

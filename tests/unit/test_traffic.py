@@ -5,18 +5,20 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
 from crmhub.demo import catalogue
 from crmhub.demo.traffic import Generated, RetailSimulator, TrafficMix
-from schemas.events import validate_event
+from schemas.events import COMPLAINT_SENTIMENT, EVENT_TYPES, validate_event
+from services.ingest.decode import RawInput, Rejection, decode_raw
 
 START = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 SEGMENT_KEYS = {
@@ -32,6 +34,21 @@ SEGMENT_KEYS = {
 }
 NATIVE_SOURCES = {"pos", "payment", "social", "support"}
 E164 = re.compile(r"^\+(49|1)\d{10,11}$")
+SOCIAL_KINDS = {"social.mention", "social.comment", "social.direct_message"}
+NOT_GENERATED = {"page", "alias", "profile.merged"}  # Segment calls the demo does not make; ingest's own
+# the rare kinds (refunds, chargebacks, returns, invoices, closed cases, consent changes) made common
+AFTER_SALES = TrafficMix(
+    order_cancellation=2.0,
+    order_refund=3.0,
+    payment_refund=3.5,
+    chargeback=1.0,
+    pos_return=4.0,
+    invoice=1.5,
+    invoice_payment=2.0,
+    case_closure=2.0,
+    consent_opt_in=1.0,
+    consent_withdrawal=2.0,
+)
 
 
 def run(sim: RetailSimulator, batches: int, size: int = 500) -> list[tuple[datetime, Generated]]:
@@ -47,12 +64,43 @@ def traffic() -> list[tuple[datetime, Generated]]:
     return run(RetailSimulator(seed=11), batches=40)  # 20,000 outputs, bad_fraction=0
 
 
+@pytest.fixture(scope="module")
+def after_sales() -> list[tuple[datetime, Generated]]:
+    return run(RetailSimulator(seed=19, customers=400, mix=AFTER_SALES), batches=40)
+
+
+@pytest.fixture(scope="module", params=["defaults", "after_sales"])
+def journeys(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
+    """The good outputs, in order, of the default traffic and of traffic heavy in the rare kinds."""
+    return payloads(request.getfixturevalue("traffic" if request.param == "defaults" else "after_sales"))
+
+
 def payloads(traffic: list[tuple[datetime, Generated]]) -> list[dict[str, Any]]:
     return [g.payload for _, g in traffic if isinstance(g.payload, dict)]
 
 
 def name(payload: dict[str, Any]) -> str:
     return str(payload.get("event") or payload["type"])
+
+
+def at(payload: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(payload.get("timestamp") or payload["occurred_at"])
+
+
+def money(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+def is_complaint(payload: dict[str, Any]) -> bool:
+    """A social message that complains: flagged so, or negative enough (as ``SocialMessage.is_complaint``)."""
+    if name(payload) not in SOCIAL_KINDS:
+        return False
+    props = payload["properties"]
+    return bool(props["complaint"] or props["sentiment"] <= COMPLAINT_SENTIMENT)
+
+
+def customer_ids(payload: dict[str, Any]) -> dict[str, str]:
+    return {k: payload[k] for k in ("customer_id", "loyalty_id", "email", "phone") if payload.get(k)}
 
 
 def segment_problems(msg: dict[str, Any]) -> list[str]:
@@ -154,8 +202,9 @@ def test_web_outputs_are_segment_messages_matching_the_schema(
         assert g.key == g.payload["anonymousId"]
         validate_event(as_envelope(g.payload))
     events = Counter(name(g.payload) for g in web if isinstance(g.payload, dict))
-    expected = {"identify", "Product Viewed", "Product Added", "Product Removed", "Checkout Started"}
-    assert expected | {"Order Completed"} <= set(events)
+    expected = {"identify", "Product Viewed", "Product Added", "Product Removed", "Cart Viewed", "Checkout Started"}
+    expected |= {"Payment Info Entered", "Order Completed", "Order Cancelled", "Order Refunded"}
+    assert expected | {"consent.granted", "consent.withdrawn"} == set(events)
 
 
 def test_native_outputs_validate_against_the_event_contract(
@@ -168,6 +217,21 @@ def test_native_outputs_validate_against_the_event_contract(
         event = validate_event(g.payload)
         assert event.source == g.source
         assert g.key in event.identifiers().values()
+
+
+def test_every_output_decodes_through_ingest_and_every_kind_is_generated(
+    traffic: list[tuple[datetime, Generated]], after_sales: list[tuple[datetime, Generated]]
+) -> None:
+    decoded = Counter[str]()
+    for now, g in traffic + after_sales:
+        value = g.payload if isinstance(g.payload, bytes) else orjson.dumps(g.payload)
+        event = decode_raw(RawInput(g.source, value, now))
+        assert not isinstance(event, Rejection), (event, g.payload)
+        assert event.source == g.source
+        decoded[event.type] += 1
+    assert set(decoded) == set(EVENT_TYPES) - NOT_GENERATED
+    default_kinds = {name(p) for p in payloads(traffic)}
+    assert default_kinds == set(EVENT_TYPES) - NOT_GENERATED  # the defaults make every kind too
 
 
 def test_identify_traits_are_realistic(traffic: list[tuple[datetime, Generated]]) -> None:
@@ -203,23 +267,27 @@ def test_catalogue_and_stores() -> None:
 # -- money and journeys -----------------------------------------------------------------------------------
 
 
-def test_order_totals_are_the_sum_of_their_lines(traffic: list[tuple[datetime, Generated]]) -> None:
+def test_order_totals_are_the_sum_of_their_lines(journeys: list[dict[str, Any]]) -> None:
     seen = Counter[str]()
-    for p in payloads(traffic):
+    for p in journeys:
         kind = name(p)
         props = p.get("properties", {})
         if kind == "Order Completed":
-            assert Decimal(str(props["total"])) == Decimal(str(props["revenue"])) == line_sum(props["products"])
+            assert money(props["total"]) == money(props["revenue"]) == line_sum(props["products"])
             assert props["currency"] in ("EUR", "USD")
         elif kind == "Checkout Started":
-            assert Decimal(str(props["value"])) == line_sum(props["products"])
+            assert money(props["value"]) == line_sum(props["products"])
+        elif kind in ("Order Cancelled", "Order Refunded"):
+            assert money(props["total"]) == line_sum(props["products"]) > 0
         elif kind == "pos.sale":
             assert Decimal(props["total"]) == line_sum(props["line_items"])
             assert sum(Decimal(t["amount"]) for t in props["tenders"]) == Decimal(props["total"])
+        elif kind == "pos.return":
+            assert Decimal(props["total"]) == line_sum(props["line_items"]) > 0
         else:
             continue
         seen[kind] += 1
-    assert min(seen.values()) > 100 and len(seen) == 3
+    assert len(seen) == 6 and min(seen[k] for k in ("Order Completed", "Checkout Started", "pos.sale")) > 100
 
 
 def test_journeys_come_in_a_plausible_order(traffic: list[tuple[datetime, Generated]]) -> None:
@@ -239,19 +307,190 @@ def test_journeys_come_in_a_plausible_order(traffic: list[tuple[datetime, Genera
             assert currency.setdefault(p["userId"], props["currency"]) == props["currency"]
         if kind == "Product Added":
             assert carts.setdefault(props["cart_id"], p["userId"]) == p["userId"]
-        elif kind in ("Product Removed", "Checkout Started", "Order Completed"):
+        elif kind in ("Product Removed", "Cart Viewed", "Checkout Started", "Payment Info Entered", "Order Completed"):
             assert carts.get(props["cart_id"]) == p["userId"], f"{kind} before Product Added"
         if kind == "Checkout Started":
             checkouts.add(props["order_id"])
-        elif kind == "Order Completed":
+        elif kind in ("Payment Info Entered", "Order Completed"):
             assert props["order_id"] in checkouts
-        elif kind == "social.mention" and props["complaint"]:
-            complaints[props["message_id"]] = (p["email"], datetime.fromisoformat(p["occurred_at"]))
+        elif kind in SOCIAL_KINDS and is_complaint(p):
+            complaints[props["message_id"]] = (p["email"], at(p))
         elif kind == "support.complaint_responded":
-            email, at = complaints.pop(props["message_id"])  # an earlier complaint, answered once
-            assert p["email"] == email and datetime.fromisoformat(p["occurred_at"]) > at
+            email, when = complaints.pop(props["message_id"])  # an earlier complaint, answered once
+            assert p["email"] == email and at(p) > when
             replies += 1
     assert replies > 100
+
+
+def test_web_orders_are_authorised_first_then_captured_or_cancelled(journeys: list[dict[str, Any]]) -> None:
+    authorised: dict[str, tuple[str, Decimal, str]] = {}  # order_id -> (customer_id, amount, payment_id)
+    orders: dict[str, tuple[str, Decimal]] = {}  # order_id -> (customer, total) of Order Completed
+    captured: set[str] = set()
+    cancelled: set[str] = set()
+    for p in journeys:
+        kind, props = name(p), p.get("properties", {})
+        order_id = props.get("order_id")
+        if kind == "payment.authorised":
+            assert order_id not in authorised, "authorised twice"
+            authorised[order_id] = (p["customer_id"], Decimal(props["amount"]), props["payment_id"])
+        elif kind == "Order Completed":
+            customer, amount, _ = authorised[order_id]  # authorised before it completes
+            assert (customer, amount) == (p["userId"], money(props["total"]))
+            orders[order_id] = (customer, amount)
+        elif kind == "payment.captured":
+            assert order_id in orders and order_id not in captured | cancelled
+            assert authorised[order_id] == (p["customer_id"], Decimal(props["amount"]), props["payment_id"])
+            captured.add(order_id)
+        elif kind == "Order Cancelled":
+            assert order_id in orders and order_id not in captured | cancelled, "cancelled after capture"
+            customer, total = orders[order_id]
+            assert p["userId"] == customer and money(props["total"]) <= total
+            cancelled.add(order_id)
+    assert len(captured) > 100 and cancelled
+    assert len(captured) + len(cancelled) > 0.9 * len(orders)  # the rest are waiting for their capture
+
+
+def test_refunds_and_chargebacks_refer_to_captured_orders_and_never_exceed_them(
+    journeys: list[dict[str, Any]],
+) -> None:
+    orders: dict[str, tuple[str, Decimal, Counter[str]]] = {}  # order_id -> (customer, total, units)
+    payments: dict[str, str] = {}  # order_id -> payment_id, once captured
+    refunded: dict[str, Counter[str]] = defaultdict(Counter)  # order_id -> units refunded
+    refunded_amount: dict[str, Decimal] = defaultdict(Decimal)
+    to_pay_back: dict[str, list[Decimal]] = defaultdict(list)  # Order Refunded not yet payment.refunded
+    charged_back: set[str] = set()
+    paid_back = 0
+    for p in journeys:
+        kind, props = name(p), p.get("properties", {})
+        order_id = props.get("order_id")
+        if kind == "Order Completed":
+            units = Counter({i["product_id"]: i["quantity"] for i in props["products"]})
+            orders[order_id] = (p["userId"], money(props["total"]), units)
+        elif kind == "payment.captured":
+            payments[order_id] = props["payment_id"]
+        elif kind == "Order Refunded":
+            assert order_id in payments and order_id not in charged_back, "refund of an uncaptured order"
+            customer, total, units = orders[order_id]
+            assert p["userId"] == customer
+            refunded[order_id].update({i["product_id"]: i["quantity"] for i in props["products"]})
+            assert all(qty <= units[pid] for pid, qty in refunded[order_id].items())
+            refunded_amount[order_id] += money(props["total"])
+            assert refunded_amount[order_id] <= total
+            to_pay_back[order_id].append(money(props["total"]))
+        elif kind == "payment.refunded":
+            assert (props["payment_id"], p["customer_id"]) == (payments[order_id], orders[order_id][0])
+            assert Decimal(props["amount"]) == to_pay_back[order_id].pop(0)  # after its Order Refunded
+            paid_back += 1
+        elif kind == "payment.chargeback":
+            assert order_id in payments and order_id not in charged_back and not refunded_amount[order_id]
+            assert props["payment_id"] == payments[order_id] and p["customer_id"] == orders[order_id][0]
+            assert Decimal(props["amount"]) <= orders[order_id][1]
+            charged_back.add(order_id)
+    partial = [o for o, amount in refunded_amount.items() if amount < orders[o][1]]
+    assert paid_back > 20 and partial and len(partial) < len(refunded_amount) and charged_back
+
+
+def test_store_returns_refer_to_an_earlier_receipt_of_the_customer_at_that_store(
+    journeys: list[dict[str, Any]],
+) -> None:
+    receipts: dict[str, tuple[str, dict[str, str], Counter[str]]] = {}  # receipt_id -> (store, ids, units)
+    returned: dict[str, Counter[str]] = defaultdict(Counter)
+    return_ids: set[str] = set()
+    for p in journeys:
+        kind, props = name(p), p.get("properties", {})
+        if kind == "pos.sale":
+            units = Counter({i["product_id"]: i["quantity"] for i in props["line_items"]})
+            receipts[props["receipt_id"]] = (props["store_id"], customer_ids(p), units)
+        elif kind == "pos.return":
+            store, ids, units = receipts[props["original_receipt_id"]]
+            assert (props["store_id"], customer_ids(p)) == (store, ids)
+            assert props["till_id"].startswith(f"{store}-") and props["return_id"] not in return_ids
+            return_ids.add(props["return_id"])
+            returned[props["original_receipt_id"]].update({i["product_id"]: i["quantity"] for i in props["line_items"]})
+            assert all(qty <= units[pid] for pid, qty in returned[props["original_receipt_id"]].items())
+            assert props["refund_method"] in catalogue.REFUND_METHODS.values()
+    assert len(return_ids) > 50
+
+
+def test_invoices_are_paid_once_after_they_are_issued(journeys: list[dict[str, Any]]) -> None:
+    issued: dict[str, tuple[str, Decimal, str]] = {}  # invoice_id -> (customer, amount, currency)
+    paid: set[str] = set()
+    for p in journeys:
+        kind, props = name(p), p.get("properties", {})
+        if kind == "payment.invoice_issued":
+            issued[props["invoice_id"]] = (p["customer_id"], Decimal(props["amount"]), props["currency"])
+            assert datetime.fromisoformat(props["due_at"]) > at(p)
+        elif kind == "payment.invoice_paid":
+            assert props["invoice_id"] in issued and props["invoice_id"] not in paid
+            assert issued[props["invoice_id"]] == (p["customer_id"], Decimal(props["amount"]), props["currency"])
+            paid.add(props["invoice_id"])
+    assert paid and len(paid) <= len(issued)
+
+
+def test_complaints_in_mentions_comments_and_messages_are_answered_and_some_cases_closed(
+    journeys: list[dict[str, Any]],
+) -> None:
+    complaints: dict[str, tuple[str, datetime]] = {}  # message_id -> (email, when)
+    answered: dict[str, tuple[str, datetime]] = {}
+    complaining = Counter[tuple[str, bool]]()  # (kind, flagged)
+    closed = 0
+    for p in journeys:
+        kind, props = name(p), p.get("properties", {})
+        if kind in SOCIAL_KINDS:
+            assert ("post_id" in props) == (kind == "social.comment")
+            assert ("thread_id" in props) == (kind == "social.direct_message")
+            if is_complaint(p):
+                complaints[props["message_id"]] = (p["email"], at(p))
+                complaining[kind, props["complaint"]] += 1
+        elif kind == "support.complaint_responded":
+            email, when = complaints.pop(props["message_id"])
+            assert p["email"] == email and at(p) > when
+            answered[props["message_id"]] = (p["email"], at(p))
+        elif kind == "support.case_closed":
+            email, when = answered.pop(props["message_id"])  # a complaint support answered, closed once
+            assert p["email"] == email and at(p) > when
+            closed += 1
+    assert {kind for kind, _ in complaining} == SOCIAL_KINDS
+    assert complaining["social.comment", False] and complaining["social.direct_message", False]  # by sentiment
+    assert closed > 10
+
+
+def test_consent_is_granted_at_sign_up_and_changed_in_the_preference_centre(
+    journeys: list[dict[str, Any]],
+) -> None:
+    consents: dict[str, set[str]] = defaultdict(set)  # userId -> channels in force
+    identified: set[str] = set()
+    signed_up: set[str] = set()
+    previous: dict[str, Any] = {}
+    first_identify = False
+    grants = Counter[tuple[str, str]]()  # (method, channel)
+    withdrawals = 0
+    for p in journeys:
+        kind, props = name(p), p.get("properties", {})
+        if kind == "consent.granted":
+            user, channel = p["userId"], props["channel"]
+            assert channel not in consents[user] and props["purpose"] == "marketing"
+            if props["method"] == "signup_form":  # right after the sign-up's identify (or its other opt-in)
+                assert previous.get("userId") == user and (first_identify or name(previous) == "consent.granted")
+                assert user not in signed_up or name(previous) == "consent.granted"
+                signed_up.add(user)
+            else:
+                assert props["method"] == "preference_centre"
+            consents[user].add(channel)
+            grants[props["method"], channel] += 1
+        elif kind == "consent.withdrawn":
+            assert props["channel"] in consents[p["userId"]], "withdrawn without a grant"
+            consents[p["userId"]].remove(props["channel"])
+            withdrawals += 1
+        if kind == "identify":
+            first_identify = p["userId"] not in identified
+            identified.add(p["userId"])
+        elif kind != "consent.granted":
+            first_identify = False
+        previous = p
+    assert grants["signup_form", "email"] > grants["signup_form", "sms"] > 0
+    assert grants["preference_centre", "email"] + grants["preference_centre", "sms"] > 0 and withdrawals > 0
+    assert len(signed_up) < len(identified)  # most first identifies sign in to an older account
 
 
 def test_mix_roughly_matches_the_defaults() -> None:
@@ -260,15 +499,30 @@ def test_mix_roughly_matches_the_defaults() -> None:
     assert len(all_) == 20_000
     kinds = Counter(name(p) for p in all_)
     share = {k: v / len(all_) for k, v in kinds.items()}
-    complaints = sum(1 for p in all_ if name(p) == "social.mention" and p["properties"]["complaint"])
-    praise = kinds["social.mention"] - complaints
+    complaints = sum(1 for p in all_ if is_complaint(p))
+    praise = sum(kinds[k] for k in SOCIAL_KINDS) - complaints
     assert 0.01 <= complaints / len(all_) <= 0.035
     assert praise > 50 and all(
         p["properties"]["sentiment"] < 0 for p in all_ if p.get("properties", {}).get("complaint")
     )
+    assert kinds["social.mention"] > kinds["social.comment"] > kinds["social.direct_message"] > 0
     assert 0.008 <= share["payment.failed"] <= 0.025
-    browsing_and_cart = sum(share.get(k, 0) for k in ("Product Viewed", "Product Added", "Product Removed"))
-    assert browsing_and_cart > 0.5 and share["Product Viewed"] > share["pos.sale"] > share["Order Completed"]
+    browsing = ("Product Viewed", "Product Added", "Product Removed", "Cart Viewed")
+    assert sum(share[k] for k in browsing) > 0.5
+    assert share["Product Viewed"] > share["pos.sale"] > share["Order Completed"]
+    # each order takes payment info, an authorisation and a capture; what goes wrong afterwards is rarer
+    assert kinds["Checkout Started"] > kinds["Payment Info Entered"] > kinds["payment.authorised"]
+    assert (
+        kinds["payment.authorised"]
+        > kinds["Order Completed"]
+        > kinds["payment.captured"]
+        > 0.8 * kinds["Order Completed"]
+    )
+    assert 0 < kinds["Order Cancelled"] < kinds["Order Refunded"] < 0.2 * kinds["Order Completed"]
+    assert 0 < kinds["payment.chargeback"] < 0.02 * kinds["Order Completed"]
+    assert 0 < kinds["pos.return"] < 0.15 * kinds["pos.sale"]
+    assert 0 < kinds["payment.invoice_paid"] <= kinds["payment.invoice_issued"] < 0.005 * len(all_)
+    assert 0 < kinds["consent.withdrawn"] < 0.15 * kinds["consent.granted"]
     reasons = {p["properties"]["reason_code"] for p in all_ if name(p) == "payment.failed"}
     assert {"insufficient_funds", "card_declined", "expired_card", "do_not_honor"} <= reasons
 
@@ -292,7 +546,11 @@ def test_mix_is_configurable() -> None:
     no_complaints = TrafficMix(complaint=0.0, support_reply=0.0)
     batch = RetailSimulator(seed=2, mix=no_complaints).next_batch(START, 3000)
     social = [g.payload for g in batch if g.source in ("social", "support") and isinstance(g.payload, dict)]
-    assert social and all(p["type"] == "social.mention" and not p["properties"]["complaint"] for p in social)
+    assert social and all(p["type"] in SOCIAL_KINDS and not is_complaint(p) for p in social)
+    never_shipped = TrafficMix(payment_capture=0.0, order_refund=5.0, chargeback=5.0)
+    kinds = {name(p) for p in payloads(run(RetailSimulator(seed=2, mix=never_shipped), batches=6))}
+    assert "Order Completed" in kinds and "Order Cancelled" in kinds
+    assert not kinds & {"payment.captured", "Order Refunded", "payment.refunded", "payment.chargeback"}
     with pytest.raises(ValueError):
         RetailSimulator(mix=TrafficMix(**{f.name: 0.0 for f in fields(TrafficMix)}))
     with pytest.raises(ValueError):
@@ -325,9 +583,21 @@ def test_no_bad_outputs_by_default(traffic: list[tuple[datetime, Generated]]) ->
 
 
 def test_bad_fraction_gives_each_kind_of_bad_output() -> None:
-    outputs = [g for _, g in run(RetailSimulator(seed=5, bad_fraction=0.05), batches=10)]
+    traffic = run(RetailSimulator(seed=5, bad_fraction=0.05), batches=10)
+    outputs = [g for _, g in traffic]
     kinds = Counter(defect(g) for g in outputs)
     assert set(kinds) == {None, "invalid_json", "wrong_type", "missing_field"}
     assert 0.03 <= (len(outputs) - kinds[None]) / len(outputs) <= 0.07
     wrong = [g.payload for g in outputs if defect(g) == "wrong_type" and isinstance(g.payload, dict)]
     assert wrong and all(p["properties"]["total"] == "lots" for p in wrong)
+    for now, g in traffic:  # ingest takes the good ones and rejects the bad ones
+        value = g.payload if isinstance(g.payload, bytes) else orjson.dumps(g.payload)
+        assert isinstance(decode_raw(RawInput(g.source, value, now)), Rejection) == (defect(g) is not None)
+    # a broken sale is never returned: every return refers to a receipt ingest accepted
+    accepted = {p["properties"]["receipt_id"] for p in payloads(traffic) if name(p) == "pos.sale" and not defect_of(p)}
+    returns = [p for p in payloads(traffic) if name(p) == "pos.return"]
+    assert returns and all(p["properties"]["original_receipt_id"] in accepted for p in returns)
+
+
+def defect_of(payload: dict[str, Any]) -> str | None:
+    return defect(Generated(str(payload.get("source", "web")), "key", payload))
