@@ -53,7 +53,7 @@ def render(
 
 
 def plain_line(counts: dict[str, int], elapsed: float) -> str:
-    ins = sum(counts.get(f"ingest.in.{s}", 0) for s in SOURCES)
+    ins = sum(n for name, n in counts.items() if name.startswith("ingest.in."))  # the sources and http
     return (
         f"[{elapsed:6.0f} s] in={ins} forwarded={counts.get('ingest.out', 0)} "
         f"dead={counts.get('ingest.deadletters', 0)} dup={counts.get('ingest.duplicates', 0)} "

@@ -111,7 +111,7 @@ def dead_letter_request(res: Resources, raw: bytes, request_id: str, error: Coll
     )
     res.producer.send(DEADLETTER, value=letter.model_dump_json().encode())
     pipe = res.redis.pipeline(transaction=False)
-    add_counts(pipe, {"ingest.deadletters": 1})
+    add_counts(pipe, {"ingest.in.http": 1, "ingest.deadletters": 1})  # in = forwarded + dead + duplicates
     push_recent(pipe, RECENT_DEADLETTERS, [letter.model_dump_json().encode()])
     pipe.execute()
 
