@@ -56,14 +56,17 @@ def _iso4217(value: Any) -> Any:
 Currency = Annotated[str, BeforeValidator(_iso4217), Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 
 
+_QUANTA = {exponent: Decimal(1).scaleb(-exponent) for exponent in range(8)}
+
+
 def round_to_minor_units(value: Any, exponent: int) -> Any:
     """A number (or numeric string) rounded half-even to the currency's minor units; anything else is left
     for validation to reject with its own message."""
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         return value
     try:
-        amount = Decimal(str(value))
-        return amount.quantize(Decimal(1).scaleb(-exponent), ROUND_HALF_EVEN) if amount.is_finite() else value
+        amount = value if isinstance(value, Decimal) else Decimal(str(value) if isinstance(value, float) else value)
+        return amount.quantize(_QUANTA[exponent], ROUND_HALF_EVEN) if amount.is_finite() else value
     except InvalidOperation:
         return value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import uuid
 from collections import Counter
@@ -30,12 +31,15 @@ GROUP_ID = "crmhub-ingest"
 _MERGE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "crmhub:profile.merged")
 
 
+@functools.cache
 def source_of(topic: str) -> str:
     return topic.split(".")[2]  # crm.raw.<source>.v1
 
 
 def raw_input(record: ConsumerRecord, now: datetime) -> tuple[RawInput, str | None]:
-    headers = {k: v.decode(errors="replace") for k, v in (record.headers or [])}
+    if not record.headers:  # the common case: no collector headers to parse
+        return RawInput(source_of(record.topic), bytes(record.value or b""), now), None
+    headers = {k: v.decode(errors="replace") for k, v in record.headers}
     received = now
     try:
         received = parse_time(headers.get("received_at"), "received_at") or now
@@ -92,9 +96,16 @@ def merge_event(merge: Merge, cause: Event) -> bytes:
 
 
 def stamped(event: Event, res: Resolution) -> bytes:
-    """The event as it goes on: stamped with its profile, without the identifiers a limit kept from it."""
-    update: dict[str, str | None] = {"profile_id": res.profile_id, **{kind: None for kind, _ in res.limited}}
-    return event.model_copy(update=update).model_dump_json().encode()
+    """The event as it goes on: stamped with its profile, without the identifiers a limit kept from it.
+
+    The same bytes as ``event.model_copy(update=...).model_dump_json().encode()`` at about half the cost:
+    the event was decoded for this batch and is not used after it is sent, so it is stamped in place
+    instead of copied (a pydantic copy costs about as much as the serialisation), and the serializer's
+    bytes are used as they are instead of going through str and back. Call it last on an event."""
+    object.__setattr__(event, "profile_id", res.profile_id)  # frozen against accidents, not against ingest
+    for kind, _ in res.limited:
+        object.__setattr__(event, kind, None)
+    return event.__pydantic_serializer__.to_json(event)
 
 
 class IngestWorker:
