@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -58,6 +59,16 @@ def start_service(service: str) -> tuple[Settings, str, Stopper]:
     return settings, kafka_io.ensure_topics(settings), Stopper()
 
 
+def tune_gc() -> None:
+    """Fewer garbage collections for batch services: the objects made at startup (modules, pydantic
+    schemas, clients) move out of the collector's sight, and a young generation of 100,000 objects holds
+    a whole batch of events and profiles, so most of them die young without being traced many times.
+    benchmarks/fold.py, four runs on a busy machine: the fold alone 1.5-1.8x as fast; with each profile
+    loaded from and dumped to JSON per batch, -12% to +28% (within the noise)."""
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 def run_batches(
     service: str,
     consumer: KafkaConsumer,
@@ -68,6 +79,7 @@ def run_batches(
     commit: Callable[[], Any],
 ) -> None:
     """The consume -> handle -> commit loop until stopped; then close the clients."""
+    tune_gc()
     try:
         for records in batches(consumer, stopper, batch_size):
             handle(records)

@@ -6,6 +6,7 @@ Each field is read from the environment as ``CRMHUB_<NAME>`` and can be given as
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
 
@@ -48,6 +49,45 @@ class Settings(BaseSettings):
     )
     dedup_window_s: int = Field(86400, gt=0, description="How long an event id is remembered for dedup.")
     segments_file: Path | None = Field(None, description="YAML file of segment definitions; unset = shipped.")
+    # alert delivery (services/notifier/delivery.py, docs/alerts.md)
+    routes_file: Path | None = Field(
+        None,
+        description="YAML file of alert sinks (webhook, slack, email) and which alert kinds go to which; "
+        "unset = every alert to crm.alerts.v1 and the console. See docs/alerts.md.",
+    )
+    alert_rate_limits: str = Field(
+        "",
+        description="Most alerts of a kind per customer in a sliding window, as KIND:N/WINDOW pairs, comma "
+        "separated (window like 30s, 15m, 1h, 1d; kind * = kinds not listed), e.g. cart_abandoned:1/1d. An alert "
+        "over its limit still goes to crm.alerts.v1 and is counted, but reaches no other sink.",
+    )
+    delivery_attempts: int = Field(5, ge=1, description="Tries of an alert delivery to a sink before its dead letter.")
+    delivery_backoff_s: float = Field(
+        2.0, gt=0, description="Seconds before the first retry of a delivery; doubled each retry, with jitter."
+    )
+    delivery_backoff_max_s: float = Field(60.0, gt=0, description="Longest wait between two delivery tries.")
+    delivery_timeout_s: float = Field(10.0, gt=0, description="Timeout of one webhook request or SMTP session.")
+
+    @field_validator("routes_file")
+    @classmethod
+    def _check_routes_file(cls, value: Path | None) -> Path | None:
+        from crmhub.errors import ConfigError
+        from services.notifier.routing import load_routes  # the notifier owns the format
+
+        try:
+            load_routes(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("alert_rate_limits")
+    @classmethod
+    def _check_alert_rate_limits(cls, value: str) -> str:
+        from services.notifier.routing import parse_rate_limits
+
+        parse_rate_limits(value)
+        return value
+
     batch_size: int = Field(2000, ge=1, description="Most records a service handles in one batch.")
     log_level: str = Field("INFO", description="Log level of the services.")
     identity_priority: str = Field(
@@ -64,6 +104,32 @@ class Settings(BaseSettings):
         "",
         description="Identifiers shared by many customers (in-store devices, cards), comma separated, as "
         "kind:value, or a plain value for an anonymous_id. They never link anything.",
+    )
+
+    loyalty_points_per_unit: Decimal = Field(
+        Decimal(1), ge=0, description="Loyalty points earned per currency unit spent (whole points, rounded down)."
+    )
+    loyalty_rates: str = Field(
+        "",
+        description="Points per unit for particular currencies, as CUR:points pairs, comma separated "
+        "(e.g. JPY:0.01); other currencies earn loyalty_points_per_unit.",
+    )
+    loyalty_point_value: Decimal = Field(
+        Decimal("0.01"), gt=0, description="What one point pays at the till, in currency units (redemptions)."
+    )
+    loyalty_tiers: str = Field(
+        "member:0,silver:500,gold:2000,platinum:5000",
+        description="Loyalty tiers as name:points pairs, comma separated: a profile is in the highest tier "
+        "its earned points reach (none below the lowest threshold).",
+    )
+    trait_survivorship: str = Field(
+        "",
+        description="Which value of a trait survives, as trait:rule pairs, comma separated; rule 'latest' "
+        "(the default: latest by event time), 'first' (earliest by event time) or sources best first "
+        "joined by '>' (e.g. name:crm>pos>web; a tie of rank: latest). Trait '*' sets the default.",
+    )
+    rfm_refresh_s: float = Field(
+        3600.0, gt=0, description="Seconds between refreshes of the RFM scores against the whole customer base."
     )
 
     @field_validator("write_keys")
@@ -88,6 +154,24 @@ class Settings(BaseSettings):
     @classmethod
     def _check_shared_ids(cls, value: str) -> str:
         parse_shared_ids(value)
+        return value
+
+    @field_validator("loyalty_rates")
+    @classmethod
+    def _check_loyalty_rates(cls, value: str) -> str:
+        parse_loyalty_rates(value)
+        return value
+
+    @field_validator("loyalty_tiers")
+    @classmethod
+    def _check_loyalty_tiers(cls, value: str) -> str:
+        parse_loyalty_tiers(value)
+        return value
+
+    @field_validator("trait_survivorship")
+    @classmethod
+    def _check_trait_survivorship(cls, value: str) -> str:
+        parse_trait_survivorship(value)
         return value
 
     @property
@@ -179,3 +263,54 @@ def parse_shared_ids(value: str) -> frozenset[tuple[str, str]]:
             raise ValueError(f"shared id {item!r} has no value")
         shared.add((kind, rest.strip()))
     return frozenset(shared)
+
+
+def parse_loyalty_rates(value: str) -> dict[str, Decimal]:
+    """``"JPY:0.01,KWD:2"`` -> ``{"JPY": Decimal("0.01"), "KWD": Decimal(2)}``; raises ValueError naming the
+    bad pair."""
+    rates: dict[str, Decimal] = {}
+    for pair in _items(value):
+        code, _, rate = pair.partition(":")
+        try:
+            points = Decimal(rate.strip())
+        except InvalidOperation:
+            points = Decimal(-1)
+        code = code.strip().upper()
+        if len(code) != 3 or not code.isalpha() or not points.is_finite() or points < 0 or code in rates:
+            raise ValueError(f"loyalty rate {pair!r} must look like CUR:POINTS with CUR a currency code (each once)")
+        rates[code] = points
+    return rates
+
+
+def parse_loyalty_tiers(value: str) -> tuple[tuple[str, int], ...]:
+    """``"member:0,gold:2000"`` -> ``(("member", 0), ("gold", 2000))``, lowest threshold first."""
+    tiers: dict[str, int] = {}
+    for pair in _items(value):
+        name, _, points = pair.partition(":")
+        name = name.strip()
+        if not name or not points.strip().isdigit() or name in tiers:
+            raise ValueError(f"loyalty tier {pair!r} must look like NAME:POINTS, POINTS a whole number (names once)")
+        tiers[name] = int(points)
+    if len(set(tiers.values())) != len(tiers):
+        raise ValueError(f"loyalty tiers {value!r} must have different thresholds")
+    return tuple(sorted(tiers.items(), key=lambda t: t[1]))
+
+
+def parse_trait_survivorship(value: str) -> dict[str, tuple[str, ...]]:
+    """``"name:crm>web,*:latest"`` -> ``{"name": ("crm", "web"), "*": ("latest",)}``: per trait, either
+    ``("latest",)``, ``("first",)`` or the sources in rank order, best first."""
+    rules: dict[str, tuple[str, ...]] = {}
+    for pair in _items(value):
+        trait, _, rule = pair.partition(":")
+        trait, rule = trait.strip(), rule.strip()
+        ranked = tuple(s.strip() for s in rule.split(">"))
+        ok = rule in ("latest", "first") or (
+            all(s in (*SOURCES, "crm") for s in ranked) and len(set(ranked)) == len(ranked)
+        )
+        if not trait or not ok or trait in rules:
+            raise ValueError(
+                f"trait survivorship {pair!r} must look like TRAIT:latest, TRAIT:first or TRAIT:SOURCE>SOURCE… "
+                f"with sources among {(*SOURCES, 'crm')} (each trait once)"
+            )
+        rules[trait] = ranked
+    return rules

@@ -21,6 +21,7 @@ from schemas.outputs import DeadLetter
 from schemas.profile import Profile
 from services.profile.cache import ProfileCache
 from services.profile.merge import fold_batch
+from services.profile.policy import DEFAULT_RULES, FoldRules
 from services.profile.store import ProfileStore, make_engine
 
 log = logging.getLogger("crmhub.profile")
@@ -62,8 +63,16 @@ def new_identifiers(before: Profile | None, after: Profile) -> list[tuple[str, s
 
 
 class ProfileWorker:
-    def __init__(self, store: ProfileStore, cache: ProfileCache, producer: KafkaProducer, incarnation: str) -> None:
+    def __init__(
+        self,
+        store: ProfileStore,
+        cache: ProfileCache,
+        producer: KafkaProducer,
+        incarnation: str,
+        rules: FoldRules = DEFAULT_RULES,
+    ) -> None:
         self.store = store
+        self.rules = rules
         self.cache = cache
         self.producer = producer
         self.incarnation = incarnation
@@ -86,7 +95,7 @@ class ProfileWorker:
                 else:
                     routed.append((event.profile_id, event))
         current = self._load(named_profiles(routed))
-        changed = list(fold_batch(current, routed).values())
+        changed = list(fold_batch(current, routed, self.rules).values())
         new_ids = [
             (kind, value, p.profile_id)
             for p in changed
@@ -154,7 +163,7 @@ def main() -> None:
     producer = kafka_io.producer(settings)
     consumer = kafka_io.consumer(settings, GROUP_ID)
     consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, store, incarnation))
-    worker = ProfileWorker(store, cache, producer, incarnation)
+    worker = ProfileWorker(store, cache, producer, incarnation, FoldRules.from_settings(settings))
     log.info("profile consuming %s into %s", EVENTS, store.engine.url.render_as_string(hide_password=True))
     # Kafka commits are for lag monitoring only: the offsets that count are in SQL with the profiles
     run_batches("profile", consumer, producer, stopper, settings.batch_size, worker.handle, consumer.commit_async)

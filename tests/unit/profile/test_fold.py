@@ -206,11 +206,13 @@ def test_trait_identifiers_are_normalised_like_envelope_identifiers() -> None:
     assert p.identifiers == {"customer_id": ["c-1"], "phone": ["+15551234567"]}
 
 
-def test_views_only_touch_version_time_and_identifiers() -> None:
+def test_views_and_checkouts_touch_only_version_time_identifiers_and_browsing() -> None:
     base = fold_events(None, "P", [f.order("o-1", "5.00")])
     p = fold_events(base, "P", [f.viewed("p-1", "1.00", minutes=9), f.make("Checkout Started", properties={})])
-    assert p.model_dump(exclude={"version", "updated_at"}) == base.model_dump(exclude={"version", "updated_at"})
-    assert (p.version, p.updated_at) == (3, at(9))
+    moved = {"version", "updated_at", "identifier_seen", "product_views", "recent_views"}
+    assert p.model_dump(exclude=moved) == base.model_dump(exclude=moved)
+    assert (p.version, p.updated_at, p.product_views) == (3, at(9), 1)
+    assert [v.product_id for v in p.recent_views] == ["p-1"]
 
 
 def test_the_input_profile_is_not_mutated() -> None:

@@ -9,8 +9,10 @@ from schemas.events import Event
 from schemas.profile import Cart, CartItem, OpenComplaint, Profile
 from services.profile.fold import MAX_IDS_PER_KIND, fold_events
 from services.profile.merge import fold_batch, merge_profiles, survivor_of
+from services.profile.rfm import refresh_rfm
 from tests.unit import factories as f
 from tests.unit.factories import at
+from tests.unit.profile import events as ev
 
 
 def profile(profile_id: str, **fields: Any) -> Profile:
@@ -41,52 +43,132 @@ def merged_event(survivor: str, absorbed: str, minutes: float = 0) -> Event:
 def test_every_profile_field_has_a_merge_rule() -> None:
     # a new field needs a rule in merge_profiles (and then a place in this list)
     assert set(Profile.model_fields) == {
-        *("profile_id", "version", "created_at", "updated_at", "identifiers", "traits", "trait_sources"),
-        "order_count",
-        *("web_orders", "pos_orders", "total_spent", "currency", "first_order_at", "last_order_at", "order_ids"),
-        *("cart", "complaints_total", "open_complaints", "payment_failures", "last_payment_failure_reason"),
-        "merged_into",
+        *("profile_id", "version", "created_at", "updated_at", "identifiers", "identifier_seen", "traits"),
+        *("trait_sources", "demographics", "consent", "order_count", "web_orders", "pos_orders"),
+        *("cancelled_orders", "total_spent", "refunded_total", "net_revenue", "average_order_value"),
+        *("lifetime_value", "currency", "totals_by_currency", "first_order_at", "last_order_at", "order_ids"),
+        *("recent_orders", "refund_ids", "refund_count", "return_count", "category_spend", "top_categories"),
+        *("product_spend", "top_products", "product_views", "recent_views", "cart", "complaints_total"),
+        *("open_complaints", "complaints_answered", "answered_complaints", "last_first_response_s"),
+        *("avg_first_response_s", "first_response_total_s", "payment_failures", "last_payment_failure_reason"),
+        *("last_payment_failure_at", "chargebacks", "payment_methods", "preferred_payment_method", "loyalty"),
+        *("rfm", "merged_into"),
     }
 
 
 def test_counters_and_amounts_add_up_and_orders_unite() -> None:
-    survivor = profile(
+    survivor = fold_events(
+        None,
         "S",
-        version=3,
-        order_count=2,
-        web_orders=2,
-        total_spent=Decimal("30.10"),
-        order_ids=["o-1", "o-2"],
-        first_order_at=at(10),
-        last_order_at=at(20),
-        payment_failures=1,
-        complaints_total=1,
+        [
+            ev.order("o-1", "20.00", "EUR", minutes=10),
+            ev.order("o-2", "10.10", "EUR", minutes=20),
+            ev.refund("o-2", "0.10", "EUR", minutes=21),
+            f.payment_failed("card_declined", minutes=1),
+            f.mention("m-1", complaint=True),
+        ],
     )
-    absorbed = profile(
+    absorbed = fold_events(
+        None,
         "A",
-        version=4,
-        created_at=at(-5),
-        order_count=1,
-        pos_orders=1,
-        total_spent=Decimal("9.95"),
-        currency="EUR",
-        order_ids=["pos:s-1:r-1"],
-        first_order_at=at(5),
-        last_order_at=at(6),
-        payment_failures=2,
-        last_payment_failure_reason="card_declined",
-        complaints_total=2,
-    )
+        [
+            ev.sale("s-1", "r-1", "9.95", "EUR", tenders=[("cash", "9.95")], minutes=5),
+            ev.order("o-9", "700", "JPY", minutes=6),
+            f.payment_failed("insufficient_funds", minutes=2),
+            f.payment_failed("expired", minutes=0),
+            f.mention("m-2", complaint=True),
+            f.mention("m-3", complaint=True),
+        ],
+    ).model_copy(update={"created_at": at(-5)})
     merged = merge_profiles(survivor, absorbed)
     assert merged.profile_id == "S" and merged.merged_into is None
-    assert (merged.version, merged.created_at) == (7, at(-5))
-    assert (merged.order_count, merged.web_orders, merged.pos_orders) == (3, 2, 1)
-    assert merged.total_spent == Decimal("40.05")
-    assert merged.order_ids == ["o-1", "o-2", "pos:s-1:r-1"]
+    assert (merged.version, merged.created_at) == (11, at(-5))
+    assert (merged.order_count, merged.web_orders, merged.pos_orders) == (4, 3, 1)
+    assert (merged.total_spent, merged.refunded_total, merged.net_revenue) == (
+        Decimal("40.05"),
+        Decimal("0.10"),
+        Decimal("39.95"),
+    )
+    assert merged.average_order_value == Decimal("13.35") and merged.lifetime_value == Decimal("39.95")
+    assert merged.totals_by_currency["JPY"].spent == Decimal(700)
+    assert merged.order_ids == ["o-1", "o-2", "pos:s-1:r-1", "o-9"]
+    assert set(merged.recent_orders) == {"o-1", "o-2", "pos:s-1:r-1", "o-9"}
     assert (merged.first_order_at, merged.last_order_at) == (at(5), at(20))
-    assert merged.currency == "EUR"  # the survivor had none
-    assert (merged.payment_failures, merged.last_payment_failure_reason) == (3, "card_declined")
+    assert merged.currency == "EUR"
+    assert (merged.payment_failures, merged.last_payment_failure_reason) == (3, "insufficient_funds")
+    assert merged.payment_methods == {"cash": 1} and merged.preferred_payment_method == "cash"
     assert merged.complaints_total == 3
+    assert merged.loyalty.earned == 20 + 10 + 9 + 700 and merged.loyalty.tier == "silver"
+
+
+def test_an_order_both_profiles_counted_counts_once_when_both_remember_it() -> None:
+    survivor = fold_events(None, "S", [ev.order("o-1", "10.00"), ev.order("o-2", "5.00")])
+    absorbed = fold_events(None, "A", [ev.order("o-1", "10.00"), ev.refund("o-1", "4.00", minutes=1)])
+    merged = merge_profiles(survivor, absorbed)
+    assert (merged.order_count, merged.web_orders, merged.order_ids) == (2, 2, ["o-1", "o-2"])
+    assert (merged.total_spent, merged.refunded_total) == (Decimal("15.00"), Decimal(0))
+    assert merged.loyalty.earned == 15 and merged.refund_count == 1
+
+
+def test_a_follow_up_waiting_in_one_profile_meets_its_order_in_the_other() -> None:
+    survivor = fold_events(None, "S", [ev.refund("o-1", "4.00")])
+    absorbed = fold_events(None, "A", [ev.order("o-1", "10.00")])
+    merged = merge_profiles(survivor, absorbed)
+    assert merged.recent_orders["o-1"].amount == Decimal("10.00") and merged.order_count == 1
+    assert (merged.net_revenue, merged.loyalty.earned) == (Decimal("6.00"), 6)
+    other_way = merge_profiles(absorbed, survivor)
+    assert (other_way.net_revenue, other_way.refund_count, other_way.loyalty.earned) == (Decimal("6.00"), 1, 6)
+
+
+def test_identifier_times_consent_views_and_answers_merge() -> None:
+    survivor = fold_events(
+        None,
+        "S",
+        [
+            f.viewed("p-1", "1", minutes=1, email="a@x.io"),
+            ev.consent(True, minutes=3),
+            f.mention("m-1", complaint=True, minutes=0),
+            f.reply("m-2", minutes=7),
+        ],
+    )
+    absorbed = fold_events(
+        None,
+        "A",
+        [
+            f.viewed("p-1", "1", minutes=6, email="a@x.io"),
+            f.viewed("p-2", "1", minutes=4),
+            ev.consent(False, minutes=5),
+            f.reply("m-1", minutes=10),
+            f.mention("m-2", complaint=True, minutes=2),
+        ],
+    )
+    merged = merge_profiles(survivor, absorbed)
+    assert merged.identifier_seen["email"]["a@x.io"] == (at(1), at(6))
+    assert merged.identifier_seen["customer_id"]["c-1"] == (at(0), at(10))
+    assert not merged.consent["email"]["marketing"].granted
+    assert [(v.product_id, v.at) for v in merged.recent_views] == [("p-1", at(6)), ("p-2", at(4))]
+    assert merged.product_views == 3
+    # m-1: open in S, answered (reply only) in A; m-2: answered in S before it arrived, complained in A
+    assert merged.open_complaints == [] and merged.complaints_total == 2
+    assert merged.complaints_answered == 2 and merged.avg_first_response_s == 450.0
+    assert merged.answered_complaints["m-1"].complained_at == at(0)
+
+
+def test_spend_by_category_adds_up_and_derived_fields_are_computed_again() -> None:
+    lines = ev.products(("p-1", "shoes", "30.00", 1))
+    survivor = fold_events(None, "S", [ev.order("o-1", "30.00", lines=lines)])
+    absorbed = fold_events(None, "A", [ev.order("o-2", "50.00", lines=ev.products(("p-2", "hats", "25.00", 2)))])
+    merged = merge_profiles(survivor, absorbed)
+    assert merged.category_spend == {"shoes": Decimal("30.00"), "hats": Decimal("50.00")}
+    assert merged.top_categories == ["hats", "shoes"] and merged.top_products == ["p-2", "p-1"]
+    rfm = refresh_rfm([survivor], at(99))[0].rfm
+    assert merge_profiles(refresh_rfm([survivor], at(99))[0], absorbed).rfm == rfm  # until the next refresh
+
+
+def test_merging_legacy_profiles_upgrades_them_first() -> None:
+    legacy = profile("A", order_count=1, total_spent=Decimal("9.95"), currency="EUR", order_ids=["x"])
+    merged = merge_profiles(profile("S"), legacy)
+    assert (merged.total_spent, merged.net_revenue, merged.currency) == (Decimal("9.95"), Decimal("9.95"), "EUR")
 
 
 def test_order_times_of_a_profile_without_orders_are_ignored() -> None:

@@ -1,0 +1,70 @@
+"""Builders of the events the profile tests need beyond ``tests.unit.factories``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.events import Event
+from tests.unit import factories as f
+
+
+def products(*lines: tuple[str, str, str, int]) -> list[dict[str, Any]]:
+    """(product_id, category, price, quantity) lines."""
+    return [{"product_id": p, "category": c, "price": price, "quantity": q} for p, c, price, q in lines]
+
+
+def order(
+    order_id: str, total: str, currency: str = "USD", lines: list[dict[str, Any]] | None = None, **kw: Any
+) -> Event:
+    return f.order(order_id, total, currency, extra={"products": lines or []}, **kw)
+
+
+def refund(order_id: str, total: str | None = None, currency: str = "USD", **kw: Any) -> Event:
+    props: dict[str, Any] = {"order_id": order_id, "currency": currency}
+    if total is not None:
+        props["total"] = total
+    props.update(kw.pop("extra", {}))
+    return f.make("Order Refunded", properties=props, **kw)
+
+
+def cancel(order_id: str, total: str | None = None, currency: str = "USD", **kw: Any) -> Event:
+    props: dict[str, Any] = {"order_id": order_id, "currency": currency}
+    if total is not None:
+        props["total"] = total
+    props.update(kw.pop("extra", {}))
+    return f.make("Order Cancelled", properties=props, **kw)
+
+
+def sale(
+    store_id: str, receipt_id: str, total: str, currency: str = "USD", tenders: list[tuple[str, str]] | None = None,
+    lines: list[dict[str, Any]] | None = None, **kw: Any,
+) -> Event:  # fmt: skip
+    props: dict[str, Any] = {"store_id": store_id, "till_id": "t-1", "receipt_id": receipt_id, "total": total}
+    props |= {"currency": currency, "tenders": [{"method": m, "amount": a} for m, a in tenders or []]}
+    props["line_items"] = lines or []
+    return f.make("pos.sale", source="pos", properties=props, **kw)
+
+
+def store_return(
+    store_id: str, return_id: str, total: str, receipt_id: str | None = None, currency: str = "USD", **kw: Any
+) -> Event:
+    props: dict[str, Any] = {"store_id": store_id, "till_id": "t-1", "return_id": return_id, "total": total}
+    props |= {"currency": currency, "line_items": kw.pop("lines", [])}
+    if receipt_id:
+        props["original_receipt_id"] = receipt_id
+    return f.make("pos.return", source="pos", properties=props, **kw)
+
+
+def payment(type_: str, payment_id: str, amount: str = "10.00", method: str = "card", **kw: Any) -> Event:
+    props: dict[str, Any] = {"payment_id": payment_id, "amount": amount, "method": method}
+    props |= kw.pop("extra", {})
+    return f.make(type_, source="payment", properties=props, **kw)
+
+
+def consent(granted: bool, channel: str = "email", purpose: str = "marketing", **kw: Any) -> Event:
+    props = {"channel": channel, "purpose": purpose, "method": kw.pop("method", "form")}
+    return f.make("consent.granted" if granted else "consent.withdrawn", properties=props, **kw)
+
+
+def closed(message_id: str, **kw: Any) -> Event:
+    return f.make("support.case_closed", source="support", properties={"case_id": "c", "message_id": message_id}, **kw)
