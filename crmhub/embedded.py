@@ -1,6 +1,7 @@
-"""The embedded default stack: a Tansu broker and a Redis server, started from pip-installed binaries.
+"""The embedded default stack: a Tansu broker and a Redis server, started from pip-installed binaries;
+and, for tests and benchmarks of the PostgreSQL store, a throw-away PostgreSQL server.
 
-Both listen on 127.0.0.1 only, run in their own process group, and are stopped (SIGTERM, then SIGKILL)
+All listen on 127.0.0.1 only, run in their own process group, and are stopped (SIGTERM, then SIGKILL)
 when the context exits, so nothing is left running.
 """
 
@@ -8,10 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import glob
+import importlib.util
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -41,11 +47,19 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    args: list[str], log_path: Path, env: dict[str, str] | None = None, user: str | None = None
+) -> subprocess.Popen[bytes]:
     """Start a child in its own session (so Ctrl-C reaches only the supervisor), logging to a file."""
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=die_with_parent
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+            user=user,
         )
 
 
@@ -169,3 +183,122 @@ def embedded_redis(port: int, data_dir: Path, log_path: Path) -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop_process(proc)
+
+
+def postgres_bin_candidates() -> list[Path]:
+    """Directories holding ``initdb`` and ``postgres``, best first: ``CRMHUB_POSTGRES_BIN``, PATH, Debian's
+    ``/usr/lib/postgresql/<version>/bin`` (newest first), the ``pgserver`` wheel's build."""
+    found: list[Path] = []
+    if os.environ.get("CRMHUB_POSTGRES_BIN"):
+        found.append(Path(os.environ["CRMHUB_POSTGRES_BIN"]))
+    on_path = shutil.which("initdb")
+    if on_path:
+        found.append(Path(on_path).resolve().parent)
+    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(Path(d).parent.name), reverse=True)
+    found.extend(Path(d) for d in debian)
+    wheel = importlib.util.find_spec("pgserver")  # located, not imported: importing it starts nothing but
+    if wheel is not None and wheel.origin:  # warns about XDG_RUNTIME_DIR
+        found.append(Path(wheel.origin).parent / "pginstall" / "bin")
+    return [d for d in dict.fromkeys(found) if (d / "initdb").is_file() and (d / "postgres").is_file()]
+
+
+def _unprivileged_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, the user the server runs as (``postgres`` when Debian's
+    package made it, else ``nobody``); otherwise None (ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    raise ConfigError("PostgreSQL cannot run as root and this machine has neither a postgres nor a nobody user")
+
+
+def _runs_as(bindir: Path, user: str | None) -> bool:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(
+            [str(bindir / "initdb"), "--version"], capture_output=True, user=user, timeout=30, check=False
+        )
+        return done.returncode == 0
+    return False
+
+
+def _usable_postgres_bin(user: str | None, scratch: Path) -> Path:
+    """A PostgreSQL bin directory ``user`` can run; a build under a directory that user cannot enter (a
+    wheel in a root-owned home) is copied into ``scratch`` first."""
+    candidates = postgres_bin_candidates()
+    if not candidates:
+        raise ConfigError(
+            "no PostgreSQL server binaries (initdb, postgres) found: pip install pgserver, or apt-get install "
+            "postgresql, or set CRMHUB_POSTGRES_BIN"
+        )
+    for bindir in candidates:
+        if _runs_as(bindir, user):
+            return bindir
+    # keep the layout of the pgserver wheel: its binaries find their libraries at $ORIGIN/../../../pgserver.libs
+    install = scratch / "pgserver" / "pginstall"
+    shutil.copytree(candidates[0].parent, install, symlinks=True)
+    libs = candidates[0].parents[2] / "pgserver.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, scratch / "pgserver.libs", symlinks=True)
+    for path in (scratch, *scratch.rglob("*")):
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
+    if not _runs_as(install / "bin", user):
+        raise ConfigError(f"the PostgreSQL binaries in {candidates[0]} do not run as {user or 'this user'}")
+    return install / "bin"
+
+
+def _wait_for_postgres(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise ServerUnavailable(f"the embedded PostgreSQL server exited at start-up with code {proc.returncode}")
+        try:
+            psycopg.connect(url, connect_timeout=2).close()
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def embedded_postgres(log_path: Path, port: int | None = None) -> Iterator[str]:
+    """A throw-away PostgreSQL server on 127.0.0.1:port (a free port by default), its cluster in a temporary
+    directory removed afterwards; yields a SQLAlchemy URL of its ``postgres`` database (user ``crmhub``,
+    trust authentication: for tests and benchmarks, never for data that matters)."""
+    port = port or free_port()
+    check_port_free(port, "embedded PostgreSQL server", "postgres_port")
+    user = _unprivileged_user()
+    scratch = Path(tempfile.mkdtemp(prefix="crmhub-pg-"))
+    try:
+        scratch.chmod(0o755)
+        bindir = _usable_postgres_bin(user, scratch)
+        data = scratch / "data"
+        data.mkdir(mode=0o700)
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.chown(data, entry.pw_uid, entry.pw_gid)
+        initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "crmhub", "-A", "trust", "-E", "UTF8"]
+        done = subprocess.run(
+            [*initdb, "--no-locale", "--no-sync"], capture_output=True, user=user, timeout=120, check=False
+        )
+        if done.returncode != 0:
+            raise ServerUnavailable(f"initdb failed: {done.stderr.decode(errors='replace').strip()}")
+        args = [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(data)]
+        # a test server: no fsync, and no crash safety is asked of it
+        args += ["-F", "-c", "full_page_writes=off", "-c", "max_connections=200"]
+        proc = spawn(args, log_path, user=user)
+        try:
+            _wait_for_postgres(f"postgresql://crmhub@127.0.0.1:{port}/postgres", proc)
+            yield f"postgresql+psycopg://crmhub@127.0.0.1:{port}/postgres"
+        finally:
+            if proc.poll() is None:  # SIGINT is PostgreSQL's fast shutdown (SIGTERM waits for clients)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGINT)
+            stop_process(proc)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -2,17 +2,28 @@
 
 Offsets are stored with the incarnation of the topic they were read from, so offsets of a broker that
 was reset (the embedded broker keeps topics in memory) are recognised as stale and ignored.
+
+The schema is made by Alembic migrations (``services/profile/migrations/``), which every process that
+opens the store runs at start (:func:`upgrade`). Instances that start at once take turns: PostgreSQL
+through an advisory lock held for the whole upgrade, SQLite (one machine) through a lock file beside
+the database. The tables below describe the head revision for queries; a test checks that the
+migrations make exactly them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import fcntl
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Engine,
     Index,
@@ -23,7 +34,9 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -58,8 +71,22 @@ consumer_offsets = Table(
 )
 
 
-def make_engine(url: str) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True)
+BASELINE_REVISION = "0001"  # the schema metadata.create_all made before migrations existed
+_PG_MIGRATION_LOCK = 0x63726D68  # pg_advisory_lock key of the store's migrations ("crmh")
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` URLs use psycopg 3 (the driver the postgres extra installs)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, *, migrate: bool = True) -> Engine:
+    """An engine on the store at ``url``, its schema upgraded to the latest migration unless ``migrate``
+    is false."""
+    engine = create_engine(normalise_url(url), pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         if engine.url.database and engine.url.database != ":memory:":
             Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -72,8 +99,63 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=10000")
             cur.close()
 
-    metadata.create_all(engine)
+    if migrate:
+        upgrade(engine)
     return engine
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", "services.profile:migrations")
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the store to ``revision``, one process at a time; a store made before migrations existed
+    (tables, no ``alembic_version``) is stamped with the baseline first instead of being created again."""
+    config = alembic_config()
+    with _migration_lock(engine) as conn:
+        config.attributes["connection"] = conn
+        tables = set(inspect(conn).get_table_names())
+        if "profiles" in tables and "alembic_version" not in tables:
+            command.stamp(config, BASELINE_REVISION)
+        command.upgrade(config, revision)
+        conn.commit()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[Connection]:
+    """A connection that alone may migrate the store while the block runs."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+            conn.commit()
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_MIGRATION_LOCK})
+                conn.commit()
+        return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        with engine.connect() as conn:
+            yield conn
+        return
+    with open(f"{database}.migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with engine.connect() as conn:
+                yield conn
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _upsert(engine: Engine, table: Table, rows: list[dict[str, Any]], keys: Sequence[str]) -> Any:
@@ -114,7 +196,9 @@ class ProfileStore:
             {"profile_id": p.profile_id, "version": p.version, "updated_at": p.updated_at, "doc": p.model_dump_json()}
             for p in changed
         ]
-        id_rows = [{"kind": kind, "value": value, "profile_id": pid} for kind, value, pid in new_identifiers]
+        # one row per identifier (the last profile named wins): PostgreSQL refuses to upsert a row twice
+        latest = {(kind, value): pid for kind, value, pid in new_identifiers}
+        id_rows = [{"kind": kind, "value": value, "profile_id": pid} for (kind, value), pid in latest.items()]
         offset_rows = [
             {"group_id": group_id, "topic": t, "partition": part, "incarnation": incarnation, "next_offset": o}
             for (t, part), o in next_offsets.items()

@@ -1,0 +1,172 @@
+"""The profile store on SQLite and on a real PostgreSQL server the tests start (crmhub.embedded)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from crmhub.embedded import embedded_postgres
+from schemas.profile import Profile
+from services.profile.store import (
+    BASELINE_REVISION,
+    ProfileStore,
+    current_revision,
+    make_engine,
+    metadata,
+    normalise_url,
+    upgrade,
+)
+
+T = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+HEAD = BASELINE_REVISION  # the newest revision while there is one; bump with each migration
+
+
+@pytest.fixture(scope="module")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("postgres") / "postgres.log"
+    with embedded_postgres(log) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of an empty database: a new SQLite file, or a new database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    server: str = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture
+def engine(url: str) -> Iterator[Engine]:
+    eng = make_engine(url)
+    yield eng
+    eng.dispose()
+
+
+def profile(pid: str, version: int = 1, spent: str = "0") -> Profile:
+    return Profile(
+        profile_id=pid,
+        version=version,
+        created_at=T,
+        updated_at=T,
+        order_count=version,
+        total_spent=Decimal(spent),
+        identifiers={"customer_id": [f"c-{pid}"]},
+    )
+
+
+def test_migrations_make_exactly_the_tables_the_store_queries(engine: Engine) -> None:
+    assert current_revision(engine) == HEAD
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+
+
+def test_upgrade_again_changes_nothing(engine: Engine) -> None:
+    upgrade(engine)
+    upgrade(engine)
+    assert current_revision(engine) == HEAD
+
+
+def test_a_store_made_before_migrations_is_stamped_not_recreated(url: str) -> None:
+    old = make_engine(url, migrate=False)
+    metadata.create_all(old)
+    ProfileStore(old).save([profile("p1")], [], "g", "inc", {})
+    upgrade(old)
+    assert current_revision(old) == HEAD
+    assert ProfileStore(old).load(["p1"])["p1"] == profile("p1")
+    old.dispose()
+
+
+def test_instances_starting_at_once_migrate_once(url: str) -> None:
+    engines = [make_engine(url, migrate=False) for _ in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(engines))
+
+    def run(eng: Engine) -> None:
+        start.wait()
+        try:
+            upgrade(eng)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(eng,)) for eng in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert current_revision(engines[0]) == HEAD
+    assert {"profiles", "identifiers", "consumer_offsets"} <= set(inspect(engines[0]).get_table_names())
+    for eng in engines:
+        eng.dispose()
+
+
+def test_profiles_identifiers_and_offsets_round_trip(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    store.save(
+        [profile("p1", 1, "10.50"), profile("p2", 2, "3")],
+        [("email", "a@example.com", "p1"), ("email", "b@example.com", "p2")],
+        "grp",
+        "inc-1",
+        {("crm.events.v1", 0): 5, ("crm.events.v1", 3): 7},
+    )
+    store.save(
+        [profile("p1", 3, "99.99")], [("email", "b@example.com", "p1")], "grp", "inc-1", {("crm.events.v1", 0): 9}
+    )
+    loaded = store.load(["p1", "p2", "missing"])
+    assert loaded == {"p1": profile("p1", 3, "99.99"), "p2": profile("p2", 2, "3")}
+    assert loaded["p1"].total_spent == Decimal("99.99")
+    assert store.profile_id_for("email", "a@example.com") == "p1"
+    assert store.profile_id_for("email", "b@example.com") == "p1"  # re-linked
+    assert store.profile_id_for("email", "nobody@example.com") is None
+    assert store.offsets("grp", "crm.events.v1", "inc-1") == {0: 9, 3: 7}
+    assert store.offsets("grp", "crm.events.v1", "inc-2") == {}  # another incarnation of the topic: stale
+    assert store.offsets("other", "crm.events.v1", "inc-1") == {}
+
+
+def test_one_identifier_named_twice_in_a_batch_is_written_once(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    store.save([], [("email", "x@example.com", "p1"), ("email", "x@example.com", "p2")], "g", "i", {})
+    assert store.profile_id_for("email", "x@example.com") == "p2"
+
+
+def test_a_failed_save_writes_nothing_not_even_the_profiles(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    store.save([profile("p1", 1, "1")], [], "grp", "inc", {("t", 0): 1})
+    with pytest.raises(IntegrityError):  # the offsets row breaks NOT NULL, after the profile rows went in
+        store.save([profile("p1", 2, "2")], [("email", "e@x.io", "p1")], "grp", None, {("t", 0): 2})  # type: ignore[arg-type]
+    assert store.load(["p1"])["p1"] == profile("p1", 1, "1")
+    assert store.profile_id_for("email", "e@x.io") is None
+    assert store.offsets("grp", "t", "inc") == {0: 1}
+
+
+def test_a_large_batch_is_written_and_read_in_chunks(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    many = [profile(f"p{i}", 1, str(i)) for i in range(2500)]
+    store.save(many, [("customer_id", f"c-p{i}", f"p{i}") for i in range(2500)], "g", "i", {("t", 0): 2500})
+    loaded = store.load(p.profile_id for p in many)
+    assert len(loaded) == 2500 and loaded["p2499"].total_spent == Decimal(2499)
+
+
+def test_postgres_urls_use_psycopg_3() -> None:
+    assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
