@@ -1,36 +1,56 @@
-"""Alert delivery, exactly once per alert id: Redis ``SET NX`` claims the id, then the alert goes to
-``crm.alerts.v1``, the recent-alerts list the API serves, and the console (the notifier's log)."""
+"""Where alerts are delivered. A sink sends one alert per call and raises a
+:class:`~services.notifier.retry.DeliveryError` when it could not; retries, dead letters, the once-only
+bookkeeping and rate limits are the dispatcher's (:mod:`services.notifier.delivery`).
+
+Here: the two built-in sinks, ``topic`` (``crm.alerts.v1``, the recent-alerts list the API serves, the
+counters) and ``console`` (a log line); the HTTP sinks are in :mod:`~services.notifier.webhook`, e-mail in
+:mod:`~services.notifier.smtp`.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from crmhub.stats import RECENT_ALERTS, STATS_KEY, push_recent
 from schemas.outputs import Alert
+from services.notifier.routing import CONSOLE, TOPIC
 
 console = logging.getLogger("crmhub.alerts")
-DELIVERED_PREFIX = "crmhub:alert:"
-DELIVERED_TTL_S = 90 * 86400
 
 Publish = Callable[[Alert, bytes], Awaitable[None]]
 
 
-class AlertSink:
+class Sink(Protocol):
+    name: str
+
+    async def send(self, alert: Alert, attempt: int) -> None:
+        """Deliver ``alert`` (try number ``attempt``, from 1); raise DeliveryError when it did not arrive."""
+
+
+class TopicSink:
+    """``crm.alerts.v1`` (``publish`` returns once the broker has the record), then the API's list."""
+
+    name = TOPIC
+
     def __init__(self, redis: Any, publish: Publish) -> None:
         self.redis = redis
         self.publish = publish
 
-    async def deliver(self, alert: Alert) -> bool:
-        """Deliver unless an alert with this id was delivered before; True when delivered now."""
-        if not await self.redis.set(DELIVERED_PREFIX + alert.alert_id, b"1", nx=True, ex=DELIVERED_TTL_S):
-            return False
+    async def send(self, alert: Alert, attempt: int) -> None:
         doc = alert.model_dump_json().encode()
         await self.publish(alert, doc)
         pipe = self.redis.pipeline(transaction=False)
         push_recent(pipe, RECENT_ALERTS, [doc])
         pipe.hincrby(STATS_KEY, f"notifier.alerts.{alert.kind}", 1)
         await pipe.execute()
+
+
+class ConsoleSink:
+    """One line in the notifier's log (``<data dir>/logs/notifier.log`` under ``crmhub up``)."""
+
+    name = CONSOLE
+
+    async def send(self, alert: Alert, attempt: int) -> None:
         console.info("ALERT %s %s profile=%s: %s", alert.kind, alert.alert_id, alert.profile_id, alert.summary)
-        return True

@@ -1,0 +1,364 @@
+"""Alert delivery on the real embedded stack: signed webhooks with retries, a dead letter after the last
+try, Slack, e-mail to a real SMTP server (aiosmtpd), rate limits, and once-only across replays and a
+restart of the notifier.
+
+A hub of its own (own ports, data dir; no segmenter), with a routes file pointing at receivers this
+module runs on 127.0.0.1: ``/flaky`` answers 500 twice per alert and then 204, ``/down`` always 500,
+``/slack`` 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis
+import redis.asyncio as aioredis
+import yaml
+from aiosmtpd.controller import Controller
+from kafka import KafkaProducer
+
+from crmhub import kafka as kafka_io
+from crmhub.embedded import free_port, stop_process
+from crmhub.hub import SERVICES, Hub, running_hub
+from crmhub.settings import Settings
+from crmhub.stats import STATS_KEY
+from crmhub.topics import ALERTS, DEADLETTER
+from schemas.outputs import Alert
+from services.notifier.delivery import RedisDeliveryState
+from services.notifier.routing import RateLimit
+from services.notifier.signature import verify_signature
+from services.notifier.smtp import message_id as message_id_of
+from tests.integration.helpers import now_iso, profile_by, publish, read_topic, uid, wait_for
+
+pytestmark = pytest.mark.integration
+
+SECRET = "whsec-test"
+ATTEMPTS = 3
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+    @property
+    def alert_id(self) -> str:
+        return self.headers.get("idempotency-key") or orjson.loads(self.body)["blocks"][2]["elements"][0]["text"]
+
+
+@dataclass
+class Receiver:
+    """A tiny threaded HTTP server that records every request and answers per path."""
+
+    port: int = field(default_factory=free_port)
+    requests: list[Received] = field(default_factory=list)
+    tries: Counter[tuple[str, str]] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, path: str, headers: dict[str, str]) -> int:
+        with self.lock:
+            key = (path, headers.get("idempotency-key", ""))
+            self.tries[key] += 1
+            if path == "/flaky":
+                return 500 if self.tries[key] <= 2 else 204
+            return 500 if path == "/down" else 200
+
+    def got(self, path: str, alert_id: str | None = None) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path and (alert_id is None or alert_id in r.alert_id)]
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Receiver]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status = receiver.answer(self.path, headers)
+                with receiver.lock:
+                    receiver.requests.append(Received(self.path, headers, body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+class Mailbox:
+    """aiosmtpd handler: keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 Message accepted for delivery"
+
+    def about(self, alert_id: str) -> list[bytes]:
+        return [m[2] for m in self.messages if f"X-Crmhub-Alert-Id: {alert_id}".encode() in m[2]]
+
+
+@dataclass
+class Stack:
+    hub: Hub
+    http: Receiver
+    mail: Mailbox
+    api: httpx.Client
+    producer: KafkaProducer
+    redis: redis.Redis
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data = tmp_path_factory.mktemp("crmhub-delivery")
+    http, mailbox = Receiver(), Mailbox()
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    base = f"http://127.0.0.1:{http.port}"
+    routes = {
+        "sinks": {
+            "care-hook": {"type": "webhook", "url": f"{base}/flaky", "secret": SECRET},
+            "down-hook": {"type": "webhook", "url": f"{base}/down", "secret": SECRET},
+            "care-slack": {"type": "slack", "url": f"{base}/slack"},
+            "care-mail": {
+                "type": "email",
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "sender": "crmhub@shop.test",
+                "to": ["care@shop.test"],
+            },
+        },
+        "routes": {"complaint": ["care-hook", "down-hook", "care-slack", "care-mail", "console"]},
+    }
+    (data / "routes.yaml").write_text(yaml.safe_dump(routes))
+    settings = Settings(
+        data_dir=data,
+        kafka_port=free_port(),
+        redis_port=free_port(),
+        api_port=free_port(),
+        api_token="test-token",
+        routes_file=data / "routes.yaml",
+        alert_rate_limits="complaint:2/1h",
+        delivery_attempts=ATTEMPTS,
+        delivery_backoff_s=0.05,
+        delivery_backoff_max_s=0.2,
+        delivery_timeout_s=5.0,
+    )
+    smtp.start()
+    try:
+        with (
+            http.running(),
+            running_hub(settings, services=("ingest", "profile", "notifier", "api")) as hub,
+            httpx.Client(
+                base_url=f"http://127.0.0.1:{settings.api_port}", headers={"Authorization": "Bearer test-token"}
+            ) as api,
+        ):
+            producer = kafka_io.producer(hub.settings)
+            r = redis.Redis.from_url(hub.settings.redis_dsn)
+            try:
+                yield Stack(hub, http, mailbox, api, producer, r)
+            finally:
+                producer.close()
+                r.close()
+    finally:
+        smtp.stop()
+
+
+def mention(email: str, message_id: str | None = None) -> dict[str, Any]:
+    return {
+        "event_id": uid("s-"),
+        "source": "social",
+        "type": "social.mention",
+        "occurred_at": now_iso(),
+        "email": email,
+        "properties": {
+            "message_id": message_id or uid("mention-"),
+            "platform": "twitter",
+            "handle": "@angry",
+            "text": "My order never arrived!",
+            "sentiment": -0.8,
+            "complaint": True,
+        },
+    }
+
+
+def alerts_on_topic(s: Stack, profile_id: str, want: int, timeout_s: float = 5.0) -> list[dict[str, Any]]:
+    return read_topic(s.hub, ALERTS, lambda a: a["profile_id"] == profile_id, want=want, timeout_s=timeout_s)
+
+
+def stat(s: Stack, name: str) -> int:
+    return int(s.redis.hget(STATS_KEY, name) or 0)
+
+
+def test_a_complaint_reaches_every_sink_once_signed_with_retries_and_a_dead_letter(s: Stack) -> None:
+    email, message_id = f"{uid('c')}@example.com", uid("mention-")
+    publish(s.producer, "social", mention(email, message_id))
+    profile = wait_for(lambda: profile_by(s.api, email=email), 60, what="complainer profile")
+    (alert,) = wait_for(lambda: alerts_on_topic(s, profile["profile_id"], 1), 60, what="alert on crm.alerts.v1")
+    alert_id = alert["alert_id"]
+    assert alert["details"]["message_id"] == message_id
+
+    # the receiver that fails twice: three tries, exactly one accepted, each signed, same idempotency key
+    tries = wait_for(lambda: [r for r in s.http.got("/flaky", alert_id) if r.status == 204], 30, what="webhook")
+    hook = s.http.got("/flaky", alert_id)
+    assert [r.status for r in hook] == [500, 500, 204] and len(tries) == 1
+    for r in hook:
+        assert verify_signature(SECRET, r.headers["crmhub-signature"], r.body)
+        assert r.headers["idempotency-key"] == alert_id and r.headers["crmhub-alert-kind"] == "complaint"
+    assert [r.headers["crmhub-delivery-attempt"] for r in hook] == ["1", "2", "3"]
+    assert Alert.model_validate_json(hook[-1].body).alert_id == alert_id
+
+    # the receiver that is down: every try, then a dead letter with the reason
+    (letter,) = read_topic(s.hub, DEADLETTER, lambda d: d.get("request_id") == alert_id, want=1, timeout_s=30)
+    assert [r.status for r in s.http.got("/down", alert_id)] == [500] * ATTEMPTS
+    assert letter["source"] == "notifier" and letter["location"] == "sink:down-hook"
+    assert letter["reason"] == f"alert delivery to down-hook failed: HTTP 500 (after {ATTEMPTS} attempts)"
+    assert Alert.model_validate_json(letter["original"]).alert_id == alert_id
+
+    # Slack and e-mail
+    (slack,) = wait_for(lambda: s.http.got("/slack", alert_id), 30, what="slack message")
+    payload = orjson.loads(slack.body)
+    assert "never arrived" in payload["text"] and [b["type"] for b in payload["blocks"]] == [
+        "header",
+        "section",
+        "context",
+    ]
+    (mail,) = wait_for(lambda: s.mail.about(alert_id), 30, what="e-mail")
+    parsed = message_from_bytes(mail, policy=policy.default)
+    assert str(parsed["Subject"]).startswith("[crmhub] complaint: complaint on twitter by @angry")
+    assert parsed["Message-ID"] == message_id_of(Alert.model_validate_json(hook[-1].body))
+    assert b"never arrived" in mail
+    assert s.mail.messages[-1][1] == ["care@shop.test"]
+
+    statuses = wait_for(lambda: delivery_statuses(s, alert_id) if len(delivery_statuses(s, alert_id)) == 6 else None)
+    assert statuses == {
+        "topic": "delivered",
+        "care-hook": "delivered",
+        "down-hook": "dead",
+        "care-slack": "delivered",
+        "care-mail": "delivered",
+        "console": "delivered",
+    }
+
+    # the listener re-sends the mention (a new event): the profile changes, the alert is the same: no sink
+    # hears of it again
+    publish(s.producer, "social", mention(email, message_id))
+    wait_for(lambda: (p := profile_by(s.api, email=email)) and p["version"] == 2, 30, what="re-sent mention folded")
+    time.sleep(2.0)
+    assert_delivered_once(s, alert_id, profile["profile_id"])
+
+    # a fresh notifier process (nothing in memory) gets the profile again, now with a second complaint:
+    # once the second alert is out, the first was raised again before it and Redis said no
+    restart_notifier(s.hub)
+    second = uid("mention-")
+    publish(s.producer, "social", mention(email, second))
+    (other,) = wait_for(
+        lambda: [a for a in alerts_on_topic(s, profile["profile_id"], 2) if a["details"]["message_id"] == second],
+        90,
+        what="the restarted notifier's alert",
+    )
+    wait_for(lambda: s.http.got("/slack", other["alert_id"]), 30, what="the second alert on Slack")
+    assert_delivered_once(s, alert_id, profile["profile_id"])
+
+
+def delivery_statuses(s: Stack, alert_id: str) -> dict[str, str]:
+    raw = s.redis.hgetall(f"crmhub:delivery:{alert_id}")
+    return {k.decode()[5:]: v.decode() for k, v in raw.items() if k.startswith(b"sink:")}
+
+
+def assert_delivered_once(s: Stack, alert_id: str, profile_id: str) -> None:
+    assert [r.status for r in s.http.got("/flaky", alert_id)] == [500, 500, 204]
+    assert len(s.http.got("/down", alert_id)) == ATTEMPTS
+    assert len(s.http.got("/slack", alert_id)) == 1
+    assert len(s.mail.about(alert_id)) == 1
+    on_topic = read_topic(s.hub, ALERTS, lambda a: a["alert_id"] == alert_id, want=2, timeout_s=3)
+    assert len(on_topic) == 1
+    assert len(read_topic(s.hub, DEADLETTER, lambda d: d.get("request_id") == alert_id, want=2, timeout_s=3)) == 1
+
+
+def restart_notifier(hub: Hub) -> None:
+    (old,) = [c for c in hub.children if c.name == "notifier" and c.proc.poll() is None]
+    stop_process(old.proc, timeout_s=15)
+    hub.children.remove(old)
+    hub.spawn("notifier", SERVICES["notifier"])
+
+
+def test_over_the_rate_limit_an_alert_reaches_only_the_topic(s: Stack) -> None:
+    email = f"{uid('c')}@example.com"
+    limited_before = stat(s, "notifier.delivery.rate_limited")
+    publish(s.producer, "social", mention(email), mention(email), mention(email))  # three complaints
+    profile = wait_for(lambda: profile_by(s.api, email=email), 60, what="complainer profile")
+    alerts = wait_for(lambda: alerts_on_topic(s, profile["profile_id"], 3), 60, what="three alerts on the topic")
+    assert len(alerts) == 3
+    ids = [a["alert_id"] for a in alerts]
+    wait_for(lambda: all(len(delivery_statuses(s, i)) == 6 for i in ids), 30, what="every delivery final")
+    by_status = Counter(delivery_statuses(s, i)["care-hook"] for i in ids)
+    assert by_status == {"delivered": 2, "rate_limited": 1}
+    (limited,) = [i for i in ids if delivery_statuses(s, i)["care-hook"] == "rate_limited"]
+    assert set(delivery_statuses(s, limited).values()) == {"delivered", "rate_limited"}  # the topic: delivered
+    assert s.http.got("/flaky", limited) == [] and s.mail.about(limited) == []
+    assert stat(s, "notifier.delivery.rate_limited") - limited_before == 5  # every routed sink but the topic
+
+
+def test_the_claim_script_on_a_real_redis(s: Stack) -> None:
+    async def go() -> None:
+        r = aioredis.Redis.from_url(s.hub.settings.redis_dsn)
+        state = RedisDeliveryState(r)
+        raised = datetime.now(UTC)
+        alerts = [
+            Alert(alert_id=uid("complaint:t"), kind="complaint", profile_id="P-lua", raised_at=raised, summary="x")
+            for _ in range(3)
+        ]
+        limit = RateLimit(2, 60)
+        sinks = ("topic", "care-hook")
+        assert await state.claim(alerts[0], sinks, limit, 1000.0, 30) is False
+        assert await state.claim(alerts[0], sinks, limit, 1000.0, 30) is None  # claimed before
+        assert await state.claim(alerts[1], sinks, limit, 1001.0, 30) is False
+        assert await state.claim(alerts[2], sinks, limit, 1002.0, 30) is True  # the third in a minute
+        await state.mark(alerts[0].alert_id, "topic", "delivered")
+        assert await state.statuses(alerts[0].alert_id) == {"topic": "delivered"}
+        assert [
+            p.alert.alert_id for p in await state.take_stale(30, 1003.0, 100) if p.alert.profile_id == "P-lua"
+        ] == []
+        for a in alerts:
+            await r.delete(f"crmhub:delivery:lease:{a.alert_id}")  # as if their leases ran out
+        stale = {p.alert.alert_id: p for p in await state.take_stale(30, 1003.0, 1000)}
+        assert stale[alerts[0].alert_id].done == {"topic": "delivered"}
+        assert stale[alerts[2].alert_id].limited and stale[alerts[2].alert_id].sinks == sinks
+        for a in alerts:
+            await state.finish(a.alert_id)
+        assert not {a.alert_id for a in alerts} & {p.alert.alert_id for p in await state.take_stale(30, 1003.0, 1000)}
+        await r.aclose()
+
+    asyncio.run(go())
+
+
+@pytest.fixture
+def s(stack: Stack) -> Stack:
+    """Short name of the module's stack in the tests."""
+    return stack
