@@ -128,9 +128,6 @@ class Settings(BaseSettings):
         "(the default: latest by event time), 'first' (earliest by event time) or sources best first "
         "joined by '>' (e.g. name:crm>pos>web; a tie of rank: latest). Trait '*' sets the default.",
     )
-    rfm_refresh_s: float = Field(
-        3600.0, gt=0, description="Seconds between refreshes of the RFM scores against the whole customer base."
-    )
 
     @field_validator("write_keys")
     @classmethod
