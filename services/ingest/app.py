@@ -137,7 +137,8 @@ class IngestWorker:
             log.info("re-sent %d merge events left by an earlier ingest", len(pending))
 
     def handle(self, records: list[ConsumerRecord]) -> Counter[str]:
-        """Process one batch; every record yields exactly one event, duplicate drop, or dead letter."""
+        """Process one batch; every record yields exactly one event, duplicate drop, suppressed drop (an
+        identifier of an erased profile), or dead letter."""
         now = datetime.now(UTC)
         counts: Counter[str] = Counter()
         good: list[tuple[ConsumerRecord, Event]] = []
@@ -183,6 +184,10 @@ class IngestWorker:
         plan, merges = self._resolve(events, counts)
         items: list[tuple[str, bytes]] = []
         for event, res, docs in zip(events, plan.resolutions, merges, strict=True):
+            if res.suppressed:
+                counts["ingest.suppressed"] += 1
+                counts["ingest.out"] -= 1
+                continue
             items += [(merge.survivor, doc) for merge, doc in zip(res.merges, docs, strict=True)]
             items.append((res.profile_id, stamped(event, res)))
         kafka_io.send_batched(self.producer, EVENTS, items, self.event_partitions)

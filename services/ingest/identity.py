@@ -8,6 +8,9 @@ linked to it. A link or merge that would give a profile more identifiers of one 
 second customer id: someone else's card, a device the whole family uses) is not made: the weakest
 identifier is left out and the event resolved again without it, until what is left fits. A single
 identifier always fits, so every event gets a profile.
+
+An identifier of an erased profile links to :data:`ERASED` instead of a profile id: an event carrying one
+is suppressed (``Resolution.suppressed``): it names no profile, links nothing and merges nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field, replace
 _NAMESPACE = uuid.UUID("6f1c0b0e-5c1a-4d8e-9a55-63726d687562")
 
 IdKey = tuple[str, str]  # (kind, value)
+ERASED = "!erased"  # what the identifiers of an erased profile link to (never a profile id: those are UUIDs)
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Resolution:
     new_links: tuple[IdKey, ...] = ()
     merges: tuple[Merge, ...] = ()
     limited: tuple[IdKey, ...] = ()  # left unlinked: linking them would exceed a limit
+    suppressed: bool = False  # an identifier belongs to an erased profile: the event is to be dropped
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ def resolve_identity(identifiers: Mapping[str, str], snapshot: Snapshot, rules: 
     ordered = [(kind, identifiers[kind]) for kind in rules.priority if identifiers.get(kind)]
     if not ordered:
         raise ValueError("an event with no identifiers cannot be resolved")
+    if any(snapshot.links.get(key) == ERASED for key in ordered):
+        return Resolution(ERASED, suppressed=True)
     kept = len(ordered)
     while (res := _resolve(ordered[:kept], snapshot, rules)) is None:
         kept -= 1

@@ -24,6 +24,11 @@ input finds its identifiers merged already), so an ingest that starts sends what
 
 The scripts touch keys they compute (the absorbed profile's identifiers), so they need one Redis (not
 Redis Cluster). Identifiers linked before the reverse index existed count as held by no profile.
+
+Erasing a profile (:meth:`IngestState.erase`) links each of its identifiers to
+:data:`services.ingest.identity.ERASED` and drops its reverse index: events carrying them are suppressed
+from then on. A batch resolved on a snapshot taken before the erase is refused by ``apply`` (its snapshot
+changed) and resolved again.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any
 import orjson
 
 from schemas.events import IDENTIFIER_KINDS
-from services.ingest.identity import BatchPlan, IdKey, Snapshot
+from services.ingest.identity import ERASED, BatchPlan, IdKey, Snapshot
 
 DEDUP_PREFIX = "crmhub:dedup:"
 IDENTITY_PREFIX = "crmhub:id:"
@@ -180,3 +185,21 @@ class IngestState:
     def drop_sent_merges(self, pipe: Any, events: Sequence[bytes]) -> None:
         for event in events:
             pipe.lrem(MERGE_OUTBOX, 1, event)
+
+    def erase(self, profile_id: str, known: Sequence[IdKey]) -> list[IdKey]:
+        """Link every identifier of the profile (``known`` and those of its reverse index) to ERASED and
+        drop its reverse index; the identifiers erased."""
+        owned = [f"{PROFILE_IDS_PREFIX}{profile_id}:{kind}" for kind in IDENTIFIER_KINDS]
+        pipe = self.redis.pipeline(transaction=False)
+        for owned_key in owned:
+            pipe.smembers(owned_key)
+        held = {
+            (kind, v.decode()) for kind, values in zip(IDENTIFIER_KINDS, pipe.execute(), strict=True) for v in values
+        }
+        keys = sorted(held | set(known))
+        pipe = self.redis.pipeline(transaction=True)
+        for id_key in keys:
+            pipe.set(_id_key(id_key), ERASED)
+        pipe.delete(*owned)
+        pipe.execute()
+        return keys

@@ -20,7 +20,7 @@ from schemas.events import Event, ProfileMerged, decode_event_batch
 from schemas.outputs import DeadLetter
 from schemas.profile import Profile
 from services.profile.cache import ProfileCache
-from services.profile.merge import fold_batch
+from services.profile.merge import fold_batch, survivor_of
 from services.profile.policy import DEFAULT_RULES, FoldRules
 from services.profile.store import ProfileStore, make_engine
 
@@ -95,7 +95,11 @@ class ProfileWorker:
                 else:
                     routed.append((event.profile_id, event))
         current = self._load(named_profiles(routed))
+        routed, suppressed = self._without_erased(current, routed)
         changed = list(fold_batch(current, routed, self.rules).values())
+        after = {**current, **{p.profile_id: p for p in changed}}
+        timeline = [(survivor_of(after, pid), event) for pid, event in routed]
+        moved = {p.profile_id: survivor_of(after, p.profile_id) for p in changed if p.merged_into}
         new_ids = [
             (kind, value, p.profile_id)
             for p in changed
@@ -111,10 +115,11 @@ class ProfileWorker:
             self.producer.send(DEADLETTER, value=value)
         self.producer.flush()
         self.cache.invalidate(docs)
-        self.store.save(changed, new_ids, GROUP_ID, self.incarnation, next_offsets)
+        self.store.save(changed, new_ids, GROUP_ID, self.incarnation, next_offsets, timeline, moved)
         counts = Counter(
             {
                 "profile.events": len(routed),
+                "profile.suppressed": suppressed,
                 "profile.updated": len(changed),
                 "profile.deadletters": len(dead),
             }
@@ -125,6 +130,23 @@ class ProfileWorker:
         push_recent(pipe, RECENT_DEADLETTERS, dead)
         pipe.execute()
         return counts
+
+    def _without_erased(
+        self, current: dict[str, Profile], routed: list[tuple[str, Event]]
+    ) -> tuple[list[tuple[str, Event]], int]:
+        """The events of profiles not erased, and how many were dropped: events that were past ingest when
+        their profile was erased (the profile, or the one it was merged into, is in ``erased_profiles``)."""
+        named = named_profiles(routed) | {p.merged_into for p in current.values() if p.merged_into}
+        erased = self.store.erased_among(named)
+        if not erased:
+            return routed, 0
+
+        def is_erased(pid: str, event: Event) -> bool:
+            ids = [pid, *([event.properties.absorbed_id] if isinstance(event, ProfileMerged) else [])]
+            return any(i in erased or survivor_of(current, i) in erased for i in ids)
+
+        kept = [(pid, event) for pid, event in routed if not is_erased(pid, event)]
+        return kept, len(routed) - len(kept)
 
     def _load(self, wanted: set[str]) -> dict[str, Profile]:
         """The wanted profiles and, for merged ones among them, the profiles they were merged into (cache

@@ -1,17 +1,26 @@
-"""Profile reads: by id, or by any identifier (``?email=``, ``?user_id=``, ``?anonymous_id=`` …).
+"""Profile reads: by id, or by any identifier (``?email=``, ``?user_id=``, ``?anonymous_id=`` …), and a
+profile's timeline (its recent events), everything held about a person (export, GDPR Article 15), and
+erasure (GDPR Article 17, like Segment's SUPPRESS_WITH_DELETE; see docs/profile.md for what it reaches).
 
 A merged profile's id, and identifiers still pointing at it, read the profile it was merged into."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Response
 from starlette.concurrency import run_in_threadpool
 
+from crmhub.stats import RECENT_ALERTS
+from crmhub.topics import PROFILES
 from crmhub.web import Authorized, Res, Resources
 from schemas.profile import Profile
+from services.ingest.state import IngestState
 from services.profile.cache import ProfileCache
+from services.segmenter.keys import MEMBERS_PREFIX
+from services.segmenter.rules import load_definitions
 
 router = APIRouter(tags=["profiles"], dependencies=[Authorized])
 
@@ -82,3 +91,108 @@ async def lookup_profile(
     if profile is None:
         raise HTTPException(404, f"no profile with {kind} {value!r}")
     return profile
+
+
+def read_timeline(
+    res: Resources, profile_id: str, limit: int, before: datetime | None, offset: int
+) -> dict[str, Any] | None:
+    profile = load_profile(res, profile_id)
+    if profile is None:
+        return None
+    rows = res.store.timeline(profile.profile_id, limit, before, offset)
+    events = [{**row, "event": orjson.loads(row["event"])} for row in rows]
+    return {
+        "profile_id": profile.profile_id,
+        "events": events,
+        "next_before": events[-1]["occurred_at"] if len(events) == limit else None,
+    }
+
+
+@router.get("/v1/profiles/{profile_id}/events", summary="The profile's recent events, newest first")
+async def profile_events(
+    profile_id: str,
+    res: Res,
+    limit: int = Query(50, ge=1, le=200),
+    before: datetime | None = None,
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    if before is not None and before.tzinfo is None:
+        raise HTTPException(400, "before needs a time zone (e.g. 2026-01-01T00:00:00Z)")
+    found = await run_in_threadpool(read_timeline, res, profile_id, limit, before, offset)
+    if found is None:
+        raise HTTPException(404, f"no profile {profile_id!r}")
+    return found
+
+
+def segments_of(res: Resources, profile_id: str) -> list[str]:
+    """The segments the Redis membership view has the profile in."""
+    names = [d.name for d in load_definitions(res.settings.segments_file)]
+    pipe = res.redis.pipeline(transaction=False)
+    for name in names:
+        pipe.sismember(MEMBERS_PREFIX + name, profile_id)
+    return [name for name, member in zip(names, pipe.execute(), strict=True) if member]
+
+
+def alerts_of(res: Resources, profile_id: str) -> list[dict[str, Any]]:
+    """The profile's alerts among the recent ones the API keeps (newest first)."""
+    alerts = (orjson.loads(doc) for doc in res.redis.lrange(RECENT_ALERTS, 0, -1))
+    return [a for a in alerts if a.get("profile_id") == profile_id]
+
+
+def export_profile(res: Resources, profile_id: str) -> dict[str, Any] | None:
+    profile = load_profile(res, profile_id)
+    if profile is None:
+        return None
+    pid = profile.profile_id
+    return {
+        "generated_at": datetime.now(UTC),
+        "profile": profile.model_dump(mode="json"),
+        "identifiers": [{"kind": kind, "value": value} for kind, value in res.store.identifiers_of(pid)],
+        "events": [{**row, "event": orjson.loads(row["event"])} for row in res.store.timeline(pid)],
+        "segments": segments_of(res, pid),
+        "alerts": alerts_of(res, pid),
+    }
+
+
+@router.get("/v1/profiles/{profile_id}/export", summary="Everything held about the person (GDPR Article 15)")
+async def export(profile_id: str, res: Res) -> dict[str, Any]:
+    found = await run_in_threadpool(export_profile, res, profile_id)
+    if found is None:
+        raise HTTPException(404, f"no profile {profile_id!r}")
+    return found
+
+
+def erase_profile(res: Resources, profile_id: str) -> bool:
+    """Erase the profile ``profile_id`` reads; False when there is none. Suppress first (ingest drops new
+    events of its identifiers), then delete: SQL (profile, identifiers, timeline; its id recorded as
+    erased, so the profile service drops events already past ingest), cache, segment view, recent
+    alerts, and a tombstone on the compacted crm.profiles.v1."""
+    profile = load_profile(res, profile_id)
+    if profile is None:
+        return False
+    pid = profile.profile_id
+    known = set(res.store.identifiers_of(pid))
+    known.update((kind, value) for kind, values in profile.identifiers.items() for value in values)
+    IngestState(res.redis, res.settings.dedup_window_s).erase(pid, sorted(known))
+    ids = sorted({pid, profile_id})
+    res.store.erase(ids, datetime.now(UTC))
+    ProfileCache(res.redis).invalidate(ids)
+    alerts = [doc for doc in res.redis.lrange(RECENT_ALERTS, 0, -1) if orjson.loads(doc).get("profile_id") == pid]
+    pipe = res.redis.pipeline(transaction=False)
+    for definition in load_definitions(res.settings.segments_file):
+        pipe.srem(MEMBERS_PREFIX + definition.name, pid)
+    for doc in alerts:
+        pipe.lrem(RECENT_ALERTS, 0, doc)
+    pipe.execute()
+    res.producer.send(PROFILES, key=pid.encode(), value=None)
+    res.producer.flush()
+    return True
+
+
+@router.delete(
+    "/v1/profiles/{profile_id}", status_code=204, summary="Erase the person: delete the profile, suppress new events"
+)
+async def erase(profile_id: str, res: Res) -> Response:
+    if not await run_in_threadpool(erase_profile, res, profile_id):
+        raise HTTPException(404, f"no profile {profile_id!r}")
+    return Response(status_code=204)

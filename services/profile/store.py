@@ -1,4 +1,5 @@
-"""The profile store (SQLAlchemy 2.0): profiles, identifiers and consumer offsets, written in one txn.
+"""The profile store (SQLAlchemy 2.0): profiles, identifiers, each profile's recent events (its timeline)
+and consumer offsets, written in one txn; and the ids of erased profiles.
 
 Offsets are stored with the incarnation of the topic they were read from, so offsets of a broker that
 was reset (the embedded broker keeps topics in memory) are recognised as stale and ignored.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +35,17 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     event,
+    func,
     inspect,
     select,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from schemas.events import Event
 from schemas.profile import Profile
 
 metadata = MetaData()
@@ -69,7 +75,25 @@ consumer_offsets = Table(
     Column("incarnation", String(64), nullable=False),
     Column("next_offset", BigInteger, nullable=False),
 )
+profile_events = Table(
+    "profile_events",
+    metadata,
+    Column("profile_id", String(64), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("doc", Text, nullable=False),
+    Index("ix_profile_events_time", "profile_id", "occurred_at"),
+)
+erased_profiles = Table(
+    "erased_profiles",
+    metadata,
+    Column("profile_id", String(64), primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
 
+TIMELINE_CAP = 200  # most events kept a profile; older ones are deleted as new ones come
 
 BASELINE_REVISION = "0001"  # the schema metadata.create_all made before migrations existed
 _PG_MIGRATION_LOCK = 0x63726D68  # pg_advisory_lock key of the store's migrations ("crmh")
@@ -158,11 +182,19 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _dialect_insert(engine: Engine, table: Table) -> Any:
+    return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
 def _upsert(engine: Engine, table: Table, rows: list[dict[str, Any]], keys: Sequence[str]) -> Any:
-    insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(table)
+    stmt = _dialect_insert(engine, table)
     updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
     return stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
+
+
+def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class ProfileStore:
@@ -189,9 +221,16 @@ class ProfileStore:
         group_id: str,
         incarnation: str,
         next_offsets: Mapping[tuple[str, int], int],
+        timeline: Sequence[tuple[str, Event]] = (),
+        moved: Mapping[str, str] | None = None,
     ) -> None:
-        """Write profiles, their new (kind, value, profile_id) identifiers and the consumer offsets in one
-        transaction."""
+        """Write profiles, their new (kind, value, profile_id) identifiers, the consumer offsets and the
+        timeline in one transaction.
+
+        ``timeline`` is the batch's (profile id, event) pairs, each under the profile it was folded into;
+        an event stored before (a replay) is not stored again. ``moved`` maps profiles merged away in the
+        batch to their survivors, whose timelines take their events. Then the timelines touched keep
+        their newest :data:`TIMELINE_CAP` events."""
         profile_rows = [
             {"profile_id": p.profile_id, "version": p.version, "updated_at": p.updated_at, "doc": p.model_dump_json()}
             for p in changed
@@ -212,6 +251,103 @@ class ProfileStore:
                 conn.execute(
                     _upsert(self.engine, consumer_offsets, offset_rows, ["group_id", "topic", "partition"]), offset_rows
                 )
+            self._write_timeline(conn, timeline, moved or {})
+
+    def _write_timeline(
+        self, conn: Connection, timeline: Sequence[tuple[str, Event]], moved: Mapping[str, str]
+    ) -> None:
+        pe = profile_events
+        for absorbed, survivor in moved.items():
+            # an event both hold (stored under each before the merge) stays once, the survivor's
+            held = select(pe.c.event_id).where(pe.c.profile_id == survivor).scalar_subquery()
+            conn.execute(delete(pe).where(pe.c.profile_id == absorbed, pe.c.event_id.in_(held)))
+            conn.execute(update(pe).where(pe.c.profile_id == absorbed).values(profile_id=survivor))
+        rows = {
+            (pid, ev.event_id): {
+                "profile_id": pid,
+                "event_id": ev.event_id,
+                "occurred_at": ev.occurred_at.astimezone(UTC),
+                "type": ev.type,
+                "source": ev.source,
+                "doc": ev.model_dump_json(),
+            }
+            for pid, ev in timeline
+        }
+        if rows:
+            conn.execute(_dialect_insert(self.engine, pe).on_conflict_do_nothing(), list(rows.values()))
+        touched = sorted({pid for pid, _ in rows} | set(moved.values()))
+        for chunk in _chunks(touched):
+            over = conn.execute(
+                select(pe.c.profile_id)
+                .where(pe.c.profile_id.in_(chunk))
+                .group_by(pe.c.profile_id)
+                .having(func.count() > TIMELINE_CAP)
+            ).scalars()
+            for pid in over:
+                self._trim(conn, pid)
+
+    @staticmethod
+    def _trim(conn: Connection, profile_id: str) -> None:
+        """Delete the profile's events older than its newest :data:`TIMELINE_CAP` (ties at the cut stay)."""
+        pe = profile_events
+        cut = (
+            select(pe.c.occurred_at)
+            .where(pe.c.profile_id == profile_id)
+            .order_by(pe.c.occurred_at.desc())
+            .limit(1)
+            .offset(TIMELINE_CAP - 1)
+            .scalar_subquery()
+        )
+        conn.execute(delete(pe).where(pe.c.profile_id == profile_id, pe.c.occurred_at < cut))
+
+    def timeline(
+        self, profile_id: str, limit: int | None = None, before: datetime | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """The profile's stored events, newest first: ``{event_id, type, source, occurred_at, event}``."""
+        pe = profile_events
+        query = select(pe.c.event_id, pe.c.type, pe.c.source, pe.c.occurred_at, pe.c.doc).where(
+            pe.c.profile_id == profile_id
+        )
+        if before is not None:
+            query = query.where(pe.c.occurred_at < before.astimezone(UTC))
+        query = query.order_by(pe.c.occurred_at.desc(), pe.c.event_id.desc()).offset(offset).limit(limit)
+        with self.engine.connect() as conn:
+            return [
+                {"event_id": eid, "type": kind, "source": src, "occurred_at": _aware(at), "event": doc}
+                for eid, kind, src, at, doc in conn.execute(query)
+            ]
+
+    def identifiers_of(self, profile_id: str) -> list[tuple[str, str]]:
+        """The (kind, value) identifiers the identifiers table gives the profile."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(identifiers.c.kind, identifiers.c.value)
+                .where(identifiers.c.profile_id == profile_id)
+                .order_by(identifiers.c.kind, identifiers.c.value)
+            )
+            return [(str(kind), str(value)) for kind, value in rows]
+
+    def erased_among(self, profile_ids: Iterable[str]) -> set[str]:
+        """Those of ``profile_ids`` that were erased (one query a 500 ids)."""
+        ids = sorted(set(profile_ids))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(ids):
+                rows = conn.execute(select(erased_profiles.c.profile_id).where(erased_profiles.c.profile_id.in_(chunk)))
+                found.update(rows.scalars())
+        return found
+
+    def erase(self, profile_ids: Sequence[str], erased_at: datetime) -> None:
+        """Delete the profiles, their identifiers and timelines, and remember their ids as erased, in one
+        transaction (``profile_ids``: a profile and the stubs of those merged into it)."""
+        ids = list(profile_ids)
+        rows = [{"profile_id": pid, "erased_at": erased_at} for pid in ids]
+        with self.engine.begin() as conn:
+            conn.execute(delete(profile_events).where(profile_events.c.profile_id.in_(ids)))
+            conn.execute(delete(identifiers).where(identifiers.c.profile_id.in_(ids)))
+            conn.execute(delete(profiles).where(profiles.c.profile_id.in_(ids)))
+            if rows:
+                conn.execute(_dialect_insert(self.engine, erased_profiles).on_conflict_do_nothing(), rows)
 
     def offsets(self, group_id: str, topic: str, incarnation: str) -> dict[int, int]:
         with self.engine.connect() as conn:
@@ -230,3 +366,8 @@ class ProfileStore:
                 select(identifiers.c.profile_id).where(identifiers.c.kind == kind, identifiers.c.value == value)
             ).first()
             return None if row is None else str(row[0])
+
+
+def _aware(at: datetime) -> datetime:
+    """SQLite gives back naive datetimes; they were stored in UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

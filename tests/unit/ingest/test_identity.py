@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import pytest
 
 from services.ingest.identity import (
+    ERASED,
     IdentityRules,
     IdKey,
     Merge,
@@ -240,3 +241,16 @@ def test_resolve_batch_is_deterministic() -> None:
     assert [r.profile_id for r in resolve_batch(batch, graph(), RULES).resolutions] == [
         mint_profile_id("email", "a@x.io")
     ] * 3
+
+
+def test_an_identifier_of_an_erased_profile_suppresses_the_event_and_links_nothing() -> None:
+    erased = graph({("email", "ann@example.com"): ERASED, ("customer_id", "c-2"): "P-2"})
+    batch = [
+        {"anonymous_id": "a-new", "email": "ann@example.com"},
+        {"customer_id": "c-2", "email": "ann@example.com"},  # no merge into the erased
+        {"anonymous_id": "a-new"},  # was not linked by the suppressed event
+    ]
+    plan = resolve_batch(batch, erased, RULES)
+    assert [r.suppressed for r in plan.resolutions] == [True, True, False]
+    assert plan.resolutions[0] == Resolution(ERASED, suppressed=True)
+    assert plan.merges == [] and plan.links == {("anonymous_id", "a-new"): mint_profile_id("anonymous_id", "a-new")}

@@ -16,19 +16,24 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from crmhub.embedded import embedded_postgres
+from schemas.events import Event
 from schemas.profile import Profile
 from services.profile.store import (
-    BASELINE_REVISION,
+    TIMELINE_CAP,
     ProfileStore,
+    consumer_offsets,
     current_revision,
+    identifiers,
     make_engine,
     metadata,
     normalise_url,
+    profiles,
     upgrade,
 )
+from tests.unit import factories as f
 
 T = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
-HEAD = BASELINE_REVISION  # the newest revision while there is one; bump with each migration
+HEAD = "0002"  # the newest revision; bump with each migration
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +91,7 @@ def test_upgrade_again_changes_nothing(engine: Engine) -> None:
 
 def test_a_store_made_before_migrations_is_stamped_not_recreated(url: str) -> None:
     old = make_engine(url, migrate=False)
-    metadata.create_all(old)
+    metadata.create_all(old, tables=[profiles, identifiers, consumer_offsets])  # the baseline's tables
     ProfileStore(old).save([profile("p1")], [], "g", "inc", {})
     upgrade(old)
     assert current_revision(old) == HEAD
@@ -170,3 +175,61 @@ def test_postgres_urls_use_psycopg_3() -> None:
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def viewed(event_id: str, minutes: float) -> Event:
+    return f.viewed("p-1", "9.99", event_id=event_id, minutes=minutes)
+
+
+def test_the_timeline_is_newest_first_and_a_replay_stores_nothing_twice(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    batch = [("p1", viewed("e1", 1)), ("p1", viewed("e2", 3)), ("p2", viewed("e3", 2))]
+    store.save([profile("p1"), profile("p2")], [], "g", "i", {}, batch)
+    store.save([profile("p1")], [], "g", "i", {}, batch[:2])  # the replay of a batch
+    p1 = store.timeline("p1")
+    assert [e["event_id"] for e in p1] == ["e2", "e1"]
+    assert p1[0]["type"] == "Product Viewed" and p1[0]["source"] == "web"
+    assert p1[0]["occurred_at"] == f.at(3)  # aware, in UTC
+    assert [e["event_id"] for e in store.timeline("p1", limit=1)] == ["e2"]
+    assert [e["event_id"] for e in store.timeline("p1", offset=1)] == ["e1"]
+    assert [e["event_id"] for e in store.timeline("p1", before=f.at(3))] == ["e1"]
+    assert store.timeline("nobody") == []
+
+
+def test_a_timeline_keeps_its_newest_events(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    batch = [("p1", viewed(f"e{i}", i)) for i in range(TIMELINE_CAP + 5)]
+    store.save([profile("p1")], [], "g", "i", {}, batch[:100])
+    store.save([profile("p1")], [], "g", "i", {}, [*batch[100:], ("p2", viewed("other", 0))])
+    kept = store.timeline("p1")
+    assert len(kept) == TIMELINE_CAP
+    assert kept[-1]["event_id"] == "e5" and kept[0]["event_id"] == f"e{TIMELINE_CAP + 4}"
+    assert len(store.timeline("p2")) == 1
+
+
+def test_a_merge_moves_the_absorbed_timeline_to_the_survivor(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    store.save([], [], "g", "i", {}, [("a", viewed("e1", 1)), ("a", viewed("both", 2)), ("s", viewed("both", 2))])
+    store.save([], [], "g", "i", {}, [("s", viewed("e3", 3))], {"a": "s"})
+    assert [e["event_id"] for e in store.timeline("s")] == ["e3", "both", "e1"]
+    assert store.timeline("a") == []
+
+
+def test_erase_deletes_the_profile_its_identifiers_and_timeline(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    store.save(
+        [profile("p1"), profile("p2")],
+        [("email", "a@example.com", "p1"), ("customer_id", "c-p1", "p1"), ("email", "b@example.com", "p2")],
+        "g",
+        "i",
+        {},
+        [("p1", viewed("e1", 1)), ("p2", viewed("e2", 1))],
+    )
+    assert store.identifiers_of("p1") == [("customer_id", "c-p1"), ("email", "a@example.com")]
+    assert store.erased_among(["p1", "p2"]) == set()
+    store.erase(["p1", "stub-of-p1"], T)
+    store.erase(["p1"], T)  # again: nothing more to do
+    assert store.load(["p1", "p2"]).keys() == {"p2"}
+    assert store.identifiers_of("p1") == [] and store.profile_id_for("email", "a@example.com") is None
+    assert store.timeline("p1") == [] and len(store.timeline("p2")) == 1
+    assert store.erased_among(["p1", "p2", "stub-of-p1"]) == {"p1", "stub-of-p1"}
