@@ -6,7 +6,7 @@ import gc
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -42,15 +42,6 @@ class Stopper:
         self.stopped = True
 
 
-def batches(consumer: KafkaConsumer, stopper: Stopper, max_records: int) -> Iterator[list[ConsumerRecord]]:
-    """Yield non-empty batches of records, in partition order, until stopped."""
-    while not stopper.stopped:
-        polled = consumer.poll(timeout_ms=100, max_records=max_records)
-        records = [record for part in polled.values() for record in part]
-        if records:
-            yield records
-
-
 def start_service(service: str) -> tuple[Settings, str, Stopper]:
     """Settings, logging, the broker reachable and the topics there: (settings, incarnation, stopper)."""
     settings = Settings()
@@ -77,13 +68,20 @@ def run_batches(
     batch_size: int,
     handle: Callable[[list[ConsumerRecord]], Any],
     commit: Callable[[], Any],
+    between: Callable[[], Any] | None = None,
 ) -> None:
-    """The consume -> handle -> commit loop until stopped; then close the clients."""
+    """The poll -> handle -> commit loop until stopped, with ``between`` (periodic work that must not run
+    during a batch) after every poll, busy or idle; then close the clients."""
     tune_gc()
     try:
-        for records in batches(consumer, stopper, batch_size):
-            handle(records)
-            commit()
+        while not stopper.stopped:
+            polled = consumer.poll(timeout_ms=100, max_records=batch_size)
+            records = [record for part in polled.values() for record in part]  # partition order
+            if records:
+                handle(records)
+                commit()
+            if between is not None:
+                between()
     finally:
         consumer.close()
         producer.close()

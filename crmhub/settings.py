@@ -122,6 +122,9 @@ class Settings(BaseSettings):
         description="Loyalty tiers as name:points pairs, comma separated: a profile is in the highest tier "
         "its earned points reach (none below the lowest threshold).",
     )
+    rfm_refresh_s: float = Field(
+        3600.0, gt=0, description="Seconds between refreshes of the RFM scores against the whole customer base."
+    )
     trait_survivorship: str = Field(
         "",
         description="Which value of a trait survives, as trait:rule pairs, comma separated; rule 'latest' "

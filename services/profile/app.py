@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -22,6 +25,7 @@ from schemas.profile import Profile
 from services.profile.cache import ProfileCache
 from services.profile.merge import fold_batch, survivor_of
 from services.profile.policy import DEFAULT_RULES, FoldRules
+from services.profile.rfm import base_thresholds, with_rfm
 from services.profile.store import ProfileStore, make_engine
 
 log = logging.getLogger("crmhub.profile")
@@ -77,6 +81,7 @@ class ProfileWorker:
         self.producer = producer
         self.incarnation = incarnation
         self.change_partitions = len(producer.partitions_for(PROFILE_CHANGES))
+        self.event_partitions = len(producer.partitions_for(EVENTS))  # events are keyed by profile
 
     def handle(self, records: list[ConsumerRecord]) -> Counter[str]:
         routed: list[tuple[str, Event]] = []
@@ -105,16 +110,7 @@ class ProfileWorker:
             for p in changed
             for kind, value in new_identifiers(current.get(p.profile_id), p)
         ]
-        docs = {p.profile_id: p.model_dump_json().encode() for p in changed}
-        # publish first, then commit: a crash in between replays the batch, which folds to the same
-        # profiles (same versions), so downstream sees a duplicate at worst, never a gap
-        for pid, doc in docs.items():
-            self.producer.send(PROFILES, key=pid.encode(), value=doc)
-        kafka_io.send_batched(self.producer, PROFILE_CHANGES, list(docs.items()), self.change_partitions)
-        for value in dead:
-            self.producer.send(DEADLETTER, value=value)
-        self.producer.flush()
-        self.cache.invalidate(docs)
+        docs = self._publish(changed, dead)
         self.store.save(changed, new_ids, GROUP_ID, self.incarnation, next_offsets, timeline, moved)
         counts = Counter(
             {
@@ -130,6 +126,43 @@ class ProfileWorker:
         push_recent(pipe, RECENT_DEADLETTERS, dead)
         pipe.execute()
         return counts
+
+    def _publish(self, changed: list[Profile], dead: list[bytes]) -> dict[str, bytes]:
+        """Publish the changed profiles (and dead letters) and drop their stale cache entries; the docs.
+
+        Publish first, then commit: a crash in between replays the batch, which folds to the same
+        profiles (same versions), so downstream sees a duplicate at worst, never a gap."""
+        docs = {p.profile_id: p.model_dump_json().encode() for p in changed}
+        for pid, doc in docs.items():
+            self.producer.send(PROFILES, key=pid.encode(), value=doc)
+        kafka_io.send_batched(self.producer, PROFILE_CHANGES, list(docs.items()), self.change_partitions)
+        for value in dead:
+            self.producer.send(DEADLETTER, value=value)
+        self.producer.flush()
+        self.cache.invalidate(docs)
+        return docs
+
+    def refresh_rfm(self, owned: set[int], now: datetime) -> int:
+        """RFM scores of the profiles of the ``owned`` partitions against the whole base (two passes over
+        SQL, between batches, so no fold runs meanwhile); publish and save those whose scores changed.
+        Other instances refresh the profiles of their partitions, so none writes a profile it does not
+        own. Returns how many changed."""
+        thresholds = base_thresholds(self.store.iter_profiles(), now)
+        changed = [
+            refreshed
+            for p in self.store.iter_profiles()
+            if kafka_io.partition_for_key(p.profile_id.encode(), self.event_partitions) in owned
+            and (refreshed := with_rfm(p, thresholds, now)) is not None
+        ]
+        for start in range(0, len(changed), 1000):
+            chunk = changed[start : start + 1000]
+            docs = self._publish(chunk, [])
+            self.store.save(chunk, [], GROUP_ID, self.incarnation, {})
+            pipe = self.cache.redis.pipeline(transaction=False)
+            self.cache.put_many(pipe, docs)
+            add_counts(pipe, {"profile.rfm_refreshed": len(chunk)})
+            pipe.execute()
+        return len(changed)
 
     def _without_erased(
         self, current: dict[str, Profile], routed: list[tuple[str, Event]]
@@ -187,5 +220,28 @@ def main() -> None:
     consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, store, incarnation))
     worker = ProfileWorker(store, cache, producer, incarnation, FoldRules.from_settings(settings))
     log.info("profile consuming %s into %s", EVENTS, store.engine.url.render_as_string(hide_password=True))
+    refresh = Every(settings.rfm_refresh_s, lambda: refresh_rfm(worker, consumer))
     # Kafka commits are for lag monitoring only: the offsets that count are in SQL with the profiles
-    run_batches("profile", consumer, producer, stopper, settings.batch_size, worker.handle, consumer.commit_async)
+    run_batches(
+        "profile", consumer, producer, stopper, settings.batch_size, worker.handle, consumer.commit_async, refresh
+    )
+
+
+def refresh_rfm(worker: ProfileWorker, consumer: KafkaConsumer) -> None:
+    owned = {tp.partition for tp in consumer.assignment() if tp.topic == EVENTS}
+    if owned:
+        started = time.monotonic()
+        changed = worker.refresh_rfm(owned, datetime.now(UTC))
+        log.info("RFM refreshed: %d profiles changed (%.1f s)", changed, time.monotonic() - started)
+
+
+class Every:
+    """Calls ``action`` when called at least ``interval_s`` after its last run (the first call runs it)."""
+
+    def __init__(self, interval_s: float, action: Callable[[], Any]) -> None:
+        self.interval_s, self.action, self.due = interval_s, action, 0.0
+
+    def __call__(self) -> None:
+        if time.monotonic() >= self.due:
+            self.due = time.monotonic() + self.interval_s
+            self.action()

@@ -214,6 +214,19 @@ class ProfileStore:
                     found[pid] = Profile.model_validate_json(doc)
         return found
 
+    def iter_profiles(self, chunk: int = 1000) -> Iterator[Profile]:
+        """Every profile, in id order, read a chunk at a time (the whole base, for the RFM refresh)."""
+        last = ""
+        while True:
+            query = select(profiles.c.profile_id, profiles.c.doc).where(profiles.c.profile_id > last)
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.order_by(profiles.c.profile_id).limit(chunk)).all()
+            if not rows:
+                return
+            for _, doc in rows:
+                yield Profile.model_validate_json(doc)
+            last = rows[-1][0]
+
     def save(
         self,
         changed: Sequence[Profile],

@@ -26,6 +26,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         write_keys="test-web-key:web,test-pos-key:pos",
         api_token="test-token",
         shared_ids="kiosk-shared-1",  # tests/integration/test_identity.py
+        rfm_refresh_s=2.0,  # tests/integration/test_profile_api.py
     )
     with running_hub(settings) as running:
         yield running

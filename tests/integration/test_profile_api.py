@@ -148,3 +148,39 @@ def test_erase_deletes_the_profile_and_suppresses_its_future_events(
     producer.flush()
     wait_for(lambda: counts(api).get("profile.suppressed", 0) > dropped, what="the late event dropped")
     assert api.get(f"/v1/profiles/{pid}").status_code == 404
+
+
+def test_rfm_scores_are_refreshed_against_the_whole_base(hub: Hub, api: httpx.Client, producer: KafkaProducer) -> None:
+    """The profile service scores every customer's recency, frequency and monetary value periodically
+    (every 2 s in these tests); a customer who bought more, more often, scores at least as high."""
+    big, small = uid("rfm-big-"), uid("rfm-small-")
+    orders = [(big, uid("o-"), "900.00") for _ in range(4)] + [(small, uid("o-"), "0.01")]
+    publish(
+        producer,
+        "pos",
+        *(
+            {
+                "event_id": uid("e-"),
+                "source": "pos",
+                "type": "pos.sale",
+                "occurred_at": now_iso(),
+                "customer_id": customer,
+                "properties": {"store_id": "s", "till_id": "t", "receipt_id": receipt, "total": total},
+            }
+            for customer, receipt, total in orders
+        ),
+    )
+
+    def scored(customer: str, count: int) -> dict[str, Any] | None:
+        p = profile_by(api, user_id=customer)
+        return p if p and p["order_count"] == count and p["rfm"] else None
+
+    rich = wait_for(lambda: scored(big, 4), what="the big spender scored")
+    poor = wait_for(lambda: scored(small, 1), what="the small spender scored")
+    # one order is the least anyone in the base has; the quintile cut points lie between the base's
+    # smallest and largest spend, so 3,600 scores above 0.01 whatever the other tests bought
+    assert poor["rfm"]["frequency"] == 1 and rich["rfm"]["frequency"] >= 1
+    assert rich["rfm"]["monetary"] > poor["rfm"]["monetary"]
+    for p in (rich, poor):
+        r = p["rfm"]
+        assert r["score"] == f"{r['recency']}{r['frequency']}{r['monetary']}" and r["recency"] == 5  # bought today

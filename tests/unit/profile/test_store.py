@@ -170,6 +170,13 @@ def test_a_large_batch_is_written_and_read_in_chunks(engine: Engine) -> None:
     assert len(loaded) == 2500 and loaded["p2499"].total_spent == Decimal(2499)
 
 
+def test_iter_profiles_reads_every_profile_once_in_chunks(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    store.save([profile(f"p{i:02d}", 1, str(i)) for i in range(25)], [], "g", "i", {})
+    seen = [p.profile_id for p in store.iter_profiles(chunk=7)]
+    assert seen == [f"p{i:02d}" for i in range(25)]
+
+
 def test_postgres_urls_use_psycopg_3() -> None:
     assert normalise_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert normalise_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
