@@ -223,5 +223,33 @@ def deadletters_replay(settings: Settings, reason: str | None, source: str | Non
     click.echo(f"replayed {replayed} inputs" + (f"; skipped {skipped} from later stages" if skipped else ""))
 
 
+@main.group()
+def identity() -> None:
+    """ingest's identity index in Redis."""
+
+
+@identity.command("rebuild")
+@settings_options
+@friendly_errors
+def identity_rebuild(settings: Settings) -> None:
+    """Restore the identity index from SQL after Redis lost it (links Redis still holds are kept), with
+    a progress bar. Run it before ingest starts again, so no customer gets a second profile."""
+    import redis
+    from rich.progress import Progress
+
+    from services.ingest.state import IngestState
+    from services.profile.store import ProfileStore, make_engine
+
+    store = ProfileStore(make_engine(settings.sql_url))
+    state = IngestState(redis.Redis.from_url(settings.redis_dsn), settings.dedup_window_s)
+    restored = 0
+    with Progress() as progress:
+        task = progress.add_task("identifiers", total=store.count_identifiers())
+        for rows in store.iter_identifiers():
+            restored += state.restore_links(rows)
+            progress.advance(task, len(rows))
+    click.echo(f"restored {restored} identity links from {store.engine.url.render_as_string(hide_password=True)}")
+
+
 if __name__ == "__main__":
     main()

@@ -179,6 +179,19 @@ class IngestState:
         }
         return bool(self._apply(keys=[_id_key(k) for k in keys], args=[raw_snapshot, orjson.dumps(doc)]))
 
+    def restore_links(self, rows: Sequence[tuple[str, str, str]]) -> int:
+        """Link each (kind, value, profile id) that the index does not know (SQL is the record; a link
+        Redis holds is newer or an erasure, and wins). Returns how many were missing."""
+        pipe = self.redis.pipeline(transaction=False)
+        for kind, value, pid in rows:
+            pipe.set(_id_key((kind, value)), pid, nx=True)
+        restored = [(row, bool(ok)) for row, ok in zip(rows, pipe.execute(), strict=True)]
+        for (kind, value, pid), ok in restored:
+            if ok:
+                pipe.sadd(f"{PROFILE_IDS_PREFIX}{pid}:{kind}", value)
+        pipe.execute()
+        return sum(ok for _, ok in restored)
+
     def pending_merges(self) -> list[bytes]:
         return [bytes(event) for event in self.redis.lrange(MERGE_OUTBOX, 0, -1)]
 

@@ -41,6 +41,7 @@ from sqlalchemy import (
     inspect,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -372,6 +373,23 @@ class ProfileStore:
                 )
             )
             return {int(p): int(o) for p, o in rows}
+
+    def count_identifiers(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(identifiers)).scalar_one())
+
+    def iter_identifiers(self, chunk: int = 5000) -> Iterator[list[tuple[str, str, str]]]:
+        """Every (kind, value, profile id) of the identifiers table, a chunk at a time, in key order."""
+        last = ("", "")
+        while True:
+            after = tuple_(identifiers.c.kind, identifiers.c.value) > last
+            query = select(identifiers.c.kind, identifiers.c.value, identifiers.c.profile_id).where(after)
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.order_by(identifiers.c.kind, identifiers.c.value).limit(chunk)).all()
+            if not rows:
+                return
+            yield [(str(k), str(v), str(p)) for k, v, p in rows]
+            last = (rows[-1][0], rows[-1][1])
 
     def profile_id_for(self, kind: str, value: str) -> str | None:
         with self.engine.connect() as conn:

@@ -3,6 +3,8 @@ identity graph's optimistic concurrency in the real Redis."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -249,3 +251,31 @@ def test_ingest_resolves_again_when_another_ingest_won_the_race(
     [sent] = [doc for record in producer.sent for doc in orjson.loads(record)]
     assert sent["profile_id"] == "P-other"  # not the profile this ingest would have minted
     assert state.snapshot([device])[0].links == {device: "P-other"}  # the device joined the winner's profile
+
+
+def test_identity_rebuild_restores_links_redis_lost_from_sql(
+    hub: Hub, api: httpx.Client, producer: KafkaProducer
+) -> None:
+    """After Redis lost ingest's identity index, `crmhub identity rebuild` restores it from SQL, so the
+    customer's next event lands on the same profile instead of starting a second one."""
+    email, loyalty = f"{uid('rebuild-')}@example.com", uid("L-")
+    publish(producer, "pos", pos_sale("10.00", email=email, loyalty_id=loyalty))
+    profile = wait_for(lambda: profile_by(api, email=email), what="the profile folded and stored")
+    r = redis.Redis.from_url(hub.settings.redis_dsn)
+    lost = [f"crmhub:id:email:{email}", f"crmhub:id:loyalty_id:{loyalty}"]
+    lost += [f"crmhub:profile-ids:{profile['profile_id']}:{kind}" for kind in ("email", "loyalty_id")]
+    assert r.delete(*lost) == 4  # what a Redis without persistence forgets
+
+    args = ["identity", "rebuild", "--data-dir", str(hub.settings.data_dir)]
+    args += ["--redis-port", str(hub.settings.redis_port), "--kafka-port", str(hub.settings.kafka_port)]
+    result = subprocess.run([sys.executable, "-m", "crmhub.cli", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "restored " in result.stdout
+    assert r.get(lost[0]) == r.get(lost[1]) == profile["profile_id"].encode()
+    assert r.smembers(lost[2]) == {email.encode()}
+
+    publish(producer, "pos", pos_sale("5.00", loyalty_id=loyalty))
+    after = wait_for(
+        lambda: (p := profile_by(api, email=email)) and p["order_count"] == 2 and p, what="the second sale"
+    )
+    assert after["profile_id"] == profile["profile_id"] and Decimal(after["total_spent"]) == Decimal("15.00")
