@@ -6,16 +6,29 @@ Each field is read from the environment as ``CRMHUB_<NAME>`` and can be given as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.events import IDENTIFIER_KINDS
 
 SOURCES = ("web", "pos", "payment", "social", "support")
+
+
+# settings given as text, checked by their parser (PARSERS, at the end of the module) at startup
+PARSED_FIELDS = (
+    "write_keys",
+    "identity_priority",
+    "identity_limits",
+    "shared_ids",
+    "loyalty_rates",
+    "loyalty_tiers",
+    "trait_survivorship",
+)
 
 
 class Settings(BaseSettings):
@@ -132,46 +145,10 @@ class Settings(BaseSettings):
         "joined by '>' (e.g. name:crm>pos>web; a tie of rank: latest). Trait '*' sets the default.",
     )
 
-    @field_validator("write_keys")
+    @field_validator(*PARSED_FIELDS)
     @classmethod
-    def _check_write_keys(cls, value: str) -> str:
-        parse_write_keys(value)
-        return value
-
-    @field_validator("identity_priority")
-    @classmethod
-    def _check_identity_priority(cls, value: str) -> str:
-        parse_identity_priority(value)
-        return value
-
-    @field_validator("identity_limits")
-    @classmethod
-    def _check_identity_limits(cls, value: str) -> str:
-        parse_identity_limits(value)
-        return value
-
-    @field_validator("shared_ids")
-    @classmethod
-    def _check_shared_ids(cls, value: str) -> str:
-        parse_shared_ids(value)
-        return value
-
-    @field_validator("loyalty_rates")
-    @classmethod
-    def _check_loyalty_rates(cls, value: str) -> str:
-        parse_loyalty_rates(value)
-        return value
-
-    @field_validator("loyalty_tiers")
-    @classmethod
-    def _check_loyalty_tiers(cls, value: str) -> str:
-        parse_loyalty_tiers(value)
-        return value
-
-    @field_validator("trait_survivorship")
-    @classmethod
-    def _check_trait_survivorship(cls, value: str) -> str:
-        parse_trait_survivorship(value)
+    def _check_parsed(cls, value: str, info: ValidationInfo) -> str:
+        PARSERS[info.field_name or ""](value)  # raises ValueError naming the bad part
         return value
 
     @property
@@ -314,3 +291,14 @@ def parse_trait_survivorship(value: str) -> dict[str, tuple[str, ...]]:
             )
         rules[trait] = ranked
     return rules
+
+
+PARSERS: dict[str, Callable[[str], object]] = {
+    "write_keys": parse_write_keys,
+    "identity_priority": parse_identity_priority,
+    "identity_limits": parse_identity_limits,
+    "shared_ids": parse_shared_ids,
+    "loyalty_rates": parse_loyalty_rates,
+    "loyalty_tiers": parse_loyalty_tiers,
+    "trait_survivorship": parse_trait_survivorship,
+}

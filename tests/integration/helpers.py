@@ -101,6 +101,21 @@ def wait_forwarded(hub: Hub, event_ids: set[str], what: str) -> dict[str, dict[s
     return wait_for(all_there, what=what)
 
 
+def segment_track(event: str, props: dict[str, Any], anon: str, user: str | None = None) -> dict[str, Any]:
+    """A Segment track call as an SDK sends it (raw topic or collector)."""
+    msg: dict[str, Any] = {
+        "type": "track",
+        "event": event,
+        "messageId": uid("m-"),
+        "anonymousId": anon,
+        "timestamp": now_iso(),
+        "properties": props,
+    }
+    if user:
+        msg["userId"] = user
+    return msg
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 

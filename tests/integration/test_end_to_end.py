@@ -12,23 +12,18 @@ from kafka import KafkaProducer
 
 from crmhub.hub import Hub
 from crmhub.topics import DEADLETTER
-from tests.integration.helpers import ABANDONMENT_DELAY_S, now_iso, profile_by, publish, read_topic, uid, wait_for
+from tests.integration.helpers import (
+    ABANDONMENT_DELAY_S,
+    now_iso,
+    profile_by,
+    publish,
+    read_topic,
+    segment_track,
+    uid,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def segment_track(event: str, props: dict[str, Any], anon: str, user: str | None = None) -> dict[str, Any]:
-    msg: dict[str, Any] = {
-        "type": "track",
-        "event": event,
-        "messageId": uid("m-"),
-        "anonymousId": anon,
-        "timestamp": now_iso(),
-        "properties": props,
-    }
-    if user:
-        msg["userId"] = user
-    return msg
 
 
 def product(pid: str, price: str, qty: int = 1, category: str = "electronics") -> dict[str, Any]:

@@ -11,23 +11,13 @@ from kafka import KafkaProducer
 
 from crmhub.hub import Hub
 from crmhub.topics import EVENTS
-from tests.integration.helpers import now_iso, profile_by, publish, uid, wait_for
+from tests.integration.helpers import now_iso, profile_by, publish, segment_track, uid, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def track(event: str, anon: str, user: str | None = None, **props: Any) -> dict[str, Any]:
-    msg: dict[str, Any] = {
-        "type": "track",
-        "event": event,
-        "messageId": uid("m-"),
-        "anonymousId": anon,
-        "timestamp": now_iso(),
-        "properties": props,
-    }
-    if user:
-        msg["userId"] = user
-    return msg
+    return segment_track(event, props, anon, user)
 
 
 def timeline(api: httpx.Client, profile_id: str, **params: Any) -> list[dict[str, Any]]:
