@@ -116,6 +116,25 @@ def segment_track(event: str, props: dict[str, Any], anon: str, user: str | None
     return msg
 
 
+def complaint_mention(email: str, message_id: str | None = None) -> dict[str, Any]:
+    """A social mention flagged as a complaint, as the social listening tool publishes it."""
+    return {
+        "event_id": uid("s-"),
+        "source": "social",
+        "type": "social.mention",
+        "occurred_at": now_iso(),
+        "email": email,
+        "properties": {
+            "message_id": message_id or uid("mention-"),
+            "platform": "twitter",
+            "handle": "@angry",
+            "text": "My order never arrived!",
+            "sentiment": -0.8,
+            "complaint": True,
+        },
+    }
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 

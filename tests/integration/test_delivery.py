@@ -41,7 +41,7 @@ from services.notifier.delivery import RedisDeliveryState
 from services.notifier.routing import RateLimit
 from services.notifier.signature import verify_signature
 from services.notifier.smtp import message_id as message_id_of
-from tests.integration.helpers import now_iso, profile_by, publish, read_topic, uid, wait_for
+from tests.integration.helpers import complaint_mention, profile_by, publish, read_topic, uid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -189,24 +189,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         smtp.stop()
 
 
-def mention(email: str, message_id: str | None = None) -> dict[str, Any]:
-    return {
-        "event_id": uid("s-"),
-        "source": "social",
-        "type": "social.mention",
-        "occurred_at": now_iso(),
-        "email": email,
-        "properties": {
-            "message_id": message_id or uid("mention-"),
-            "platform": "twitter",
-            "handle": "@angry",
-            "text": "My order never arrived!",
-            "sentiment": -0.8,
-            "complaint": True,
-        },
-    }
-
-
 def alerts_on_topic(s: Stack, profile_id: str, want: int, timeout_s: float = 5.0) -> list[dict[str, Any]]:
     return read_topic(s.hub, ALERTS, lambda a: a["profile_id"] == profile_id, want=want, timeout_s=timeout_s)
 
@@ -217,7 +199,7 @@ def stat(s: Stack, name: str) -> int:
 
 def test_a_complaint_reaches_every_sink_once_signed_with_retries_and_a_dead_letter(s: Stack) -> None:
     email, message_id = f"{uid('c')}@example.com", uid("mention-")
-    publish(s.producer, "social", mention(email, message_id))
+    publish(s.producer, "social", complaint_mention(email, message_id))
     profile = wait_for(lambda: profile_by(s.api, email=email), 60, what="complainer profile")
     (alert,) = wait_for(lambda: alerts_on_topic(s, profile["profile_id"], 1), 60, what="alert on crm.alerts.v1")
     alert_id = alert["alert_id"]
@@ -267,7 +249,7 @@ def test_a_complaint_reaches_every_sink_once_signed_with_retries_and_a_dead_lett
 
     # the listener re-sends the mention (a new event): the profile changes, the alert is the same: no sink
     # hears of it again
-    publish(s.producer, "social", mention(email, message_id))
+    publish(s.producer, "social", complaint_mention(email, message_id))
     wait_for(lambda: (p := profile_by(s.api, email=email)) and p["version"] == 2, 30, what="re-sent mention folded")
     time.sleep(2.0)
     assert_delivered_once(s, alert_id, profile["profile_id"])
@@ -276,7 +258,7 @@ def test_a_complaint_reaches_every_sink_once_signed_with_retries_and_a_dead_lett
     # once the second alert is out, the first was raised again before it and Redis said no
     restart_notifier(s.hub)
     second = uid("mention-")
-    publish(s.producer, "social", mention(email, second))
+    publish(s.producer, "social", complaint_mention(email, second))
     (other,) = wait_for(
         lambda: [a for a in alerts_on_topic(s, profile["profile_id"], 2) if a["details"]["message_id"] == second],
         90,
@@ -311,7 +293,7 @@ def restart_notifier(hub: Hub) -> None:
 def test_over_the_rate_limit_an_alert_reaches_only_the_topic(s: Stack) -> None:
     email = f"{uid('c')}@example.com"
     limited_before = stat(s, "notifier.delivery.rate_limited")
-    publish(s.producer, "social", mention(email), mention(email), mention(email))  # three complaints
+    publish(s.producer, "social", *(complaint_mention(email) for _ in range(3)))  # three complaints
     profile = wait_for(lambda: profile_by(s.api, email=email), 60, what="complainer profile")
     alerts = wait_for(lambda: alerts_on_topic(s, profile["profile_id"], 3), 60, what="three alerts on the topic")
     assert len(alerts) == 3

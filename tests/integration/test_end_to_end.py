@@ -14,6 +14,7 @@ from crmhub.hub import Hub
 from crmhub.topics import DEADLETTER
 from tests.integration.helpers import (
     ABANDONMENT_DELAY_S,
+    complaint_mention,
     now_iso,
     profile_by,
     publish,
@@ -164,21 +165,7 @@ def test_abandoned_cart_raises_exactly_one_alert_and_bought_cart_none(
 
 def test_social_complaint_alerts_support_at_once(hub: Hub, api: httpx.Client, producer: KafkaProducer) -> None:
     email, mention = f"{uid('c')}@example.com", uid("mention-")
-    complaint = {
-        "event_id": uid("s-"),
-        "source": "social",
-        "type": "social.mention",
-        "occurred_at": now_iso(),
-        "email": email,
-        "properties": {
-            "message_id": mention,
-            "platform": "twitter",
-            "handle": "@angry",
-            "text": "My order never arrived!",
-            "sentiment": -0.8,
-            "complaint": True,
-        },
-    }
+    complaint = complaint_mention(email, mention)
     publish(producer, "social", complaint, {**complaint, "event_id": uid("s-")})  # re-sent by the listener
     profile = wait_for(lambda: profile_by(api, email=email), what="complainer profile")
     alerts = wait_for(lambda: alerts_for(api, profile["profile_id"], "complaint"), 15, what="complaint alert")
