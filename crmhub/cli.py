@@ -232,8 +232,9 @@ def identity() -> None:
 @settings_options
 @friendly_errors
 def identity_rebuild(settings: Settings) -> None:
-    """Restore the identity index from SQL after Redis lost it (links Redis still holds are kept), with
-    a progress bar. Run it before ingest starts again, so no customer gets a second profile."""
+    """Restore the identity index from SQL after Redis lost it (links Redis still holds are kept) and the
+    suppression of erased identifiers, with a progress bar. Run it before ingest starts again, so no
+    customer gets a second profile and no erased person comes back."""
     import redis
     from rich.progress import Progress
 
@@ -248,7 +249,11 @@ def identity_rebuild(settings: Settings) -> None:
         for rows in store.iter_identifiers():
             restored += state.restore_links(rows)
             progress.advance(task, len(rows))
-    click.echo(f"restored {restored} identity links from {store.engine.url.render_as_string(hide_password=True)}")
+    suppressed = state.restore_suppressed(store.suppressed())
+    click.echo(
+        f"restored {restored} identity links and {suppressed} suppressed (erased) identifiers from "
+        f"{store.engine.url.render_as_string(hide_password=True)}"
+    )
 
 
 if __name__ == "__main__":

@@ -192,6 +192,14 @@ class IngestState:
         pipe.execute()
         return sum(ok for _, ok in restored)
 
+    def restore_suppressed(self, keys: Sequence[IdKey]) -> int:
+        """Link each erased identifier to ERASED again (the suppression list in SQL is the record);
+        returns how many Redis did not have so."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.set(_id_key(key), ERASED, get=True)
+        return sum(old != ERASED.encode() for old in pipe.execute())
+
     def pending_merges(self) -> list[bytes]:
         return [bytes(event) for event in self.redis.lrange(MERGE_OUTBOX, 0, -1)]
 

@@ -26,31 +26,11 @@ from services.profile.cache import ProfileCache
 from services.profile.merge import fold_batch, survivor_of
 from services.profile.policy import DEFAULT_RULES, FoldRules
 from services.profile.rfm import base_thresholds, with_rfm
-from services.profile.store import ProfileStore, make_engine
+from services.profile.store import Expect, Fenced, ProfileStore, StaleProfiles, make_engine
 
 log = logging.getLogger("crmhub.profile")
 GROUP_ID = "crmhub-profile"
-
-
-class SeekToStoredOffsets(ConsumerRebalanceListener):
-    """On assignment, resume every partition from the offset stored with the profiles in SQL."""
-
-    def __init__(self, consumer: KafkaConsumer, store: ProfileStore, incarnation: str) -> None:
-        self.consumer = consumer
-        self.store = store
-        self.incarnation = incarnation
-
-    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        pass
-
-    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        stored = self.store.offsets(GROUP_ID, EVENTS, self.incarnation)
-        for tp in assigned:
-            if tp.partition in stored:
-                self.consumer.seek(tp, stored[tp.partition])
-            else:
-                self.consumer.seek_to_beginning(tp)
-        log.info("assigned %s; resuming from stored offsets %s", sorted(t.partition for t in assigned), stored)
+MAX_ATTEMPTS = 5  # folds of one batch when other instances keep writing its profiles meanwhile
 
 
 def named_profiles(routed: list[tuple[str, Event]]) -> set[str]:
@@ -82,6 +62,28 @@ class ProfileWorker:
         self.incarnation = incarnation
         self.change_partitions = len(producer.partitions_for(PROFILE_CHANGES))
         self.event_partitions = len(producer.partitions_for(EVENTS))  # events are keyed by profile
+        # per partition, the next offset the store holds as this instance last saw it (set when the
+        # consumer seeks there): the save claims it, so a partition another instance took is not written
+        self.positions: dict[tuple[str, int], int | None] = {}
+        # seek the consumer back to the stored offsets of these partitions (after a fenced save)
+        self.rewind: Callable[[set[tuple[str, int]]], None] = lambda partitions: None
+
+    def resume(self, consumer: KafkaConsumer, partitions: set[tuple[str, int]]) -> dict[int, int]:
+        """Seek ``partitions`` to the offsets stored with the profiles (the beginning where none is);
+        the stored offsets."""
+        stored = self.store.offsets(GROUP_ID, EVENTS, self.incarnation)
+        for topic, part in sorted(partitions):
+            tp = TopicPartition(topic, part)
+            if part in stored:
+                consumer.seek(tp, stored[part])
+            else:
+                consumer.seek_to_beginning(tp)
+            self.positions[(topic, part)] = stored.get(part)
+        return stored
+
+    def forget(self, partitions: set[tuple[str, int]]) -> None:
+        for tp in partitions:
+            self.positions.pop(tp, None)
 
     def handle(self, records: list[ConsumerRecord]) -> Counter[str]:
         routed: list[tuple[str, Event]] = []
@@ -99,33 +101,77 @@ class ProfileWorker:
                     dead.append(self._dead_letter(record, f"event {event.event_id} has no profile_id"))
                 else:
                     routed.append((event.profile_id, event))
-        current = self._load(named_profiles(routed))
-        routed, suppressed = self._without_erased(current, routed)
-        changed = list(fold_batch(current, routed, self.rules).values())
-        after = {**current, **{p.profile_id: p for p in changed}}
-        timeline = [(survivor_of(after, pid), event) for pid, event in routed]
-        moved = {p.profile_id: survivor_of(after, p.profile_id) for p in changed if p.merged_into}
-        new_ids = [
-            (kind, value, p.profile_id)
-            for p in changed
-            for kind, value in new_identifiers(current.get(p.profile_id), p)
-        ]
-        docs = self._publish(changed, dead)
-        self.store.save(changed, new_ids, GROUP_ID, self.incarnation, next_offsets, timeline, moved)
-        counts = Counter(
-            {
-                "profile.events": len(routed),
-                "profile.suppressed": suppressed,
-                "profile.updated": len(changed),
-                "profile.deadletters": len(dead),
-            }
-        )
+        counts: Counter[str] = Counter()
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                docs = self._fold_and_save(routed, dead, next_offsets, counts, from_cache=attempt == 1)
+                break
+            except StaleProfiles as exc:  # another instance wrote some of them: fold again from SQL
+                counts["profile.conflicts"] += 1
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                log.info("batch folded again (attempt %d): %s", attempt + 1, exc)
+            except Fenced as exc:  # the partitions are another instance's now: nothing was written
+                log.warning("batch dropped: %s", exc)
+                self.rewind(set(next_offsets))
+                add_counts(self.cache.redis, {"profile.fenced": 1})
+                return Counter()
         pipe = self.cache.redis.pipeline(transaction=False)
         self.cache.put_many(pipe, docs)
         add_counts(pipe, counts)
         push_recent(pipe, RECENT_DEADLETTERS, dead)
         pipe.execute()
         return counts
+
+    def _fold_and_save(
+        self,
+        routed: list[tuple[str, Event]],
+        dead: list[bytes],
+        next_offsets: dict[tuple[str, int], int],
+        counts: Counter[str],
+        from_cache: bool,
+    ) -> dict[str, bytes]:
+        """Fold the batch into the profiles it names and save them, guarded by the offsets and versions
+        read (publishing inside the save's transaction); the published docs."""
+        current = self._load(named_profiles(routed), from_cache)
+        versions: dict[str, int | None] = {pid: p.version for pid, p in current.items()}  # before the fold
+        kept, suppressed = self._without_erased(current, routed)
+        changed = list(fold_batch(current, kept, self.rules).values())
+        after = {**current, **{p.profile_id: p for p in changed}}
+        timeline = [(survivor_of(after, pid), event) for pid, event in kept]
+        moved = {p.profile_id: survivor_of(after, p.profile_id) for p in changed if p.merged_into}
+        new_ids = [
+            (kind, value, p.profile_id)
+            for p in changed
+            for kind, value in new_identifiers(current.get(p.profile_id), p)
+        ]
+        expect = Expect({tp: self.positions.get(tp) for tp in next_offsets}, versions)
+        docs: dict[str, bytes] = {}
+
+        def publish() -> None:
+            docs.update(self._publish(changed, dead))
+
+        self.store.save(
+            changed,
+            new_ids,
+            GROUP_ID,
+            self.incarnation,
+            next_offsets,
+            timeline,
+            moved,
+            expect=expect,
+            before_write=publish,
+        )
+        self.positions.update(next_offsets)
+        counts.update(
+            {
+                "profile.events": len(kept),
+                "profile.suppressed": suppressed,
+                "profile.updated": len(changed),
+                "profile.deadletters": len(dead),
+            }
+        )
+        return docs
 
     def _publish(self, changed: list[Profile], dead: list[bytes]) -> dict[str, bytes]:
         """Publish the changed profiles (and dead letters) and drop their stale cache entries; the docs.
@@ -154,15 +200,26 @@ class ProfileWorker:
             if kafka_io.partition_for_key(p.profile_id.encode(), self.event_partitions) in owned
             and (refreshed := with_rfm(p, thresholds, now)) is not None
         ]
+        saved = 0
         for start in range(0, len(changed), 1000):
             chunk = changed[start : start + 1000]
-            docs = self._publish(chunk, [])
-            self.store.save(chunk, [], GROUP_ID, self.incarnation, {})
+            docs: dict[str, bytes] = {}
+
+            def publish(chunk: list[Profile] = chunk, docs: dict[str, bytes] = docs) -> None:
+                docs.update(self._publish(chunk, []))
+
+            try:  # the scores do not change the version: a profile folded meanwhile is scored next time
+                expect = Expect(versions={p.profile_id: p.version for p in chunk})
+                self.store.save(chunk, [], GROUP_ID, self.incarnation, {}, expect=expect, before_write=publish)
+            except StaleProfiles as exc:
+                log.info("RFM scores of a chunk left for the next refresh: %s", exc)
+                continue
             pipe = self.cache.redis.pipeline(transaction=False)
             self.cache.put_many(pipe, docs)
             add_counts(pipe, {"profile.rfm_refreshed": len(chunk)})
             pipe.execute()
-        return len(changed)
+            saved += len(chunk)
+        return saved
 
     def _without_erased(
         self, current: dict[str, Profile], routed: list[tuple[str, Event]]
@@ -181,13 +238,13 @@ class ProfileWorker:
         kept = [(pid, event) for pid, event in routed if not is_erased(pid, event)]
         return kept, len(routed) - len(kept)
 
-    def _load(self, wanted: set[str]) -> dict[str, Profile]:
+    def _load(self, wanted: set[str], from_cache: bool = True) -> dict[str, Profile]:
         """The wanted profiles and, for merged ones among them, the profiles they were merged into (cache
-        first, then SQL)."""
+        first unless not ``from_cache``, then SQL)."""
         found: dict[str, Profile] = {}
         while wanted:
             ids = list(wanted)
-            loaded = self.cache.get_many(ids)
+            loaded = self.cache.get_many(ids) if from_cache else {}
             loaded.update(self.store.load(pid for pid in ids if pid not in loaded))
             found.update(loaded)
             wanted = {p.merged_into for p in loaded.values() if p.merged_into and p.merged_into not in found}
@@ -211,14 +268,30 @@ class ProfileWorker:
         )
 
 
+class SeekToStoredOffsets(ConsumerRebalanceListener):
+    """On assignment, resume every partition from the offset stored with the profiles in SQL."""
+
+    def __init__(self, consumer: KafkaConsumer, worker: ProfileWorker) -> None:
+        self.consumer = consumer
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.worker.forget({(tp.topic, tp.partition) for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        stored = self.worker.resume(self.consumer, {(tp.topic, tp.partition) for tp in assigned})
+        log.info("assigned %s; resuming from stored offsets %s", sorted(t.partition for t in assigned), stored)
+
+
 def main() -> None:
     settings, incarnation, stopper = start_service("profile")
     store = ProfileStore(make_engine(settings.sql_url))
     cache = ProfileCache(redis.Redis.from_url(settings.redis_dsn))
     producer = kafka_io.producer(settings)
     consumer = kafka_io.consumer(settings, GROUP_ID)
-    consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, store, incarnation))
     worker = ProfileWorker(store, cache, producer, incarnation, FoldRules.from_settings(settings))
+    worker.rewind = lambda partitions: log.info("rewound to %s", worker.resume(consumer, partitions))
+    consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, worker))
     log.info("profile consuming %s into %s", EVENTS, store.engine.url.render_as_string(hide_password=True))
     refresh = Every(settings.rfm_refresh_s, lambda: refresh_rfm(worker, consumer))
     # Kafka commits are for lag monitoring only: the offsets that count are in SQL with the profiles

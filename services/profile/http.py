@@ -173,9 +173,9 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     pid = profile.profile_id
     known = set(res.store.identifiers_of(pid))
     known.update((kind, value) for kind, values in profile.identifiers.items() for value in values)
-    IngestState(res.redis, res.settings.dedup_window_s).erase(pid, sorted(known))
+    suppressed = IngestState(res.redis, res.settings.dedup_window_s).erase(pid, sorted(known))
     ids = sorted({pid, profile_id})
-    res.store.erase(ids, datetime.now(UTC))
+    res.store.erase(ids, datetime.now(UTC), suppressed)
     ProfileCache(res.redis).invalidate(ids)
     alerts = [doc for doc in res.redis.lrange(RECENT_ALERTS, 0, -1) if orjson.loads(doc).get("profile_id") == pid]
     pipe = res.redis.pipeline(transaction=False)

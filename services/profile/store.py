@@ -1,5 +1,12 @@
 """The profile store (SQLAlchemy 2.0): profiles, identifiers, each profile's recent events (its timeline)
-and consumer offsets, written in one txn; and the ids of erased profiles.
+and consumer offsets, written in one txn; and the ids and identifiers of erased profiles.
+
+Instances guard their writes (:class:`Expect`): a save names the offset it expects each partition's
+stored offset to be at and the version it expects each profile it writes to have, and writes nothing
+when the store holds something else. So an instance that lost its partitions to another one cannot
+commit behind its back (:class:`Fenced`), and two instances that write the same profile (a merge writes
+the absorbed profile, which hashes to another partition; an erase deletes a profile being folded)
+cannot overwrite each other's update (:class:`StaleProfiles`: fold again from what the store holds).
 
 Offsets are stored with the incarnation of the topic they were read from, so offsets of a broker that
 was reset (the embedded broker keeps topics in memory) are recognised as stale and ignored.
@@ -15,7 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +53,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from schemas.events import Event
 from schemas.profile import Profile
@@ -91,6 +100,14 @@ erased_profiles = Table(
     "erased_profiles",
     metadata,
     Column("profile_id", String(64), primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
+
+suppressed_identifiers = Table(
+    "suppressed_identifiers",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("value", String(255), primary_key=True),
     Column("erased_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -198,6 +215,34 @@ def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+class Fenced(Exception):
+    """The stored offsets of these partitions moved on: another instance owns them now."""
+
+    def __init__(self, partitions: Sequence[tuple[str, int]]) -> None:
+        super().__init__(f"partitions {sorted(partitions)} were committed by another instance")
+        self.partitions = list(partitions)
+
+
+class StaleProfiles(Exception):
+    """These profiles changed (or appeared, or were erased) since they were read."""
+
+    def __init__(self, profile_ids: Sequence[str]) -> None:
+        super().__init__(f"{len(profile_ids)} profile(s) changed since they were read: {sorted(profile_ids)[:5]}")
+        self.profile_ids = list(profile_ids)
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a guarded save requires the store to hold before it writes anything.
+
+    ``offsets``: per partition of the save's ``next_offsets``, the next offset the store must hold for it
+    (None: no offset of this incarnation). ``versions``: per profile the save writes, the version the
+    store must hold (None: no such profile)."""
+
+    offsets: Mapping[tuple[str, int], int | None] = field(default_factory=dict)
+    versions: Mapping[str, int | None] = field(default_factory=dict)
+
+
 class ProfileStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -237,9 +282,16 @@ class ProfileStore:
         next_offsets: Mapping[tuple[str, int], int],
         timeline: Sequence[tuple[str, Event]] = (),
         moved: Mapping[str, str] | None = None,
+        *,
+        expect: Expect | None = None,
+        before_write: Callable[[], object] | None = None,
     ) -> None:
         """Write profiles, their new (kind, value, profile_id) identifiers, the consumer offsets and the
         timeline in one transaction.
+
+        With ``expect``, first check that the store holds what it says (else raise :class:`Fenced` or
+        :class:`StaleProfiles` and write nothing); ``before_write`` runs once the checks passed, inside
+        the transaction (the profile service publishes the changes there: publish, then commit).
 
         ``timeline`` is the batch's (profile id, event) pairs, each under the profile it was folded into;
         an event stored before (a replay) is not stored again. ``moved`` maps profiles merged away in the
@@ -257,6 +309,23 @@ class ProfileStore:
             for (t, part), o in next_offsets.items()
         ]
         with self.engine.begin() as conn:
+            new_rows: list[dict[str, Any]] = []
+            if expect is not None:
+                if self.engine.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock before the checks read
+                self._claim_offsets(conn, group_id, incarnation, next_offsets, expect.offsets)
+                offset_rows = []  # claimed
+                self._check_versions(conn, {p.profile_id: expect.versions.get(p.profile_id) for p in changed})
+                new = {p.profile_id for p in changed if expect.versions.get(p.profile_id) is None}
+                new_rows = [r for r in profile_rows if r["profile_id"] in new]
+                profile_rows = [r for r in profile_rows if r["profile_id"] not in new]
+            if new_rows:
+                try:  # a plain insert: a profile another instance made meanwhile is a conflict, not overwritten
+                    conn.execute(profiles.insert(), new_rows)
+                except IntegrityError as exc:
+                    raise StaleProfiles([r["profile_id"] for r in new_rows]) from exc
+            if before_write is not None:
+                before_write()
             if profile_rows:
                 conn.execute(_upsert(self.engine, profiles, profile_rows, ["profile_id"]), profile_rows)
             if id_rows:
@@ -266,6 +335,55 @@ class ProfileStore:
                     _upsert(self.engine, consumer_offsets, offset_rows, ["group_id", "topic", "partition"]), offset_rows
                 )
             self._write_timeline(conn, timeline, moved or {})
+
+    def _claim_offsets(
+        self,
+        conn: Connection,
+        group_id: str,
+        incarnation: str,
+        next_offsets: Mapping[tuple[str, int], int],
+        expected: Mapping[tuple[str, int], int | None],
+    ) -> None:
+        """Move each partition's stored offset from the expected one to the next; :class:`Fenced` when a
+        partition's stored offset is not the expected one."""
+        co = consumer_offsets
+        lost = []
+        for (topic, part), new in sorted(next_offsets.items()):
+            was = expected.get((topic, part))
+            key = (co.c.group_id == group_id, co.c.topic == topic, co.c.partition == part)
+            if was is None:  # none of this incarnation: insert, or replace a stale incarnation's row
+                ins = _dialect_insert(self.engine, co).values(
+                    group_id=group_id, topic=topic, partition=part, incarnation=incarnation, next_offset=new
+                )
+                stmt = ins.on_conflict_do_update(
+                    index_elements=["group_id", "topic", "partition"],
+                    set_={"incarnation": ins.excluded.incarnation, "next_offset": ins.excluded.next_offset},
+                    where=co.c.incarnation != ins.excluded.incarnation,
+                )
+            else:
+                stmt = (
+                    update(co)
+                    .where(*key, co.c.incarnation == incarnation, co.c.next_offset == was)
+                    .values(next_offset=new)
+                )
+            if conn.execute(stmt.returning(co.c.partition)).first() is None:  # (rowcount: -1 on psycopg)
+                lost.append((topic, part))
+        if lost:
+            raise Fenced(lost)
+
+    def _check_versions(self, conn: Connection, expected: Mapping[str, int | None]) -> None:
+        """:class:`StaleProfiles` unless every profile has the expected version (None: absent); the rows
+        stay locked (PostgreSQL) until the transaction ends, in id order so instances cannot deadlock."""
+        ids = sorted(expected)
+        stored: dict[str, int] = {}
+        for chunk in _chunks(ids):
+            query = select(profiles.c.profile_id, profiles.c.version).where(profiles.c.profile_id.in_(chunk))
+            stored.update(
+                (str(pid), int(v)) for pid, v in conn.execute(query.order_by(profiles.c.profile_id).with_for_update())
+            )
+        stale = [pid for pid in ids if stored.get(pid) != expected[pid]]
+        if stale:
+            raise StaleProfiles(stale)
 
     def _write_timeline(
         self, conn: Connection, timeline: Sequence[tuple[str, Event]], moved: Mapping[str, str]
@@ -351,12 +469,17 @@ class ProfileStore:
                 found.update(rows.scalars())
         return found
 
-    def erase(self, profile_ids: Sequence[str], erased_at: datetime) -> None:
-        """Delete the profiles, their identifiers and timelines, and remember their ids as erased, in one
-        transaction (``profile_ids``: a profile and the stubs of those merged into it)."""
+    def erase(self, profile_ids: Sequence[str], erased_at: datetime, suppress: Sequence[tuple[str, str]] = ()) -> None:
+        """Delete the profiles, their identifiers and timelines, and remember their ids as erased and the
+        (kind, value) identifiers to ``suppress`` (the suppression list: kept so that suppression
+        outlives a Redis loss), in one transaction (``profile_ids``: a profile and the stubs of those
+        merged into it)."""
         ids = list(profile_ids)
         rows = [{"profile_id": pid, "erased_at": erased_at} for pid in ids]
+        suppressed = [{"kind": k, "value": v, "erased_at": erased_at} for k, v in sorted(set(suppress))]
         with self.engine.begin() as conn:
+            if suppressed:
+                conn.execute(_dialect_insert(self.engine, suppressed_identifiers).on_conflict_do_nothing(), suppressed)
             conn.execute(delete(profile_events).where(profile_events.c.profile_id.in_(ids)))
             conn.execute(delete(identifiers).where(identifiers.c.profile_id.in_(ids)))
             conn.execute(delete(profiles).where(profiles.c.profile_id.in_(ids)))
@@ -390,6 +513,16 @@ class ProfileStore:
                 return
             yield [(str(k), str(v), str(p)) for k, v, p in rows]
             last = (rows[-1][0], rows[-1][1])
+
+    def suppressed(self) -> list[tuple[str, str]]:
+        """The (kind, value) identifiers of erased profiles, whose events are suppressed."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(suppressed_identifiers.c.kind, suppressed_identifiers.c.value).order_by(
+                    suppressed_identifiers.c.kind, suppressed_identifiers.c.value
+                )
+            )
+            return [(str(k), str(v)) for k, v in rows]
 
     def profile_id_for(self, kind: str, value: str) -> str | None:
         with self.engine.connect() as conn:

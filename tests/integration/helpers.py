@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -141,3 +143,12 @@ def now_iso() -> str:
 
 def uid(prefix: str = "") -> str:
     return prefix + uuid.uuid4().hex[:12]
+
+
+def identity_rebuild(hub: Hub) -> str:
+    """Run ``crmhub identity rebuild`` against the hub, as an operator would; its output."""
+    args = ["identity", "rebuild", "--data-dir", str(hub.settings.data_dir)]
+    args += ["--redis-port", str(hub.settings.redis_port), "--kafka-port", str(hub.settings.kafka_port)]
+    result = subprocess.run([sys.executable, "-m", "crmhub.cli", *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout

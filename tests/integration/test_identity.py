@@ -3,8 +3,6 @@ identity graph's optimistic concurrency in the real Redis."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -23,7 +21,16 @@ from schemas.events import validate_event
 from services.ingest.app import IngestWorker, identity_rules
 from services.ingest.identity import BatchPlan, IdKey, Merge, Snapshot
 from services.ingest.state import MERGE_OUTBOX, MERGED_PREFIX, IngestState
-from tests.integration.helpers import forwarded, now_iso, profile_by, publish, read_topic, uid, wait_for
+from tests.integration.helpers import (
+    forwarded,
+    identity_rebuild,
+    now_iso,
+    profile_by,
+    publish,
+    read_topic,
+    uid,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 SHARED_DEVICE = "kiosk-shared-1"  # in the hub's shared_ids (conftest)
@@ -266,11 +273,7 @@ def test_identity_rebuild_restores_links_redis_lost_from_sql(
     lost += [f"crmhub:profile-ids:{profile['profile_id']}:{kind}" for kind in ("email", "loyalty_id")]
     assert r.delete(*lost) == 4  # what a Redis without persistence forgets
 
-    args = ["identity", "rebuild", "--data-dir", str(hub.settings.data_dir)]
-    args += ["--redis-port", str(hub.settings.redis_port), "--kafka-port", str(hub.settings.kafka_port)]
-    result = subprocess.run([sys.executable, "-m", "crmhub.cli", *args], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "restored " in result.stdout
+    assert "restored " in identity_rebuild(hub)
     assert r.get(lost[0]) == r.get(lost[1]) == profile["profile_id"].encode()
     assert r.smembers(lost[2]) == {email.encode()}
 

@@ -7,11 +7,20 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import redis
 from kafka import KafkaProducer
 
 from crmhub.hub import Hub
 from crmhub.topics import EVENTS
-from tests.integration.helpers import now_iso, profile_by, publish, segment_track, uid, wait_for
+from tests.integration.helpers import (
+    identity_rebuild,
+    now_iso,
+    profile_by,
+    publish,
+    segment_track,
+    uid,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -138,6 +147,26 @@ def test_erase_deletes_the_profile_and_suppresses_its_future_events(
     producer.flush()
     wait_for(lambda: counts(api).get("profile.suppressed", 0) > dropped, what="the late event dropped")
     assert api.get(f"/v1/profiles/{pid}").status_code == 404
+
+
+def test_an_erasure_outlives_a_redis_loss(hub: Hub, api: httpx.Client, producer: KafkaProducer) -> None:
+    """The erased identifiers are kept in SQL (the suppression list): after Redis lost ingest's index,
+    `crmhub identity rebuild` suppresses them again, so the person does not come back."""
+    anon, user, email = uid("anon-"), uid("user-"), f"{uid('erased-')}@example.com"
+    ident = {"type": "identify", "messageId": uid("m-"), "anonymousId": anon, "userId": user, "timestamp": now_iso()}
+    publish(producer, "web", {**ident, "traits": {"email": email}}, order(anon, user, "20.00"))
+    pid = wait_for(lambda: profile_by(api, email=email), what="the profile")["profile_id"]
+    assert api.delete(f"/v1/profiles/{pid}").status_code == 204
+    r = redis.Redis.from_url(hub.settings.redis_dsn)
+    sentinels = [f"crmhub:id:email:{email}", f"crmhub:id:customer_id:{user}"]
+    assert r.delete(*sentinels) == 2  # what a Redis without persistence forgets
+
+    assert "2 suppressed" in identity_rebuild(hub)
+    assert [r.get(key) for key in sentinels] == [b"!erased", b"!erased"]
+    before = suppressed(api)
+    publish(producer, "web", order(uid("anon-"), user, "5.00"))
+    wait_for(lambda: suppressed(api) > before, what="the event suppressed")
+    assert profile_by(api, email=email) is None and profile_by(api, user_id=user) is None
 
 
 def test_rfm_scores_are_refreshed_against_the_whole_base(hub: Hub, api: httpx.Client, producer: KafkaProducer) -> None:

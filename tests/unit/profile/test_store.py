@@ -20,7 +20,10 @@ from schemas.events import Event
 from schemas.profile import Profile
 from services.profile.store import (
     TIMELINE_CAP,
+    Expect,
+    Fenced,
     ProfileStore,
+    StaleProfiles,
     consumer_offsets,
     current_revision,
     identifiers,
@@ -33,7 +36,7 @@ from services.profile.store import (
 from tests.unit import factories as f
 
 T = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
-HEAD = "0002"  # the newest revision; bump with each migration
+HEAD = "0003"  # the newest revision; bump with each migration
 
 
 @pytest.fixture(scope="module")
@@ -240,3 +243,83 @@ def test_erase_deletes_the_profile_its_identifiers_and_timeline(engine: Engine) 
     assert store.identifiers_of("p1") == [] and store.profile_id_for("email", "a@example.com") is None
     assert store.timeline("p1") == [] and len(store.timeline("p2")) == 1
     assert store.erased_among(["p1", "p2", "stub-of-p1"]) == {"p1", "stub-of-p1"}
+
+
+def test_erase_keeps_the_suppression_list(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    store.save([profile("p1")], [("email", "a@example.com", "p1")], "g", "i", {})
+    store.erase(["p1"], T, [("email", "a@example.com"), ("customer_id", "c-p1"), ("email", "a@example.com")])
+    store.erase(["p1"], T, [("email", "a@example.com")])  # again
+    assert store.suppressed() == [("customer_id", "c-p1"), ("email", "a@example.com")]
+
+
+def test_a_guarded_save_claims_the_offsets_it_read_from(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    tp = ("t", 0)
+    store.save([profile("p1", 1)], [], "g", "inc", {tp: 5}, expect=Expect({tp: None}, {"p1": None}))
+    for stale in (None, 3):  # another instance committed up to 5 meanwhile
+        with pytest.raises(Fenced) as fenced:
+            store.save([profile("p1", 2)], [], "g", "inc", {tp: 9}, expect=Expect({tp: stale}, {"p1": 1}))
+        assert fenced.value.partitions == [tp]
+    assert store.load(["p1"])["p1"].version == 1 and store.offsets("g", "t", "inc") == {0: 5}  # nothing written
+    store.save([profile("p1", 2)], [], "g", "inc", {tp: 9}, expect=Expect({tp: 5}, {"p1": 1}))
+    assert store.offsets("g", "t", "inc") == {0: 9}
+    # a new incarnation of the topic (the broker was reset): the stale row is no one's claim
+    store.save([profile("p1", 3)], [], "g", "inc-2", {tp: 1}, expect=Expect({tp: None}, {"p1": 2}))
+    assert store.offsets("g", "t", "inc-2") == {0: 1}
+
+
+def test_a_guarded_save_refuses_profiles_changed_since_they_were_read(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    store.save([profile("p1", 1), profile("p2", 1)], [], "g", "i", {})
+    published: list[str] = []
+    cases: list[tuple[Profile, int | None]] = [
+        (profile("p1", 2), 7),  # read at another version
+        (profile("p2", 2), None),  # thought new, but another instance made it
+        (profile("p3", 2), 1),  # gone (erased) since it was read
+    ]
+    for changed, read_at in cases:
+        with pytest.raises(StaleProfiles) as stale:
+            store.save(
+                [changed, profile("p9", 1)],
+                [("email", "x@example.com", "p9")],
+                "g",
+                "i",
+                {("t", 0): 4},
+                expect=Expect({("t", 0): None}, {changed.profile_id: read_at, "p9": None}),
+                before_write=lambda: published.append("sent"),
+            )
+        assert stale.value.profile_ids == [changed.profile_id]
+    assert published == []  # nothing published for a state that was not saved
+    assert store.load(["p1", "p2", "p3", "p9"]) == {"p1": profile("p1", 1), "p2": profile("p2", 1)}
+    assert store.offsets("g", "t", "i") == {} and store.profile_id_for("email", "x@example.com") is None
+
+
+def test_instances_writing_the_same_profile_lose_no_update(engine: Engine) -> None:
+    """Two writers read-modify-write one profile at once (a merge writes a profile another instance
+    owns); each refused save is folded again from the store, and every increment lands."""
+    store = ProfileStore(engine)
+    store.save([profile("shared", 0)], [], "g", "i", {})
+    per_writer, errors = 40, []
+
+    def writer() -> None:
+        try:
+            for _ in range(per_writer):
+                while True:
+                    current = store.load(["shared"])["shared"]
+                    bumped = current.model_copy(update={"version": current.version + 1})
+                    try:
+                        store.save([bumped], [], "g", "i", {}, expect=Expect(versions={"shared": current.version}))
+                        break
+                    except StaleProfiles:
+                        continue
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.load(["shared"])["shared"].version == 2 * per_writer
