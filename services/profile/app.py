@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -146,11 +147,7 @@ class ProfileWorker:
             for kind, value in new_identifiers(current.get(p.profile_id), p)
         ]
         expect = Expect({tp: self.positions.get(tp) for tp in next_offsets}, versions)
-        docs: dict[str, bytes] = {}
-
-        def publish() -> None:
-            docs.update(self._publish(changed, dead))
-
+        docs = {p.profile_id: p.model_dump_json().encode() for p in changed}
         self.store.save(
             changed,
             new_ids,
@@ -160,7 +157,8 @@ class ProfileWorker:
             timeline,
             moved,
             expect=expect,
-            before_write=publish,
+            before_write=functools.partial(self._publish, docs, dead),
+            docs=docs,
         )
         self.positions.update(next_offsets)
         counts.update(
@@ -173,12 +171,11 @@ class ProfileWorker:
         )
         return docs
 
-    def _publish(self, changed: list[Profile], dead: list[bytes]) -> dict[str, bytes]:
-        """Publish the changed profiles (and dead letters) and drop their stale cache entries; the docs.
+    def _publish(self, docs: dict[str, bytes], dead: list[bytes]) -> None:
+        """Publish the changed profiles' ``docs`` (and dead letters) and drop their stale cache entries.
 
         Publish first, then commit: a crash in between replays the batch, which folds to the same
         profiles (same versions), so downstream sees a duplicate at worst, never a gap."""
-        docs = {p.profile_id: p.model_dump_json().encode() for p in changed}
         for pid, doc in docs.items():
             self.producer.send(PROFILES, key=pid.encode(), value=doc)
         kafka_io.send_batched(self.producer, PROFILE_CHANGES, list(docs.items()), self.change_partitions)
@@ -186,7 +183,6 @@ class ProfileWorker:
             self.producer.send(DEADLETTER, value=value)
         self.producer.flush()
         self.cache.invalidate(docs)
-        return docs
 
     def refresh_rfm(self, owned: set[int], now: datetime) -> int:
         """RFM scores of the profiles of the ``owned`` partitions against the whole base (two passes over
@@ -203,14 +199,13 @@ class ProfileWorker:
         saved = 0
         for start in range(0, len(changed), 1000):
             chunk = changed[start : start + 1000]
-            docs: dict[str, bytes] = {}
-
-            def publish(chunk: list[Profile] = chunk, docs: dict[str, bytes] = docs) -> None:
-                docs.update(self._publish(chunk, []))
-
+            docs = {p.profile_id: p.model_dump_json().encode() for p in chunk}
+            publish = functools.partial(self._publish, docs, [])
             try:  # the scores do not change the version: a profile folded meanwhile is scored next time
                 expect = Expect(versions={p.profile_id: p.version for p in chunk})
-                self.store.save(chunk, [], GROUP_ID, self.incarnation, {}, expect=expect, before_write=publish)
+                self.store.save(
+                    chunk, [], GROUP_ID, self.incarnation, {}, expect=expect, before_write=publish, docs=docs
+                )
             except StaleProfiles as exc:
                 log.info("RFM scores of a chunk left for the next refresh: %s", exc)
                 continue

@@ -285,6 +285,7 @@ class ProfileStore:
         *,
         expect: Expect | None = None,
         before_write: Callable[[], object] | None = None,
+        docs: Mapping[str, bytes] | None = None,
     ) -> None:
         """Write profiles, their new (kind, value, profile_id) identifiers, the consumer offsets and the
         timeline in one transaction.
@@ -292,13 +293,19 @@ class ProfileStore:
         With ``expect``, first check that the store holds what it says (else raise :class:`Fenced` or
         :class:`StaleProfiles` and write nothing); ``before_write`` runs once the checks passed, inside
         the transaction (the profile service publishes the changes there: publish, then commit).
+        ``docs``: the changed profiles' JSON by id, when the caller has it already.
 
         ``timeline`` is the batch's (profile id, event) pairs, each under the profile it was folded into;
         an event stored before (a replay) is not stored again. ``moved`` maps profiles merged away in the
         batch to their survivors, whose timelines take their events. Then the timelines touched keep
         their newest :data:`TIMELINE_CAP` events."""
         profile_rows = [
-            {"profile_id": p.profile_id, "version": p.version, "updated_at": p.updated_at, "doc": p.model_dump_json()}
+            {
+                "profile_id": p.profile_id,
+                "version": p.version,
+                "updated_at": p.updated_at,
+                "doc": docs[p.profile_id].decode() if docs else p.model_dump_json(),
+            }
             for p in changed
         ]
         # one row per identifier (the last profile named wins): PostgreSQL refuses to upsert a row twice
