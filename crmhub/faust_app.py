@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
 
 from crmhub import kafka as kafka_io
+from crmhub import metrics
 from crmhub.embedded import free_port
-from crmhub.runtime import setup_logging
+from crmhub.runtime import METER_INTERVAL_S, setup_logging
 from crmhub.settings import Settings
 
 
@@ -34,13 +36,36 @@ def create_app(app_id: str, settings: Settings) -> faust.App:
         # Tansu under-reports end offsets, so table recovery would stop early unless every changelog
         # record is its own batch (../shared/BROKER.md)
         options["producer_max_batch_size"] = 1
-    return faust.App(app_id, **options)
+    app = faust.App(app_id, **options)
+    service = app_id.removeprefix("crmhub-")
+
+    @app.timer(interval=METER_INTERVAL_S)
+    async def meter() -> None:
+        await record_consumer(app, service)
+
+    return app
+
+
+async def record_consumer(app: faust.App, service: str) -> None:
+    """The lag of the agents' partitions (fetch high watermark minus position; changelogs left out) and
+    the process's memory, into the metrics."""
+    lags: dict[tuple[str, int], int] = {}
+    for tp in app.consumer.assignment():
+        if tp.topic.startswith("crm."):
+            position = await asyncio.wait_for(app.consumer.position(tp), timeout=METER_INTERVAL_S)
+            lag = metrics.lag_of(app.consumer.highwater(tp), position)
+            if lag is not None:
+                lags[(tp.topic, tp.partition)] = lag
+    metrics.record_lag(service, lags)
+    metrics.record_memory(service)
 
 
 def run_worker(app: faust.App, settings: Settings, service: str) -> None:
     setup_logging(settings, service)
     kafka_io.wait_until_reachable(settings)
     kafka_io.ensure_topics(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
-    setup_logging(settings, service)  # faust's Worker installs its own handlers: put ours back
+    # our logging (text or JSON), not the handlers faust's Worker would install when it starts
+    worker = faust.Worker(
+        app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False, override_logging=False
+    )
     worker.execute_from_commandline()
