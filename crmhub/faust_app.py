@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -60,12 +61,15 @@ async def record_consumer(app: faust.App, service: str) -> None:
     metrics.record_memory(service)
 
 
-def run_worker(app: faust.App, settings: Settings, service: str) -> None:
+def run_worker(build: Callable[[Settings], faust.App], settings: Settings, service: str) -> None:
+    """Logging first (what ``build`` logs is kept), then the app ``build`` makes, on the topics."""
     setup_logging(settings, service)
+    app = build(settings)
     kafka_io.wait_until_reachable(settings)
     kafka_io.ensure_topics(settings)
     # our logging (text or JSON), not the handlers faust's Worker would install when it starts
     worker = faust.Worker(
         app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False, override_logging=False
     )
+    worker.spinner = None  # its terminal escapes would land in the log file between the (JSON) lines
     worker.execute_from_commandline()

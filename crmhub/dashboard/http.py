@@ -73,5 +73,6 @@ def dashboard() -> HTMLResponse:
 
 
 @router.get("/", include_in_schema=False)
-def root() -> RedirectResponse:
-    return RedirectResponse("/dashboard")
+def root(request: Request) -> RedirectResponse:
+    query = request.url.query
+    return RedirectResponse("/dashboard" + (f"?{query}" if query else ""))  # keeps ?token=...

@@ -148,4 +148,4 @@ def build_dispatcher(app: faust.App, settings: Settings, redis: aioredis.Redis) 
 
 def main() -> None:
     settings = Settings()
-    run_worker(build(settings), settings, "notifier")
+    run_worker(build, settings, "notifier")

@@ -121,4 +121,4 @@ def build(settings: Settings) -> faust.App:
 
 def main() -> None:
     settings = Settings()
-    run_worker(build(settings), settings, "segmenter")
+    run_worker(build, settings, "segmenter")
