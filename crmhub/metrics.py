@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -91,11 +92,26 @@ def count_types(service: str, topic: str, types: Iterable[str]) -> Tally[tuple[s
 
 
 def observe_ages(histogram: Histogram, service: str, now: datetime, times: Iterable[datetime | None]) -> None:
-    """Observe, per event, the seconds from its time (its receipt) to ``now``; events without one are left out."""
+    """Observe, per event, the seconds from its time (its receipt) to ``now``; events without one are left out.
+
+    The same figures as one ``observe`` per event, written once per bucket a batch: in multiprocess mode
+    every update is a locked write to a memory-mapped file (about 4 µs, two per observation), so a batch
+    of 2,000 events costs about 15 updates instead of 4,000. It fills prometheus-client's own bucket
+    values (``_upper_bounds``, ``_buckets``, ``_sum``: how ``Histogram.observe`` stores an observation)."""
     child = histogram.labels(service)
+    bounds: list[float] = child._upper_bounds
+    per_bucket = [0] * len(bounds)
+    total = 0.0
     for at in times:
         if at is not None:
-            child.observe(max((now - at).total_seconds(), 0.0))
+            seconds = max((now - at).total_seconds(), 0.0)
+            per_bucket[bisect_left(bounds, seconds)] += 1  # the first bucket whose bound is >= seconds
+            total += seconds
+    for value, n in zip(child._buckets, per_bucket, strict=True):
+        if n:
+            value.inc(n)
+    if any(per_bucket):
+        child._sum.inc(total)
 
 
 def record_lag(service: str, lags: Mapping[tuple[str, int], int]) -> None:

@@ -10,6 +10,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from crmhub.metrics import count, lag_of, observe_ages, reason_label, samples
 
 
+def flat(registry: CollectorRegistry, metric: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of one metric family: (sample name, labels, value)."""
+    return [(s.name, dict(s.labels), s.value) for m in registry.collect() if m.name == metric for s in m.samples]
+
+
 @pytest.mark.parametrize(
     ("reason", "location", "label"),
     [
@@ -49,10 +54,19 @@ def test_a_batch_tally_is_added_once_per_label_set() -> None:
     ]  # no series for a zero amount
 
 
-def test_ages_are_observed_per_event_and_events_without_a_time_left_out() -> None:
+def test_a_batch_of_ages_gives_the_figures_of_one_observation_per_event() -> None:
     registry = CollectorRegistry()
-    latency = Histogram("t_latency", "t", ["service"], buckets=(0.1, 1.0), registry=registry)
+    batched = Histogram("t_batched", "t", ["service"], buckets=(0.1, 1.0), registry=registry)
+    single = Histogram("t_single", "t", ["service"], buckets=(0.1, 1.0), registry=registry)
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    observe_ages(latency, "profile", now, [now - timedelta(seconds=0.05), now - timedelta(seconds=0.5), None])
-    buckets = {labels["le"]: v for labels, v in samples(registry, "t_latency_bucket")}
-    assert buckets == {"0.1": 1.0, "1.0": 2.0, "+Inf": 2.0}
+    ages = [0.05, 0.1, 0.5, 1.0, 3.0, -2.0]  # on a bound, above the last, a clock ahead of ours
+    observe_ages(batched, "profile", now, [*(now - timedelta(seconds=a) for a in ages), None])  # None: no time
+    for a in ages:
+        single.labels("profile").observe(max(a, 0.0))
+
+    def figures(name: str) -> list[tuple[str, str, float]]:
+        return [(n, labels.get("le", ""), v) for n, labels, v in flat(registry, name) if not n.endswith("_created")]
+
+    assert figures("t_batched") == [(n.replace("single", "batched"), le, v) for n, le, v in figures("t_single")]
+    assert ("t_batched_count", "", 6.0) in figures("t_batched")
+    assert [v for n, le, v in figures("t_batched") if le] == [3.0, 5.0, 6.0]  # cumulative: <=0.1, <=1, +Inf
