@@ -82,6 +82,7 @@ def main() -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         log_config=None,  # uvicorn's loggers go through ours (text or JSON, see setup_logging)
+        timeout_graceful_shutdown=3,  # an open dashboard stream does not hold up a stop
     )
 
 

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
+from faust.exceptions import ConsumerNotStarted
 
 from crmhub import kafka as kafka_io
 from crmhub import metrics
@@ -50,15 +52,18 @@ def create_app(app_id: str, settings: Settings) -> faust.App:
 async def record_consumer(app: faust.App, service: str) -> None:
     """The lag of the agents' partitions (fetch high watermark minus position; changelogs left out) and
     the process's memory, into the metrics."""
+    metrics.record_memory(service)
     lags: dict[tuple[str, int], int] = {}
-    for tp in app.consumer.assignment():
-        if tp.topic.startswith("crm."):
+    try:
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic.startswith("crm.")]
+        for tp in assigned:
             position = await asyncio.wait_for(app.consumer.position(tp), timeout=METER_INTERVAL_S)
             lag = metrics.lag_of(app.consumer.highwater(tp), position)
             if lag is not None:
                 lags[(tp.topic, tp.partition)] = lag
+    except (ConsumerNotStarted, IllegalStateError, TimeoutError):
+        return  # starting, or partitions moving in a rebalance: the next round has the figures
     metrics.record_lag(service, lags)
-    metrics.record_memory(service)
 
 
 def run_worker(build: Callable[[Settings], faust.App], settings: Settings, service: str) -> None:

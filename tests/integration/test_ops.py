@@ -215,12 +215,13 @@ def test_logs_are_json_with_event_ids_and_no_personal_data(demo: Hub, api: httpx
     quoted = {c["text"][:40] for c in complaints} | {c["handle"].lstrip("@") for c in complaints}
     lines = [
         line
-        for service in (*SERVICES, "api")
+        for service in (*SERVICES, "api", "traffic")
         for line in (demo.log_dir / f"{service}.log").read_text().splitlines()
         if line.strip()
     ]
     docs = [json.loads(line) for line in lines]  # every line is one JSON object
     assert {d["service"] for d in docs} >= set(SERVICES)
+    assert not [d for d in docs if d["level"] in ("ERROR", "CRITICAL")]  # the metrics never get in the way
     dead = [d for d in docs if d["msg"].startswith("dead letter")]
     assert dead and all({"topic", "partition", "offset", "reason"} <= set(d) for d in dead)
     assert any(d.get("event_id") for d in dead)
