@@ -13,7 +13,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 RUN groupadd --system --gid 10001 crmhub \
  && useradd --system --uid 10001 --gid crmhub --home-dir /var/lib/crmhub --create-home \
-        --shell /usr/sbin/nologin crmhub
+        --shell /usr/sbin/nologin crmhub \
+ && install -d -o crmhub -g crmhub /var/lib/crmhub/metrics
 
 # Build from a throw-away source tree: the processes import the installed package, not /src.
 WORKDIR /src

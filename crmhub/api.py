@@ -13,6 +13,8 @@ from fastapi import FastAPI
 
 from crmhub import __version__
 from crmhub import kafka as kafka_io
+from crmhub.dashboard import http as dashboard_http
+from crmhub.ops import BrokerProbe
 from crmhub.runtime import setup_logging
 from crmhub.settings import Settings
 from crmhub.stats import RECENT_DEADLETTERS, read_counts
@@ -34,7 +36,9 @@ def create_app(settings: Settings) -> FastAPI:
             store=ProfileStore(make_engine(settings.sql_url)),
             producer=producer,
         )
+        app.state.broker_probe = BrokerProbe(settings)
         yield
+        app.state.broker_probe.close()
         producer.close()
 
     app = FastAPI(
@@ -43,10 +47,16 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         description="Collector (Segment tracking API), unified profiles, segments and alerts.",
     )
-    for router in (collector.router, profiles_http.router, segments_http.router, alerts_http.router):
+    for router in (
+        collector.router,
+        profiles_http.router,
+        segments_http.router,
+        alerts_http.router,
+        dashboard_http.router,
+    ):
         app.include_router(router)
 
-    @app.get("/health", tags=["ops"])
+    @app.get("/health", tags=["ops"], summary="Liveness: the API process answers")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -71,6 +81,8 @@ def main() -> None:
         port=settings.api_port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        log_config=None,  # uvicorn's loggers go through ours (text or JSON, see setup_logging)
+        timeout_graceful_shutdown=3,  # an open dashboard stream does not hold up a stop
     )
 
 

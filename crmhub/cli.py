@@ -145,6 +145,26 @@ def publish(settings: Settings, file: Path, source: str | None) -> None:
     publish_file(settings, file, source)
 
 
+@main.command()
+@click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.2, max=30),
+    default=1.0,
+    show_default=True,
+    help="Seconds between the two samples the rates come from (and between refreshes).",
+)
+@settings_options
+@friendly_errors
+def status(settings: Settings, watch: bool, interval: float) -> None:
+    """What a running hub is doing: events/s per source and service, lag, dead letters by reason, segment
+    sizes, recent alerts with their delivery, memory (the dashboard's figures, from its API)."""
+    from crmhub.status import show
+
+    stop_on_signals()
+    show(settings, watch, interval)
+
+
 @main.group()
 def topics() -> None:
     """Kafka topics."""

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from crmhub.embedded import Stopped, shutdown
 from crmhub.errors import ServerUnavailable
-from crmhub.hub import Hub, running_hub
+from crmhub.hub import Child, Hub, running_hub
 from crmhub.settings import SOURCES, Settings
 from crmhub.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts
 
@@ -86,18 +86,7 @@ def run_hub(
         with running_hub(settings) as hub:
             banner(console, hub)
             if rate > 0:
-                hub.spawn(
-                    "traffic",
-                    [
-                        "-m",
-                        "crmhub.demo.run",
-                        f"--rate={rate}",
-                        f"--customers={customers}",
-                        f"--bad-fraction={bad_fraction}",
-                        f"--seed={seed}",
-                        *([f"--duration={duration}"] if duration else []),
-                    ],
-                )
+                start_traffic(hub, rate, duration, customers, bad_fraction, seed)
                 console.print(
                     f"demo traffic: {rate:g} events/s"
                     + (f" for {duration:g} s" if duration else "")
@@ -107,6 +96,14 @@ def run_hub(
     except (KeyboardInterrupt, Stopped):
         pass
     console.print("[bold]crmhub stopped[/]: every process it started has exited.")
+
+
+def start_traffic(
+    hub: Hub, rate: float, duration: float | None, customers: int, bad_fraction: float, seed: int
+) -> Child:
+    """The demo's synthetic traffic as a child of the hub (log: traffic.log)."""
+    args = [f"--rate={rate}", f"--customers={customers}", f"--bad-fraction={bad_fraction}", f"--seed={seed}"]
+    return hub.spawn("traffic", ["-m", "crmhub.demo.run", *args, *([f"--duration={duration}"] if duration else [])])
 
 
 DRAIN_S = 5.0  # after timed traffic ends, let the last events flow through before stopping

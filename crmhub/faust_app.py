@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
+from faust.exceptions import ConsumerNotStarted
 
 from crmhub import kafka as kafka_io
+from crmhub import metrics
 from crmhub.embedded import free_port
-from crmhub.runtime import setup_logging
+from crmhub.runtime import METER_INTERVAL_S, setup_logging
 from crmhub.settings import Settings
 
 
@@ -34,13 +39,42 @@ def create_app(app_id: str, settings: Settings) -> faust.App:
         # Tansu under-reports end offsets, so table recovery would stop early unless every changelog
         # record is its own batch (../shared/BROKER.md)
         options["producer_max_batch_size"] = 1
-    return faust.App(app_id, **options)
+    app = faust.App(app_id, **options)
+    service = app_id.removeprefix("crmhub-")
+
+    @app.timer(interval=METER_INTERVAL_S)
+    async def meter() -> None:
+        await record_consumer(app, service)
+
+    return app
 
 
-def run_worker(app: faust.App, settings: Settings, service: str) -> None:
+async def record_consumer(app: faust.App, service: str) -> None:
+    """The lag of the agents' partitions (fetch high watermark minus position; changelogs left out) and
+    the process's memory, into the metrics."""
+    metrics.record_memory(service)
+    lags: dict[tuple[str, int], int] = {}
+    try:
+        assigned = [tp for tp in app.consumer.assignment() if tp.topic.startswith("crm.")]
+        for tp in assigned:
+            position = await asyncio.wait_for(app.consumer.position(tp), timeout=METER_INTERVAL_S)
+            lag = metrics.lag_of(app.consumer.highwater(tp), position)
+            if lag is not None:
+                lags[(tp.topic, tp.partition)] = lag
+    except (ConsumerNotStarted, IllegalStateError, TimeoutError):
+        return  # starting, or partitions moving in a rebalance: the next round has the figures
+    metrics.record_lag(service, lags)
+
+
+def run_worker(build: Callable[[Settings], faust.App], settings: Settings, service: str) -> None:
+    """Logging first (what ``build`` logs is kept), then the app ``build`` makes, on the topics."""
     setup_logging(settings, service)
+    app = build(settings)
     kafka_io.wait_until_reachable(settings)
     kafka_io.ensure_topics(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
-    setup_logging(settings, service)  # faust's Worker installs its own handlers: put ours back
+    # our logging (text or JSON), not the handlers faust's Worker would install when it starts
+    worker = faust.Worker(
+        app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False, override_logging=False
+    )
+    worker.spinner = None  # its terminal escapes would land in the log file between the (JSON) lines
     worker.execute_from_commandline()

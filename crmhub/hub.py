@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ from crmhub.embedded import (
     stop_process,
 )
 from crmhub.errors import ServerUnavailable
+from crmhub.metrics import MULTIPROC_ENV
 from crmhub.settings import Settings
 
 SERVICES: dict[str, list[str]] = {
@@ -73,8 +75,18 @@ class Hub:
     def log_dir(self) -> Path:
         return self.settings.data_dir / "logs"
 
+    @property
+    def metrics_dir(self) -> Path:
+        """Where every child writes its Prometheus metrics; the API adds them up (crmhub.metrics)."""
+        return self.settings.data_dir / "metrics"
+
     def spawn(self, name: str, args: list[str]) -> Child:
-        env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **settings_env(self.settings),
+            "PYTHONUNBUFFERED": "1",
+            MULTIPROC_ENV: str(self.metrics_dir),
+        }
         log_path = self.log_dir / f"{name}.log"
         child = Child(name, spawn([sys.executable, *args], log_path, env), log_path)
         self.children.append(child)
@@ -137,6 +149,8 @@ def running_hub(settings: Settings, services: tuple[str, ...] = tuple(SERVICES))
         kafka_io.ensure_topics(resolved)
         check_stop()
         hub = Hub(resolved)
+        shutil.rmtree(hub.metrics_dir, ignore_errors=True)  # the figures of an earlier run are not this one's
+        hub.metrics_dir.mkdir()
         stack.callback(hub.stop_children)
         for name in services:
             hub.spawn(name, SERVICES[name])

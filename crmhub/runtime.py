@@ -6,26 +6,56 @@ import gc
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
+import orjson
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from crmhub import kafka as kafka_io
+from crmhub import metrics
 from crmhub.settings import Settings
 
 log = logging.getLogger("crmhub")
+METER_INTERVAL_S = 1.0
+
+
+# structured fields a log call may pass in ``extra``: identifiers of events and records, never personal data
+LOG_FIELDS = ("event_id", "alert_id", "profile_id", "topic", "partition", "offset", "reason", "count")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, service, logger, message, and the structured fields given."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "service": self.service,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        doc.update((name, record.__dict__[name]) for name in LOG_FIELDS if name in record.__dict__)
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(doc, default=str).decode()
 
 
 def setup_logging(settings: Settings, service: str) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-        force=True,
-    )
+    handler = logging.StreamHandler(sys.stdout)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
     for noisy in ("kafka", "aiokafka", "faust", "mode", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
@@ -60,6 +90,31 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+class Every:
+    """Calls ``action`` when called at least ``interval_s`` after its last run (the first call runs it)."""
+
+    def __init__(self, interval_s: float, action: Callable[[], Any]) -> None:
+        self.interval_s, self.action, self.due = interval_s, action, 0.0
+
+    def __call__(self) -> None:
+        if time.monotonic() >= self.due:
+            self.due = time.monotonic() + self.interval_s
+            self.action()
+
+
+def record_consumer(service: str, consumer: KafkaConsumer) -> None:
+    """The consumer's lag per assigned partition (fetch high watermark minus position) and our memory."""
+    lags: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        position = consumer.position(tp, timeout_ms=0) if highwater is not None else None
+        lag = metrics.lag_of(highwater, position)
+        if lag is not None:
+            lags[(tp.topic, tp.partition)] = lag
+    metrics.record_lag(service, lags)
+    metrics.record_memory(service)
+
+
 def run_batches(
     service: str,
     consumer: KafkaConsumer,
@@ -71,8 +126,10 @@ def run_batches(
     between: Callable[[], Any] | None = None,
 ) -> None:
     """The poll -> handle -> commit loop until stopped, with ``between`` (periodic work that must not run
-    during a batch) after every poll, busy or idle; then close the clients."""
+    during a batch) after every poll, busy or idle, and the lag and memory metrics every second; then
+    close the clients."""
     tune_gc()
+    meter = Every(METER_INTERVAL_S, lambda: record_consumer(service, consumer))
     try:
         while not stopper.stopped:
             polled = consumer.poll(timeout_ms=100, max_records=batch_size)
@@ -82,6 +139,7 @@ def run_batches(
                 commit()
             if between is not None:
                 between()
+            meter()
     finally:
         consumer.close()
         producer.close()

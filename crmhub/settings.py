@@ -103,6 +103,9 @@ class Settings(BaseSettings):
 
     batch_size: int = Field(2000, ge=1, description="Most records a service handles in one batch.")
     log_level: str = Field("INFO", description="Log level of the services.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Service log lines as text or as JSON objects (one a line, with event ids, never PII)."
+    )
     identity_priority: str = Field(
         ",".join(IDENTIFIER_KINDS),
         description="Identifier kinds, strongest first, comma separated: every one of "

@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kafka import KafkaProducer
 
@@ -30,12 +30,9 @@ def resources(request: Request) -> Resources:
 _bearer = HTTPBearer(auto_error=False)
 
 
-def require_token(
-    res: Annotated[Resources, Depends(resources)],
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+def _check_token(res: Resources, given: str | None) -> None:
     expected = res.settings.api_token.get_secret_value()
-    if creds is None or not secrets.compare_digest(creds.credentials.encode(), expected.encode()):
+    if given is None or not secrets.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(
             401,
             "a valid API token is required: Authorization: Bearer <CRMHUB_API_TOKEN>",
@@ -43,5 +40,23 @@ def require_token(
         )
 
 
+def require_token(
+    res: Annotated[Resources, Depends(resources)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    _check_token(res, creds.credentials if creds else None)
+
+
+def require_token_or_query(
+    res: Annotated[Resources, Depends(resources)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    token: Annotated[
+        str | None, Query(description="The API token, for browsers (EventSource sends no headers).")
+    ] = None,
+) -> None:
+    _check_token(res, creds.credentials if creds else token)
+
+
 Res = Annotated[Resources, Depends(resources)]
 Authorized = Depends(require_token)
+AuthorizedOrQuery = Depends(require_token_or_query)  # the dashboard's stream

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+import time
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -15,6 +16,7 @@ from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from crmhub import kafka as kafka_io
+from crmhub import metrics
 from crmhub.runtime import run_batches, start_service
 from crmhub.settings import Settings
 from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
@@ -28,6 +30,7 @@ from services.ingest.state import IngestState
 
 log = logging.getLogger("crmhub.ingest")
 GROUP_ID = "crmhub-ingest"
+SERVICE = "ingest"
 _MERGE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "crmhub:profile.merged")
 
 
@@ -71,6 +74,37 @@ def dead_letter(record: ConsumerRecord, raw: RawInput, request_id: str | None, r
         .model_dump_json()
         .encode()
     )
+
+
+def log_rejection(record: ConsumerRecord, raw: RawInput, rejection: Rejection) -> str:
+    """Log a refused input by its id and location (never its content, which names people); its reason label."""
+    label = metrics.reason_label(rejection.reason, rejection.location)
+    log.info(
+        "dead letter %s[%d]@%d: %s (%s)",
+        record.topic,
+        record.partition,
+        record.offset,
+        label,
+        rejection.location,
+        extra={
+            "event_id": input_id(raw.value),
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "reason": label,
+        },
+    )
+    return label
+
+
+def input_id(value: bytes) -> str | None:
+    """The producer-chosen id of a refused input (``event_id``, Segment's ``messageId``), if it has one."""
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    found = doc.get("event_id") or doc.get("messageId") if isinstance(doc, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def identity_rules(settings: Settings) -> IdentityRules:
@@ -139,8 +173,11 @@ class IngestWorker:
     def handle(self, records: list[ConsumerRecord]) -> Counter[str]:
         """Process one batch; every record yields exactly one event, duplicate drop, suppressed drop (an
         identifier of an erased profile), or dead letter."""
+        started = time.monotonic()
         now = datetime.now(UTC)
         counts: Counter[str] = Counter()
+        consumed: Counter[tuple[str, ...]] = Counter()
+        reasons: Counter[tuple[str, ...]] = Counter()
         good: list[tuple[ConsumerRecord, Event]] = []
         dead: list[bytes] = []
         for record in records:
@@ -149,14 +186,18 @@ class IngestWorker:
             result = decode_raw(raw, self.shared)
             if isinstance(result, Rejection):
                 dead.append(dead_letter(record, raw, request_id, result))
+                consumed[(SERVICE, record.topic, "invalid")] += 1
+                reasons[(SERVICE, log_rejection(record, raw, result))] += 1
             else:
                 good.append((record, result))
+                consumed[(SERVICE, record.topic, result.type)] += 1
         # one customer's inputs may arrive on several raw partitions: restore time order within the batch
         events = sorted(self._dedup(good), key=lambda ev: ev.occurred_at)
         counts["ingest.duplicates"] = len(good) - len(events)
         counts["ingest.deadletters"] = len(dead)
         counts["ingest.out"] = len(events)
-        merges = self._forward(events, counts)
+        received = [event.received_at for event in events]  # before _forward: it sends (and may drop) them
+        merges, produced = self._forward(events, counts)
         for value in dead:
             self.producer.send(DEADLETTER, value=value)
         self.producer.flush()
@@ -165,6 +206,14 @@ class IngestWorker:
         add_counts(pipe, counts)
         push_recent(pipe, RECENT_DEADLETTERS, dead)
         pipe.execute()
+        done = datetime.now(UTC)
+        metrics.count(metrics.CONSUMED, consumed)
+        metrics.count(metrics.PRODUCED, {**produced, (SERVICE, DEADLETTER, "deadletter"): len(dead)})
+        metrics.count(metrics.DEADLETTERS, reasons)
+        metrics.DUPLICATES.labels(SERVICE).inc(counts["ingest.duplicates"])
+        metrics.MERGES.labels(SERVICE).inc(counts["ingest.merges"])
+        metrics.observe_ages(metrics.LATENCY, SERVICE, done, received)
+        metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
         return counts
 
     def _dedup(self, good: list[tuple[ConsumerRecord, Event]]) -> list[Event]:
@@ -178,22 +227,25 @@ class IngestWorker:
                 kept.append(event)
         return kept
 
-    def _forward(self, events: list[Event], counts: Counter[str]) -> list[bytes]:
+    def _forward(self, events: list[Event], counts: Counter[str]) -> tuple[list[bytes], Counter[tuple[str, ...]]]:
         """Resolve identities, send the events (each merge before the event that caused it); return the
-        merge events sent."""
+        merge events sent and the (service, topic, type) tally of what was sent."""
         plan, merges = self._resolve(events, counts)
         items: list[tuple[str, bytes]] = []
+        produced: Counter[tuple[str, ...]] = Counter()
         for event, res, docs in zip(events, plan.resolutions, merges, strict=True):
             if res.suppressed:
                 counts["ingest.suppressed"] += 1
                 counts["ingest.out"] -= 1
                 continue
             items += [(merge.survivor, doc) for merge, doc in zip(res.merges, docs, strict=True)]
+            produced[(SERVICE, EVENTS, event.type)] += 1
             items.append((res.profile_id, stamped(event, res)))
         kafka_io.send_batched(self.producer, EVENTS, items, self.event_partitions)
         counts["ingest.merges"] = len(plan.merges)
+        produced[(SERVICE, EVENTS, "profile.merged")] = len(plan.merges)
         counts["identity.limited"] = sum(len(res.limited) for res in plan.resolutions)
-        return [doc for docs in merges for doc in docs]
+        return [doc for docs in merges for doc in docs], produced
 
     def _resolve(self, events: list[Event], counts: Counter[str]) -> tuple[BatchPlan, list[list[bytes]]]:
         """Resolve the batch on a snapshot and store the plan; if another ingest changed the graph around

@@ -12,6 +12,7 @@ import httpx
 import orjson
 import redis.asyncio as aioredis
 
+from crmhub import metrics
 from crmhub.faust_app import create_app, run_worker
 from crmhub.settings import Settings
 from crmhub.stats import RECENT_DEADLETTERS, STATS_KEY, push_recent
@@ -24,6 +25,7 @@ from services.notifier.rules import PendingCart, RecentIds, cart_alert, complain
 from services.notifier.sinks import TopicSink
 
 log = logging.getLogger("crmhub.notifier")
+SERVICE = "notifier"
 TICK_S = 0.25
 RECOVER_S = 15.0
 
@@ -41,7 +43,10 @@ def build(settings: Settings) -> faust.App:
 
     async def deliver_once(alert: Alert) -> None:
         if alert.alert_id not in fired:
-            await dispatcher.submit(alert)  # claims the id (once, in Redis); deliveries run in the background
+            # claims the id (once, in Redis); deliveries run in the background
+            if await dispatcher.submit(alert):
+                metrics.ALERTS_RAISED.labels(alert.kind).inc()
+                log.info("alert %s %s raised", alert.kind, alert.alert_id, extra={"alert_id": alert.alert_id})
             fired.add(alert.alert_id)
 
     @app.timer(interval=RECOVER_S)
@@ -57,14 +62,17 @@ def build(settings: Settings) -> faust.App:
     async def count_seen() -> None:
         if seen[0]:
             n, seen[0] = seen[0], 0
+            metrics.CONSUMED.labels(SERVICE, PROFILE_CHANGES, "profile").inc(n)
             await redis.hincrby(STATS_KEY, "notifier.profiles", n)
 
     @app.agent(changes_topic)
     async def watch_profiles(stream: Any) -> None:
         # each record is a batch of changes of profiles that hash to its partition (see segmenter)
         async for event in stream.events():
+            started = time.monotonic()
             for profile in orjson.loads(event.value):
                 await watch_profile(profile)
+            metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
 
     async def watch_profile(profile: dict[str, Any]) -> None:
         seen[0] += 1
@@ -102,6 +110,7 @@ def build_dispatcher(app: faust.App, settings: Settings, redis: aioredis.Redis) 
     async def publish(alert: Alert, doc: bytes) -> None:
         sent = await alerts_topic.send(key=alert.profile_id.encode(), value=doc)
         await sent  # the broker has it: only now is the topic marked delivered
+        metrics.PRODUCED.labels(SERVICE, ALERTS, alert.kind).inc()
 
     async def dead_letter(alert: Alert, sink: str, reason: str) -> None:
         doc = (
@@ -117,6 +126,8 @@ def build_dispatcher(app: faust.App, settings: Settings, redis: aioredis.Redis) 
             .encode()
         )
         await (await dead_topic.send(key=alert.profile_id.encode(), value=doc))
+        metrics.PRODUCED.labels(SERVICE, DEADLETTER, "deadletter").inc()
+        metrics.DEADLETTERS.labels(SERVICE, metrics.reason_label(reason, f"sink:{sink}")).inc()
         pipe = redis.pipeline(transaction=False)
         push_recent(pipe, RECENT_DEADLETTERS, [doc])
         pipe.hincrby(STATS_KEY, "notifier.deadletters", 1)
@@ -137,4 +148,4 @@ def build_dispatcher(app: faust.App, settings: Settings, redis: aioredis.Redis) 
 
 def main() -> None:
     settings = Settings()
-    run_worker(build(settings), settings, "notifier")
+    run_worker(build, settings, "notifier")

@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
+from crmhub import metrics
 from crmhub.stats import STATS_KEY
 from schemas.outputs import Alert
 from services.notifier.retry import RetryPolicy, with_retries
@@ -289,7 +290,7 @@ class Dispatcher:
                 alert.profile_id,
                 name,
             )
-            await self.state.mark(alert.alert_id, name, "rate_limited")
+            await self._mark(alert.alert_id, name, "rate_limited")
             return
         sink = self.sinks.get(name)
         if sink is None:
@@ -297,14 +298,18 @@ class Dispatcher:
             return
         outcome = await with_retries(lambda attempt: sink.send(alert, attempt), self.policy, self.sleep, self.jitter)
         if outcome.delivered:
-            await self.state.mark(alert.alert_id, name, "delivered")
+            await self._mark(alert.alert_id, name, "delivered")
         else:
             await self._dead(alert, name, outcome.reason)
+
+    async def _mark(self, alert_id: str, sink: str, status: Status) -> None:
+        await self.state.mark(alert_id, sink, status)
+        metrics.DELIVERIES.labels(sink, "failed" if status == "dead" else status).inc()
 
     async def _dead(self, alert: Alert, name: str, reason: str) -> None:
         log.warning("alert %s to %s failed: %s", alert.alert_id, name, reason)
         await self.dead_letter(alert, name, reason)
-        await self.state.mark(alert.alert_id, name, "dead")
+        await self._mark(alert.alert_id, name, "dead")
 
 
 def make_sinks(

@@ -53,4 +53,11 @@ class ConsoleSink:
     name = CONSOLE
 
     async def send(self, alert: Alert, attempt: int) -> None:
-        console.info("ALERT %s %s profile=%s: %s", alert.kind, alert.alert_id, alert.profile_id, alert.summary)
+        # the summary may quote the customer (a complaint's text, a handle): logs never carry personal data
+        console.info(
+            "ALERT %s %s profile=%s",
+            alert.kind,
+            alert.alert_id,
+            alert.profile_id,
+            extra={"alert_id": alert.alert_id, "profile_id": alert.profile_id},
+        )

@@ -8,7 +8,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -17,7 +16,8 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from pydantic import ValidationError
 
 from crmhub import kafka as kafka_io
-from crmhub.runtime import run_batches, start_service
+from crmhub import metrics
+from crmhub.runtime import Every, run_batches, start_service
 from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.topics import DEADLETTER, EVENTS, PROFILE_CHANGES, PROFILES
 from schemas.events import Event, ProfileMerged, decode_event_batch
@@ -31,6 +31,7 @@ from services.profile.store import Expect, Fenced, ProfileStore, StaleProfiles, 
 
 log = logging.getLogger("crmhub.profile")
 GROUP_ID = "crmhub-profile"
+SERVICE = "profile"
 MAX_ATTEMPTS = 5  # folds of one batch when other instances keep writing its profiles meanwhile
 
 
@@ -87,6 +88,8 @@ class ProfileWorker:
             self.positions.pop(tp, None)
 
     def handle(self, records: list[ConsumerRecord]) -> Counter[str]:
+        started = time.monotonic()
+        reasons: Counter[tuple[str, ...]] = Counter()
         routed: list[tuple[str, Event]] = []
         next_offsets: dict[tuple[str, int], int] = {}
         dead: list[bytes] = []
@@ -96,10 +99,12 @@ class ProfileWorker:
                 events = decode_event_batch(record.value)
             except ValidationError as exc:
                 dead.append(self._dead_letter(record, str(exc.errors(include_url=False)[0]["msg"])))
+                reasons[(SERVICE, "invalid body")] += 1
                 continue
             for event in events:
                 if event.profile_id is None:
                     dead.append(self._dead_letter(record, f"event {event.event_id} has no profile_id"))
+                    reasons[(SERVICE, "no profile_id")] += 1
                 else:
                     routed.append((event.profile_id, event))
         counts: Counter[str] = Counter()
@@ -122,7 +127,29 @@ class ProfileWorker:
         add_counts(pipe, counts)
         push_recent(pipe, RECENT_DEADLETTERS, dead)
         pipe.execute()
+        self._meter(routed, counts["profile.updated"], dead, reasons, started)
         return counts
+
+    @staticmethod
+    def _meter(
+        routed: list[tuple[str, Event]],
+        changed: int,
+        dead: list[bytes],
+        reasons: Counter[tuple[str, ...]],
+        started: float,
+    ) -> None:
+        """The batch's metrics: one update per label set; latency from receipt to commit, per event."""
+        done = datetime.now(UTC)
+        metrics.count(metrics.CONSUMED, metrics.count_types(SERVICE, EVENTS, (event.type for _, event in routed)))
+        produced: dict[tuple[str, ...], int] = {
+            (SERVICE, PROFILES, "profile"): changed,
+            (SERVICE, PROFILE_CHANGES, "profile"): changed,
+        }
+        metrics.count(metrics.PRODUCED, {**produced, (SERVICE, DEADLETTER, "deadletter"): len(dead)})
+        metrics.count(metrics.DEADLETTERS, reasons)
+        metrics.MERGES.labels(SERVICE).inc(sum(isinstance(event, ProfileMerged) for _, event in routed))
+        metrics.observe_ages(metrics.LATENCY, SERVICE, done, (event.received_at for _, event in routed))
+        metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
 
     def _fold_and_save(
         self,
@@ -301,15 +328,3 @@ def refresh_rfm(worker: ProfileWorker, consumer: KafkaConsumer) -> None:
         started = time.monotonic()
         changed = worker.refresh_rfm(owned, datetime.now(UTC))
         log.info("RFM refreshed: %d profiles changed (%.1f s)", changed, time.monotonic() - started)
-
-
-class Every:
-    """Calls ``action`` when called at least ``interval_s`` after its last run (the first call runs it)."""
-
-    def __init__(self, interval_s: float, action: Callable[[], Any]) -> None:
-        self.interval_s, self.action, self.due = interval_s, action, 0.0
-
-    def __call__(self) -> None:
-        if time.monotonic() >= self.due:
-            self.due = time.monotonic() + self.interval_s
-            self.action()

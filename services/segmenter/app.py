@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +12,7 @@ import faust
 import orjson
 import redis.asyncio as aioredis
 
+from crmhub import metrics
 from crmhub.faust_app import create_app, run_worker
 from crmhub.settings import Settings
 from crmhub.stats import STATS_KEY
@@ -19,6 +22,7 @@ from services.segmenter.keys import MEMBERS_PREFIX
 from services.segmenter.rules import SegmentDef, evaluate, load_definitions, membership_changes, profile_view
 
 log = logging.getLogger("crmhub.segmenter")
+SERVICE = "segmenter"
 FLUSH_EVERY = 500
 FLUSH_INTERVAL_S = 0.1
 
@@ -35,12 +39,14 @@ class MembershipView:
         self.defs = defs
         self.pending: dict[str, set[str]] = {}
         self.entered = self.exited = self.evaluated = 0
+        self.changes: Counter[tuple[str, ...]] = Counter()  # (segment, entered/exited) since the last flush
 
-    def record(self, profile_id: str, members: set[str], entered: int, exited: int) -> None:
+    def record(self, profile_id: str, members: set[str], entered: list[str], exited: list[str]) -> None:
         self.pending[profile_id] = members
         self.evaluated += 1
-        self.entered += entered
-        self.exited += exited
+        self.entered += len(entered)
+        self.exited += len(exited)
+        self.changes.update([*((name, "entered") for name in entered), *((name, "exited") for name in exited)])
 
     async def flush(self) -> None:
         if not self.pending:
@@ -58,7 +64,11 @@ class MembershipView:
         for name, value in (("evaluated", self.evaluated), ("entered", self.entered), ("exited", self.exited)):
             if value:
                 pipe.hincrby(STATS_KEY, f"segmenter.{name}", value)
+        metrics.count(metrics.CONSUMED, {(SERVICE, PROFILE_CHANGES, "profile"): self.evaluated})
+        metrics.count(metrics.PRODUCED, {(SERVICE, SEGMENTS, change): n for (_, change), n in self.changes.items()})
+        metrics.count(metrics.SEGMENT_CHANGES, self.changes)
         self.entered = self.exited = self.evaluated = 0
+        self.changes = Counter()
         await pipe.execute()
 
 
@@ -76,8 +86,10 @@ def build(settings: Settings) -> faust.App:
         # each record is a batch of profile changes of profiles that hash to its partition, so table
         # writes made while handling it go to the right changelog partition
         async for event in stream.events():
+            started = time.monotonic()
             for profile in orjson.loads(event.value):
                 await evaluate_profile(profile)
+            metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
             if len(view.pending) >= FLUSH_EVERY:
                 await view.flush()
 
@@ -98,7 +110,7 @@ def build(settings: Settings) -> faust.App:
                     profile_version=profile.get("version", 0),
                 )
                 await segments_topic.send(key=pid.encode(), value=out.model_dump_json().encode())
-        view.record(pid, after, len(entered), len(exited))
+        view.record(pid, after, entered, exited)
 
     @app.timer(interval=FLUSH_INTERVAL_S)
     async def flush_view() -> None:
@@ -109,4 +121,4 @@ def build(settings: Settings) -> faust.App:
 
 def main() -> None:
     settings = Settings()
-    run_worker(build(settings), settings, "segmenter")
+    run_worker(build, settings, "segmenter")

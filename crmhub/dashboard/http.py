@@ -1,0 +1,78 @@
+"""``/metrics`` (every process's metrics, aggregated), ``/ready``, ``/v1/ops`` (one snapshot with rates),
+``/v1/stream`` (server-sent snapshots, every second) and ``/dashboard`` (the page that shows them)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from importlib.resources import files
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+
+from crmhub.metrics import exposition
+from crmhub.ops import rates, readiness, snapshot
+from crmhub.web import Authorized, AuthorizedOrQuery, Res, Resources
+
+router = APIRouter(tags=["ops"])
+PAGE = files("crmhub.dashboard").joinpath("index.html")
+
+
+@router.get("/metrics", summary="Prometheus metrics of every crmhub process", response_class=Response)
+def metrics() -> Response:
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/ready", summary="Readiness: 200 when the broker, Redis and SQL answer, else 503 naming what is down")
+def ready(request: Request, res: Res) -> JSONResponse:
+    checks = readiness(res, request.app.state.broker_probe)
+    down = [name for name, state in checks.items() if state != "ok"]
+    body = {"status": "ready" if not down else "not ready: " + ", ".join(down) + " down", "checks": checks}
+    return JSONResponse(body, status_code=503 if down else 200)
+
+
+def with_rates(res: Resources, over_s: float) -> dict[str, Any]:
+    first = snapshot(res, time.monotonic())
+    time.sleep(over_s)
+    second = snapshot(res, time.monotonic())
+    return {**second, "rates": rates(first, second)}
+
+
+@router.get(
+    "/v1/ops", summary="Every figure of the dashboard once, rates over `over` seconds", dependencies=[Authorized]
+)
+def ops(res: Res, over: float = Query(1.0, gt=0, le=30, description="Seconds between the two samples.")) -> Any:
+    return with_rates(res, over)
+
+
+@router.get("/v1/stream", summary="The dashboard's figures as server-sent events", dependencies=[AuthorizedOrQuery])
+async def stream(
+    request: Request, res: Res, interval: float = Query(1.0, ge=0.2, le=60, description="Seconds between events.")
+) -> StreamingResponse:
+    async def events() -> AsyncIterator[bytes]:
+        before: dict[str, Any] | None = None
+        while not await request.is_disconnected():
+            now = await run_in_threadpool(snapshot, res, time.monotonic())
+            yield b"data: " + orjson.dumps({**now, "rates": rates(before or now, now)}) + b"\n\n"
+            before = now
+            await asyncio.sleep(interval)
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/dashboard", summary="The live ops dashboard (a page; it asks for the API token)", response_class=HTMLResponse
+)
+def dashboard() -> HTMLResponse:
+    return HTMLResponse(PAGE.read_text(encoding="utf-8"))
+
+
+@router.get("/", include_in_schema=False)
+def root(request: Request) -> RedirectResponse:
+    query = request.url.query
+    return RedirectResponse("/dashboard" + (f"?{query}" if query else ""))  # keeps ?token=...

@@ -1,0 +1,77 @@
+"""``crmhub status``: the dashboard's figures in the terminal, from a running hub's ``GET /v1/ops``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from crmhub.embedded import shutdown
+from crmhub.errors import ServerUnavailable
+from crmhub.settings import Settings
+
+
+def fetch(settings: Settings, over_s: float) -> dict[str, Any]:
+    """One snapshot with rates over ``over_s`` seconds, and the readiness of the servers."""
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host  # bound to all: ask loopback
+    url = f"http://{host}:{settings.api_port}"
+    headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=over_s + 10) as client:
+            response = client.get("/v1/ops", params={"over": over_s})
+            ready = client.get("/ready").json()
+    except httpx.HTTPError as exc:
+        raise ServerUnavailable(f"no crmhub API answers at {url} (--api-port / CRMHUB_API_PORT): {exc}") from exc
+    if response.status_code == 401:
+        raise ServerUnavailable(f"the API at {url} refused the token (--api-token / CRMHUB_API_TOKEN)")
+    response.raise_for_status()
+    return {**response.json(), "ready": ready}
+
+
+def render(snap: dict[str, Any]) -> Group:
+    flows = Table(title=f"crmhub · {snap['ready']['status']} · {snap['at'][:19]}Z", title_justify="left")
+    for column in ("flow", "total", "per s"):
+        flows.add_column(column, justify="left" if column == "flow" else "right")
+    for group, label in (("sources", "in"), ("services", "service")):
+        for name, total in snap["flows"][group].items():
+            flows.add_row(f"{label} · {name}", f"{total:,}", f"{snap['rates'][group].get(name, 0.0):,.1f}")
+    lag = Table(title="consumer lag", title_justify="left")
+    for column in ("service", "topic", "partition", "lag"):
+        lag.add_column(column, justify="right" if column in ("partition", "lag") else "left")
+    for row in snap["lag"]:
+        lag.add_row(row["service"], row["topic"], str(row["partition"]), f"{row['lag']:,}")
+    reasons = Table(title="dead letters by reason", title_justify="left")
+    reasons.add_column("reason")
+    reasons.add_column("count", justify="right")
+    for reason, n in snap["deadletter_reasons"].items():
+        reasons.add_row(reason, f"{n:,}")
+    segments = Table(title="segments", title_justify="left")
+    segments.add_column("segment")
+    segments.add_column("profiles", justify="right")
+    for seg in snap["segments"]:
+        segments.add_row(seg["name"], f"{seg['size']:,}")
+    alerts = Table(title="recent alerts", title_justify="left")
+    for column in ("raised", "kind", "summary", "delivery"):
+        alerts.add_column(column)
+    for a in snap["alerts"][:5]:
+        delivery = ", ".join(f"{sink}: {status}" for sink, status in a["delivery"].items())
+        alerts.add_row(a["raised_at"][11:19], a["kind"], a["summary"][:70], delivery)
+    memory = Table(title="memory", title_justify="left")
+    memory.add_column("service")
+    memory.add_column("resident", justify="right")
+    for service, rss in snap["memory"].items():
+        memory.add_row(service, f"{rss / 2**20:,.0f} MiB")
+    return Group(flows, lag, reasons, segments, alerts, memory)
+
+
+def show(settings: Settings, watch: bool, interval_s: float) -> None:
+    console = Console()
+    if not watch:
+        console.print(render(fetch(settings, interval_s)))
+        return
+    with Live(console=console, refresh_per_second=1) as live:
+        while not shutdown.is_set():
+            live.update(render(fetch(settings, interval_s)))
