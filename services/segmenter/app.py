@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -40,7 +40,7 @@ log = logging.getLogger("crmhub.segmenter")
 BACKFILL_CHUNK = 500
 DUE_BATCH = 1000
 STALE_RETRIES = 10
-Send = Callable[[SegmentChange], Awaitable[Any]]
+Send = Callable[[SegmentChange], Awaitable[Awaitable[Any]]]  # enqueue a change; await the result: delivered
 Clock = Callable[[], datetime]
 
 
@@ -79,16 +79,20 @@ class Segmenter:
                 stale.append(pid)
             else:
                 outcomes.append(out)
-        for out in outcomes:
-            for names, change in ((out.entered, "entered"), (out.exited, "exited")):
-                for name in names:
-                    await self.send(
-                        SegmentChange(
-                            segment=name, profile_id=out.profile_id, change=change, at=now, profile_version=out.version
-                        )
-                    )
+        await self.publish(
+            SegmentChange(segment=name, profile_id=out.profile_id, change=change, at=now, profile_version=out.version)
+            for out in outcomes
+            for names, change in ((out.entered, "entered"), (out.exited, "exited"))
+            for name in names
+        )
         await self.membership.write(partition, outcomes, sum(o.evaluated for o in outcomes))
         return stale
+
+    async def publish(self, changes: Iterable[SegmentChange]) -> None:
+        """Send the changes and wait until the broker has them all: membership is recorded only after its
+        changes are published, so a crash in between publishes them again (at least once), never not at all."""
+        deliveries = [await self.send(change) for change in changes]
+        await asyncio.gather(*deliveries)
 
     async def stored(self, pids: list[str]) -> dict[str, dict[str, Any]]:
         found = await asyncio.to_thread(self.profiles.load, pids)
@@ -109,8 +113,11 @@ class Segmenter:
         """Take up definition changes; start a backfill where a partition's membership is out of date."""
         stored = await asyncio.to_thread(self.segments.definitions)
         defs = combine(self.file_defs, stored)
-        if [(d.name, d.condition) for d in defs] != [(d.name, d.condition) for d in self.catalog.defs]:
-            log.info("segment definitions changed: %s", ", ".join(d.name for d in defs))
+        before = {d.name: d.condition for d in self.catalog.defs}
+        after = {d.name: d.condition for d in defs}
+        if before != after:
+            changed = sorted(n for n in after if before.get(n) != after[n])
+            log.info("segment definitions: new or changed %s, deleted %s", changed, sorted(set(before) - set(after)))
             self.catalog = Catalog(defs)
         if self.backfill is not None and not self.backfill.done():
             return
@@ -142,12 +149,12 @@ class Segmenter:
         async with self.lock:
             versions = await self.membership.versions(partition, pids)
             now = self.clock()
-            for pid in pids:
-                await self.send(
-                    SegmentChange(
-                        segment=name, profile_id=pid, change="exited", at=now, profile_version=versions.get(pid, 0)
-                    )
+            await self.publish(
+                SegmentChange(
+                    segment=name, profile_id=pid, change="exited", at=now, profile_version=versions.get(pid, 0)
                 )
+                for pid in pids
+            )
             await self.membership.remove(name, pids)
         log.info("segment %r deleted: %d exits in partition %d", name, len(pids), partition)
 
@@ -199,8 +206,8 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     segments_topic = app.topic(SEGMENTS, key_type=bytes, value_type=bytes)
     engine = make_engine(settings.sql_url)
 
-    async def send(change: SegmentChange) -> None:
-        await segments_topic.send(key=change.profile_id.encode(), value=change.model_dump_json().encode())
+    async def send(change: SegmentChange) -> Awaitable[Any]:
+        return await segments_topic.send(key=change.profile_id.encode(), value=change.model_dump_json().encode())
 
     membership = Membership(aioredis.Redis.from_url(settings.redis_dsn))
     seg = Segmenter(settings, membership, ProfileStore(engine), SegmentStore(engine), send, clock)
