@@ -6,11 +6,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from services.segmenter.clock import next_flip
-from services.segmenter.rules import SegmentDef, SegmentError, compile_segment, evaluate, profile_view
-from services.segmenter.store import StoredDefinition
+from services.segmenter.rules import (
+    SegmentDef,
+    SegmentError,
+    compile_segment,
+    evaluate,
+    load_definitions,
+    profile_view,
+)
+from services.segmenter.store import SegmentStore, StoredDefinition
 
 log = logging.getLogger("crmhub.segmenter")
 
@@ -31,6 +40,12 @@ def combine(file_defs: Sequence[SegmentDef], stored: Sequence[StoredDefinition])
     return defs
 
 
+def current(segments_file: Path | None, store: SegmentStore) -> tuple[list[SegmentDef], set[str]]:
+    """The definitions in force (file, then SQL), and the names the file defines."""
+    file_defs = load_definitions(segments_file)
+    return combine(file_defs, store.definitions()), {d.name for d in file_defs}
+
+
 def try_condition(condition: str, profile: dict[str, Any], now: datetime) -> dict[str, Any]:
     """Check ``condition`` and evaluate it against ``profile`` (JSON, as published): whether it matches,
     the values of the fields it reads, and when time alone could change the answer. Raises
@@ -42,6 +57,6 @@ def try_condition(condition: str, profile: dict[str, Any], now: datetime) -> dic
         "condition": condition,
         "profile_id": view["profile_id"],
         "matches": bool(evaluate([d], view, now)),
-        "fields": {name: view[name] for name in sorted(d.fields)},
+        "fields": {name: str(v) if isinstance(v := view[name], Decimal) else v for name in sorted(d.fields)},
         "next_flip_at": flip,
     }

@@ -3,7 +3,8 @@ membership, and when to look again (the clock).
 
 The segmenter keeps, per profile, the version it last evaluated and a hash of every view field
 (:class:`Prior`). A change re-evaluates only the segments that read a field whose hash changed, plus the
-clock-dependent ones (their truth moves with time); a profile seen for the first time is evaluated
+clock-dependent ones once the profile's next possible flip time has come (before it, time alone cannot
+have changed any of them); a profile seen for the first time is evaluated
 against every segment. A change older than the version last evaluated (a replay after a restart) is
 skipped, so replays never move membership backwards.
 """
@@ -12,18 +13,19 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from services.segmenter.clock import next_flip
-from services.segmenter.rules import FIELD_TYPES, SegmentDef, evaluate, membership_changes, profile_view
+from services.segmenter.clock import next_flip, time_functions
+from services.segmenter.rules import FIELD_TYPES, SegmentDef, membership_changes, profile_view
 
 VIEW_FIELDS = tuple(name for name in FIELD_TYPES if name in profile_view({"profile_id": ""}))
-_PRIOR = struct.Struct(f"<q{len(VIEW_FIELDS)}I")
+_PRIOR = struct.Struct(f"<qd{len(VIEW_FIELDS)}I")
+MEMO_SIZE = 50_000  # remembered results per segment; cleared when full
 
 
 class Catalog:
@@ -39,13 +41,38 @@ class Catalog:
         self.by_field = {k: tuple(v) for k, v in by_field.items()}
         self.clocked = tuple(d for d in self.defs if d.clock)
         self.names = frozenset(self.by_name)
+        self.positions = {d.name: tuple(VIEW_FIELDS.index(f) for f in sorted(d.fields)) for d in self.defs}
+        self.memo: dict[str, dict[tuple[bytes, ...], bool]] = {d.name: {} for d in self.defs if not d.clock}
 
     def get(self, name: str) -> SegmentDef | None:
         return self.by_name.get(name)
 
-    def reading(self, changed: Iterable[str]) -> dict[str, SegmentDef]:
-        """The segments that read any of the ``changed`` fields, and the clock-dependent ones."""
-        due = {d.name: d for d in self.clocked}
+    def evaluate(
+        self, defs: Iterable[SegmentDef], view: dict[str, Any], values: Sequence[bytes], now: datetime
+    ) -> set[str]:
+        """The names of ``defs`` the view is in. A condition without time functions is a function of the
+        values of the fields it reads alone: its result is remembered by those values (``values``: every
+        view field serialised), so a profile like one seen before costs a lookup, not an evaluation."""
+        inside, scope = set(), None
+        for d in defs:
+            memo = self.memo.get(d.name)
+            key = tuple(values[i] for i in self.positions[d.name])
+            found = memo.get(key) if memo is not None else None
+            if found is None:
+                scope = scope or {**view, **time_functions(now)}
+                found = d.matches(scope)
+                if memo is not None:
+                    if len(memo) >= MEMO_SIZE:
+                        memo.clear()
+                    memo[key] = found
+            if found:
+                inside.add(d.name)
+        return inside
+
+    def reading(self, changed: Iterable[str], clock_due: bool) -> dict[str, SegmentDef]:
+        """The segments that read any of the ``changed`` fields, and the clock-dependent ones if
+        ``clock_due``."""
+        due = {d.name: d for d in self.clocked} if clock_due else {}
         for name in changed:
             due.update((d.name, d) for d in self.by_field.get(name, ()))
         return due
@@ -53,24 +80,27 @@ class Catalog:
 
 @dataclass(frozen=True)
 class Prior:
-    """What the segmenter remembers of a profile: the version evaluated and a hash of each view field."""
+    """What the segmenter remembers of a profile: the version evaluated, the earliest time time alone can
+    change its membership (a timestamp; 0: never), and a hash of each view field."""
 
     version: int
+    due: float
     hashes: tuple[int, ...]
 
     def encode(self) -> bytes:
-        return _PRIOR.pack(self.version, *self.hashes)
+        return _PRIOR.pack(self.version, self.due, *self.hashes)
 
     @classmethod
     def decode(cls, data: bytes | None) -> Prior | None:
         if data is None or len(data) != _PRIOR.size:
             return None  # none yet, or written with other fields: evaluate everything
-        version, *hashes = _PRIOR.unpack(data)
-        return cls(version, tuple(hashes))
+        version, due, *hashes = _PRIOR.unpack(data)
+        return cls(version, due, tuple(hashes))
 
 
-def field_hashes(view: dict[str, Any]) -> tuple[int, ...]:
-    return tuple(zlib.crc32(orjson.dumps(view[name], default=str)) for name in VIEW_FIELDS)
+def serialise(view: dict[str, Any]) -> list[bytes]:
+    """Every view field as JSON bytes, in :data:`VIEW_FIELDS` order."""
+    return [orjson.dumps(view[name], default=str) for name in VIEW_FIELDS]
 
 
 @dataclass(frozen=True)
@@ -100,15 +130,16 @@ def evaluate_change(
     if prior is not None and version < prior.version:
         return None
     view = profile_view(profile)
-    hashes = field_hashes(view)
+    values = serialise(view)
+    hashes = tuple(zlib.crc32(value) for value in values)
     if prior is None:
         due = {d.name: d for d in catalog.defs}
     else:
         changed = [name for name, old, new in zip(VIEW_FIELDS, prior.hashes, hashes, strict=True) if old != new]
-        due = catalog.reading(changed)
+        due = catalog.reading(changed, clock_due=0 < prior.due <= now.timestamp())
     due.update((name, d) for name in force if (d := catalog.get(name)) is not None)
     merged = bool(profile.get("merged_into"))  # merged away: the survivor holds its history and segments
-    inside = set() if merged else evaluate(list(due.values()), view, now)
+    inside = set() if merged else catalog.evaluate(due.values(), view, values, now)
     after = set() if merged else ({m for m in members if m not in due} | inside) & catalog.names
     entered, exited = membership_changes(set(members), after)
     flip = next_flip((use for d in catalog.clocked for use in d.clock), view, now)
@@ -118,7 +149,7 @@ def evaluate_change(
         after=frozenset(after),
         entered=entered,
         exited=exited,
-        prior=Prior(version, hashes),
+        prior=Prior(version, 0 if merged or flip is None else flip.timestamp(), hashes),
         due=None if merged else flip,
         evaluated=0 if merged else len(due),
     )

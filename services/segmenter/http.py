@@ -13,9 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from crmhub.web import Authorized, Res, Resources
 from services.profile.http import load_profile
 from services.segmenter import membership
-from services.segmenter.definitions import combine, try_condition
+from services.segmenter.definitions import current, try_condition
 from services.segmenter.keys import members_key
-from services.segmenter.rules import SegmentDef, SegmentError, compile_segment, load_definitions
+from services.segmenter.rules import SegmentDef, SegmentError, compile_segment
 from services.segmenter.store import SegmentStore
 
 router = APIRouter(tags=["segments"], dependencies=[Authorized])
@@ -41,9 +41,8 @@ def segment_store(res: Resources) -> SegmentStore:
 
 def definitions(res: Resources) -> tuple[dict[str, SegmentDef], set[str]]:
     """Every definition in force by name, and the names the segment file defines."""
-    file_defs = load_definitions(res.settings.segments_file)
-    defs = combine(file_defs, segment_store(res).definitions())
-    return {d.name: d for d in defs}, {d.name for d in file_defs}
+    defs, from_file = current(res.settings.segments_file, segment_store(res))
+    return {d.name: d for d in defs}, from_file
 
 
 def describe(d: SegmentDef, size: int, from_file: bool) -> dict[str, Any]:

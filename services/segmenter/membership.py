@@ -45,8 +45,8 @@ class Membership:
         priors = {pid: Prior.decode(raw) for pid, raw in zip(pids, states, strict=True)}
         return priors, {pid: {m.decode() for m in ms} for pid, ms in zip(pids, members, strict=True)}
 
-    async def write(self, partition: int, outcomes: Iterable[Outcome], evaluated: int) -> tuple[int, int]:
-        """Record the outcomes; (entries, exits)."""
+    async def write(self, partition: int, outcomes: Sequence[Outcome], changes: int) -> tuple[int, int]:
+        """Record the outcomes of ``changes`` profile changes; (entries, exits)."""
         pipe = self.redis.pipeline(transaction=False)
         entered = exited = 0
         for out in outcomes:
@@ -65,7 +65,13 @@ class Membership:
             else:
                 pipe.zadd(due_key(partition), {pid: out.due.timestamp()})
             entered, exited = entered + len(out.entered), exited + len(out.exited)
-        for name, value in (("evaluated", evaluated), ("entered", entered), ("exited", exited)):
+        conditions = sum(o.evaluated for o in outcomes)
+        for name, value in (
+            ("evaluated", changes),
+            ("conditions", conditions),
+            ("entered", entered),
+            ("exited", exited),
+        ):
             if value:
                 pipe.hincrby(STATS_KEY, f"segmenter.{name}", value)
         await pipe.execute()

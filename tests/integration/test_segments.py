@@ -4,6 +4,8 @@ deletes, the clock flip with no new event, and membership after a restart equal 
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,14 +18,16 @@ from kafka import KafkaProducer
 
 from crmhub import kafka as kafka_io
 from crmhub.embedded import free_port
-from crmhub.hub import SERVICES, Hub, running_hub
+from crmhub.hub import SERVICES, Hub, running_hub, settings_env
 from crmhub.settings import Settings
 from crmhub.topics import SEGMENTS
 from services.profile.store import ProfileStore, make_engine
-from services.segmenter.definitions import combine
-from services.segmenter.rules import evaluate, load_definitions, profile_view
+from services.segmenter.definitions import current
+from services.segmenter.rules import evaluate, profile_view
 from services.segmenter.store import SegmentStore
 from tests.integration.helpers import profile_by, publish, read_to_end, segment_track, uid, wait_for
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +166,42 @@ def test_lapsed_90_days_fires_with_no_new_event(seg_hub: Hub, api: httpx.Client,
     assert {("active_90_days", "entered"), ("active_90_days", "exited"), ("lapsed_90_days", "entered")} <= changes
 
 
+def crmhub(hub: Hub, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**settings_env(hub.settings), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "crmhub.cli", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_the_command_line_lists_shows_and_tests(seg_hub: Hub, api: httpx.Client, producer: KafkaProducer) -> None:
+    [pid] = customers_with_orders(api, producer, ["640.00"])
+    wait_for(lambda: pid in members(api, "big_spenders"), what="a big spender")
+    listed = crmhub(seg_hub, "segments", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "big_spenders" in listed.stdout and "lapsed_90_days" in listed.stdout
+    shown = crmhub(seg_hub, "segments", "show", "lapsed_90_days")
+    assert shown.returncode == 0, shown.stderr
+    assert "last_order_at" in shown.stdout and "days_since(last_order_at) >= 90" in shown.stdout
+    tried = crmhub(
+        seg_hub, "segments", "test", "total_spent > 600 and days_since(last_order_at) < 30", "--profile", pid
+    )
+    assert tried.returncode == 0, tried.stderr
+    assert "matches" in tried.stdout and "True" in tried.stdout and "640" in tried.stdout
+    assert "False" in crmhub(seg_hub, "segments", "test", "total_spent > 700", "--profile", pid).stdout
+    typo = crmhub(seg_hub, "segments", "test", "total_spend > 1", "--profile", pid)
+    assert typo.returncode == 2 and "unknown field 'total_spend'" in typo.stderr and "Traceback" not in typo.stderr
+    missing = crmhub(seg_hub, "segments", "show", "nope")
+    assert missing.returncode == 2 and "no segment 'nope'" in missing.stderr
+
+
+def test_a_condition_is_tried_over_http_before_saving(api: httpx.Client, producer: KafkaProducer) -> None:
+    [pid] = customers_with_orders(api, producer, ["75.00"])
+    tried = api.post("/v1/segments/test", json={"condition": "total_spent >= 75", "profile_id": pid}).json()
+    assert (tried["matches"], tried["fields"]) == (True, {"total_spent": "75.00"})
+    assert api.post("/v1/segments/test", json={"condition": "x >", "profile_id": pid}).status_code == 400
+    assert api.post("/v1/segments/test", json={"condition": "order_count > 0", "profile_id": "no"}).status_code == 404
+
+
 def test_size_history_is_sampled(seg_hub: Hub, api: httpx.Client) -> None:
     history = wait_for(lambda: len(h := api.get("/v1/segments/big_spenders/history").json()["sizes"]) >= 2 and h,
                        what="two size samples")  # fmt: skip
@@ -172,7 +212,7 @@ def test_size_history_is_sampled(seg_hub: Hub, api: httpx.Client) -> None:
 def fresh_membership(hub: Hub) -> dict[str, set[str]]:
     """Every stored profile's segments, evaluated now from scratch (profiles merged away are in none)."""
     engine = make_engine(hub.settings.sql_url)
-    defs = combine(load_definitions(hub.settings.segments_file), SegmentStore(engine).definitions())
+    defs, _ = current(hub.settings.segments_file, SegmentStore(engine))
     now = datetime.now(UTC)
     return {
         p.profile_id: set() if p.merged_into else evaluate(defs, profile_view(p.model_dump(mode="json")), now)

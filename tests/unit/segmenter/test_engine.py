@@ -52,16 +52,21 @@ def test_only_segments_reading_a_changed_field_are_evaluated() -> None:
     assert (third.entered, third.exited, third.evaluated, third.after) == ([], [], 0, second.after)
 
 
-def test_clock_dependent_segments_are_evaluated_on_every_change_and_scheduled() -> None:
+def test_clock_dependent_segments_are_evaluated_once_their_flip_time_has_come() -> None:
     c = Counting(lapsed="order_count > 0 and days_since(last_order_at) >= 90", big="total_spent >= 500")
     last = NOW - timedelta(days=90) + timedelta(seconds=5)
     profile = {"version": 1, "order_count": 1, "last_order_at": last.isoformat()}
     first = change(c.catalog, profile, None, set())
     assert (first.after, first.due) == (frozenset(), NOW + timedelta(seconds=5))
+    # a change before the flip time, of a field lapsed does not read: lapsed cannot have changed
+    early = change(c.catalog, {**profile, "version": 2, "total_spent": "600"}, first.prior, set(first.after),
+                   now=NOW + timedelta(seconds=4))  # fmt: skip
+    assert (early.entered, early.evaluated) == (["big"], 1)
     # the tick: the same version, read again when due, with the clock past the flip time
-    tick = change(c.catalog, profile, first.prior, set(first.after), now=NOW + timedelta(seconds=5))
+    tick = change(c.catalog, {**profile, "version": 2, "total_spent": "600"}, early.prior, set(early.after),
+                  now=NOW + timedelta(seconds=5))  # fmt: skip
     assert (tick.entered, tick.evaluated, tick.due) == (["lapsed"], 1, last + timedelta(days=91))
-    assert c.calls == {"lapsed": 2, "big": 1}
+    assert c.calls == {"lapsed": 2, "big": 2}
 
 
 def test_a_replayed_older_change_is_skipped_and_the_same_version_again_changes_nothing() -> None:
