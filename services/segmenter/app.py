@@ -155,7 +155,7 @@ class Segmenter:
                 )
                 for pid in pids
             )
-            await self.membership.remove(name, pids)
+            await self.membership.remove(partition, name, pids)
         log.info("segment %r deleted: %d exits in partition %d", name, len(pids), partition)
 
     async def evaluate_stored(self, pending: dict[int, set[str]]) -> None:

@@ -25,6 +25,7 @@ from services.segmenter.rules import FIELD_TYPES, SegmentDef, membership_changes
 
 VIEW_FIELDS = tuple(name for name in FIELD_TYPES if name in profile_view({"profile_id": ""}))
 _PRIOR = struct.Struct(f"<qd{len(VIEW_FIELDS)}I")
+PRIOR_SIZE = _PRIOR.size
 MEMO_SIZE = 50_000  # remembered results per segment; cleared when full
 
 

@@ -3,8 +3,9 @@
 - ``crmhub:segment:<name>``: a set of member profile ids per segment (sizes, members);
 - ``crmhub:profile-segments:<profile_id>``: a set of segment names per profile (a profile's segments;
   the notifier puts them into alerts);
-- per partition of crm.profile-changes.v1: the last evaluated version and field hashes of each profile
-  (:class:`~services.segmenter.engine.Prior`), the due times of clock-dependent re-evaluations (a sorted
+- per partition of crm.profile-changes.v1, the segmenter's own record of each profile: the last evaluated
+  version, field hashes and segments (:class:`~services.segmenter.engine.Prior` and the names; the sets
+  above are views of it, written after it), the due times of clock-dependent re-evaluations (a sorted
   set), and which condition of each segment the partition's membership reflects.
 
 Every write of a batch goes in one pipeline.
@@ -19,7 +20,7 @@ import orjson
 
 from crmhub.kafka import partition_for_key
 from crmhub.stats import STATS_KEY
-from services.segmenter.engine import Outcome, Prior
+from services.segmenter.engine import PRIOR_SIZE, Outcome, Prior
 from services.segmenter.keys import (
     BACKFILL_KEY,
     applied_key,
@@ -30,6 +31,19 @@ from services.segmenter.keys import (
 )
 
 
+def encode_state(prior: Prior, members: Iterable[str]) -> bytes:
+    """A profile's record: its :class:`Prior`, then its segment names (comma separated)."""
+    return prior.encode() + ",".join(sorted(members)).encode()
+
+
+def decode_state(raw: bytes | None) -> tuple[Prior | None, set[str]]:
+    """(prior, segments) of a record; (None, no segments) for none, or one of another layout."""
+    prior = None if raw is None else Prior.decode(raw[:PRIOR_SIZE])
+    if prior is None or raw is None or len(raw) == PRIOR_SIZE:
+        return prior, set()
+    return prior, set(raw[PRIOR_SIZE:].decode().split(","))
+
+
 class Membership:
     """The segmenter's side (redis.asyncio)."""
 
@@ -37,21 +51,28 @@ class Membership:
         self.redis = redis
 
     async def read(self, partition: int, pids: Sequence[str]) -> tuple[dict[str, Prior | None], dict[str, set[str]]]:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(state_key(partition), list(pids))
-        for pid in pids:
-            pipe.smembers(profile_segments_key(pid))
-        states, *members = await pipe.execute()
-        priors = {pid: Prior.decode(raw) for pid, raw in zip(pids, states, strict=True)}
-        return priors, {pid: {m.decode() for m in ms} for pid, ms in zip(pids, members, strict=True)}
+        """What the segmenter recorded of each profile: its :class:`Prior` and its segments (one command)."""
+        states = await self.redis.hmget(state_key(partition), list(pids))
+        priors, members = {}, {}
+        for pid, raw in zip(pids, states, strict=True):
+            priors[pid], members[pid] = decode_state(raw)
+        return priors, members
 
     async def write(self, partition: int, outcomes: Sequence[Outcome], changes: int) -> tuple[int, int]:
         """Record the outcomes of ``changes`` profile changes; (entries, exits)."""
         pipe = self.redis.pipeline(transaction=False)
         entered = exited = 0
+        if outcomes:
+            states = {out.profile_id: encode_state(out.prior, out.after) for out in outcomes}
+            pipe.hset(state_key(partition), mapping=states)
+        dues = {out.profile_id: out.due.timestamp() for out in outcomes if out.due is not None}
+        if dues:
+            pipe.zadd(due_key(partition), dues)
+        never = [out.profile_id for out in outcomes if out.due is None]
+        if never:
+            pipe.zrem(due_key(partition), *never)
         for out in outcomes:
             pid = out.profile_id
-            pipe.hset(state_key(partition), pid, out.prior.encode())
             if out.entered:
                 pipe.sadd(profile_segments_key(pid), *out.entered)
             if out.exited:
@@ -60,10 +81,6 @@ class Membership:
                 pipe.sadd(members_key(name), pid)
             for name in out.exited:
                 pipe.srem(members_key(name), pid)
-            if out.due is None:
-                pipe.zrem(due_key(partition), pid)
-            else:
-                pipe.zadd(due_key(partition), {pid: out.due.timestamp()})
             entered, exited = entered + len(out.entered), exited + len(out.exited)
         conditions = sum(o.evaluated for o in outcomes)
         for name, value in (
@@ -77,12 +94,21 @@ class Membership:
         await pipe.execute()
         return entered, exited
 
-    async def remove(self, segment: str, pids: Sequence[str]) -> None:
+    async def remove(self, partition: int, segment: str, pids: Sequence[str]) -> None:
+        """Take the profiles out of a deleted segment (its exits are published)."""
+        if not pids:
+            return
+        states = await self.redis.hmget(state_key(partition), list(pids))
         pipe = self.redis.pipeline(transaction=False)
-        for pid in pids:
+        kept = {}
+        for pid, raw in zip(pids, states, strict=True):
+            prior, members = decode_state(raw)
+            if prior is not None:
+                kept[pid] = encode_state(prior, members - {segment})
             pipe.srem(profile_segments_key(pid), segment)
-        if pids:
-            pipe.srem(members_key(segment), *pids)
+        if kept:
+            pipe.hset(state_key(partition), mapping=kept)
+        pipe.srem(members_key(segment), *pids)
         await pipe.execute()
 
     async def members_of_partition(self, segment: str, partition: int, partitions: int) -> list[str]:
@@ -100,8 +126,8 @@ class Membership:
         return {name: int(size) for name, size in zip(names, await pipe.execute(), strict=True)}
 
     async def versions(self, partition: int, pids: Sequence[str]) -> dict[str, int]:
-        raw = await self.redis.hmget(state_key(partition), list(pids)) if pids else []
-        return {pid: prior.version for pid, r in zip(pids, raw, strict=True) if (prior := Prior.decode(r))}
+        priors, _ = await self.read(partition, pids) if pids else ({}, {})
+        return {pid: prior.version for pid, prior in priors.items() if prior is not None}
 
     async def due(self, partition: int, now_ts: float, limit: int) -> list[str]:
         found = await self.redis.zrangebyscore(due_key(partition), "-inf", now_ts, start=0, num=limit)
