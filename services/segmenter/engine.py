@@ -24,7 +24,7 @@ from services.segmenter.clock import next_flip, time_functions
 from services.segmenter.rules import FIELD_TYPES, SegmentDef, membership_changes, profile_view
 
 VIEW_FIELDS = tuple(name for name in FIELD_TYPES if name in profile_view({"profile_id": ""}))
-_PRIOR = struct.Struct(f"<qd{len(VIEW_FIELDS)}I")
+_PRIOR = struct.Struct(f"<Hqd{len(VIEW_FIELDS)}I")  # led by the number of fields: a layout tag
 PRIOR_SIZE = _PRIOR.size
 MEMO_SIZE = 50_000  # remembered results per segment; cleared when full
 
@@ -89,14 +89,14 @@ class Prior:
     hashes: tuple[int, ...]
 
     def encode(self) -> bytes:
-        return _PRIOR.pack(self.version, self.due, *self.hashes)
+        return _PRIOR.pack(len(VIEW_FIELDS), self.version, self.due, *self.hashes)
 
     @classmethod
     def decode(cls, data: bytes | None) -> Prior | None:
         if data is None or len(data) != _PRIOR.size:
-            return None  # none yet, or written with other fields: evaluate everything
-        version, due, *hashes = _PRIOR.unpack(data)
-        return cls(version, due, tuple(hashes))
+            return None  # none yet: evaluate everything
+        layout, version, due, *hashes = _PRIOR.unpack(data)
+        return cls(version, due, tuple(hashes)) if layout == len(VIEW_FIELDS) else None  # other fields: the same
 
 
 def serialise(view: dict[str, Any]) -> list[bytes]:

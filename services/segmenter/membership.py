@@ -51,11 +51,19 @@ class Membership:
         self.redis = redis
 
     async def read(self, partition: int, pids: Sequence[str]) -> tuple[dict[str, Prior | None], dict[str, set[str]]]:
-        """What the segmenter recorded of each profile: its :class:`Prior` and its segments (one command)."""
+        """What the segmenter recorded of each profile: its :class:`Prior` and its segments. A profile with
+        no readable record keeps the segments its view set holds (a record of an older layout)."""
         states = await self.redis.hmget(state_key(partition), list(pids))
         priors, members = {}, {}
         for pid, raw in zip(pids, states, strict=True):
             priors[pid], members[pid] = decode_state(raw)
+        unknown = [pid for pid, prior in priors.items() if prior is None]
+        if unknown:
+            pipe = self.redis.pipeline(transaction=False)
+            for pid in unknown:
+                pipe.smembers(profile_segments_key(pid))
+            for pid, names in zip(unknown, await pipe.execute(), strict=True):
+                members[pid] = {n.decode() for n in names}
         return priors, members
 
     async def write(self, partition: int, outcomes: Sequence[Outcome], changes: int) -> tuple[int, int]:
