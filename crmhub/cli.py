@@ -276,5 +276,43 @@ def identity_rebuild(settings: Settings) -> None:
     )
 
 
+@main.group()
+def segments() -> None:
+    """Segment definitions, sizes, and trying a condition on a profile."""
+
+
+@segments.command("list")
+@settings_options
+@friendly_errors
+def segments_list(settings: Settings) -> None:
+    """Every segment (file and API) with its size."""
+    from crmhub.segments import print_list
+
+    print_list(settings)
+
+
+@segments.command("show")
+@click.argument("name")
+@settings_options
+@friendly_errors
+def segments_show(settings: Settings, name: str) -> None:
+    """One segment: definition, fields read, clock, size, backfill progress, recent sizes."""
+    from crmhub.segments import print_segment
+
+    print_segment(settings, name)
+
+
+@segments.command("test")
+@click.argument("condition")
+@click.option("--profile", "profile_id", required=True, help="The id of a stored profile.")
+@settings_options
+@friendly_errors
+def segments_test(settings: Settings, condition: str, profile_id: str) -> None:
+    """Evaluate CONDITION against a stored profile, before saving it as a segment (nothing is saved)."""
+    from crmhub.segments import print_test
+
+    print_test(settings, condition, profile_id)
+
+
 if __name__ == "__main__":
     main()

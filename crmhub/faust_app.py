@@ -17,7 +17,8 @@ from crmhub.runtime import METER_INTERVAL_S, setup_logging
 from crmhub.settings import Settings
 
 
-def create_app(app_id: str, settings: Settings) -> faust.App:
+def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.App:
+    """A faust app for ``settings``; ``tables=False`` for an app without tables (no changelog to recover)."""
     datadir = settings.data_dir / "faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
@@ -35,7 +36,7 @@ def create_app(app_id: str, settings: Settings) -> faust.App:
         "value_serializer": "raw",
         "consumer_auto_offset_reset": "earliest",
     }
-    if settings.broker_flavour == "tansu":
+    if settings.broker_flavour == "tansu" and tables:
         # Tansu under-reports end offsets, so table recovery would stop early unless every changelog
         # record is its own batch (../shared/BROKER.md)
         options["producer_max_batch_size"] = 1

@@ -23,7 +23,7 @@ from crmhub.settings import SOURCES, Settings
 from crmhub.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts
 from crmhub.web import Resources
 from services.notifier.delivery import STATE_PREFIX, STATUS_FIELD
-from services.segmenter.http import list_segments
+from services.segmenter.http import list_all
 
 # what each service has consumed, from the Redis counters (cluster-wide, survive a process restart)
 SERVICE_COUNTERS = {
@@ -82,7 +82,7 @@ def snapshot(res: Resources, t: float) -> dict[str, Any]:
         "memory": by_label(samples(registry, "crmhub_process_resident_memory_bytes"), "service"),
         "deadletters": [orjson.loads(d) for d in dead_raw],
         "alerts": with_delivery(res.redis, [orjson.loads(a) for a in alerts_raw]),
-        "segments": [{"name": s["name"], "size": s["size"]} for s in list_segments(res)],
+        "segments": [{"name": s["name"], "size": s["size"]} for s in list_all(res)],
     }
 
 

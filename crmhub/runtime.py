@@ -58,6 +58,17 @@ def setup_logging(settings: Settings, service: str) -> None:
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
     for noisy in ("kafka", "aiokafka", "faust", "mode", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    cluster = logging.getLogger("kafka.cluster")
+    if not any(isinstance(f, _CancelledRefresh) for f in cluster.filters):
+        cluster.addFilter(_CancelledRefresh())
+
+
+class _CancelledRefresh(logging.Filter):
+    """kafka-python logs a metadata request still in flight when its client closes (the admin and
+    consumer clients crmhub closes after creating the topics) as an ERROR; nothing failed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Metadata refresh: failed Cancelled")
 
 
 class Stopper:

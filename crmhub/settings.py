@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     )
     dedup_window_s: int = Field(86400, gt=0, description="How long an event id is remembered for dedup.")
     segments_file: Path | None = Field(None, description="YAML file of segment definitions; unset = shipped.")
+    segment_tick_s: float = Field(
+        1.0, gt=0, description="Seconds between the segmenter's checks for due clock flips and definition changes."
+    )
+    segment_history_s: float = Field(60.0, gt=0, description="Seconds between two samples of the segment sizes.")
     # alert delivery (services/notifier/delivery.py, docs/alerts.md)
     routes_file: Path | None = Field(
         None,

@@ -19,8 +19,7 @@ from crmhub.web import Authorized, Res, Resources
 from schemas.profile import Profile
 from services.ingest.state import IngestState
 from services.profile.cache import ProfileCache
-from services.segmenter.keys import MEMBERS_PREFIX
-from services.segmenter.rules import load_definitions
+from services.segmenter import membership
 
 router = APIRouter(tags=["profiles"], dependencies=[Authorized])
 
@@ -125,12 +124,25 @@ async def profile_events(
 
 
 def segments_of(res: Resources, profile_id: str) -> list[str]:
-    """The segments the Redis membership view has the profile in."""
-    names = [d.name for d in load_definitions(res.settings.segments_file)]
-    pipe = res.redis.pipeline(transaction=False)
-    for name in names:
-        pipe.sismember(MEMBERS_PREFIX + name, profile_id)
-    return [name for name, member in zip(names, pipe.execute(), strict=True) if member]
+    """The segments the profile is in now, sorted."""
+    return membership.segments_of(res.redis, profile_id)
+
+
+def read_segments(res: Resources, profile_id: str) -> dict[str, Any] | None:
+    profile = load_profile(res, profile_id)
+    return (
+        None
+        if profile is None
+        else {"profile_id": profile.profile_id, "segments": segments_of(res, profile.profile_id)}
+    )
+
+
+@router.get("/v1/profiles/{profile_id}/segments", summary="The segments the profile is in now")
+async def profile_segments(profile_id: str, res: Res) -> dict[str, Any]:
+    found = await run_in_threadpool(read_segments, res, profile_id)
+    if found is None:
+        raise HTTPException(404, f"no profile {profile_id!r}")
+    return found
 
 
 def alerts_of(res: Resources, profile_id: str) -> list[dict[str, Any]]:
@@ -165,7 +177,7 @@ async def export(profile_id: str, res: Res) -> dict[str, Any]:
 def erase_profile(res: Resources, profile_id: str) -> bool:
     """Erase the profile ``profile_id`` reads; False when there is none. Suppress first (ingest drops new
     events of its identifiers), then delete: SQL (profile, identifiers, timeline; its id recorded as
-    erased, so the profile service drops events already past ingest), cache, segment view, recent
+    erased, so the profile service drops events already past ingest), cache, segment membership, recent
     alerts, and a tombstone on the compacted crm.profiles.v1."""
     profile = load_profile(res, profile_id)
     if profile is None:
@@ -178,9 +190,8 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     res.store.erase(ids, datetime.now(UTC), suppressed)
     ProfileCache(res.redis).invalidate(ids)
     alerts = [doc for doc in res.redis.lrange(RECENT_ALERTS, 0, -1) if orjson.loads(doc).get("profile_id") == pid]
+    membership.erase(res.redis, pid, res.settings.partitions)
     pipe = res.redis.pipeline(transaction=False)
-    for definition in load_definitions(res.settings.segments_file):
-        pipe.srem(MEMBERS_PREFIX + definition.name, pid)
     for doc in alerts:
         pipe.lrem(RECENT_ALERTS, 0, doc)
     pipe.execute()

@@ -1,11 +1,24 @@
-"""segmenter wiring (faust-streaming): profile changes -> evaluate -> crm.segments.v1 + membership view."""
+"""segmenter wiring (faust-streaming): profile changes -> evaluate -> crm.segments.v1 + membership in Redis.
+
+Three things move membership, one at a time (a lock), each for the partitions this worker owns:
+- the agent on crm.profile-changes.v1 (each record a batch of profiles of one partition);
+- the clock: every ``segment_tick_s`` the profiles whose next possible flip time has come (a Redis
+  sorted set per partition) are read from SQL and evaluated again, with no new event;
+- definitions: every ``segment_tick_s`` the definitions (segment file + SQL) are compared with what each
+  partition's membership was computed with; a new or changed segment is evaluated over every stored
+  profile (a backfill, a chunk at a time so the stream goes on, with progress in Redis), a deleted
+  one publishes the exits of its members. A restart finds an unfinished backfill the same way.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 import faust
@@ -14,107 +27,230 @@ import redis.asyncio as aioredis
 
 from crmhub import metrics
 from crmhub.faust_app import create_app, run_worker
+from crmhub.kafka import partition_for_key
 from crmhub.settings import Settings
-from crmhub.stats import STATS_KEY
 from crmhub.topics import PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import SegmentChange
-from services.segmenter.keys import MEMBERS_PREFIX
-from services.segmenter.rules import SegmentDef, evaluate, load_definitions, membership_changes, profile_view
+from schemas.profile import Profile
+from services.profile.store import ProfileStore, make_engine
+from services.segmenter.definitions import combine
+from services.segmenter.engine import Catalog, evaluate_change
+from services.segmenter.membership import Membership
+from services.segmenter.rules import SegmentDef, load_definitions
+from services.segmenter.store import SegmentStore
 
 log = logging.getLogger("crmhub.segmenter")
 SERVICE = "segmenter"
-FLUSH_EVERY = 500
-FLUSH_INTERVAL_S = 0.1
+BACKFILL_CHUNK = 500
+DUE_BATCH = 1000
+STALE_RETRIES = 10
+Send = Callable[[SegmentChange], Awaitable[Awaitable[Any]]]  # enqueue a change; await the result: delivered
+Clock = Callable[[], datetime]
 
 
-class MembershipView:
-    """Redis sets of segment members, written in one pipeline per batch of evaluated profiles.
+class Segmenter:
+    def __init__(
+        self,
+        settings: Settings,
+        membership: Membership,
+        profiles: ProfileStore,
+        segments: SegmentStore,
+        send: Send,
+        clock: Clock,
+    ) -> None:
+        self.partitions = settings.partitions
+        self.file_defs = load_definitions(settings.segments_file)
+        self.membership, self.profiles, self.segments = membership, profiles, segments
+        self.send, self.clock = send, clock
+        self.lock = asyncio.Lock()
+        self.catalog = Catalog(combine(self.file_defs, segments.definitions()))
+        self.backfill: asyncio.Task[None] | None = None
 
-    Every evaluation rewrites the profile's membership in every segment, so the view heals itself
-    after a crash between the table update and the Redis write.
-    """
+    async def apply(self, partition: int, docs: list[dict[str, Any]], force: Collection[str] = ()) -> list[str]:
+        """Evaluate profile changes of one partition (the caller holds the lock); publish entries and
+        exits, record the outcomes. Returns the ids of changes older than what was already evaluated."""
+        latest: dict[str, dict[str, Any]] = {}
+        for doc in docs:  # a batch may hold several changes of a profile: its last one counts
+            seen = latest.get(doc["profile_id"])
+            if seen is None or doc.get("version", 0) >= seen.get("version", 0):
+                latest[doc["profile_id"]] = doc
+        priors, members = await self.membership.read(partition, list(latest))
+        now = self.clock()
+        outcomes, stale = [], []
+        for pid, doc in latest.items():
+            out = evaluate_change(self.catalog, doc, priors[pid], members[pid], now, force)
+            if out is None:
+                stale.append(pid)
+            else:
+                outcomes.append(out)
+        await self.publish(
+            SegmentChange(segment=name, profile_id=out.profile_id, change=change, at=now, profile_version=out.version)
+            for out in outcomes
+            for names, change in ((out.entered, "entered"), (out.exited, "exited"))
+            for name in names
+        )
+        await self.membership.write(partition, outcomes, len(docs))
+        changes: Counter[tuple[str, ...]] = Counter(
+            (name, change)
+            for out in outcomes
+            for names, change in ((out.entered, "entered"), (out.exited, "exited"))
+            for name in names
+        )
+        metrics.count(metrics.CONSUMED, {(SERVICE, PROFILE_CHANGES, "profile"): len(docs)})
+        produced: Counter[tuple[str, ...]] = Counter()
+        for (_, change), n in changes.items():
+            produced[(SERVICE, SEGMENTS, change)] += n
+        metrics.count(metrics.PRODUCED, produced)
+        metrics.count(metrics.SEGMENT_CHANGES, changes)
+        return stale
 
-    def __init__(self, redis: Any, defs: list[SegmentDef]) -> None:
-        self.redis = redis
-        self.defs = defs
-        self.pending: dict[str, set[str]] = {}
-        self.entered = self.exited = self.evaluated = 0
-        self.changes: Counter[tuple[str, ...]] = Counter()  # (segment, entered/exited) since the last flush
+    async def publish(self, changes: Iterable[SegmentChange]) -> None:
+        """Send the changes and wait until the broker has them all: membership is recorded only after its
+        changes are published, so a crash in between publishes them again (at least once), never not at all."""
+        deliveries = [await self.send(change) for change in changes]
+        await asyncio.gather(*deliveries)
 
-    def record(self, profile_id: str, members: set[str], entered: list[str], exited: list[str]) -> None:
-        self.pending[profile_id] = members
-        self.evaluated += 1
-        self.entered += len(entered)
-        self.exited += len(exited)
-        self.changes.update([*((name, "entered") for name in entered), *((name, "exited") for name in exited)])
+    async def stored(self, pids: list[str]) -> dict[str, dict[str, Any]]:
+        found = await asyncio.to_thread(self.profiles.load, pids)
+        return {pid: p.model_dump(mode="json") for pid, p in found.items()}
 
-    async def flush(self) -> None:
-        if not self.pending:
+    async def tick(self, owned: set[int]) -> None:
+        """Evaluate again the profiles whose membership time alone may have changed by now."""
+        for partition in sorted(owned):
+            pids = await self.membership.due(partition, self.clock().timestamp(), DUE_BATCH)
+            if not pids:
+                continue
+            docs = await self.stored(pids)
+            await self.membership.forget(partition, [pid for pid in pids if pid not in docs])
+            async with self.lock:
+                await self.apply(partition, list(docs.values()))  # stale ones stay due: next tick
+
+    async def refresh_definitions(self, owned: set[int]) -> None:
+        """Take up definition changes; start a backfill where a partition's membership is out of date."""
+        stored = await asyncio.to_thread(self.segments.definitions)
+        defs = combine(self.file_defs, stored)
+        before = {d.name: d.condition for d in self.catalog.defs}
+        after = {d.name: d.condition for d in defs}
+        if before != after:
+            changed = sorted(n for n in after if before.get(n) != after[n])
+            log.info("segment definitions: new or changed %s, deleted %s", changed, sorted(set(before) - set(after)))
+            self.catalog = Catalog(defs)
+        if self.backfill is not None and not self.backfill.done():
             return
-        pending, self.pending = self.pending, {}
-        pipe = self.redis.pipeline(transaction=False)
-        for d in self.defs:
-            key = MEMBERS_PREFIX + d.name
-            inside = [pid for pid, members in pending.items() if d.name in members]
-            outside = [pid for pid, members in pending.items() if d.name not in members]
-            if inside:
-                pipe.sadd(key, *inside)
-            if outside:
-                pipe.srem(key, *outside)
-        for name, value in (("evaluated", self.evaluated), ("entered", self.entered), ("exited", self.exited)):
-            if value:
-                pipe.hincrby(STATS_KEY, f"segmenter.{name}", value)
-        metrics.count(metrics.CONSUMED, {(SERVICE, PROFILE_CHANGES, "profile"): self.evaluated})
-        metrics.count(metrics.PRODUCED, {(SERVICE, SEGMENTS, change): n for (_, change), n in self.changes.items()})
-        metrics.count(metrics.SEGMENT_CHANGES, self.changes)
-        self.entered = self.exited = self.evaluated = 0
-        self.changes = Counter()
-        await pipe.execute()
+        work: dict[int, tuple[set[str], set[str]]] = {}
+        for partition in sorted(owned):
+            applied = await self.membership.applied(partition)
+            pending = {d.name for d in self.catalog.defs if applied.get(d.name) != d.fingerprint}
+            removed = set(applied) - self.catalog.names
+            if pending or removed:
+                work[partition] = (pending, removed)
+        if work:
+            self.backfill = asyncio.create_task(self.run_backfill(work, {d.name: d for d in self.catalog.defs}))
+
+    async def run_backfill(self, work: dict[int, tuple[set[str], set[str]]], defs: dict[str, SegmentDef]) -> None:
+        started = datetime.now(UTC)
+        for partition, (_, removed) in work.items():
+            for name in sorted(removed):
+                await self.remove_segment(partition, name)
+        pending = {p: names for p, (names, _) in work.items() if names}
+        if pending:
+            await self.evaluate_stored(pending)
+        for partition, (names, removed) in work.items():
+            await self.membership.set_applied(partition, {n: defs[n].fingerprint for n in names}, removed)
+        log.info("backfill of %s done in %.1f s", sorted(work), (datetime.now(UTC) - started).total_seconds())
+
+    async def remove_segment(self, partition: int, name: str) -> None:
+        """A deleted segment: publish its members' exits (this partition's) and forget them."""
+        pids = await self.membership.members_of_partition(name, partition, self.partitions)
+        async with self.lock:
+            versions = await self.membership.versions(partition, pids)
+            now = self.clock()
+            await self.publish(
+                SegmentChange(
+                    segment=name, profile_id=pid, change="exited", at=now, profile_version=versions.get(pid, 0)
+                )
+                for pid in pids
+            )
+            await self.membership.remove(partition, name, pids)
+        log.info("segment %r deleted: %d exits in partition %d", name, len(pids), partition)
+
+    async def evaluate_stored(self, pending: dict[int, set[str]]) -> None:
+        """Evaluate the pending segments of each partition over every stored profile of it, a chunk at a
+        time (the stream goes on in between), with progress per segment and partition."""
+        total = await asyncio.to_thread(self.segments.count_profiles)
+        rows: Iterator[Profile] = self.profiles.iter_profiles(BACKFILL_CHUNK)
+        done, stale = 0, []
+        while chunk := await asyncio.to_thread(lambda: list(islice(rows, BACKFILL_CHUNK))):
+            by_partition: dict[int, list[dict[str, Any]]] = {}
+            for profile in chunk:
+                partition = partition_for_key(profile.profile_id.encode(), self.partitions)
+                if partition in pending:
+                    by_partition.setdefault(partition, []).append(profile.model_dump(mode="json"))
+            async with self.lock:
+                for partition, docs in by_partition.items():
+                    stale += [(partition, pid) for pid in await self.apply(partition, docs, pending[partition])]
+            done += len(chunk)
+            await self.report(pending, done, max(total, done), finished=False)
+        for _ in range(STALE_RETRIES):  # SQL was behind the stream for these: read them again
+            if not stale:
+                break
+            await asyncio.sleep(0.5)
+            again = await self.stored([pid for _, pid in stale])
+            retry, stale = stale, []
+            async with self.lock:
+                for partition, pid in retry:
+                    if pid in again:
+                        stale += [(partition, p) for p in await self.apply(partition, [again[pid]], pending[partition])]
+        await self.report(pending, done, done, finished=True)
+
+    async def report(self, pending: dict[int, set[str]], done: int, total: int, finished: bool) -> None:
+        for partition, names in pending.items():
+            for name in names:
+                await self.membership.progress(name, partition, done, total, finished)
+
+    async def sample_sizes(self, interval_s: float) -> None:
+        """Record every segment's size at the current sample time (a multiple of the interval)."""
+        now = self.clock().timestamp()
+        at = datetime.fromtimestamp(now - now % interval_s, UTC)
+        sizes = await self.membership.sizes(sorted(self.catalog.names))
+        await asyncio.to_thread(self.segments.record_sizes, sizes, at)
 
 
-def build(settings: Settings) -> faust.App:
-    app = create_app("crmhub-segmenter", settings)
-    defs: list[SegmentDef] = load_definitions(settings.segments_file)
+def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust.App:
+    app = create_app("crmhub-segmenter", settings, tables=False)  # membership lives in Redis
     changes_topic = app.topic(PROFILE_CHANGES, key_type=bytes, value_type=bytes)
-    segments_topic = app.topic(SEGMENTS, key_type=bytes, value_type=bytes)
-    membership = app.Table("membership", default=list, partitions=settings.partitions)
-    view = MembershipView(aioredis.Redis.from_url(settings.redis_dsn), defs)
-    log.info("segmenter evaluating %d segments: %s", len(defs), ", ".join(d.name for d in defs))
+    engine = make_engine(settings.sql_url)
+
+    async def send(change: SegmentChange) -> Awaitable[Any]:
+        # the producer itself, not Topic.send: a third of the cost per record, which counts at ~10 per profile
+        key, value = change.profile_id.encode(), change.model_dump_json().encode()
+        return await app.producer.send(SEGMENTS, key, value, partition=None, timestamp=None, headers=None)
+
+    membership = Membership(aioredis.Redis.from_url(settings.redis_dsn))
+    seg = Segmenter(settings, membership, ProfileStore(engine), SegmentStore(engine), send, clock)
+    log.info("segmenter evaluating %d segments: %s", len(seg.catalog.defs), ", ".join(seg.catalog.names))
+
+    def owned() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == PROFILE_CHANGES}
 
     @app.agent(changes_topic)
     async def evaluate_profiles(stream: Any) -> None:
-        # each record is a batch of profile changes of profiles that hash to its partition, so table
-        # writes made while handling it go to the right changelog partition
         async for event in stream.events():
             started = time.monotonic()
-            for profile in orjson.loads(event.value):
-                await evaluate_profile(profile)
+            async with seg.lock:
+                await seg.apply(event.message.partition, orjson.loads(event.value))
             metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
-            if len(view.pending) >= FLUSH_EVERY:
-                await view.flush()
 
-    async def evaluate_profile(profile: dict[str, Any]) -> None:
-        pid = profile["profile_id"]
-        before = set(membership[pid])
-        after = evaluate(defs, profile_view(profile))
-        entered, exited = membership_changes(before, after)
-        if entered or exited:
-            membership[pid] = sorted(after)
-            now = datetime.now(UTC)
-            for name, change in [(n, "entered") for n in entered] + [(n, "exited") for n in exited]:
-                out = SegmentChange(
-                    segment=name,
-                    profile_id=pid,
-                    change=change,
-                    at=now,
-                    profile_version=profile.get("version", 0),
-                )
-                await segments_topic.send(key=pid.encode(), value=out.model_dump_json().encode())
-        view.record(pid, after, entered, exited)
+    @app.timer(interval=settings.segment_tick_s)
+    async def clock_and_definitions() -> None:
+        partitions = owned()
+        if partitions:
+            await seg.refresh_definitions(partitions)
+            await seg.tick(partitions)
 
-    @app.timer(interval=FLUSH_INTERVAL_S)
-    async def flush_view() -> None:
-        await view.flush()
+    @app.timer(interval=settings.segment_history_s)
+    async def size_history() -> None:
+        await seg.sample_sizes(settings.segment_history_s)
 
     return app
 

@@ -1,43 +1,159 @@
-"""Segment reads: definitions with sizes, and members (paged with a cursor)."""
+"""Segments over HTTP: definitions (the file's, read-only, and the API's, made here), sizes, members (a
+page at a time), size history, and trying a condition against a profile before saving it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from crmhub.web import Authorized, Res, Resources
-from services.segmenter.keys import MEMBERS_PREFIX
-from services.segmenter.rules import SegmentDef, load_definitions
+from services.profile.http import load_profile
+from services.segmenter import membership
+from services.segmenter.definitions import current, try_condition
+from services.segmenter.keys import members_key
+from services.segmenter.rules import SegmentDef, SegmentError, compile_segment
+from services.segmenter.store import SegmentStore
 
 router = APIRouter(tags=["segments"], dependencies=[Authorized])
 
 
-def definitions(res: Resources) -> dict[str, SegmentDef]:
-    return {d.name: d for d in load_definitions(res.settings.segments_file)}
+class SegmentBody(BaseModel):
+    condition: str = Field(description="A rule-engine expression over the profile fields (docs/segments.md).")
+    description: str = ""
+
+
+class NewSegment(SegmentBody):
+    name: str = Field(description="1-64 characters of a-z, 0-9, _ and -.")
+
+
+class ConditionTest(BaseModel):
+    condition: str
+    profile_id: str
+
+
+def segment_store(res: Resources) -> SegmentStore:
+    return SegmentStore(res.store.engine)
+
+
+def definitions(res: Resources) -> tuple[dict[str, SegmentDef], set[str]]:
+    """Every definition in force by name, and the names the segment file defines."""
+    defs, from_file = current(res.settings.segments_file, segment_store(res))
+    return {d.name: d for d in defs}, from_file
+
+
+def describe(d: SegmentDef, size: int, from_file: bool) -> dict[str, Any]:
+    return {
+        "name": d.name,
+        "description": d.description,
+        "condition": d.condition,
+        "source": "file" if from_file else "api",
+        "fields": sorted(d.fields),
+        "clock_dependent": bool(d.clock),
+        "size": size,
+    }
+
+
+def list_all(res: Resources) -> list[dict[str, Any]]:
+    defs, from_file = definitions(res)
+    sizes = membership.sizes(res.redis, list(defs))
+    return [describe(d, sizes[name], name in from_file) for name, d in defs.items()]
+
+
+def show(res: Resources, name: str) -> dict[str, Any]:
+    defs, from_file = definitions(res)
+    if name not in defs:
+        raise HTTPException(404, f"no segment {name!r}")
+    doc = describe(defs[name], membership.sizes(res.redis, [name])[name], name in from_file)
+    return {**doc, "backfill": membership.backfill_progress(res.redis, name)}
+
+
+def save(res: Resources, name: str, body: SegmentBody, create: bool) -> dict[str, Any]:
+    defs, from_file = definitions(res)
+    if name in from_file:
+        raise HTTPException(409, f"segment {name!r} is defined in the segment file; change it there")
+    if create and name in defs:
+        raise HTTPException(409, f"segment {name!r} exists; PUT /v1/segments/{name} changes it")
+    try:
+        d = compile_segment(name, body.condition, body.description)
+    except SegmentError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    segment_store(res).put(d.name, d.description, d.condition, datetime.now(UTC))
+    return describe(d, membership.sizes(res.redis, [name])[name], False)
+
+
+def remove(res: Resources, name: str) -> None:
+    _, from_file = definitions(res)
+    if name in from_file:
+        raise HTTPException(409, f"segment {name!r} is defined in the segment file; remove it there")
+    if not segment_store(res).delete(name):
+        raise HTTPException(404, f"no segment {name!r} made through the API")
 
 
 @router.get("/v1/segments", summary="Segment definitions with their current sizes")
-def list_segments(res: Res) -> list[dict[str, Any]]:
-    defs = definitions(res)
-    pipe = res.redis.pipeline(transaction=False)
-    for name in defs:
-        pipe.scard(MEMBERS_PREFIX + name)
-    sizes = pipe.execute()
-    return [
-        {"name": d.name, "description": d.description, "condition": d.condition, "size": int(size)}
-        for d, size in zip(defs.values(), sizes, strict=True)
-    ]
+async def list_segments(res: Res) -> list[dict[str, Any]]:
+    return await run_in_threadpool(list_all, res)
+
+
+@router.get("/v1/segments/{name}", summary="A segment: definition, size, backfill progress")
+async def get_segment(name: str, res: Res) -> dict[str, Any]:
+    return await run_in_threadpool(show, res, name)
+
+
+@router.post("/v1/segments", status_code=201, summary="Define a segment (evaluated over every profile)")
+async def create_segment(body: NewSegment, res: Res) -> dict[str, Any]:
+    return await run_in_threadpool(save, res, body.name, body, True)
+
+
+@router.put("/v1/segments/{name}", summary="Define or change a segment (evaluated over every profile)")
+async def put_segment(name: str, body: SegmentBody, res: Res) -> dict[str, Any]:
+    return await run_in_threadpool(save, res, name, body, False)
+
+
+@router.delete("/v1/segments/{name}", status_code=204, summary="Delete a segment (its members exit)")
+async def delete_segment(name: str, res: Res) -> Response:
+    await run_in_threadpool(remove, res, name)
+    return Response(status_code=204)
 
 
 @router.get("/v1/segments/{name}/members", summary="Profile ids in a segment, a page at a time")
 def segment_members(name: str, res: Res, cursor: int = 0, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
-    if name not in definitions(res):
+    if name not in definitions(res)[0]:
         raise HTTPException(404, f"no segment {name!r}")
-    next_cursor, members = res.redis.sscan(MEMBERS_PREFIX + name, cursor=cursor, count=limit)
+    next_cursor, members = res.redis.sscan(members_key(name), cursor=cursor, count=limit)
     return {
         "segment": name,
         "members": sorted(m.decode() for m in members),
         "next_cursor": int(next_cursor),
-        "size": int(res.redis.scard(MEMBERS_PREFIX + name)),
+        "size": membership.sizes(res.redis, [name])[name],
     }
+
+
+@router.get("/v1/segments/{name}/history", summary="The segment's size over time, newest first")
+def segment_history(
+    name: str, res: Res, since: datetime | None = None, limit: int = Query(1440, ge=1, le=100_000)
+) -> dict[str, Any]:
+    if since is not None and since.tzinfo is None:
+        raise HTTPException(400, "since needs a time zone (e.g. 2026-01-01T00:00:00Z)")
+    if name not in definitions(res)[0]:
+        raise HTTPException(404, f"no segment {name!r}")
+    rows = segment_store(res).history(name, since, limit)
+    return {"segment": name, "sizes": [{"at": at, "size": size} for at, size in rows]}
+
+
+def test_against(res: Resources, body: ConditionTest) -> dict[str, Any]:
+    profile = load_profile(res, body.profile_id)
+    if profile is None:
+        raise HTTPException(404, f"no profile {body.profile_id!r}")
+    try:
+        return try_condition(body.condition, profile.model_dump(mode="json"), datetime.now(UTC))
+    except SegmentError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
+@router.post("/v1/segments/test", summary="Evaluate a condition against a profile (nothing is saved)")
+async def test_condition(body: ConditionTest, res: Res) -> dict[str, Any]:
+    return await run_in_threadpool(test_against, res, body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import pytest
 from crmhub.errors import ConfigError
 from services.profile.fold import fold_events
 from services.segmenter.rules import (
+    FIELD_TYPES,
+    SegmentError,
     compile_segment,
     evaluate,
     load_definitions,
@@ -20,6 +23,12 @@ from services.segmenter.rules import (
 from tests.unit import factories as f
 
 SHIPPED = load_definitions()
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+ORIGINAL = [
+    d
+    for d in SHIPPED
+    if d.name in {"big_spenders", "repeat_buyers", "unhappy_customers", "open_carts", "omnichannel", "young_families"}
+]
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -28,8 +37,9 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_the_shipped_definitions_load_in_file_order() -> None:
-    assert [d.name for d in SHIPPED] == [
+def test_the_shipped_library_loads_in_file_order() -> None:
+    names = [d.name for d in SHIPPED]
+    assert names[:6] == [
         "big_spenders",
         "repeat_buyers",
         "unhappy_customers",
@@ -37,19 +47,87 @@ def test_the_shipped_definitions_load_in_file_order() -> None:
         "omnichannel",
         "young_families",
     ]
+    assert {
+        "champions",
+        "at_risk",
+        "lapsed_90_days",
+        "new_customers",
+        "cart_abandoners",
+        "loyalty_gold",
+        "seniors",
+    } <= set(names)
     assert SHIPPED[0].condition == "total_spent >= 500"
     assert all(d.description for d in SHIPPED)
 
 
-def test_a_syntax_error_is_a_config_error_naming_segment_and_condition() -> None:
-    with pytest.raises(ConfigError, match=r"^segment 'broken': bad condition 'total_spent >=': syntax error"):
+def test_a_syntax_error_is_a_segment_error_naming_segment_and_condition() -> None:
+    with pytest.raises(SegmentError, match=r"^segment 'broken': bad condition 'total_spent >=': syntax error"):
         compile_segment("broken", "total_spent >=")
 
 
-@pytest.mark.parametrize("condition", ['total_spent > 1 and 1 > "a"', 'city =~ "("'])
-def test_every_compile_error_is_a_config_error(condition: str) -> None:
-    with pytest.raises(ConfigError, match="segment 'broken': bad condition"):
+@pytest.mark.parametrize(
+    ("condition", "message"),
+    [
+        ('total_spent > 1 and 1 > "a"', "bad condition"),
+        ('city =~ "("', "bad condition"),
+        ("total_spend > 1", "unknown field 'total_spend'"),
+        ('total_spent > "a lot"', "bad condition"),  # a type mismatch is caught when defining
+        ("$now > last_order_at", r"\$now reads the wall clock"),
+        ("days_since(last_order_at ?? first_order_at) > 3", r"days_since\(\) takes a field name"),
+    ],
+)
+def test_every_bad_condition_is_a_segment_error(condition: str, message: str) -> None:
+    with pytest.raises(SegmentError, match=f"segment 'broken': .*{message}"):
         compile_segment("broken", condition)
+
+
+@pytest.mark.parametrize("name", ["", "Big Spenders", "a/b", "x" * 65])
+def test_bad_segment_names_are_refused(name: str) -> None:
+    with pytest.raises(SegmentError, match="segment name"):
+        compile_segment(name, "order_count > 0")
+
+
+def test_a_segment_knows_the_fields_it_reads_and_its_clock() -> None:
+    d = compile_segment("s", "total_spent >= 500 and days_since(last_order_at) <= 90 and rfm.recency >= 4")
+    assert d.fields == {"total_spent", "last_order_at", "rfm"}
+    assert [(u.field, u.thresholds) for u in d.clock] == [("last_order_at", {Decimal(90)})]
+    assert compile_segment("s", "open_complaints > 0").clock == ()
+    assert d.fingerprint != compile_segment("s", "total_spent >= 501").fingerprint
+
+
+@pytest.mark.parametrize(
+    ("condition", "profile", "expected"),
+    [
+        ('"electronics" in top_categories', {"top_categories": ["toys", "electronics"]}, True),
+        ('"electronics" in top_categories', {}, False),
+        ("rfm.recency >= 4 and rfm.frequency >= 4", {"rfm": {"recency": 5, "frequency": 4, "monetary": 1}}, True),
+        ("rfm.recency >= 4 and rfm.frequency >= 4", {}, False),  # not scored yet
+        (
+            'consent.email and age_band == "25-34"',
+            {
+                "demographics": {"age_band": "25-34"},
+                "consent": {"email": {"marketing": {"granted": True, "at": "2026-01-01T00:00:00Z", "source": "web"}}},
+            },
+            True,
+        ),
+        ('consent.email and age_band == "25-34"', {"demographics": {"age_band": "25-34"}}, False),
+        (
+            "total_spent >= 500 and days_since(last_order_at) <= 90",
+            {"total_spent": "600", "last_order_at": "2026-03-04T00:00:00+00:00"},
+            True,
+        ),  # 89 days
+        (
+            "total_spent >= 500 and days_since(last_order_at) <= 90",
+            {"total_spent": "600", "last_order_at": "2026-03-02T00:00:00+00:00"},
+            False,
+        ),  # 91 days
+        ("open_complaints > 0", {"open_complaints": [{"message_id": "m"}]}, True),
+        ('loyalty_tier == "gold"', {"loyalty": {"tier": "gold"}}, True),
+    ],
+)
+def test_the_issue_examples(condition: str, profile: dict[str, Any], expected: bool) -> None:
+    d = compile_segment("s", condition)
+    assert (evaluate([d], profile_view({"profile_id": "P", **profile}), NOW) == {"s"}) is expected
 
 
 def test_load_definitions_from_a_file(tmp_path: Path) -> None:
@@ -62,8 +140,14 @@ def test_load_definitions_from_a_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("segments:\n  - {name: a, condition: x > 1}\n  - {name: b}\n", "entry 1 needs a name and a condition"),
-        ("segments:\n  - {name: a, condition: x > 1}\n  - {name: a, condition: x > 2}\n", "duplicate segment names"),
+        (
+            "segments:\n  - {name: a, condition: order_count > 1}\n  - {name: b}\n",
+            "entry 1 needs a name and a condition",
+        ),
+        (
+            "segments:\n  - {name: a, condition: order_count > 1}\n  - {name: a, condition: order_count > 2}\n",
+            "duplicate segment names",
+        ),
         ("segments: [\n", "segments.yaml: while parsing"),
         ("segments:\n  - {name: a, condition: 'x >'}\n", "segment 'a': bad condition 'x >'"),
     ],
@@ -76,7 +160,7 @@ def test_bad_segment_files_are_config_errors(tmp_path: Path, text: str, message:
 
 def test_a_segment_file_that_is_not_a_mapping_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
-        load_definitions(write(tmp_path, "- name: a\n  condition: x > 1\n"))
+        load_definitions(write(tmp_path, "- name: a\n  condition: order_count > 1\n"))
 
 
 def test_profile_view_of_a_published_profile() -> None:
@@ -91,7 +175,7 @@ def test_profile_view_of_a_published_profile() -> None:
     ]
     published = fold_events(None, "P", events).model_dump(mode="json")  # what crm.profiles.v1 carries
     view = profile_view(published)
-    assert view == {
+    expected = {
         "profile_id": "P",
         "order_count": 2,
         "web_orders": 1,
@@ -103,13 +187,20 @@ def test_profile_view_of_a_published_profile() -> None:
         "cart_items": 4,
         "cart_value": Decimal("8.50"),
         "age": 33,
+        "age_band": "25-34",
         "children": 2,
         "city": "Berlin",
         "country": "DE",
         "gender": None,
+        "last_order_at": f.at(2),
+        "first_order_at": f.at(1),
+        "consent": {"email": False, "sms": False, "phone": False, "push": False, "post": False},
+        "rfm": {"recency": None, "frequency": None, "monetary": None, "score": None},
         "traits": {"age": 33, "children": 2, "city": "Berlin", "country": "DE"},
     }
-    assert evaluate(SHIPPED, view) == {
+    assert {k: view[k] for k in expected} == expected
+    assert set(view) | {"days_since", "hours_since"} == set(FIELD_TYPES)
+    assert evaluate(ORIGINAL, view, NOW) == {
         "big_spenders",
         "repeat_buyers",
         "unhappy_customers",
@@ -122,7 +213,7 @@ def test_profile_view_of_a_published_profile() -> None:
 def test_a_bare_profile_has_a_neutral_view_and_no_segments() -> None:
     view = profile_view({"profile_id": "P"})
     assert (view["order_count"], view["total_spent"], view["cart_items"], view["age"]) == (0, Decimal(0), 0, None)
-    assert evaluate(SHIPPED, view) == set()
+    assert evaluate(ORIGINAL, view, NOW) == set()
 
 
 @pytest.mark.parametrize(
@@ -132,14 +223,14 @@ def test_a_bare_profile_has_a_neutral_view_and_no_segments() -> None:
         ({"total_spent": "500"}, {"big_spenders"}),
         ({"order_count": 2, "web_orders": 2}, {"repeat_buyers"}),
         ({"cart": {"items": [{"quantity": 1}], "value": "0"}}, {"open_carts"}),
-        ({"traits": {"age": 41, "children": 1}}, set()),
-        ({"traits": {"age": 25, "children": 1}}, {"young_families"}),
-        ({"traits": {"age": 30}}, set()),  # children unknown
+        ({"demographics": {"age_band": "45-54"}, "traits": {"children": 1}}, set()),
+        ({"demographics": {"age_band": "25-34"}, "traits": {"children": 1}}, {"young_families"}),
+        ({"demographics": {"age_band": "25-34"}}, set()),  # children unknown
         ({"traits": {"age": "thirty", "children": "two"}}, set()),  # wrong types never crash
     ],
 )
 def test_evaluate_boundaries(profile: dict[str, Any], expected: set[str]) -> None:
-    assert evaluate(SHIPPED, profile_view({"profile_id": "P", **profile})) == expected
+    assert evaluate(ORIGINAL, profile_view({"profile_id": "P", **profile}), NOW) == expected
 
 
 def test_conditions_over_missing_fields_never_match_and_never_crash() -> None:
@@ -148,9 +239,9 @@ def test_conditions_over_missing_fields_never_match_and_never_crash() -> None:
         compile_segment("berliners", 'city =~ "^Ber"'),
         compile_segment("tier", 'loyalty_tier == "gold"'),
     ]
-    assert evaluate(defs, profile_view({"profile_id": "P"})) == set()
+    assert evaluate(defs, profile_view({"profile_id": "P"}), NOW) == set()
     view = profile_view({"profile_id": "P", "traits": {"plan": "gold", "city": "Berlin"}})
-    assert evaluate(defs, view) == {"gold", "berliners"}
+    assert evaluate(defs, view, NOW) == {"gold", "berliners"}
 
 
 def test_membership_changes_are_sorted() -> None:

@@ -1,0 +1,171 @@
+"""Segmenter benchmark on the embedded stack: profile changes evaluated per second with 50 segments.
+
+Starts Tansu and Redis and the segmenter alone, with a segment file of 50 segments (the shipped library
+and variations of it: money thresholds, categories, tiers, RFM, consent, clock windows). Synthetic
+profiles are published to crm.profile-changes.v1 in batches, exactly as the profile service does, and
+each phase is timed from its first publish until the segmenter's ``segmenter.evaluated`` counter has
+counted every change:
+
+- new: N profiles never seen (each evaluated against all 50 segments);
+- changes: N later versions of the same profiles, each changing what an order changes (order count,
+  spend, last order time, categories) and keeping the rest (the field index evaluates only the segments
+  reading those fields, plus the clock-dependent ones).
+
+    python benchmarks/segmenter.py --profiles 20000 --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+import yaml
+from e2e import wait_counter  # benchmarks/e2e.py
+
+from crmhub import kafka as kafka_io
+from crmhub.embedded import free_port
+from crmhub.hub import running_hub
+from crmhub.settings import Settings
+from crmhub.stats import read_counts
+from crmhub.topics import PROFILE_CHANGES
+from services.segmenter.rules import load_definitions
+
+CATEGORIES = ["electronics", "toys", "garden", "fashion", "books", "beauty", "sports", "food"]
+TIERS = ["member", "silver", "gold", "platinum"]
+BANDS = ["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
+
+
+def fifty_segments() -> list[dict[str, str]]:
+    """The shipped library and variations of it: 50 segments."""
+    shipped = [{"name": d.name, "condition": d.condition} for d in load_definitions()]
+    extra = [
+        *({"name": f"spent_over_{n}", "condition": f"total_spent >= {n}"} for n in (50, 100, 250, 1000, 2000)),
+        *({"name": f"likes_{c}", "condition": f'"{c}" in top_categories'} for c in CATEGORIES),
+        *({"name": f"ordered_within_{d}d", "condition": f"days_since(last_order_at) < {d}"} for d in (7, 30, 60, 180)),
+        *(
+            {"name": f"band_{b.replace('+', 'plus').replace('-', '_')}", "condition": f'age_band == "{b}"'}
+            for b in BANDS
+        ),
+        {"name": "sms_marketable", "condition": "consent.sms == true"},
+        {"name": "rfm_top_monetary", "condition": "rfm.monetary == 5"},
+        {"name": "frequent_low_value", "condition": "order_count >= 5 and average_order_value < 20"},
+        {"name": "refunders", "condition": "refund_count >= 2"},
+        {"name": "store_only", "condition": "pos_orders > 0 and web_orders == 0"},
+        {"name": "web_only", "condition": "web_orders > 0 and pos_orders == 0"},
+        {"name": "big_cart", "condition": "cart_value >= 200"},
+        {"name": "browsers", "condition": "product_views >= 10 and order_count == 0"},
+        {"name": "gold_and_lapsing", "condition": 'loyalty_tier == "gold" and days_since(last_order_at) >= 60'},
+    ]
+    segments = shipped + extra
+    assert len(segments) == 50, len(segments)
+    return segments
+
+
+def profile(rng: random.Random, pid: str, version: int, now: datetime) -> dict[str, Any]:
+    orders = version + rng.randint(0, 3)
+    spent = round(rng.uniform(5, 300) * orders, 2)
+    return {
+        "profile_id": pid,
+        "version": version,
+        "created_at": (now - timedelta(days=400)).isoformat(),
+        "updated_at": now.isoformat(),
+        "order_count": orders,
+        "web_orders": orders // 2,
+        "pos_orders": orders - orders // 2,
+        "total_spent": f"{spent:.2f}",
+        "net_revenue": f"{spent:.2f}",
+        "average_order_value": f"{spent / orders:.2f}",
+        "first_order_at": (now - timedelta(days=rng.randint(30, 400))).isoformat(),
+        "last_order_at": (now - timedelta(days=rng.randint(0, 200), seconds=rng.randint(0, 86400))).isoformat(),
+        "top_categories": rng.sample(CATEGORIES, 3),
+        "product_views": rng.randint(0, 30),
+        "cart": {"items": [], "value": "0"},
+        "loyalty": {"earned": int(spent), "balance": int(spent), "tier": rng.choice(TIERS)},
+        "rfm": {"recency": rng.randint(1, 5), "frequency": rng.randint(1, 5), "monetary": rng.randint(1, 5)},
+        "demographics": {"age_band": rng.choice(BANDS)},
+        "traits": {"children": rng.randint(0, 3)},
+        "consent": {"email": {"marketing": {"granted": rng.random() < 0.6, "at": now.isoformat(), "source": "web"}}},
+    }
+
+
+def changed(rng: random.Random, doc: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The profile after one more order: what the order changes, the rest kept."""
+    spent = float(doc["total_spent"]) + rng.uniform(5, 300)
+    orders = doc["order_count"] + 1
+    return {
+        **doc,
+        "version": doc["version"] + 1,
+        "updated_at": now.isoformat(),
+        "order_count": orders,
+        "web_orders": doc["web_orders"] + 1,
+        "total_spent": f"{spent:.2f}",
+        "net_revenue": f"{spent:.2f}",
+        "average_order_value": f"{spent / orders:.2f}",
+        "last_order_at": now.isoformat(),
+        "top_categories": rng.sample(CATEGORIES, 3),
+    }
+
+
+def run_phase(settings: Settings, r: redis.Redis, docs: list[dict[str, Any]], timeout_s: float) -> float:
+    """Publish the docs as the profile service does; profile changes per second until all evaluated."""
+    producer = kafka_io.producer(settings, linger_ms=20)
+    partitions = len(producer.partitions_for(PROFILE_CHANGES))
+    target = read_counts(r).get("segmenter.evaluated", 0) + len(docs)
+    started = time.monotonic()
+    for start in range(0, len(docs), 2000):
+        items = [(d["profile_id"], orjson.dumps(d)) for d in docs[start : start + 2000]]
+        kafka_io.send_batched(producer, PROFILE_CHANGES, items, partitions)
+    producer.flush()
+    producer.close()
+    done = wait_counter(r, "segmenter.evaluated", target, timeout_s)
+    if done is None:
+        raise SystemExit(f"the segmenter did not evaluate {len(docs)} changes within {timeout_s:.0f} s")
+    return len(docs) / (done - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profiles", type=int, default=20000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    rng = random.Random(6)
+    with tempfile.TemporaryDirectory(prefix="crmhub-bench-seg-") as tmp:
+        segments_file = Path(tmp) / "segments.yaml"
+        segments_file.write_text(yaml.safe_dump({"segments": fifty_segments()}))
+        settings = Settings(
+            data_dir=Path(tmp) / "data",
+            kafka_port=free_port(),
+            redis_port=free_port(),
+            api_port=free_port(),
+            segments_file=segments_file,
+        )
+        with running_hub(settings, services=("segmenter",)) as hub:
+            r = redis.Redis.from_url(hub.settings.redis_dsn)
+            now = datetime.now(UTC)
+            warmup = [profile(rng, f"warm-{i}", 1, now) for i in range(200)]
+            run_phase(hub.settings, r, warmup, args.timeout)  # waits out the group join and start-up
+            new_rates, change_rates = [], []
+            for run in range(args.runs):
+                docs = [profile(rng, f"p{run}-{i}", 1, now) for i in range(args.profiles)]
+                new_rates.append(run_phase(hub.settings, r, docs, args.timeout))
+                docs = [changed(rng, d, now) for d in docs]
+                change_rates.append(run_phase(hub.settings, r, docs, args.timeout))
+                print(f"run {run + 1}: new profiles {new_rates[-1]:,.0f}/s, changes {change_rates[-1]:,.0f}/s")
+            counts = read_counts(r)
+            print(f"segments defined: 50; entries {counts.get('segmenter.entered', 0):,}, "
+                  f"exits {counts.get('segmenter.exited', 0):,}")  # fmt: skip
+            print(f"median, new profiles (all 50 segments evaluated): {statistics.median(new_rates):,.0f} changes/s")
+            print(f"median, changes of known profiles (field index): {statistics.median(change_rates):,.0f} changes/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Time in segment conditions: ``days_since(t)`` and ``hours_since(t)``, and when a profile's membership
+can next change with time alone.
+
+Both functions count whole units elapsed (floor), so ``days_since(t)`` steps up by one at ``t + k`` days
+for every whole ``k``. A condition comparing ``days_since(field)`` with constants can only change truth at
+``field + c`` and ``field + c + 1`` days for those constants ``c``: :func:`next_flip` gives the earliest such
+instant after ``now``, the one time the profile must be evaluated again without a new event. A use that is
+not a comparison with a constant makes every whole unit a candidate. Pure: ``now`` is always given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import rule_engine
+from rule_engine import DataType
+
+
+@dataclass(frozen=True)
+class TimeFunction:
+    unit: timedelta
+
+    @property
+    def data_type(self) -> Any:
+        return DataType.FUNCTION("elapsed", return_type=DataType.FLOAT, argument_types=(DataType.DATETIME,))
+
+
+TIME_FUNCTIONS = {"days_since": TimeFunction(timedelta(days=1)), "hours_since": TimeFunction(timedelta(hours=1))}
+
+
+def time_functions(now: datetime) -> dict[str, Callable[[datetime], int]]:
+    """The time functions as they read at ``now`` (what a condition's view holds besides the fields)."""
+
+    def since(unit: timedelta) -> Callable[[datetime], int]:
+        return lambda at: (now - at) // unit
+
+    return {name: since(fn.unit) for name, fn in TIME_FUNCTIONS.items()}
+
+
+EVERY_UNIT: frozenset[Decimal] = frozenset()  # thresholds unknown: every whole unit may flip it
+
+
+@dataclass(frozen=True)
+class ClockUse:
+    field: str
+    unit: timedelta
+    thresholds: frozenset[Decimal]  # constants it is compared with; EVERY_UNIT when not only compared
+
+
+ClockSpec = tuple[ClockUse, ...]
+# the attributes of rule-engine's AST nodes that hold sub-expressions (some nodes use __slots__)
+_CHILDREN = (
+    "left",
+    "right",
+    "value",
+    "container",
+    "member",
+    "condition",
+    "case_true",
+    "case_false",
+    "object",
+    "function",
+    "arguments",
+    "expression",
+    "iterable",
+    "result",
+    "item",
+    "start",
+    "stop",
+)
+_COMPARISONS = (rule_engine.ast.ArithmeticComparisonExpression, rule_engine.ast.ComparisonExpression)
+
+
+def clock_spec(rule: rule_engine.Rule) -> ClockSpec:
+    """How the condition of ``rule`` depends on time: per (time function, field) the constants compared."""
+    compared: dict[int, Decimal] = {}  # id(call) -> constant, for calls compared with a constant
+    calls = []
+    for node in walk(rule.statement.expression):
+        if isinstance(node, _COMPARISONS):
+            for call, other in ((node.left, node.right), (node.right, node.left)):
+                if _time_call(call) and isinstance(other, rule_engine.ast.FloatExpression):
+                    compared[id(call)] = other.value
+        elif _time_call(node):
+            calls.append(node)
+    uses: dict[tuple[str, timedelta], set[Decimal] | None] = {}
+    for call in calls:
+        arg = call.arguments[0]
+        if not isinstance(arg, rule_engine.ast.SymbolExpression):
+            raise ValueError(f"{call.function.name}() takes a field name, like {call.function.name}(last_order_at)")
+        key = (arg.name, TIME_FUNCTIONS[call.function.name].unit)
+        known = uses.setdefault(key, set())
+        if id(call) in compared and known is not None:
+            known.add(compared[id(call)])
+        else:
+            uses[key] = None
+    return tuple(
+        ClockUse(field, unit, EVERY_UNIT if constants is None else frozenset(constants))
+        for (field, unit), constants in sorted(uses.items(), key=lambda item: (item[0][0], item[0][1]))
+    )
+
+
+def _time_call(node: Any) -> bool:
+    return (
+        isinstance(node, rule_engine.ast.FunctionCallExpression)
+        and isinstance(node.function, rule_engine.ast.SymbolExpression)
+        and node.function.name in TIME_FUNCTIONS
+        and len(node.arguments) == 1
+    )
+
+
+def _steps(thresholds: Iterable[Decimal]) -> set[int]:
+    """The whole unit counts at which a comparison with these constants can change truth."""
+    steps = set()
+    for c in thresholds:
+        steps.update({math.floor(c), math.floor(c) + 1, math.ceil(c)})
+    return steps
+
+
+def next_flip(uses: Iterable[ClockUse], view: dict[str, Any], now: datetime) -> datetime | None:
+    """The earliest instant after ``now`` at which a condition with these clock uses can change truth for
+    the profile ``view`` with no change of the profile; None when it never can."""
+    candidates = []
+    for use in uses:
+        at = view.get(use.field)
+        if not isinstance(at, datetime):
+            continue
+        elapsed = (now - at) // use.unit
+        if use.thresholds == EVERY_UNIT:
+            candidates.append(at + (elapsed + 1) * use.unit)
+        else:
+            candidates.extend(at + k * use.unit for k in _steps(use.thresholds) if k > elapsed)
+    return min(candidates, default=None)
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """Every expression node under ``node`` (itself included)."""
+    yield node
+    for name in _CHILDREN:
+        value = getattr(node, name, None)
+        for child in value if isinstance(value, tuple | list) else (value,):
+            if isinstance(child, rule_engine.ast.ExpressionBase):
+                yield from walk(child)

@@ -1,0 +1,209 @@
+"""Segment membership in Redis: the record the segmenter keeps and everybody reads.
+
+- ``crmhub:segment:<name>``: a set of member profile ids per segment (sizes, members);
+- ``crmhub:profile-segments:<profile_id>``: a set of segment names per profile (a profile's segments;
+  the notifier puts them into alerts);
+- per partition of crm.profile-changes.v1, the segmenter's own record of each profile: the last evaluated
+  version, field hashes and segments (:class:`~services.segmenter.engine.Prior` and the names; the sets
+  above are views of it, written after it), the due times of clock-dependent re-evaluations (a sorted
+  set), and which condition of each segment the partition's membership reflects.
+
+Every write of a batch goes in one pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from crmhub.kafka import partition_for_key
+from crmhub.stats import STATS_KEY
+from services.segmenter.engine import PRIOR_SIZE, Outcome, Prior
+from services.segmenter.keys import (
+    BACKFILL_KEY,
+    applied_key,
+    due_key,
+    members_key,
+    profile_segments_key,
+    state_key,
+)
+
+
+def encode_state(prior: Prior, members: Iterable[str]) -> bytes:
+    """A profile's record: its :class:`Prior`, then its segment names (comma separated)."""
+    return prior.encode() + ",".join(sorted(members)).encode()
+
+
+def decode_state(raw: bytes | None) -> tuple[Prior | None, set[str]]:
+    """(prior, segments) of a record; (None, no segments) for none, or one of another layout."""
+    prior = None if raw is None else Prior.decode(raw[:PRIOR_SIZE])
+    if prior is None or raw is None or len(raw) == PRIOR_SIZE:
+        return prior, set()
+    return prior, set(raw[PRIOR_SIZE:].decode().split(","))
+
+
+class Membership:
+    """The segmenter's side (redis.asyncio)."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+
+    async def read(self, partition: int, pids: Sequence[str]) -> tuple[dict[str, Prior | None], dict[str, set[str]]]:
+        """What the segmenter recorded of each profile: its :class:`Prior` and its segments. A profile with
+        no readable record keeps the segments its view set holds (a record of an older layout)."""
+        states = await self.redis.hmget(state_key(partition), list(pids))
+        priors, members = {}, {}
+        for pid, raw in zip(pids, states, strict=True):
+            priors[pid], members[pid] = decode_state(raw)
+        unknown = [pid for pid, prior in priors.items() if prior is None]
+        if unknown:
+            pipe = self.redis.pipeline(transaction=False)
+            for pid in unknown:
+                pipe.smembers(profile_segments_key(pid))
+            for pid, names in zip(unknown, await pipe.execute(), strict=True):
+                members[pid] = {n.decode() for n in names}
+        return priors, members
+
+    async def write(self, partition: int, outcomes: Sequence[Outcome], changes: int) -> tuple[int, int]:
+        """Record the outcomes of ``changes`` profile changes; (entries, exits)."""
+        pipe = self.redis.pipeline(transaction=False)
+        entered = exited = 0
+        if outcomes:
+            states = {out.profile_id: encode_state(out.prior, out.after) for out in outcomes}
+            pipe.hset(state_key(partition), mapping=states)
+        dues = {out.profile_id: out.due.timestamp() for out in outcomes if out.due is not None}
+        if dues:
+            pipe.zadd(due_key(partition), dues)
+        never = [out.profile_id for out in outcomes if out.due is None]
+        if never:
+            pipe.zrem(due_key(partition), *never)
+        for out in outcomes:
+            pid = out.profile_id
+            if out.entered:
+                pipe.sadd(profile_segments_key(pid), *out.entered)
+            if out.exited:
+                pipe.srem(profile_segments_key(pid), *out.exited)
+            for name in out.entered:
+                pipe.sadd(members_key(name), pid)
+            for name in out.exited:
+                pipe.srem(members_key(name), pid)
+            entered, exited = entered + len(out.entered), exited + len(out.exited)
+        conditions = sum(o.evaluated for o in outcomes)
+        for name, value in (
+            ("evaluated", changes),
+            ("conditions", conditions),
+            ("entered", entered),
+            ("exited", exited),
+        ):
+            if value:
+                pipe.hincrby(STATS_KEY, f"segmenter.{name}", value)
+        await pipe.execute()
+        return entered, exited
+
+    async def remove(self, partition: int, segment: str, pids: Sequence[str]) -> None:
+        """Take the profiles out of a deleted segment (its exits are published)."""
+        if not pids:
+            return
+        states = await self.redis.hmget(state_key(partition), list(pids))
+        pipe = self.redis.pipeline(transaction=False)
+        kept = {}
+        for pid, raw in zip(pids, states, strict=True):
+            prior, members = decode_state(raw)
+            if prior is not None:
+                kept[pid] = encode_state(prior, members - {segment})
+            pipe.srem(profile_segments_key(pid), segment)
+        if kept:
+            pipe.hset(state_key(partition), mapping=kept)
+        pipe.srem(members_key(segment), *pids)
+        await pipe.execute()
+
+    async def members_of_partition(self, segment: str, partition: int, partitions: int) -> list[str]:
+        found = []
+        async for raw in self.redis.sscan_iter(members_key(segment), count=1000):
+            pid = raw.decode()
+            if partition_for_key(raw, partitions) == partition:
+                found.append(pid)
+        return found
+
+    async def sizes(self, names: Sequence[str]) -> dict[str, int]:
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.scard(members_key(name))
+        return {name: int(size) for name, size in zip(names, await pipe.execute(), strict=True)}
+
+    async def versions(self, partition: int, pids: Sequence[str]) -> dict[str, int]:
+        priors, _ = await self.read(partition, pids) if pids else ({}, {})
+        return {pid: prior.version for pid, prior in priors.items() if prior is not None}
+
+    async def due(self, partition: int, now_ts: float, limit: int) -> list[str]:
+        found = await self.redis.zrangebyscore(due_key(partition), "-inf", now_ts, start=0, num=limit)
+        return [pid.decode() for pid in found]
+
+    async def forget(self, partition: int, pids: Sequence[str]) -> None:
+        """Profiles that no longer exist (erased): nothing to re-evaluate."""
+        if pids:
+            await self.redis.zrem(due_key(partition), *pids)
+
+    async def applied(self, partition: int) -> dict[str, str]:
+        raw = await self.redis.hgetall(applied_key(partition))
+        return {k.decode(): v.decode() for k, v in raw.items()}
+
+    async def set_applied(self, partition: int, fingerprints: dict[str, str], removed: Iterable[str]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        if fingerprints:
+            pipe.hset(applied_key(partition), mapping=fingerprints)
+        for name in removed:
+            pipe.hdel(applied_key(partition), name)
+        await pipe.execute()
+
+    async def progress(self, segment: str, partition: int, done: int, total: int, finished: bool) -> None:
+        doc = orjson.dumps({"done": done, "total": total, "finished": finished})
+        await self.redis.hset(BACKFILL_KEY, f"{segment}:{partition}", doc)
+
+
+# the API's side (redis-py, synchronous)
+
+
+def segments_of(redis: Any, profile_id: str) -> list[str]:
+    """The names of the segments the profile is in, sorted."""
+    return sorted(m.decode() for m in redis.smembers(profile_segments_key(profile_id)))
+
+
+def sizes(redis: Any, names: Sequence[str]) -> dict[str, int]:
+    pipe = redis.pipeline(transaction=False)
+    for name in names:
+        pipe.scard(members_key(name))
+    return {name: int(size) for name, size in zip(names, pipe.execute(), strict=True)}
+
+
+def backfill_progress(redis: Any, segment: str) -> dict[str, Any] | None:
+    """Over the partitions: profiles scanned, profiles to scan, and whether every partition finished;
+    None when the segment was never backfilled."""
+    parts = [
+        orjson.loads(doc)
+        for key, doc in redis.hgetall(BACKFILL_KEY).items()
+        if key.decode().rpartition(":")[0] == segment
+    ]
+    if not parts:
+        return None
+    return {
+        "done": sum(p["done"] for p in parts),
+        "total": sum(p["total"] for p in parts),
+        "finished": all(p["finished"] for p in parts),
+    }
+
+
+def erase(redis: Any, profile_id: str, partitions: int) -> None:
+    """Take the profile out of every segment and forget the segmenter's record of it (no events: the
+    person is gone)."""
+    names = segments_of(redis, profile_id)
+    partition = partition_for_key(profile_id.encode(), partitions)
+    pipe = redis.pipeline(transaction=False)
+    for name in names:
+        pipe.srem(members_key(name), profile_id)
+    pipe.delete(profile_segments_key(profile_id))
+    pipe.hdel(state_key(partition), profile_id)
+    pipe.zrem(due_key(partition), profile_id)
+    pipe.execute()

@@ -1,0 +1,78 @@
+"""Time functions and the next instant time alone can change a condition's truth (an injected clock)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.segmenter.clock import next_flip, time_functions
+from services.segmenter.rules import compile_segment, evaluate, profile_view
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+DAY, HOUR = timedelta(days=1), timedelta(hours=1)
+
+
+def view(**times: datetime) -> dict[str, object]:
+    return profile_view({"profile_id": "P", "order_count": 1, **{k: v.isoformat() for k, v in times.items()}})
+
+
+def test_time_functions_count_whole_units_elapsed() -> None:
+    fns = time_functions(NOW)
+    assert fns["days_since"](NOW - 90 * DAY + timedelta(seconds=1)) == 89
+    assert fns["days_since"](NOW - 90 * DAY) == 90
+    assert fns["hours_since"](NOW - 90 * timedelta(minutes=1)) == 1
+    assert fns["days_since"](NOW + HOUR) == -1  # a time in the future
+
+
+def test_lapsed_90_days_flips_on_day_91_with_no_new_event() -> None:
+    lapsed = compile_segment("lapsed", "order_count > 0 and days_since(last_order_at) >= 90")
+    last = NOW - 90 * DAY + timedelta(seconds=5)
+    v = view(last_order_at=last)
+    assert evaluate([lapsed], v, NOW) == set()
+    flip = next_flip(lapsed.clock, v, NOW)
+    assert flip == last + 90 * DAY == NOW + timedelta(seconds=5)
+    assert evaluate([lapsed], v, flip - timedelta(microseconds=1)) == set()
+    assert evaluate([lapsed], v, flip) == {"lapsed"}
+    # after the flip, nothing the comparison can see changes any more: no further wake-up after day 91
+    assert next_flip(lapsed.clock, v, flip) == last + 91 * DAY
+    assert next_flip(lapsed.clock, v, last + 91 * DAY) is None
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "==", "!="])
+def test_every_truth_change_is_at_a_flip_time(op: str) -> None:
+    """Walk an hour at a time over 100 days: the condition only changes truth at instants next_flip gave."""
+    d = compile_segment("s", f"days_since(last_order_at) {op} 30")
+    last = NOW - timedelta(hours=7)
+    v = view(last_order_at=last)
+    flips, at = set(), NOW
+    while (flip := next_flip(d.clock, v, at)) is not None and flip < NOW + 100 * DAY:
+        flips.add(flip)
+        at = flip
+    t, before = NOW, evaluate([d], v, NOW)
+    while t < NOW + 100 * DAY:
+        t += HOUR
+        now_in = evaluate([d], v, t)
+        if now_in != before:
+            assert any(t - HOUR < f <= t for f in flips), f"{op}: truth changed at {t} with no flip time"
+        before = now_in
+
+
+def test_a_use_other_than_a_comparison_wakes_every_unit() -> None:
+    d = compile_segment("s", "days_since(last_order_at) % 7 == 0")
+    last = NOW - 3 * DAY - HOUR
+    assert next_flip(d.clock, view(last_order_at=last), NOW) == last + 4 * DAY
+
+
+def test_the_earliest_flip_over_several_fields_and_units() -> None:
+    d = compile_segment(
+        "s", "days_since(first_order_at) < 30 or (cart_items > 0 and hours_since(cart_updated_at) >= 1)"
+    )
+    cart = {"items": [{"quantity": 1}], "updated_at": (NOW - timedelta(minutes=10)).isoformat()}
+    v = profile_view({"profile_id": "P", "first_order_at": (NOW - 2 * DAY).isoformat(), "cart": cart})
+    assert next_flip(d.clock, v, NOW) == NOW + timedelta(minutes=50)
+
+
+def test_no_flip_without_a_time_or_without_a_clock() -> None:
+    assert next_flip(compile_segment("s", "days_since(last_order_at) > 3").clock, view(), NOW) is None
+    assert next_flip(compile_segment("s", "order_count > 3").clock, view(last_order_at=NOW), NOW) is None
