@@ -58,17 +58,22 @@ def setup_logging(settings: Settings, service: str) -> None:
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
     for noisy in ("kafka", "aiokafka", "faust", "mode", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    cluster = logging.getLogger("kafka.cluster")
-    if not any(isinstance(f, _CancelledRefresh) for f in cluster.filters):
-        cluster.addFilter(_CancelledRefresh())
+    for name in ("kafka.cluster", "kafka.net.transport"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ClosingClientNoise) for f in logger.filters):
+            logger.addFilter(_ClosingClientNoise())
 
 
-class _CancelledRefresh(logging.Filter):
-    """kafka-python logs a metadata request still in flight when its client closes (the admin and
-    consumer clients crmhub closes after creating the topics) as an ERROR; nothing failed."""
+class _ClosingClientNoise(logging.Filter):
+    """kafka-python logs as ERRORs what is in flight when one of its clients closes (the admin and
+    consumer clients crmhub closes once the topics exist): a cancelled metadata refresh, and a read on the
+    socket it has just closed. Nothing failed; everything else passes."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Metadata refresh: failed Cancelled")
+        if record.getMessage().startswith("Metadata refresh: failed Cancelled"):
+            return False
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, AttributeError) and "(closed)" in record.getMessage())
 
 
 class Stopper:

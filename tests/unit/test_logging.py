@@ -6,8 +6,10 @@ import logging
 import sys
 
 import orjson
+import pytest
 
-from crmhub.runtime import JsonFormatter
+from crmhub.runtime import JsonFormatter, setup_logging
+from crmhub.settings import Settings
 
 
 def record(msg: str, *args: object, exc: bool = False, **extra: object) -> logging.LogRecord:
@@ -37,3 +39,22 @@ def test_a_line_is_one_json_object_with_the_structured_ids() -> None:
 def test_an_exception_is_kept_in_the_line() -> None:
     doc = orjson.loads(JsonFormatter("api").format(record("failed", exc=True)))
     assert "ValueError: boom" in doc["exc"]
+
+
+def test_what_kafka_python_logs_while_closing_a_client_is_dropped_and_nothing_else(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    setup_logging(Settings(), "test")
+    closed_read: BaseException
+    try:
+        None.recv(4096)  # type: ignore[attr-defined]
+    except AttributeError as exc:
+        closed_read = exc
+    transport = logging.getLogger("kafka.net.transport")
+    logging.getLogger("kafka.cluster").error("Metadata refresh: failed Cancelled")
+    transport.error("<KafkaTCPTransport [none] (closed)>: Error receiving network data", exc_info=closed_read)
+    transport.error("<KafkaTCPTransport [node 1] (connected)>: Error receiving network data", exc_info=closed_read)
+    logging.getLogger("kafka.cluster").error("Metadata refresh: failed NodeNotReady")
+    out = capsys.readouterr().out
+    assert "Cancelled" not in out and "(closed)" not in out
+    assert "(connected)" in out and "NodeNotReady" in out
