@@ -49,6 +49,7 @@ from schemas.profile import (
     Loyalty,
     OpenComplaint,
     OrderRecord,
+    PaymentFailure,
     Profile,
     Seen,
     TraitSource,
@@ -59,6 +60,7 @@ from services.profile.policy import DEFAULT_RULES, FoldRules
 MAX_IDS_PER_KIND = 50
 MAX_RECENT_ORDERS = 20  # orders (and waiting follow-ups) remembered with their amounts
 MAX_RECENT_VIEWS = 5
+MAX_PAYMENT_FAILURES = 20  # failed payments remembered with their order, amount and reason (for alerts)
 MAX_ANSWERED = 50  # answered complaints remembered, so a redelivered complaint does not reopen
 MAX_AFFINITY = 20  # categories and products with a spend kept; the smallest goes first
 TOP_N = 5
@@ -107,6 +109,7 @@ def _working_copy(p: Profile) -> Profile:
             "open_complaints": list(p.open_complaints),
             "answered_complaints": dict(p.answered_complaints),
             "payment_methods": dict(p.payment_methods),
+            "recent_payment_failures": list(p.recent_payment_failures),
         }
     )
 
@@ -558,6 +561,22 @@ def _payment_failed(p: Profile, e: PaymentFailed) -> None:
     if p.last_payment_failure_at is None or e.occurred_at >= p.last_payment_failure_at:
         p.last_payment_failure_reason = e.properties.reason_code
         p.last_payment_failure_at = e.occurred_at
+    props = e.properties
+    failure = PaymentFailure(
+        payment_id=props.payment_id,
+        order_id=props.order_id,
+        amount=props.amount,
+        currency=props.currency,
+        reason=props.reason_code,
+        at=e.occurred_at,
+    )
+    p.recent_payment_failures = remember_failures(p.recent_payment_failures, [failure])
+
+
+def remember_failures(known: list[PaymentFailure], new: Iterable[PaymentFailure]) -> list[PaymentFailure]:
+    """The latest ``MAX_PAYMENT_FAILURES`` failures by event time, oldest first, one per payment id and time."""
+    unique = {(f.payment_id, f.at): f for f in [*known, *new]}
+    return sorted(unique.values(), key=lambda f: (f.at, f.payment_id))[-MAX_PAYMENT_FAILURES:]
 
 
 def _used_methods(p: Profile, methods: Iterable[str]) -> None:
