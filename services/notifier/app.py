@@ -27,7 +27,14 @@ from crmhub.topics import ALERTS, DEADLETTER, PROFILE_CHANGES
 from schemas.outputs import Alert, DeadLetter
 from services.notifier.abandonment import Kind, Pending, abandonment_alert, pending_for, still_due
 from services.notifier.alertlog import raise_count
-from services.notifier.complaints import ComplaintTimer, SlaPolicy, escalate, still_open, track_complaints
+from services.notifier.complaints import (
+    ComplaintTimer,
+    SlaPolicy,
+    escalate,
+    next_due,
+    still_open,
+    track_complaints,
+)
 from services.notifier.delivery import Dispatcher, RedisDeliveryState, make_sinks
 from services.notifier.payments import payment_alerts
 from services.notifier.retry import RetryPolicy
@@ -60,9 +67,12 @@ def build(settings: Settings) -> faust.App:
     sla = SlaPolicy(parse_complaint_sla(settings.complaint_sla), settings.complaint_vip_spend)
     payment_window = timedelta(seconds=settings.payment_failure_window_s)
     changes_topic = app.topic(PROFILE_CHANGES, key_type=bytes, value_type=bytes)
-    # "<kind>:<profile id>" -> {"pending": Pending, "version", "partition", "fired"}: the abandonment wait
+    # "<kind>:<profile id>" -> {"pending": Pending, "version", "partition", "due"}: the abandonment wait
+    # ("due": its due time as a timestamp, None once fired; every entry also records the profile version it
+    # was set from and its changelog partition)
     waits = app.Table("abandonment", default=None, partitions=settings.partitions)
-    # profile id -> {"timers": {message id: ComplaintTimer}, "version", "partition"}: open complaints' SLAs
+    # profile id -> {"timers": {message id: ComplaintTimer}, "version", "partition", "due"}: open complaints'
+    # SLA clocks ("due": the earliest level due, None when every one is at the top level)
     complaints = app.Table("complaints", default=None, partitions=settings.partitions)
     redis = aioredis.Redis.from_url(settings.redis_dsn)
 
@@ -111,7 +121,7 @@ def build(settings: Settings) -> faust.App:
         if timers.keys() != known.keys():  # a new complaint starts its clock, an answered one stops it
             if timers:
                 doc = {m: t.to_json() for m, t in timers.items()}
-                complaints[pid] = {"timers": doc, "version": version, "partition": partition}
+                complaints[pid] = {"timers": doc, "version": version, "partition": partition, "due": next_due(timers)}
             else:
                 del complaints[pid]
         for kind, delay in delays.items():
@@ -122,23 +132,15 @@ def build(settings: Settings) -> faust.App:
                     del waits[key]  # ordered, emptied, carted before the delay: cancelled
             elif current is None or Pending.from_json(current["pending"]).since != pending.since:
                 # a new or changed cart (a new view) restarts the wait
-                waits[key] = {"pending": pending.to_json(), "version": version, "partition": partition}
+                due = pending.due_at.timestamp()
+                waits[key] = {"pending": pending.to_json(), "version": version, "partition": partition, "due": due}
         for alert in alerts + payment_alerts(profile, payment_window, now):
             await raise_alert(alert)  # at once: complaint / failed payment -> profile -> alert
 
     @app.timer(interval=TICK_S)
     async def fire_due() -> None:
         now = datetime.now(UTC)
-        due_waits = [
-            (key, doc)
-            for key, doc in list(waits.items())
-            if doc is not None and not doc.get("fired") and datetime.fromisoformat(doc["pending"]["due_at"]) <= now
-        ]
-        due_complaints = [
-            (pid, doc)
-            for pid, doc in list(complaints.items())
-            if doc is not None and any(ComplaintTimer.from_json(t).is_due(now) for t in doc["timers"].values())
-        ]
+        due_waits, due_complaints = due_entries(waits.items(), now), due_entries(complaints.items(), now)
         if not due_waits and not due_complaints:
             return
         pids = {doc["pending"]["profile_id"] for _, doc in due_waits} | {pid for pid, _ in due_complaints}
@@ -160,11 +162,11 @@ def build(settings: Settings) -> faust.App:
         await raise_alert(abandonment_alert(pending, profile, segments.get(pending.profile_id, []), now))
         current = waits.get(key)
         if current is not None and current["pending"]["since"] == doc["pending"]["since"]:  # not changed meanwhile
-            write_back(waits, current["partition"], key, {**current, "fired": True})
+            write_back(waits, current["partition"], key, {**current, "due": None})  # fired: one alert per wait
 
     async def fire_complaints(pid: str, doc: dict[str, Any], fresh: dict[str, dict[str, Any]], now: datetime) -> None:
         profile = newer(fresh.get(pid), doc["version"])
-        changes: dict[str, dict[str, Any] | None] = {}  # message id -> its timer after this round (None: closed)
+        changes: dict[str, ComplaintTimer | None] = {}  # message id -> its timer after this round (None: closed)
         for message_id, raw in doc["timers"].items():
             timer = ComplaintTimer.from_json(raw)
             if not timer.is_due(now):
@@ -174,14 +176,22 @@ def build(settings: Settings) -> faust.App:
                 continue
             after, alert = escalate(timer, sla, now)
             await raise_alert(alert)
-            changes[message_id] = after.to_json()
+            changes[message_id] = after
         current = complaints.get(pid)  # the agent may have changed the entry while alerts were raised
         if current is None:
             return
-        timers = {m: t for m, t in {**current["timers"], **changes}.items() if t is not None and m in current["timers"]}
-        write_back(complaints, current["partition"], pid, {**current, "timers": timers} if timers else None)
+        timers = {m: ComplaintTimer.from_json(t) for m, t in current["timers"].items()}
+        timers = {m: t for m, t in {**timers, **changes}.items() if t is not None and m in timers}
+        doc = {**current, "timers": {m: t.to_json() for m, t in timers.items()}, "due": next_due(timers)}
+        write_back(complaints, current["partition"], pid, doc if timers else None)
 
     return app
+
+
+def due_entries(items: Iterable[tuple[str, dict[str, Any] | None]], now: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """The table entries due at ``now``: one float comparison per entry (the scan runs every tick)."""
+    ts = now.timestamp()
+    return [(key, doc) for key, doc in list(items) if doc is not None and doc["due"] is not None and doc["due"] <= ts]
 
 
 def newer(profile: dict[str, Any] | None, version: int) -> dict[str, Any] | None:

@@ -107,6 +107,11 @@ def track_complaints(
     return kept, alerts
 
 
+def next_due(timers: Mapping[str, ComplaintTimer]) -> float | None:
+    """The earliest due time of ``timers`` as a timestamp; None when none has a level left to raise."""
+    return min((t.due_at.timestamp() for t in timers.values() if t.due_at is not None), default=None)
+
+
 def still_open(timer: ComplaintTimer, fresh: dict[str, Any] | None) -> bool:
     """At send time: is the complaint still unanswered in the freshest profile (None: none newer at hand)?"""
     if fresh is None:

@@ -14,6 +14,7 @@ from services.notifier.complaints import (
     SlaPolicy,
     complaint_alert,
     escalate,
+    next_due,
     priority,
     still_open,
     track_complaints,
@@ -123,3 +124,12 @@ def test_still_open_rechecks_the_freshest_profile() -> None:
     assert still_open(timer, None)
     assert still_open(timer, with_complaints(complaint()))
     assert not still_open(timer, with_complaints())  # the reply closed it
+
+
+def test_next_due_is_the_earliest_level_left_to_raise() -> None:
+    profile = with_complaints(complaint("m-1"), complaint("m-2", sentiment=-0.9))
+    timers = track_complaints({}, profile, POLICY, NOW)[0]
+    assert next_due(timers) == (AT + timedelta(seconds=60)).timestamp()  # m-2, high
+    top = escalate(escalate(timers["m-2"], POLICY, NOW)[0], POLICY, NOW)[0]
+    assert next_due({**timers, "m-2": top}) == (AT + timedelta(seconds=600)).timestamp()
+    assert next_due({"m-2": top}) is None and next_due({}) is None
