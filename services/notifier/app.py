@@ -41,11 +41,13 @@ from services.notifier.retry import RetryPolicy
 from services.notifier.routing import load_routes, parse_rate_limits
 from services.notifier.rules import RecentIds
 from services.notifier.sinks import TopicSink
+from services.notifier.timers import DueIndex
 from services.profile.cache import CACHE_PREFIX
 from services.segmenter.keys import profile_segments_key
 
 log = logging.getLogger("crmhub.notifier")
 TICK_S = 0.25
+RETRY_S = 1.0  # a due timer whose firing failed is tried again this much later
 RECOVER_S = 15.0
 
 
@@ -74,6 +76,10 @@ def build(settings: Settings) -> faust.App:
     # profile id -> {"timers": {message id: ComplaintTimer}, "version", "partition", "due"}: open complaints'
     # SLA clocks ("due": the earliest level due, None when every one is at the top level)
     complaints = app.Table("complaints", default=None, partitions=settings.partitions)
+    # which entries come due when, so a tick need not scan the tables; rebuilt after every recovery
+    wait_index, complaint_index = DueIndex(), DueIndex()
+    waits.on_recover(lambda: rebuilt(wait_index, waits))
+    complaints.on_recover(lambda: rebuilt(complaint_index, complaints))
     redis = aioredis.Redis.from_url(settings.redis_dsn)
 
     dispatcher = build_dispatcher(app, settings, redis)
@@ -121,7 +127,9 @@ def build(settings: Settings) -> faust.App:
         if timers.keys() != known.keys():  # a new complaint starts its clock, an answered one stops it
             if timers:
                 doc = {m: t.to_json() for m, t in timers.items()}
-                complaints[pid] = {"timers": doc, "version": version, "partition": partition, "due": next_due(timers)}
+                due = next_due(timers)
+                complaints[pid] = {"timers": doc, "version": version, "partition": partition, "due": due}
+                complaint_index.add(pid, due)
             else:
                 del complaints[pid]
         for kind, delay in delays.items():
@@ -134,21 +142,32 @@ def build(settings: Settings) -> faust.App:
                 # a new or changed cart (a new view) restarts the wait
                 due = pending.due_at.timestamp()
                 waits[key] = {"pending": pending.to_json(), "version": version, "partition": partition, "due": due}
+                wait_index.add(key, due)
         for alert in alerts + payment_alerts(profile, payment_window, now):
             await raise_alert(alert)  # at once: complaint / failed payment -> profile -> alert
 
     @app.timer(interval=TICK_S)
     async def fire_due() -> None:
         now = datetime.now(UTC)
-        due_waits, due_complaints = due_entries(waits.items(), now), due_entries(complaints.items(), now)
-        if not due_waits and not due_complaints:
-            return
-        pids = {doc["pending"]["profile_id"] for _, doc in due_waits} | {pid for pid, _ in due_complaints}
-        fresh, segments = await read_fresh(redis, pids)
-        for key, doc in due_waits:
-            await fire_wait(key, doc, fresh, segments, now)
-        for pid, doc in due_complaints:
-            await fire_complaints(pid, doc, fresh, now)
+        due_waits = wait_index.pop_due(now.timestamp(), waits.get)
+        due_complaints = complaint_index.pop_due(now.timestamp(), complaints.get)
+        if due_waits or due_complaints:
+            try:
+                pids = {doc["pending"]["profile_id"] for _, doc in due_waits} | {pid for pid, _ in due_complaints}
+                fresh, segments = await read_fresh(redis, pids)
+                for key, doc in due_waits:
+                    await fire_wait(key, doc, fresh, segments, now)
+                for pid, doc in due_complaints:
+                    await fire_complaints(pid, doc, fresh, now)
+            except Exception:  # Redis away for a moment: what is still due is tried again shortly
+                log.exception("could not fire the due timers")
+                retry = now.timestamp() + RETRY_S
+                for index, entries in ((wait_index, due_waits), (complaint_index, due_complaints)):
+                    for key, _doc in entries:
+                        index.add(key, retry)
+        for index, table in ((wait_index, waits), (complaint_index, complaints)):
+            if index.needs_rebuild(len(table)):
+                index.rebuild(table.items())
 
     async def fire_wait(
         key: str, doc: dict[str, Any], fresh: dict[str, dict[str, Any]], segments: dict[str, list[str]], now: datetime
@@ -184,14 +203,14 @@ def build(settings: Settings) -> faust.App:
         timers = {m: t for m, t in {**timers, **changes}.items() if t is not None and m in timers}
         doc = {**current, "timers": {m: t.to_json() for m, t in timers.items()}, "due": next_due(timers)}
         write_back(complaints, current["partition"], pid, doc if timers else None)
+        complaint_index.add(pid, doc["due"])
 
     return app
 
 
-def due_entries(items: Iterable[tuple[str, dict[str, Any] | None]], now: datetime) -> list[tuple[str, dict[str, Any]]]:
-    """The table entries due at ``now``: one float comparison per entry (the scan runs every tick)."""
-    ts = now.timestamp()
-    return [(key, doc) for key, doc in list(items) if doc is not None and doc["due"] is not None and doc["due"] <= ts]
+async def rebuilt(index: DueIndex, table: TableT[Any, Any]) -> None:
+    """After a recovery: index the table's entries again (a restart or rebalance brought ones it never saw)."""
+    index.rebuild(table.items())
 
 
 def newer(profile: dict[str, Any] | None, version: int) -> dict[str, Any] | None:
