@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         description="Seconds after the last product view, with no cart and no order, before a browse "
         "abandonment alert; 0 = no browse abandonment alerts.",
     )
+    complaint_sentiment: float = Field(
+        -0.5,
+        ge=-1,
+        le=1,
+        description="A social message with a sentiment at or below this (-1 angry … 1 delighted) is "
+        "a complaint even when its source did not flag it as one.",
+    )
     complaint_sla: str = Field(
         "high:900,normal:3600,low:14400",
         description="Seconds support has to answer a complaint, per priority (high, normal, low), as PRIORITY:SECONDS "

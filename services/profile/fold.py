@@ -162,7 +162,7 @@ def fold_event(p: Profile, e: Event, rules: FoldRules = DEFAULT_RULES) -> None:
         case ConsentGranted() | ConsentWithdrawn():
             _consent(p, e)
         case SocialMessage():
-            _complaint(p, e)
+            _complaint(p, e, rules)
         case ComplaintResponded() | CaseClosed():
             if e.properties.message_id:
                 _response(p, e.properties.message_id, e.occurred_at)
@@ -594,9 +594,9 @@ def preferred_method(counts: dict[str, int]) -> str | None:
 # ---- complaints -------------------------------------------------------------------------------------
 
 
-def _complaint(p: Profile, e: SocialMessage) -> None:
+def _complaint(p: Profile, e: SocialMessage, rules: FoldRules) -> None:
     props = e.properties
-    if not e.is_complaint or any(c.message_id == props.message_id for c in p.open_complaints):
+    if not e.complains(rules.complaint_sentiment) or any(c.message_id == props.message_id for c in p.open_complaints):
         return
     answer = p.answered_complaints.get(props.message_id)
     if answer is not None and answer.complained_at is not None:

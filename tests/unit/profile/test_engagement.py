@@ -130,6 +130,14 @@ def test_recent_payment_failures_keep_order_amount_reason_and_time_oldest_first(
     )
 
 
+def test_the_complaint_sentiment_threshold_is_configurable() -> None:
+    events = [f.mention("m-1", sentiment=-0.6), f.mention("m-2", sentiment=-0.95), f.mention("m-3", complaint=True)]
+    default = fold_events(None, "P", events)
+    stricter = fold_events(None, "P", events, FoldRules(complaint_sentiment=-0.9))
+    assert [c.message_id for c in default.open_complaints] == ["m-1", "m-2", "m-3"]
+    assert [c.message_id for c in stricter.open_complaints] == ["m-2", "m-3"]  # flagged ones always count
+
+
 def test_first_response_times_of_answered_complaints() -> None:
     events = [
         f.mention("m-1", complaint=True, minutes=0),
