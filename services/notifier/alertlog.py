@@ -14,15 +14,19 @@ letter), ``rate_limited`` (over its limit; on the topic only), ``delivered`` (ev
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import orjson
+
+from schemas.outputs import AlertKind
 
 STATE_PREFIX = "crmhub:delivery:"
 STATUS_FIELD = "sink:"
 INDEX_ALL = "crmhub:alerts:index"
 KIND_INDEX = "crmhub:alerts:kind:"
 PROFILE_INDEX = "crmhub:alerts:profile:"
+ERASED_PREFIX = "crmhub:alerts:erased:"  # a profile erased: the notifier drops its pending timers
+ERASED_TTL_S = 30 * 86400  # longer than any timer waits
 STATUSES = ("raised", "delivered", "failed", "rate_limited", "acknowledged")
 PAGE = 200
 MOST_SCANNED = 20_000  # a query with a rare status reads at most this many index entries
@@ -113,6 +117,20 @@ class AlertLog:
     def get(self, alert_id: str) -> dict[str, Any] | None:
         fields = _decoded(self.redis.hgetall(STATE_PREFIX + alert_id))
         return record_of(fields) if "alert" in fields else None
+
+    def forget(self, profile_id: str) -> int:
+        """Delete every alert of ``profile_id`` from the log and tell the notifier to drop its timers
+        (erasure); how many alerts there were."""
+        ids = [i.decode() for i in self.redis.zrange(PROFILE_INDEX + profile_id, 0, -1)]
+        pipe = self.redis.pipeline(transaction=False)
+        if ids:
+            pipe.delete(*(STATE_PREFIX + i for i in ids))
+            for index in (INDEX_ALL, *(KIND_INDEX + kind for kind in get_args(AlertKind))):
+                pipe.zrem(index, *ids)
+        pipe.delete(PROFILE_INDEX + profile_id)
+        pipe.set(ERASED_PREFIX + profile_id, b"1", ex=ERASED_TTL_S)
+        pipe.execute()
+        return len(ids)
 
     def acknowledge(self, alert_id: str, at: str) -> dict[str, Any] | None:
         """Mark the alert acknowledged (the first time counts); None for an unknown id."""

@@ -26,7 +26,7 @@ from crmhub.stats import RECENT_DEADLETTERS, STATS_KEY, push_recent
 from crmhub.topics import ALERTS, DEADLETTER, PROFILE_CHANGES
 from schemas.outputs import Alert, DeadLetter
 from services.notifier.abandonment import Kind, Pending, abandonment_alert, pending_for, still_due
-from services.notifier.alertlog import raise_count
+from services.notifier.alertlog import ERASED_PREFIX, raise_count
 from services.notifier.complaints import (
     ComplaintTimer,
     SlaPolicy,
@@ -154,11 +154,17 @@ def build(settings: Settings) -> faust.App:
         if due_waits or due_complaints:
             try:
                 pids = {doc["pending"]["profile_id"] for _, doc in due_waits} | {pid for pid, _ in due_complaints}
-                fresh, segments = await read_fresh(redis, pids)
+                fresh, segments, erased = await read_fresh(redis, pids)
                 for key, doc in due_waits:
-                    await fire_wait(key, doc, fresh, segments, now)
+                    if doc["pending"]["profile_id"] in erased:
+                        write_back(waits, doc["partition"], key, None)  # the person was erased: no alert
+                    else:
+                        await fire_wait(key, doc, fresh, segments, now)
                 for pid, doc in due_complaints:
-                    await fire_complaints(pid, doc, fresh, now)
+                    if pid in erased:
+                        write_back(complaints, doc["partition"], pid, None)
+                    else:
+                        await fire_complaints(pid, doc, fresh, now)
             except Exception:  # Redis away for a moment: what is still due is tried again shortly
                 log.exception("could not fire the due timers")
                 retry = now.timestamp() + RETRY_S
@@ -220,18 +226,20 @@ def newer(profile: dict[str, Any] | None, version: int) -> dict[str, Any] | None
 
 async def read_fresh(
     redis: aioredis.Redis, pids: Iterable[str]
-) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
-    """The profiles the profile service cached (the freshest there are) and the segments each is in (the
-    segmenter's view), in one pipeline."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]], set[str]]:
+    """The profiles the profile service cached (the freshest there are), the segments each is in (the
+    segmenter's view) and which were erased, in one pipeline."""
     ids = sorted(pids)
     pipe = redis.pipeline(transaction=False)
     for pid in ids:
         pipe.get(CACHE_PREFIX + pid)
         pipe.smembers(profile_segments_key(pid))
+        pipe.exists(ERASED_PREFIX + pid)
     results = await pipe.execute()
-    fresh = {pid: orjson.loads(doc) for pid, doc in zip(ids, results[::2], strict=True) if doc}
-    segments = {pid: sorted(m.decode() for m in cast(set[bytes], s)) for pid, s in zip(ids, results[1::2], strict=True)}
-    return fresh, segments
+    fresh = {pid: orjson.loads(doc) for pid, doc in zip(ids, results[::3], strict=True) if doc}
+    segments = {pid: sorted(m.decode() for m in cast(set[bytes], s)) for pid, s in zip(ids, results[1::3], strict=True)}
+    erased = {pid for pid, gone in zip(ids, results[2::3], strict=True) if gone}
+    return fresh, segments, erased
 
 
 def build_dispatcher(app: faust.App, settings: Settings, redis: aioredis.Redis) -> Dispatcher:

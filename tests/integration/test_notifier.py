@@ -321,6 +321,21 @@ def test_the_alert_log_filters_by_kind_status_and_customer_and_acknowledges(s: S
     assert s.api.get("/v1/alerts", params={"kind": "refund"}).status_code == 422
 
 
+def test_erasing_a_profile_erases_its_alerts_and_the_export_holds_them(s: Stack) -> None:
+    *_, profile = complainer(s)
+    pid = profile["profile_id"]
+    (alert,) = wait_for(lambda: alerts(s, pid, "complaint"), 15, what="the complaint alert")
+    exported = s.api.get(f"/v1/profiles/{pid}/export").json()
+    assert [a["alert_id"] for a in exported["alerts"]] == [alert["alert_id"]]
+    assert exported["alerts"][0]["status"] in ("raised", "delivered")
+    assert s.api.delete(f"/v1/profiles/{pid}").status_code == 204
+    assert s.api.get("/v1/alerts", params={"customer": pid}).json() == []
+    assert alert["alert_id"] not in {a["alert_id"] for a in s.api.get("/v1/alerts", params={"limit": 1000}).json()}
+    assert s.api.post(f"/v1/alerts/{alert['alert_id']}/ack").status_code == 404
+    time.sleep(SLA_NORMAL_S + 2)  # the complaint's SLA passes: its timer was dropped, nothing escalates
+    assert s.api.get("/v1/alerts", params={"customer": pid}).json() == []
+
+
 def test_tail_alerts_prints_each_alert_readably(s: Stack) -> None:
     _, _, _, profile = complainer(s)
     (alert,) = wait_for(lambda: alerts(s, profile["profile_id"], "complaint"), 15, what="the complaint alert")
