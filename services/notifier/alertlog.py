@@ -14,7 +14,7 @@ letter), ``rate_limited`` (over its limit; on the topic only), ``delivered`` (ev
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import orjson
 
@@ -27,7 +27,7 @@ KIND_INDEX = "crmhub:alerts:kind:"
 PROFILE_INDEX = "crmhub:alerts:profile:"
 ERASED_PREFIX = "crmhub:alerts:erased:"  # a profile erased: the notifier drops its pending timers
 ERASED_TTL_S = 30 * 86400  # longer than any timer waits
-STATUSES = ("raised", "delivered", "failed", "rate_limited", "acknowledged")
+Status = Literal["raised", "delivered", "failed", "rate_limited", "acknowledged"]
 PAGE = 200
 MOST_SCANNED = 20_000  # a query with a rare status reads at most this many index entries
 
@@ -51,7 +51,7 @@ def index_keys(kind: str, profile_id: str) -> list[str]:
     return [INDEX_ALL, KIND_INDEX + kind, PROFILE_INDEX + profile_id]
 
 
-def status_of(fields: dict[str, str]) -> str:
+def status_of(fields: dict[str, str]) -> Status:
     sinks = [s for s in fields.get("sinks", "").split(",") if s]
     done = {k[len(STATUS_FIELD) :]: v for k, v in fields.items() if k.startswith(STATUS_FIELD)}
     if fields.get("acknowledged_at"):

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 
 from crmhub.web import Authorized, Res
 from schemas.outputs import AlertKind
-from services.notifier.alertlog import AlertLog
+from services.notifier.alertlog import AlertLog, Status
 
 router = APIRouter(tags=["alerts"], dependencies=[Authorized])
-Status = Literal["raised", "delivered", "failed", "rate_limited", "acknowledged"]
 
 
 @router.get("/v1/alerts", summary="Alerts, newest first, with their status and deliveries")
