@@ -1,4 +1,4 @@
-"""The ``crmhub`` command line: up, demo, publish, topics."""
+"""The ``crmhub`` command line: up, demo, publish, topics, tail."""
 
 from __future__ import annotations
 
@@ -241,6 +241,24 @@ def deadletters_replay(settings: Settings, reason: str | None, source: str | Non
         click.confirm(f"replay {len(letters)} dead letters?", abort=True)
     replayed, skipped = replay(settings, letters)
     click.echo(f"replayed {replayed} inputs" + (f"; skipped {skipped} from later stages" if skipped else ""))
+
+
+@main.group()
+def tail() -> None:
+    """Follow a topic and print what arrives."""
+
+
+@tail.command("alerts")
+@click.option("--from-beginning", is_flag=True, help="Print the alerts already on the topic first.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Stop after N alerts (default: Ctrl-C).")
+@settings_options
+@friendly_errors
+def tail_alerts(settings: Settings, from_beginning: bool, limit: int | None) -> None:
+    """Follow crm.alerts.v1: one line per alert (time, kind, level or count, profile, summary, id)."""
+    from crmhub.tail import follow_alerts
+
+    stop_on_signals()
+    follow_alerts(settings, from_beginning, limit)
 
 
 @main.group()

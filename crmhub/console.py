@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 import redis
@@ -16,6 +16,7 @@ from crmhub.errors import ServerUnavailable
 from crmhub.hub import Child, Hub, running_hub
 from crmhub.settings import SOURCES, Settings
 from crmhub.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts
+from schemas.outputs import AlertKind
 
 ROWS: list[tuple[str, str]] = [
     *((f"events in · {s}", f"ingest.in.{s}") for s in SOURCES),
@@ -25,8 +26,7 @@ ROWS: list[tuple[str, str]] = [
     ("profiles updated", "profile.updated"),
     ("segment entries", "segmenter.entered"),
     ("segment exits", "segmenter.exited"),
-    ("alerts · cart abandoned", "notifier.alerts.cart_abandoned"),
-    ("alerts · complaint", "notifier.alerts.complaint"),
+    *((f"alerts · {kind.replace('_', ' ')}", f"notifier.alerts.{kind}") for kind in get_args(AlertKind)),
 ]
 
 
@@ -59,7 +59,7 @@ def plain_line(counts: dict[str, int], elapsed: float) -> str:
         f"dead={counts.get('ingest.deadletters', 0)} dup={counts.get('ingest.duplicates', 0)} "
         f"profiles={counts.get('profile.updated', 0)} enter={counts.get('segmenter.entered', 0)} "
         f"exit={counts.get('segmenter.exited', 0)} "
-        f"alerts={counts.get('notifier.alerts.cart_abandoned', 0)}+{counts.get('notifier.alerts.complaint', 0)}"
+        f"alerts={sum(counts.get(f'notifier.alerts.{kind}', 0) for kind in get_args(AlertKind))}"
     )
 
 

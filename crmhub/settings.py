@@ -28,6 +28,7 @@ PARSED_FIELDS = (
     "loyalty_rates",
     "loyalty_tiers",
     "trait_survivorship",
+    "complaint_sla",
 )
 
 
@@ -59,6 +60,32 @@ class Settings(BaseSettings):
     partitions: int = Field(4, ge=1, description="Partitions of each topic crmhub creates.")
     abandonment_delay_s: float = Field(
         3600.0, gt=0, description="Seconds a cart may sit with items and no order before an alert."
+    )
+    browse_abandonment_delay_s: float = Field(
+        7200.0,
+        ge=0,
+        description="Seconds after the last product view, with no cart and no order, before a browse "
+        "abandonment alert; 0 = no browse abandonment alerts.",
+    )
+    complaint_sentiment: float = Field(
+        -0.5,
+        ge=-1,
+        le=1,
+        description="A social message with a sentiment at or below this (-1 angry … 1 delighted) is "
+        "a complaint even when its source did not flag it as one.",
+    )
+    complaint_sla: str = Field(
+        "high:900,normal:3600,low:14400",
+        description="Seconds support has to answer a complaint, per priority (high, normal, low), as PRIORITY:SECONDS "
+        "pairs: past it the complaint escalates to level 2, one more SLA later to level 3. See docs/alerts.md.",
+    )
+    complaint_vip_spend: Decimal = Field(
+        Decimal(1000),
+        ge=0,
+        description="Total spent (profile currency) from which a complainer is a high-value customer.",
+    )
+    payment_failure_window_s: float = Field(
+        3600.0, gt=0, description="Failed payments of one order within this many seconds of the first make one alert."
     )
     dedup_window_s: int = Field(86400, gt=0, description="How long an event id is remembered for dedup.")
     segments_file: Path | None = Field(None, description="YAML file of segment definitions; unset = shipped.")
@@ -300,6 +327,28 @@ def parse_trait_survivorship(value: str) -> dict[str, tuple[str, ...]]:
     return rules
 
 
+PRIORITIES = ("high", "normal", "low")
+
+
+def parse_complaint_sla(value: str) -> dict[str, float]:
+    """``"high:900,normal:3600,low:14400"`` -> seconds per priority; every priority once, each above 0."""
+    sla: dict[str, float] = {}
+    for pair in _items(value):
+        priority, _, seconds = pair.partition(":")
+        try:
+            limit = float(seconds)
+        except ValueError:
+            limit = 0.0
+        if priority.strip() not in PRIORITIES or priority.strip() in sla or not limit > 0:
+            raise ValueError(
+                f"complaint SLA {pair!r} must look like PRIORITY:SECONDS (above 0), PRIORITY one of {PRIORITIES}"
+            )
+        sla[priority.strip()] = limit
+    if sorted(sla) != sorted(PRIORITIES):
+        raise ValueError(f"complaint SLA {value!r} must give seconds for each of {', '.join(PRIORITIES)}")
+    return sla
+
+
 PARSERS: dict[str, Callable[[str], object]] = {
     "write_keys": parse_write_keys,
     "identity_priority": parse_identity_priority,
@@ -308,4 +357,5 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "loyalty_rates": parse_loyalty_rates,
     "loyalty_tiers": parse_loyalty_tiers,
     "trait_survivorship": parse_trait_survivorship,
+    "complaint_sla": parse_complaint_sla,
 }

@@ -487,7 +487,7 @@ class InvoicePaid(Envelope):
     properties: InvoicePaidProperties
 
 
-COMPLAINT_SENTIMENT = -0.5  # a message this negative is a complaint even when not flagged as one
+COMPLAINT_SENTIMENT = -0.5  # by default, a message this negative is a complaint even when not flagged as one
 
 
 class SocialMessage(Envelope):
@@ -497,8 +497,12 @@ class SocialMessage(Envelope):
 
     @property
     def is_complaint(self) -> bool:
+        return self.complains(COMPLAINT_SENTIMENT)
+
+    def complains(self, threshold: float) -> bool:
+        """Flagged as a complaint by the source, or with a sentiment at or below ``threshold``."""
         sentiment = self.properties.sentiment
-        return self.properties.complaint or (sentiment is not None and sentiment <= COMPLAINT_SENTIMENT)
+        return self.properties.complaint or (sentiment is not None and sentiment <= threshold)
 
 
 class SocialMention(SocialMessage):

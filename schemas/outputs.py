@@ -21,7 +21,7 @@ class SegmentChange(_Model):
     profile_version: int
 
 
-AlertKind = Literal["cart_abandoned", "complaint"]
+AlertKind = Literal["cart_abandoned", "browse_abandoned", "complaint", "complaint_escalated", "payment_failed"]
 
 
 class Alert(_Model):
@@ -33,6 +33,9 @@ class Alert(_Model):
     raised_at: AwareDatetime
     summary: str
     details: dict[str, Any] = {}
+    internal: bool = False
+    """For the team only (e.g. an abandoned cart of a customer who consented to no channel): routed only to
+    the topic, the console and sinks marked ``internal`` in the routes file."""
 
 
 class DeadLetter(_Model):

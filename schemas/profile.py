@@ -136,6 +136,19 @@ class ComplaintAnswer(BaseModel):
     complained_at: AwareDatetime | None = Field(None, description="None: the complaint itself has not arrived.")
 
 
+class PaymentFailure(BaseModel):
+    """A failed payment the profile remembers (the last ``MAX_PAYMENT_FAILURES``), for the notifier."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    payment_id: str
+    order_id: str | None = None
+    amount: Decimal
+    currency: str
+    reason: str
+    at: AwareDatetime
+
+
 class Loyalty(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -223,6 +236,9 @@ class Profile(BaseModel):
     payment_failures: int = 0
     last_payment_failure_reason: str | None = None
     last_payment_failure_at: AwareDatetime | None = None
+    recent_payment_failures: list[PaymentFailure] = Field(
+        default_factory=list, description="The latest failed payments, oldest first, one per payment id and time."
+    )
     chargebacks: int = 0
     payment_methods: dict[str, int] = Field(
         default_factory=dict, description="Payments by method: captures, paid invoices and till tenders."

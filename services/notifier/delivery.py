@@ -28,6 +28,7 @@ import httpx
 from crmhub import metrics
 from crmhub.stats import STATS_KEY
 from schemas.outputs import Alert
+from services.notifier.alertlog import STATE_PREFIX, STATUS_FIELD, index_keys
 from services.notifier.retry import RetryPolicy, with_retries
 from services.notifier.routing import TOPIC, RateLimit, Routes, limit_for, window_allows
 from services.notifier.routing import ConsoleSink as ConsoleConfig
@@ -115,8 +116,9 @@ class MemoryDeliveryState:
         ]
 
 
-# KEYS: state hash, outbox zset, lease, rate zset. ARGV: state ttl s, now ms, alert id, alert doc, sinks,
-# limit (0: none), window ms, lease ms. Returns -1 when claimed before, else 1 when rate limited, 0 when not.
+# KEYS: state hash, outbox zset, lease, rate zset, then the alert log's indexes (all, kind, customer).
+# ARGV: state ttl s, now ms, alert id, alert doc, sinks, limit (0: none), window ms, lease ms.
+# Returns -1 when claimed before, else 1 when rate limited, 0 when not.
 _CLAIM = """
 if redis.call('HSETNX', KEYS[1], 'alert', ARGV[4]) == 0 then return -1 end
 local now, limit, limited = tonumber(ARGV[2]), tonumber(ARGV[6]), 0
@@ -133,13 +135,15 @@ redis.call('HSET', KEYS[1], 'sinks', ARGV[5], 'limited', limited)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], now, ARGV[3])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[8])
+for i = 5, 7 do
+  redis.call('ZADD', KEYS[i], now, ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - tonumber(ARGV[1]) * 1000)
+end
 return limited
 """
-STATE_PREFIX = "crmhub:delivery:"
 OUTBOX = "crmhub:delivery:outbox"
 LEASE_PREFIX = "crmhub:delivery:lease:"
 RATE_PREFIX = "crmhub:ratelimit:"
-STATUS_FIELD = "sink:"
 
 
 class RedisDeliveryState:
@@ -159,6 +163,7 @@ class RedisDeliveryState:
             OUTBOX,
             LEASE_PREFIX + alert.alert_id,
             f"{RATE_PREFIX}{alert.kind}:{alert.profile_id}",
+            *index_keys(alert.kind, alert.profile_id),
         ]
         args = [
             STATE_TTL_S,
@@ -241,7 +246,7 @@ class Dispatcher:
 
     async def submit(self, alert: Alert) -> bool:
         """Claim ``alert`` and start its deliveries; False when it was claimed before (nothing to do)."""
-        sinks = self.routes.sinks_for(alert.kind)
+        sinks = self.routes.sinks_for(alert.kind, alert.internal)
         limit = limit_for(self.limits, alert.kind)
         limited = await self.state.claim(alert, sinks, limit, self.clock(), self.lease_s)
         if limited is None:

@@ -1,19 +1,33 @@
-"""Alert reads: the most recent alerts, newest first."""
+"""The alert log over HTTP: list alerts with filters (newest first) and acknowledge one."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 
-from crmhub.stats import RECENT_ALERTS
 from crmhub.web import Authorized, Res
+from schemas.outputs import AlertKind
+from services.notifier.alertlog import AlertLog, Status
 
 router = APIRouter(tags=["alerts"], dependencies=[Authorized])
 
 
-@router.get("/v1/alerts", summary="Recent alerts, newest first")
-def recent_alerts(res: Res, limit: int = Query(50, ge=1, le=200), kind: str | None = None) -> list[dict[str, Any]]:
-    alerts = [orjson.loads(doc) for doc in res.redis.lrange(RECENT_ALERTS, 0, -1)]
-    return [a for a in alerts if kind is None or a["kind"] == kind][:limit]
+@router.get("/v1/alerts", summary="Alerts, newest first, with their status and deliveries")
+def list_alerts(
+    res: Res,
+    limit: int = Query(50, ge=1, le=1000),
+    kind: AlertKind | None = None,
+    status: Status | None = None,
+    customer: str | None = Query(None, description="A profile id."),
+) -> list[dict[str, Any]]:
+    return AlertLog(res.redis).query(kind=kind, status=status, customer=customer, limit=limit)
+
+
+@router.post("/v1/alerts/{alert_id}/ack", summary="Acknowledge an alert (idempotent: the first time stays)")
+def acknowledge(res: Res, alert_id: str) -> dict[str, Any]:
+    record = AlertLog(res.redis).acknowledge(alert_id, datetime.now(UTC).isoformat())
+    if record is None:
+        raise HTTPException(404, f"no alert {alert_id!r}")
+    return record

@@ -7,9 +7,10 @@ Pure: parsing and validation only (no sockets, no clock). A routes file looks li
       support-slack: {type: slack, url: "https://hooks.slack.com/services/T0/B0/XYZ"}
       marketing-mail: {type: email, host: smtp.example.com, port: 587, starttls: true,
                        sender: crmhub@example.com, to: [marketing@example.com]}
+      team-slack: {type: slack, url: "https://hooks.slack.com/services/T0/B1/XYZ", internal: true}
     routes:
       complaint: [support-hook, support-slack, console]
-      cart_abandoned: [marketing-mail]
+      cart_abandoned: [marketing-mail, team-slack]   # internal ones (no consent): team-slack only
       "*": [console]            # every kind without a route of its own
 
 Every alert also goes to ``crm.alerts.v1`` (the sink ``topic``, implicit); ``console`` is built in.
@@ -40,6 +41,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 class _Sink(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    internal: bool = Field(False, description="Reached by internal alerts too (the team's own channels).")
 
 
 def _secret(literal: SecretStr | None, env: str | None, what: str) -> SecretStr | None:
@@ -108,6 +111,7 @@ class EmailSink(_Sink):
 
 class ConsoleSink(_Sink):
     type: Literal["console"]
+    internal: bool = True
 
 
 SinkConfig = Annotated[WebhookSink | SlackSink | EmailSink | ConsoleSink, Field(discriminator="type")]
@@ -127,10 +131,11 @@ class Routes:
     sinks: Mapping[str, WebhookSink | SlackSink | EmailSink | ConsoleSink]
     by_kind: Mapping[str, tuple[str, ...]]
 
-    def sinks_for(self, kind: str) -> tuple[str, ...]:
-        """The sinks an alert of ``kind`` goes to: ``topic`` first, then the kind's route (or ``*``'s)."""
+    def sinks_for(self, kind: str, internal: bool = False) -> tuple[str, ...]:
+        """The sinks an alert of ``kind`` goes to: ``topic`` first, then the kind's route (or ``*``'s); of an
+        internal alert, only the routed sinks marked ``internal`` (the console is)."""
         routed = self.by_kind.get(kind, self.by_kind.get(ANY_KIND, ()))
-        return (TOPIC, *routed)
+        return (TOPIC, *(name for name in routed if not internal or self.sinks[name].internal))
 
 
 DEFAULT_ROUTES = Routes(sinks={CONSOLE: ConsoleSink(type="console")}, by_kind={ANY_KIND: (CONSOLE,)})

@@ -49,6 +49,7 @@ from schemas.profile import (
     Loyalty,
     OpenComplaint,
     OrderRecord,
+    PaymentFailure,
     Profile,
     Seen,
     TraitSource,
@@ -59,6 +60,7 @@ from services.profile.policy import DEFAULT_RULES, FoldRules
 MAX_IDS_PER_KIND = 50
 MAX_RECENT_ORDERS = 20  # orders (and waiting follow-ups) remembered with their amounts
 MAX_RECENT_VIEWS = 5
+MAX_PAYMENT_FAILURES = 20  # failed payments remembered with their order, amount and reason (for alerts)
 MAX_ANSWERED = 50  # answered complaints remembered, so a redelivered complaint does not reopen
 MAX_AFFINITY = 20  # categories and products with a spend kept; the smallest goes first
 TOP_N = 5
@@ -107,6 +109,7 @@ def _working_copy(p: Profile) -> Profile:
             "open_complaints": list(p.open_complaints),
             "answered_complaints": dict(p.answered_complaints),
             "payment_methods": dict(p.payment_methods),
+            "recent_payment_failures": list(p.recent_payment_failures),
         }
     )
 
@@ -159,7 +162,7 @@ def fold_event(p: Profile, e: Event, rules: FoldRules = DEFAULT_RULES) -> None:
         case ConsentGranted() | ConsentWithdrawn():
             _consent(p, e)
         case SocialMessage():
-            _complaint(p, e)
+            _complaint(p, e, rules)
         case ComplaintResponded() | CaseClosed():
             if e.properties.message_id:
                 _response(p, e.properties.message_id, e.occurred_at)
@@ -558,6 +561,22 @@ def _payment_failed(p: Profile, e: PaymentFailed) -> None:
     if p.last_payment_failure_at is None or e.occurred_at >= p.last_payment_failure_at:
         p.last_payment_failure_reason = e.properties.reason_code
         p.last_payment_failure_at = e.occurred_at
+    props = e.properties
+    failure = PaymentFailure(
+        payment_id=props.payment_id,
+        order_id=props.order_id,
+        amount=props.amount,
+        currency=props.currency,
+        reason=props.reason_code,
+        at=e.occurred_at,
+    )
+    p.recent_payment_failures = remember_failures(p.recent_payment_failures, [failure])
+
+
+def remember_failures(known: list[PaymentFailure], new: Iterable[PaymentFailure]) -> list[PaymentFailure]:
+    """The latest ``MAX_PAYMENT_FAILURES`` failures by event time, oldest first, one per payment id and time."""
+    unique = {(f.payment_id, f.at): f for f in [*known, *new]}
+    return sorted(unique.values(), key=lambda f: (f.at, f.payment_id))[-MAX_PAYMENT_FAILURES:]
 
 
 def _used_methods(p: Profile, methods: Iterable[str]) -> None:
@@ -575,9 +594,9 @@ def preferred_method(counts: dict[str, int]) -> str | None:
 # ---- complaints -------------------------------------------------------------------------------------
 
 
-def _complaint(p: Profile, e: SocialMessage) -> None:
+def _complaint(p: Profile, e: SocialMessage, rules: FoldRules) -> None:
     props = e.properties
-    if not e.is_complaint or any(c.message_id == props.message_id for c in p.open_complaints):
+    if not e.complains(rules.complaint_sentiment) or any(c.message_id == props.message_id for c in p.open_complaints):
         return
     answer = p.answered_complaints.get(props.message_id)
     if answer is not None and answer.complained_at is not None:

@@ -18,12 +18,15 @@ from crmhub.topics import PROFILES
 from crmhub.web import Authorized, Res, Resources
 from schemas.profile import Profile
 from services.ingest.state import IngestState
+from services.notifier.alertlog import AlertLog
 from services.profile.cache import ProfileCache
 from services.segmenter import membership
 
 router = APIRouter(tags=["profiles"], dependencies=[Authorized])
 
 # query parameter -> identifier kind (``user_id`` is Segment's name for the customer id)
+EXPORTED_ALERTS = 1000  # the newest alerts of the person in an export
+
 LOOKUPS = {
     "user_id": "customer_id",
     "customer_id": "customer_id",
@@ -146,9 +149,8 @@ async def profile_segments(profile_id: str, res: Res) -> dict[str, Any]:
 
 
 def alerts_of(res: Resources, profile_id: str) -> list[dict[str, Any]]:
-    """The profile's alerts among the recent ones the API keeps (newest first)."""
-    alerts = (orjson.loads(doc) for doc in res.redis.lrange(RECENT_ALERTS, 0, -1))
-    return [a for a in alerts if a.get("profile_id") == profile_id]
+    """The profile's alerts in the alert log, newest first (with their status)."""
+    return AlertLog(res.redis).query(customer=profile_id, limit=EXPORTED_ALERTS)
 
 
 def export_profile(res: Resources, profile_id: str) -> dict[str, Any] | None:
@@ -178,7 +180,7 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     """Erase the profile ``profile_id`` reads; False when there is none. Suppress first (ingest drops new
     events of its identifiers), then delete: SQL (profile, identifiers, timeline; its id recorded as
     erased, so the profile service drops events already past ingest), cache, segment membership, recent
-    alerts, and a tombstone on the compacted crm.profiles.v1."""
+    alerts and the alert log, and a tombstone on the compacted crm.profiles.v1."""
     profile = load_profile(res, profile_id)
     if profile is None:
         return False
@@ -195,6 +197,7 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     for doc in alerts:
         pipe.lrem(RECENT_ALERTS, 0, doc)
     pipe.execute()
+    AlertLog(res.redis).forget(pid)
     res.producer.send(PROFILES, key=pid.encode(), value=None)
     res.producer.flush()
     return True

@@ -41,6 +41,7 @@ from services.profile.fold import (
     fold_events,
     new_profile,
     preferred_method,
+    remember_failures,
     upgraded,
 )
 from services.profile.policy import DEFAULT_RULES, FoldRules
@@ -99,6 +100,9 @@ def merge_profiles(survivor: Profile, absorbed: Profile, rules: FoldRules = DEFA
             "last_first_response_s": _first_set(survivor.last_first_response_s, absorbed.last_first_response_s),
             "payment_failures": survivor.payment_failures + absorbed.payment_failures,
             **_later_failure(survivor, absorbed),
+            "recent_payment_failures": remember_failures(
+                survivor.recent_payment_failures, absorbed.recent_payment_failures
+            ),
             "chargebacks": survivor.chargebacks + absorbed.chargebacks,
             "payment_methods": dict(Counter(survivor.payment_methods) + Counter(absorbed.payment_methods)),
             "loyalty": Loyalty(

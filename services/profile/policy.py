@@ -33,6 +33,7 @@ class FoldRules:
     survivorship: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: MappingProxyType(parse_trait_survivorship(""))
     )
+    complaint_sentiment: float = _DEFAULTS["complaint_sentiment"].default
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FoldRules:
@@ -42,6 +43,7 @@ class FoldRules:
             point_value=settings.loyalty_point_value,
             tiers=parse_loyalty_tiers(settings.loyalty_tiers),
             survivorship=MappingProxyType(parse_trait_survivorship(settings.trait_survivorship)),
+            complaint_sentiment=settings.complaint_sentiment,
         )
 
     def points_for(self, amount: Decimal, currency: str) -> int:

@@ -1,13 +1,21 @@
-"""Helpers of the integration tests: publish raw inputs, poll until true, read a topic from the start."""
+"""Helpers of the integration tests: publish raw inputs, poll until true, read a topic from the start, an
+HTTP receiver for webhooks, restart the notifier."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import httpx
@@ -15,7 +23,8 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from crmhub.hub import Hub
+from crmhub.embedded import free_port, stop_process
+from crmhub.hub import SERVICES, Hub
 from crmhub.topics import EVENTS, raw_topic
 
 ABANDONMENT_DELAY_S = 8.0  # long enough that a loaded CI machine still delivers the order in time
@@ -152,3 +161,76 @@ def identity_rebuild(hub: Hub) -> str:
     result = subprocess.run([sys.executable, "-m", "crmhub.cli", *args], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+    @property
+    def alert_id(self) -> str:
+        return self.headers.get("idempotency-key") or orjson.loads(self.body)["blocks"][2]["elements"][0]["text"]
+
+
+@dataclass
+class Receiver:
+    """A tiny threaded HTTP server that records every request and answers per path."""
+
+    port: int = field(default_factory=free_port)
+    requests: list[Received] = field(default_factory=list)
+    tries: Counter[tuple[str, str]] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, path: str, headers: dict[str, str]) -> int:
+        with self.lock:
+            key = (path, headers.get("idempotency-key", ""))
+            self.tries[key] += 1
+            if path == "/flaky":
+                return 500 if self.tries[key] <= 2 else 204
+            return 500 if path == "/down" else 200
+
+    def got(self, path: str, alert_id: str | None = None) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path and (alert_id is None or alert_id in r.alert_id)]
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Receiver]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status = receiver.answer(self.path, headers)
+                with receiver.lock:
+                    receiver.requests.append(Received(self.path, headers, body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def restart_notifier(hub: Hub, kill: bool = False) -> None:
+    """Stop the notifier (SIGTERM and wait, or ``kill``: SIGKILL, no goodbye) and start a fresh one."""
+    (old,) = [c for c in hub.children if c.name == "notifier" and c.proc.poll() is None]
+    if kill:
+        os.killpg(old.proc.pid, signal.SIGKILL)
+        old.proc.wait()
+    else:
+        stop_process(old.proc, timeout_s=15)
+    hub.children.remove(old)
+    hub.spawn("notifier", SERVICES["notifier"])

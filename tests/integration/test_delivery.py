@@ -10,15 +10,12 @@ module runs on 127.0.0.1: ``/flaky`` answers 500 twice per alert and then 204, `
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -31,8 +28,8 @@ from aiosmtpd.controller import Controller
 from kafka import KafkaProducer
 
 from crmhub import kafka as kafka_io
-from crmhub.embedded import free_port, stop_process
-from crmhub.hub import SERVICES, Hub, running_hub
+from crmhub.embedded import free_port
+from crmhub.hub import Hub, running_hub
 from crmhub.settings import Settings
 from crmhub.stats import STATS_KEY
 from crmhub.topics import ALERTS, DEADLETTER
@@ -41,73 +38,21 @@ from services.notifier.delivery import RedisDeliveryState
 from services.notifier.routing import RateLimit
 from services.notifier.signature import verify_signature
 from services.notifier.smtp import message_id as message_id_of
-from tests.integration.helpers import complaint_mention, profile_by, publish, read_topic, uid, wait_for
+from tests.integration.helpers import (
+    Receiver,
+    complaint_mention,
+    profile_by,
+    publish,
+    read_topic,
+    restart_notifier,
+    uid,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec-test"
 ATTEMPTS = 3
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-    @property
-    def alert_id(self) -> str:
-        return self.headers.get("idempotency-key") or orjson.loads(self.body)["blocks"][2]["elements"][0]["text"]
-
-
-@dataclass
-class Receiver:
-    """A tiny threaded HTTP server that records every request and answers per path."""
-
-    port: int = field(default_factory=free_port)
-    requests: list[Received] = field(default_factory=list)
-    tries: Counter[tuple[str, str]] = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def answer(self, path: str, headers: dict[str, str]) -> int:
-        with self.lock:
-            key = (path, headers.get("idempotency-key", ""))
-            self.tries[key] += 1
-            if path == "/flaky":
-                return 500 if self.tries[key] <= 2 else 204
-            return 500 if path == "/down" else 200
-
-    def got(self, path: str, alert_id: str | None = None) -> list[Received]:
-        with self.lock:
-            return [r for r in self.requests if r.path == path and (alert_id is None or alert_id in r.alert_id)]
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[Receiver]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status = receiver.answer(self.path, headers)
-                with receiver.lock:
-                    receiver.requests.append(Received(self.path, headers, body, status))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            server.shutdown()
-            server.server_close()
 
 
 class Mailbox:
@@ -281,13 +226,6 @@ def assert_delivered_once(s: Stack, alert_id: str, profile_id: str) -> None:
     on_topic = read_topic(s.hub, ALERTS, lambda a: a["alert_id"] == alert_id, want=2, timeout_s=3)
     assert len(on_topic) == 1
     assert len(read_topic(s.hub, DEADLETTER, lambda d: d.get("request_id") == alert_id, want=2, timeout_s=3)) == 1
-
-
-def restart_notifier(hub: Hub) -> None:
-    (old,) = [c for c in hub.children if c.name == "notifier" and c.proc.poll() is None]
-    stop_process(old.proc, timeout_s=15)
-    hub.children.remove(old)
-    hub.spawn("notifier", SERVICES["notifier"])
 
 
 def test_over_the_rate_limit_an_alert_reaches_only_the_topic(s: Stack) -> None:

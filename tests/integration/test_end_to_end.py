@@ -157,7 +157,7 @@ def test_abandoned_cart_raises_exactly_one_alert_and_bought_cart_none(
     time.sleep(3)  # several more timer ticks: still one alert, and none for the buyer
     alerts = alerts_for(api, ab["profile_id"], "cart_abandoned")
     assert len(alerts) == 1
-    assert alerts[0]["details"]["items"] == 2 and Decimal(alerts[0]["details"]["value"]) == Decimal("119.80")
+    assert alerts[0]["details"]["item_count"] == 2 and Decimal(alerts[0]["details"]["value"]) == Decimal("119.80")
     assert alerts_for(api, by["profile_id"], "cart_abandoned") == []
     on_topic = read_topic(hub, "crm.alerts.v1", lambda a: a["profile_id"] == ab["profile_id"], want=2, timeout_s=5)
     assert len(on_topic) == 1

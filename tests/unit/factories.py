@@ -70,9 +70,18 @@ def pos_sale(store_id: str, receipt_id: str, total: str, currency: str = "USD", 
     return make("pos.sale", source="pos", properties=props, **kw)
 
 
-def payment_failed(reason_code: str, amount: str = "10.00", **kw: Any) -> Event:
-    props = {"payment_id": f"pay-{next(_serial)}", "amount": amount, "reason_code": reason_code}
+def payment_failed(
+    reason_code: str, amount: str = "10.00", order_id: str | None = None, payment_id: str | None = None, **kw: Any
+) -> Event:
+    props = {"payment_id": payment_id or f"pay-{next(_serial)}", "amount": amount, "reason_code": reason_code}
+    if order_id:
+        props["order_id"] = order_id
     return make("payment.failed", source="payment", properties=props, **kw)
+
+
+def consent(channel: str, granted: bool = True, purpose: str = "marketing", **kw: Any) -> Event:
+    props = {"channel": channel, "purpose": purpose}
+    return make("consent.granted" if granted else "consent.withdrawn", source="crm", properties=props, **kw)
 
 
 def mention(

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from crmhub.settings import Settings, parse_identity_limits, parse_identity_priority, parse_shared_ids, parse_write_keys
+from crmhub.settings import (
+    Settings,
+    parse_complaint_sla,
+    parse_identity_limits,
+    parse_identity_priority,
+    parse_shared_ids,
+    parse_write_keys,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -141,3 +148,26 @@ def test_bad_identity_settings_are_rejected(monkeypatch: pytest.MonkeyPatch, nam
     with pytest.raises(ValidationError) as info:
         Settings()
     assert info.value.errors()[0]["loc"] == (name.removeprefix("CRMHUB_").lower(),)
+
+
+def test_parse_complaint_sla() -> None:
+    assert parse_complaint_sla(" high:60 , normal:600,low:3600.5") == {"high": 60.0, "normal": 600.0, "low": 3600.5}
+    assert parse_complaint_sla(Settings().complaint_sla) == {"high": 900.0, "normal": 3600.0, "low": 14400.0}
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("high:60,normal:600", "must give seconds for each of high, normal, low"),
+        ("high:60,normal:600,low:0", "'low:0' must look like PRIORITY:SECONDS"),
+        ("high:60,normal:x,low:1", "'normal:x' must look like"),
+        ("high:60,high:6,normal:600,low:1", "'high:6' must look like"),
+        ("urgent:1,high:60,normal:600,low:1", "'urgent:1' must look like"),
+    ],
+)
+def test_a_bad_complaint_sla_is_named(monkeypatch: pytest.MonkeyPatch, bad: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_complaint_sla(bad)
+    monkeypatch.setenv("CRMHUB_COMPLAINT_SLA", bad)
+    with pytest.raises(ValidationError, match="complaint_sla"):
+        Settings()

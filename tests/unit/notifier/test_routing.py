@@ -45,6 +45,18 @@ def test_routes_name_the_sinks_of_each_kind_after_the_topic() -> None:
     assert isinstance(routes.sinks["mail"], EmailSink) and routes.sinks["mail"].port == 2525
 
 
+def test_internal_alerts_reach_only_the_sinks_marked_internal_and_the_console() -> None:
+    team = {"type": "slack", "url": "https://hooks.slack.com/services/T/B/TEAM", "internal": True}
+    routes = parse_routes(
+        doc(
+            routes={"cart_abandoned": ["mail", "team", "console"]}, sinks={"team": team, "mail": doc()["sinks"]["mail"]}
+        )
+    )
+    assert routes.sinks_for("cart_abandoned") == ("topic", "mail", "team", "console")
+    assert routes.sinks_for("cart_abandoned", internal=True) == ("topic", "team", "console")
+    assert DEFAULT_ROUTES.sinks_for("cart_abandoned", internal=True) == ("topic", "console")
+
+
 def test_without_a_file_every_alert_goes_to_the_topic_and_the_console() -> None:
     assert load_routes(None) is DEFAULT_ROUTES
     assert DEFAULT_ROUTES.sinks_for("complaint") == ("topic", "console")
@@ -67,7 +79,10 @@ def test_the_secret_can_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
     ("bad", "message"),
     [
         ({"routes": {"complaint": ["nowhere"]}}, "route 'complaint': no sink named 'nowhere'"),
-        ({"routes": {"refund": ["hook"]}}, "route 'refund': alert kind must be one of cart_abandoned, complaint"),
+        (
+            {"routes": {"refund": ["hook"]}},
+            "route 'refund': alert kind must be one of cart_abandoned, browse_abandoned, complaint",
+        ),
         ({"routes": {"complaint": ["topic"]}}, "every alert goes to the topic anyway"),
         ({"routes": {"complaint": ["hook", "hook"]}}, "route 'complaint' names a sink twice"),
         ({"sinks": {"console": {"type": "console"}}}, "sink name 'console' is reserved"),

@@ -7,8 +7,8 @@ from types import MappingProxyType
 
 import pytest
 
-from schemas.profile import ConsentState, Demographics, Seen
-from services.profile.fold import MAX_ANSWERED, MAX_RECENT_VIEWS, age_band, fold_events
+from schemas.profile import ConsentState, Demographics, Profile, Seen
+from services.profile.fold import MAX_ANSWERED, MAX_PAYMENT_FAILURES, MAX_RECENT_VIEWS, age_band, fold_events
 from services.profile.policy import FoldRules
 from tests.unit import factories as f
 from tests.unit.factories import at
@@ -106,6 +106,36 @@ def test_the_last_payment_failure_is_the_latest_by_event_time() -> None:
     events = [f.payment_failed("expired", minutes=5), f.payment_failed("declined", minutes=1)]
     p = fold_events(None, "P", events)
     assert (p.payment_failures, p.last_payment_failure_reason, p.last_payment_failure_at) == (2, "expired", at(5))
+
+
+def test_recent_payment_failures_keep_order_amount_reason_and_time_oldest_first() -> None:
+    again = f.payment_failed("expired", "12.50", order_id="o-1", payment_id="pay-2", minutes=5)
+    events = [
+        again,
+        f.payment_failed("declined", "12.50", order_id="o-1", payment_id="pay-1", minutes=1),
+        again.model_copy(update={"event_id": "ev-redelivered"}),  # the same failure under another event id
+        *(f.payment_failed("declined", minutes=10 + n) for n in range(MAX_PAYMENT_FAILURES)),
+    ]
+    p = fold_events(None, "P", events[:3])
+    assert [(x.payment_id, x.order_id, x.amount, x.currency, x.reason, x.at) for x in p.recent_payment_failures] == [
+        ("pay-1", "o-1", Decimal("12.50"), "USD", "declined", at(1)),
+        ("pay-2", "o-1", Decimal("12.50"), "USD", "expired", at(5)),
+    ]
+    capped = fold_events(None, "P", events)
+    assert len(capped.recent_payment_failures) == MAX_PAYMENT_FAILURES
+    assert capped.recent_payment_failures[0].at == at(10)  # the oldest went first
+    assert (
+        Profile.model_validate({"profile_id": "P", "created_at": at(0), "updated_at": at(0)}).recent_payment_failures
+        == []
+    )
+
+
+def test_the_complaint_sentiment_threshold_is_configurable() -> None:
+    events = [f.mention("m-1", sentiment=-0.6), f.mention("m-2", sentiment=-0.95), f.mention("m-3", complaint=True)]
+    default = fold_events(None, "P", events)
+    stricter = fold_events(None, "P", events, FoldRules(complaint_sentiment=-0.9))
+    assert [c.message_id for c in default.open_complaints] == ["m-1", "m-2", "m-3"]
+    assert [c.message_id for c in stricter.open_complaints] == ["m-2", "m-3"]  # flagged ones always count
 
 
 def test_first_response_times_of_answered_complaints() -> None:

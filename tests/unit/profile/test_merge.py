@@ -52,8 +52,22 @@ def test_every_profile_field_has_a_merge_rule() -> None:
         *("open_complaints", "complaints_answered", "answered_complaints", "last_first_response_s"),
         *("avg_first_response_s", "first_response_total_s", "payment_failures", "last_payment_failure_reason"),
         *("last_payment_failure_at", "chargebacks", "payment_methods", "preferred_payment_method", "loyalty"),
-        *("rfm", "merged_into"),
+        *("rfm", "merged_into", "recent_payment_failures"),
     }
+
+
+def test_recent_payment_failures_unite_keeping_the_latest() -> None:
+    ours = fold_events(None, "S", [f.payment_failed("declined", order_id="o-1", payment_id="pay-a", minutes=1)])
+    theirs = fold_events(
+        None,
+        "A",
+        [
+            f.payment_failed("declined", order_id="o-1", payment_id="pay-a", minutes=1),  # the same failure
+            f.payment_failed("expired", order_id="o-2", payment_id="pay-b", minutes=0),
+        ],
+    )
+    merged = merge_profiles(ours, theirs)
+    assert [(x.payment_id, x.at) for x in merged.recent_payment_failures] == [("pay-b", at(0)), ("pay-a", at(1))]
 
 
 def test_counters_and_amounts_add_up_and_orders_unite() -> None:
