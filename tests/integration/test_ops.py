@@ -4,6 +4,7 @@ logs without personal data."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from crmhub.api import create_app
 from crmhub.console import start_traffic
-from crmhub.embedded import free_port
+from crmhub.embedded import embedded_kafka, free_port
 from crmhub.hub import Hub, running_hub
 from crmhub.settings import Settings
 from tests.integration.helpers import wait_for
@@ -107,16 +108,21 @@ def test_ready_answers_when_every_server_does(api: httpx.Client) -> None:
     assert api.get("/health").status_code == 200
 
 
-def test_ready_names_the_server_that_is_down(demo: Hub, tmp_path: Path) -> None:
-    # a real broker and SQL store, and a Redis URL nothing listens on
-    gone = demo.settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0", "data_dir": tmp_path})
-    with TestClient(create_app(gone)) as client:
-        response = client.get("/ready")
-    assert response.status_code == 503
-    body = response.json()
-    assert body["status"] == "not ready: redis down"
-    assert body["checks"]["broker"] == "ok" and body["checks"]["sql"] == "ok"
-    assert "Connection" in body["checks"]["redis"]
+def test_ready_names_the_servers_that_are_down(tmp_path: Path) -> None:
+    # an API on a broker of its own, with a Redis URL nothing listens on; then the broker stops too
+    with contextlib.ExitStack() as stack:
+        with embedded_kafka(free_port(), tmp_path / "tansu.log") as kafka_url:
+            settings = Settings(data_dir=tmp_path, kafka_url=kafka_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+            client = stack.enter_context(TestClient(create_app(settings)))
+            redis_down = client.get("/ready")
+        both_down = client.get("/ready")
+    assert redis_down.status_code == 503
+    assert redis_down.json()["status"] == "not ready: redis down"
+    checks = redis_down.json()["checks"]
+    assert checks["broker"] == "ok" and checks["sql"] == "ok" and "Connection" in checks["redis"]
+    assert both_down.status_code == 503
+    assert both_down.json()["status"] == "not ready: broker, redis down"
+    assert both_down.json()["checks"]["sql"] == "ok"
 
 
 def test_the_stream_needs_the_token_and_sends_snapshots(demo: Hub) -> None:
