@@ -78,7 +78,8 @@ def test_metrics_show_every_service_and_what_it_drops(api: httpx.Client) -> None
             seen == set(SERVICES)
             and alerts
             and any(labels == {"sink": "topic", "status": "delivered"} for labels, _ in deliveries)
-            and by_name(samples, "crmhub_deadletters_total")
+            and {labels["service"] for labels, _ in by_name(samples, "crmhub_deadletters_total")}
+            >= {"ingest", "collector"}
             and by_name(samples, "crmhub_segment_changes_total")
         )
         return samples if ready else None
@@ -95,6 +96,12 @@ def test_metrics_show_every_service_and_what_it_drops(api: httpx.Client) -> None
     assert set(memory) == set(SERVICES) and all(v > 10 * 2**20 for v in memory.values())
     reasons = {labels["reason"] for labels, _ in by_name(samples, "crmhub_deadletters_total")}
     assert all(len(r) < 60 for r in reasons), reasons  # a few kinds, not the free text of each input
+    refused = {
+        labels["reason"]
+        for labels, _ in by_name(samples, "crmhub_deadletters_total")
+        if labels["service"] == "collector"
+    }
+    assert "invalid JSON" in refused  # the demo's broken Segment batches, refused by the HTTP collector
     latency = {labels["service"]: v for labels, v in by_name(samples, "crmhub_event_latency_seconds_count")}
     assert latency["ingest"] > 0 and latency["profile"] > 0
     produced = {(labels["service"], labels["topic"]) for labels, _ in by_name(samples, "crmhub_events_produced_total")}
