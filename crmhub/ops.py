@@ -86,6 +86,14 @@ def snapshot(res: Resources, t: float) -> dict[str, Any]:
     }
 
 
+def lag_by_topic(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, int]]:
+    """The snapshot's lag rows as (service, topic) -> {partition: lag}, in the rows' order."""
+    grouped: dict[tuple[str, str], dict[int, int]] = {}
+    for row in rows:
+        grouped.setdefault((row["service"], row["topic"]), {})[row["partition"]] = row["lag"]
+    return grouped
+
+
 def by_label(rows: list[tuple[dict[str, str], float]], label: str) -> dict[str, int]:
     """Sample values added up per value of ``label``, largest first."""
     totals: dict[str, int] = {}
