@@ -17,14 +17,20 @@ import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import NewTopic
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from crmhub import kafka as kafka_io
 from crmhub.api import create_app
 from crmhub.console import start_traffic
 from crmhub.embedded import embedded_kafka, free_port
 from crmhub.hub import Hub, running_hub
+from crmhub.metrics import samples
+from crmhub.runtime import record_consumer
 from crmhub.settings import Settings
-from tests.integration.helpers import wait_for
+from tests.integration.helpers import uid, wait_for
 
 pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
@@ -106,6 +112,31 @@ def test_metrics_show_every_service_and_what_it_drops(api: httpx.Client) -> None
     assert latency["ingest"] > 0 and latency["profile"] > 0
     produced = {(labels["service"], labels["topic"]) for labels, _ in by_name(samples, "crmhub_events_produced_total")}
     assert {("ingest", "crm.events.v1"), ("ingest", "crm.deadletter.v1"), ("profile", "crm.profiles.v1")} <= produced
+
+
+def test_lag_is_the_fetch_high_watermark_minus_the_position(demo: Hub) -> None:
+    topic = f"ops.lag.{uid()}"
+    admin = KafkaAdminClient(bootstrap_servers=demo.settings.bootstrap_servers)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    admin.close()
+    producer = kafka_io.producer(demo.settings)
+    for i in range(100):
+        producer.send(topic, value=b"%d" % i)  # one batch: Tansu's end offset would say 1, not 100
+    producer.flush()
+    producer.close()
+    consumer = kafka_io.consumer(demo.settings, None)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    try:
+        taken = wait_for(lambda: sum(len(r) for r in consumer.poll(timeout_ms=500, max_records=30).values()), 20)
+        record_consumer("lag-test", consumer)
+    finally:
+        consumer.close()
+    lags = {
+        labels["topic"]: v for labels, v in samples(REGISTRY, "crmhub_consumer_lag") if labels["service"] == "lag-test"
+    }
+    assert lags == {topic: 100 - taken}
 
 
 def test_ready_answers_when_every_server_does(api: httpx.Client) -> None:
