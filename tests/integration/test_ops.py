@@ -121,7 +121,7 @@ def test_lag_is_the_fetch_high_watermark_minus_the_position(demo: Hub) -> None:
     admin.close()
     producer = kafka_io.producer(demo.settings)
     for i in range(100):
-        producer.send(topic, value=b"%d" % i)  # one batch: Tansu's end offset would say 1, not 100
+        producer.send(topic, value=b"%d" % i)  # few batches: Tansu's end offset says far less than 100
     producer.flush()
     producer.close()
     consumer = kafka_io.consumer(demo.settings, None)
