@@ -86,6 +86,14 @@ def snapshot(res: Resources, t: float) -> dict[str, Any]:
     }
 
 
+def lag_by_topic(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, int]]:
+    """The snapshot's lag rows as (service, topic) -> {partition: lag}, in the rows' order."""
+    grouped: dict[tuple[str, str], dict[int, int]] = {}
+    for row in rows:
+        grouped.setdefault((row["service"], row["topic"]), {})[row["partition"]] = row["lag"]
+    return grouped
+
+
 def by_label(rows: list[tuple[dict[str, str], float]], label: str) -> dict[str, int]:
     """Sample values added up per value of ``label``, largest first."""
     totals: dict[str, int] = {}
@@ -109,23 +117,21 @@ def with_delivery(redis: Any, alerts: list[dict[str, Any]]) -> list[dict[str, An
 
 class BrokerProbe:
     """Asks the broker for its metadata, a real round trip (a TCP connect alone proves little). One
-    kafka-python client, made at the first check, behind a lock: its clients are not thread-safe."""
+    kafka-python client, made at start (making one while the broker is away takes 30 s to give up; a
+    made one answers at once that the connection is refused), behind a lock: its clients are not
+    thread-safe."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
         self.lock = threading.Lock()
-        self.consumer: KafkaConsumer | None = None
+        self.consumer: KafkaConsumer = kafka_io.consumer(settings, None, request_timeout_ms=PROBE_TIMEOUT_MS)
 
     def __call__(self) -> None:
         with self.lock:
-            if self.consumer is None:
-                self.consumer = kafka_io.consumer(self.settings, None, request_timeout_ms=PROBE_TIMEOUT_MS)
             self.consumer.topics()
 
     def close(self) -> None:
         with self.lock:
-            if self.consumer is not None:
-                self.consumer.close()
+            self.consumer.close()
 
 
 def readiness(res: Resources, broker: Callable[[], object]) -> dict[str, str]:

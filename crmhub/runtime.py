@@ -25,7 +25,7 @@ METER_INTERVAL_S = 1.0
 
 
 # structured fields a log call may pass in ``extra``: identifiers of events and records, never personal data
-LOG_FIELDS = ("event_id", "alert_id", "profile_id", "topic", "partition", "offset", "reason", "count")
+LOG_FIELDS = ("event_id", "alert_id", "profile_id", "topic", "partition", "offset", "reason")
 
 
 class JsonFormatter(logging.Formatter):

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from crmhub.embedded import shutdown
 from crmhub.errors import ServerUnavailable
+from crmhub.ops import lag_by_topic
 from crmhub.settings import Settings
 
 
@@ -38,11 +39,12 @@ def render(snap: dict[str, Any]) -> Group:
     for group, label in (("sources", "in"), ("services", "service")):
         for name, total in snap["flows"][group].items():
             flows.add_row(f"{label} · {name}", f"{total:,}", f"{snap['rates'][group].get(name, 0.0):,.1f}")
-    lag = Table(title="consumer lag", title_justify="left")
-    for column in ("service", "topic", "partition", "lag"):
-        lag.add_column(column, justify="right" if column in ("partition", "lag") else "left")
-    for row in snap["lag"]:
-        lag.add_row(row["service"], row["topic"], str(row["partition"]), f"{row['lag']:,}")
+    lag = Table(title="consumer lag (records behind)", title_justify="left")
+    for column in ("service", "topic", "total", "per partition"):
+        lag.add_column(column, justify="right" if column == "total" else "left")
+    for (service, topic), parts in lag_by_topic(snap["lag"]).items():
+        detail = " ".join(f"p{p}:{n:,}" for p, n in parts.items())
+        lag.add_row(service, topic, f"{sum(parts.values()):,}", detail)
     reasons = Table(title="dead letters by reason", title_justify="left")
     reasons.add_column("reason")
     reasons.add_column("count", justify="right")

@@ -104,7 +104,7 @@ def input_id(value: bytes) -> str | None:
     except orjson.JSONDecodeError:
         return None
     found = doc.get("event_id") or doc.get("messageId") if isinstance(doc, dict) else None
-    return found if isinstance(found, str) else None
+    return found[:100] if isinstance(found, str) else None  # a refused id may be anything: a bounded field
 
 
 def identity_rules(settings: Settings) -> IdentityRules:

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from crmhub import metrics
 from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.topics import DEADLETTER, raw_topic
 from crmhub.web import Res, Resources
@@ -28,6 +29,8 @@ from schemas.outputs import DeadLetter
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
+SERVICE = "collector"  # in the API process: its metrics
+REASON_LABELS = {"invalid_json": "invalid JSON"}  # the dead-letter label of an error code, where not its words
 REQUEST_ID_HEADER = "X-Request-Id"  # also on the raw records and on any dead letter of the request
 router = APIRouter(tags=["collector"])
 
@@ -98,6 +101,7 @@ def produce(res: Resources, source: str, messages: list[dict[str, Any]], sent_at
         )
     for future in futures:
         future.get(timeout=10)  # acknowledged by the broker before we answer 200
+    metrics.PRODUCED.labels(SERVICE, raw_topic(source), "raw").inc(len(messages))
 
 
 def dead_letter_request(res: Resources, raw: bytes, request_id: str, error: CollectorError) -> None:
@@ -114,6 +118,8 @@ def dead_letter_request(res: Resources, raw: bytes, request_id: str, error: Coll
     add_counts(pipe, {"ingest.in.http": 1, "ingest.deadletters": 1})  # in = forwarded + dead + duplicates
     push_recent(pipe, RECENT_DEADLETTERS, [letter.model_dump_json().encode()])
     pipe.execute()
+    metrics.PRODUCED.labels(SERVICE, DEADLETTER, "deadletter").inc()
+    metrics.DEADLETTERS.labels(SERVICE, REASON_LABELS.get(error.code, error.code.replace("_", " "))).inc()
 
 
 Extract = Callable[[dict[str, Any]], Any]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crmhub.ops import by_label, flows, rates
+from crmhub.ops import by_label, flows, lag_by_topic, rates
 
 
 def test_flows_add_up_the_sources_and_name_what_each_service_consumed() -> None:
@@ -35,3 +35,12 @@ def test_samples_are_added_up_per_label_value_largest_first() -> None:
         ({"service": "notifier", "reason": "invalid JSON"}, 4.0),
     ]
     assert list(by_label(rows, "reason").items()) == [("invalid JSON", 6), ("no profile_id", 5)]
+
+
+def test_lag_rows_are_grouped_per_service_and_topic_with_their_partitions() -> None:
+    rows = [
+        {"service": "ingest", "topic": "crm.raw.pos.v1", "partition": 0, "lag": 3},
+        {"service": "ingest", "topic": "crm.raw.pos.v1", "partition": 1, "lag": 0},
+        {"service": "profile", "topic": "crm.events.v1", "partition": 0, "lag": 7},
+    ]
+    assert lag_by_topic(rows) == {("ingest", "crm.raw.pos.v1"): {0: 3, 1: 0}, ("profile", "crm.events.v1"): {0: 7}}
