@@ -11,6 +11,9 @@ counted every change:
   spend, last order time, categories) and keeping the rest (the field index evaluates only the segments
   reading those fields, plus the clock-dependent ones).
 
+For reference it also times the pure evaluation (``evaluate_change``, no Redis, no Kafka) of the same
+changes in the benchmark's own process.
+
     python benchmarks/segmenter.py --profiles 20000 --runs 3
 """
 
@@ -36,6 +39,7 @@ from crmhub.hub import running_hub
 from crmhub.settings import Settings
 from crmhub.stats import read_counts
 from crmhub.topics import PROFILE_CHANGES
+from services.segmenter.engine import Catalog, evaluate_change
 from services.segmenter.rules import load_definitions
 
 CATEGORIES = ["electronics", "toys", "garden", "fashion", "books", "beauty", "sports", "food"]
@@ -131,6 +135,21 @@ def run_phase(settings: Settings, r: redis.Redis, docs: list[dict[str, Any]], ti
     return len(docs) / (done - started)
 
 
+def pure_rates(segments_file: Path, docs: list[dict[str, Any]], rng: random.Random) -> tuple[float, float]:
+    """(new, changes) per second of evaluate_change alone, in this process, on a fresh catalog."""
+    catalog = Catalog(load_definitions(segments_file))
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    outs = [evaluate_change(catalog, d, None, set(), now) for d in docs]
+    new = len(docs) / (time.perf_counter() - started)
+    later = [changed(rng, d, now) for d in docs]
+    started = time.perf_counter()
+    for doc, out in zip(later, outs, strict=True):
+        assert out is not None
+        evaluate_change(catalog, doc, out.prior, out.after, now)
+    return new, len(docs) / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", type=int, default=20000)
@@ -165,6 +184,11 @@ def main() -> None:
                   f"exits {counts.get('segmenter.exited', 0):,}")  # fmt: skip
             print(f"median, new profiles (all 50 segments evaluated): {statistics.median(new_rates):,.0f} changes/s")
             print(f"median, changes of known profiles (field index): {statistics.median(change_rates):,.0f} changes/s")
+        pure = [pure_rates(segments_file, [profile(rng, f"q{i}", 1, now) for i in range(5000)], rng) for _ in range(3)]
+        print(
+            f"evaluation alone (no I/O), median of 3: new {statistics.median(p[0] for p in pure):,.0f}/s, "
+            f"changes {statistics.median(p[1] for p in pure):,.0f}/s"
+        )
 
 
 if __name__ == "__main__":

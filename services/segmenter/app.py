@@ -69,6 +69,8 @@ class Segmenter:
     async def apply(self, partition: int, docs: list[dict[str, Any]], force: Collection[str] = ()) -> list[str]:
         """Evaluate profile changes of one partition (the caller holds the lock); publish entries and
         exits, record the outcomes. Returns the ids of changes older than what was already evaluated."""
+        if not docs:
+            return []
         latest: dict[str, dict[str, Any]] = {}
         for doc in docs:  # a batch may hold several changes of a profile: its last one counts
             seen = latest.get(doc["profile_id"])
@@ -146,6 +148,7 @@ class Segmenter:
                 work[partition] = (pending, removed)
         if work:
             self.backfill = asyncio.create_task(self.run_backfill(work, {d.name: d for d in self.catalog.defs}))
+            self.backfill.add_done_callback(log_failure)
 
     async def run_backfill(self, work: dict[int, tuple[set[str], set[str]]], defs: dict[str, SegmentDef]) -> None:
         started = datetime.now(UTC)
@@ -216,6 +219,12 @@ class Segmenter:
         await asyncio.to_thread(self.segments.record_sizes, sizes, at)
 
 
+def log_failure(task: asyncio.Task[None]) -> None:
+    """A backfill that failed is logged; the next tick finds the partitions still out of date and retries."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("backfill failed, retried at the next tick: %r", exc, exc_info=exc)
+
+
 def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust.App:
     app = create_app("crmhub-segmenter", settings, tables=False)  # membership lives in Redis
     changes_topic = app.topic(PROFILE_CHANGES, key_type=bytes, value_type=bytes)
@@ -244,9 +253,12 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     @app.timer(interval=settings.segment_tick_s)
     async def clock_and_definitions() -> None:
         partitions = owned()
-        if partitions:
-            await seg.refresh_definitions(partitions)
-            await seg.tick(partitions)
+        try:
+            if partitions:
+                await seg.refresh_definitions(partitions)
+                await seg.tick(partitions)
+        except Exception:  # a Redis or SQL blip: the next tick tries again; the stream goes on
+            log.exception("segment tick failed; trying again at the next one")
 
     @app.timer(interval=settings.segment_history_s)
     async def size_history() -> None:

@@ -73,7 +73,7 @@ _CHILDREN = (
     "start",
     "stop",
 )
-_COMPARISONS = (rule_engine.ast.ArithmeticComparisonExpression, rule_engine.ast.ComparisonExpression)
+COMPARISONS = (rule_engine.ast.ArithmeticComparisonExpression, rule_engine.ast.ComparisonExpression)
 
 
 def clock_spec(rule: rule_engine.Rule) -> ClockSpec:
@@ -81,11 +81,11 @@ def clock_spec(rule: rule_engine.Rule) -> ClockSpec:
     compared: dict[int, Decimal] = {}  # id(call) -> constant, for calls compared with a constant
     calls = []
     for node in walk(rule.statement.expression):
-        if isinstance(node, _COMPARISONS):
+        if isinstance(node, COMPARISONS):
             for call, other in ((node.left, node.right), (node.right, node.left)):
-                if _time_call(call) and isinstance(other, rule_engine.ast.FloatExpression):
+                if is_time_call(call) and isinstance(other, rule_engine.ast.FloatExpression):
                     compared[id(call)] = other.value
-        elif _time_call(node):
+        elif is_time_call(node):
             calls.append(node)
     uses: dict[tuple[str, timedelta], set[Decimal] | None] = {}
     for call in calls:
@@ -104,7 +104,7 @@ def clock_spec(rule: rule_engine.Rule) -> ClockSpec:
     )
 
 
-def _time_call(node: Any) -> bool:
+def is_time_call(node: Any) -> bool:
     return (
         isinstance(node, rule_engine.ast.FunctionCallExpression)
         and isinstance(node.function, rule_engine.ast.SymbolExpression)

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from services.segmenter.clock import next_flip, time_functions
+from services.segmenter.memo import memo_key
 from services.segmenter.rules import FIELD_TYPES, SegmentDef, membership_changes, profile_view
 
 VIEW_FIELDS = tuple(name for name in FIELD_TYPES if name in profile_view({"profile_id": ""}))
@@ -42,8 +43,7 @@ class Catalog:
         self.by_field = {k: tuple(v) for k, v in by_field.items()}
         self.clocked = tuple(d for d in self.defs if d.clock)
         self.names = frozenset(self.by_name)
-        self.positions = {d.name: tuple(VIEW_FIELDS.index(f) for f in sorted(d.fields)) for d in self.defs}
-        self.memo: dict[str, dict[tuple[bytes, ...], bool]] = {d.name: {} for d in self.defs if not d.clock}
+        self.memo: dict[str, dict[Any, bool]] = {d.name: {} for d in self.defs if d.key is not None}
 
     def get(self, name: str) -> SegmentDef | None:
         return self.by_name.get(name)
@@ -51,13 +51,14 @@ class Catalog:
     def evaluate(
         self, defs: Iterable[SegmentDef], view: dict[str, Any], values: Sequence[bytes], now: datetime
     ) -> set[str]:
-        """The names of ``defs`` the view is in. A condition without time functions is a function of the
-        values of the fields it reads alone: its result is remembered by those values (``values``: every
-        view field serialised), so a profile like one seen before costs a lookup, not an evaluation."""
+        """The names of ``defs`` the view is in. A result is remembered under the condition's key
+        (:mod:`services.segmenter.memo`), so a profile like one seen before costs a lookup, not an
+        evaluation; ``values``: every view field serialised."""
         inside, scope = set(), None
+        by_field = dict(zip(VIEW_FIELDS, values, strict=True))
         for d in defs:
             memo = self.memo.get(d.name)
-            key = tuple(values[i] for i in self.positions[d.name])
+            key = memo_key(d.key, view, by_field, now) if d.key is not None else None
             found = memo.get(key) if memo is not None else None
             if found is None:
                 scope = scope or {**view, **time_functions(now)}

@@ -24,6 +24,7 @@ from rule_engine.suggestions import suggest_symbol
 
 from crmhub.errors import ConfigError
 from services.segmenter.clock import TIME_FUNCTIONS, ClockSpec, clock_spec, time_functions, walk
+from services.segmenter.memo import KeySpec, key_spec
 
 SHIPPED = "segments.yaml"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -105,6 +106,7 @@ class SegmentDef:
     rule: rule_engine.Rule
     fields: frozenset[str]  # the view fields the condition reads
     clock: ClockSpec  # when its truth can change with time alone (empty: never)
+    key: KeySpec | None  # what its result depends on (None: evaluate it every time)
 
     def matches(self, view: dict[str, Any]) -> bool:
         try:
@@ -150,7 +152,8 @@ def compile_segment(name: str, condition: str, description: str = "") -> Segment
         clock = clock_spec(rule)
     except ValueError as exc:
         raise SegmentError(f"segment {name!r}: bad condition {condition!r}: {exc}") from exc
-    return SegmentDef(name, description, condition, rule, frozenset(read - set(TIME_FUNCTIONS)), clock)
+    fields = frozenset(read - set(TIME_FUNCTIONS))
+    return SegmentDef(name, description, condition, rule, fields, clock, key_spec(rule, fields))
 
 
 def _builtins_used(rule: rule_engine.Rule) -> set[str]:
