@@ -13,6 +13,7 @@ Every write of a batch goes in one pipeline.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -79,6 +80,8 @@ class Membership:
         never = [out.profile_id for out in outcomes if out.due is None]
         if never:
             pipe.zrem(due_key(partition), *never)
+        joined: dict[str, list[str]] = defaultdict(list)  # segment -> profiles that entered it
+        left: dict[str, list[str]] = defaultdict(list)
         for out in outcomes:
             pid = out.profile_id
             if out.entered:
@@ -86,10 +89,14 @@ class Membership:
             if out.exited:
                 pipe.srem(profile_segments_key(pid), *out.exited)
             for name in out.entered:
-                pipe.sadd(members_key(name), pid)
+                joined[name].append(pid)
             for name in out.exited:
-                pipe.srem(members_key(name), pid)
+                left[name].append(pid)
             entered, exited = entered + len(out.entered), exited + len(out.exited)
+        for name, pids in joined.items():
+            pipe.sadd(members_key(name), *pids)
+        for name, pids in left.items():
+            pipe.srem(members_key(name), *pids)
         conditions = sum(o.evaluated for o in outcomes)
         for name, value in (
             ("evaluated", changes),
