@@ -158,6 +158,7 @@ def test_abandoned_cart_raises_exactly_one_alert_and_bought_cart_none(
     alerts = alerts_for(api, ab["profile_id"], "cart_abandoned")
     assert len(alerts) == 1
     assert alerts[0]["details"]["item_count"] == 2 and Decimal(alerts[0]["details"]["value"]) == Decimal("119.80")
+    assert "open_carts" in alerts[0]["details"]["segments"]  # what the real segmenter put the customer in
     assert alerts_for(api, by["profile_id"], "cart_abandoned") == []
     on_topic = read_topic(hub, "crm.alerts.v1", lambda a: a["profile_id"] == ab["profile_id"], want=2, timeout_s=5)
     assert len(on_topic) == 1
