@@ -12,7 +12,7 @@ from crmhub import kafka as kafka_io
 from crmhub.embedded import free_port
 from crmhub.hub import Hub, running_hub
 from crmhub.settings import Settings
-from tests.integration.helpers import ABANDONMENT_DELAY_S
+from tests.integration.helpers import ABANDONMENT_DELAY_S, api_client
 
 
 @pytest.fixture(scope="session")
@@ -34,9 +34,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 @pytest.fixture(scope="session")
 def api(hub: Hub) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=f"http://127.0.0.1:{hub.settings.api_port}", headers={"Authorization": "Bearer test-token"}
-    ) as client:
+    with api_client(hub.settings) as client:
         yield client
 
 

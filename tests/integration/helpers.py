@@ -25,6 +25,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from crmhub.embedded import free_port, stop_process
 from crmhub.hub import SERVICES, Hub
+from crmhub.settings import Settings
 from crmhub.topics import EVENTS, raw_topic
 
 ABANDONMENT_DELAY_S = 8.0  # long enough that a loaded CI machine still delivers the order in time
@@ -234,3 +235,12 @@ def restart_notifier(hub: Hub, kill: bool = False) -> None:
         stop_process(old.proc, timeout_s=15)
     hub.children.remove(old)
     hub.spawn("notifier", SERVICES["notifier"])
+
+
+def api_client(hub_settings: Settings, timeout_s: float = 30.0) -> httpx.Client:
+    """An HTTP client of the hub's API with the tests' token."""
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{hub_settings.api_port}",
+        headers={"Authorization": "Bearer test-token"},
+        timeout=timeout_s,
+    )

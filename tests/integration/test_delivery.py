@@ -40,6 +40,7 @@ from services.notifier.signature import verify_signature
 from services.notifier.smtp import message_id as message_id_of
 from tests.integration.helpers import (
     Receiver,
+    api_client,
     complaint_mention,
     profile_by,
     publish,
@@ -119,9 +120,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         with (
             http.running(),
             running_hub(settings, services=("ingest", "profile", "notifier", "api")) as hub,
-            httpx.Client(
-                base_url=f"http://127.0.0.1:{settings.api_port}", headers={"Authorization": "Bearer test-token"}
-            ) as api,
+            api_client(settings) as api,
         ):
             producer = kafka_io.producer(hub.settings)
             r = redis.Redis.from_url(hub.settings.redis_dsn)

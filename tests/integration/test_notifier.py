@@ -33,6 +33,7 @@ from crmhub.topics import ALERTS
 from services.segmenter.keys import profile_segments_key
 from tests.integration.helpers import (
     Receiver,
+    api_client,
     complaint_mention,
     now_iso,
     profile_by,
@@ -91,9 +92,7 @@ def s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with (
         http.running(),
         running_hub(settings, services=("ingest", "profile", "notifier", "api")) as hub,
-        httpx.Client(
-            base_url=f"http://127.0.0.1:{settings.api_port}", headers={"Authorization": "Bearer test-token"}
-        ) as api,
+        api_client(settings) as api,
     ):
         producer = kafka_io.producer(hub.settings)
         r = redis.Redis.from_url(hub.settings.redis_dsn)

@@ -27,7 +27,7 @@ from services.profile.store import ProfileStore, make_engine
 from services.segmenter.definitions import current
 from services.segmenter.rules import evaluate, profile_view
 from services.segmenter.store import SegmentStore
-from tests.integration.helpers import profile_by, publish, read_to_end, segment_track, uid, wait_for
+from tests.integration.helpers import api_client, profile_by, publish, read_to_end, segment_track, uid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +50,7 @@ def seg_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 @pytest.fixture(scope="module")
 def api(seg_hub: Hub) -> Iterator[httpx.Client]:
-    base = f"http://127.0.0.1:{seg_hub.settings.api_port}"
-    with httpx.Client(base_url=base, headers={"Authorization": "Bearer test-token"}, timeout=30) as client:
+    with api_client(seg_hub.settings) as client:
         yield client
 
 
