@@ -6,8 +6,9 @@ A merged profile's id, and identifiers still pointing at it, read the profile it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Response
@@ -59,12 +60,20 @@ def find_profile(res: Resources, kind: str, value: str) -> Profile | None:
     return None if profile_id is None else load_profile(res, profile_id)
 
 
+T = TypeVar("T")
+
+
+async def read_or_404(read: Callable[..., T | None], res: Resources, profile_id: str, *args: Any) -> T:
+    """``read(res, profile_id, *args)`` off the event loop; a 404 naming the id when it finds nothing."""
+    found = await run_in_threadpool(read, res, profile_id, *args)
+    if found is None:
+        raise HTTPException(404, f"no profile {profile_id!r}")
+    return found
+
+
 @router.get("/v1/profiles/{profile_id}", response_model=Profile)
 async def get_profile(profile_id: str, res: Res) -> Profile:
-    profile = await run_in_threadpool(load_profile, res, profile_id)
-    if profile is None:
-        raise HTTPException(404, f"no profile {profile_id!r}")
-    return profile
+    return await read_or_404(load_profile, res, profile_id)
 
 
 @router.get("/v1/profiles", response_model=Profile, summary="Look a profile up by any identifier")
@@ -120,10 +129,7 @@ async def profile_events(
 ) -> dict[str, Any]:
     if before is not None and before.tzinfo is None:
         raise HTTPException(400, "before needs a time zone (e.g. 2026-01-01T00:00:00Z)")
-    found = await run_in_threadpool(read_timeline, res, profile_id, limit, before, offset)
-    if found is None:
-        raise HTTPException(404, f"no profile {profile_id!r}")
-    return found
+    return await read_or_404(read_timeline, res, profile_id, limit, before, offset)
 
 
 def segments_of(res: Resources, profile_id: str) -> list[str]:
@@ -142,10 +148,7 @@ def read_segments(res: Resources, profile_id: str) -> dict[str, Any] | None:
 
 @router.get("/v1/profiles/{profile_id}/segments", summary="The segments the profile is in now")
 async def profile_segments(profile_id: str, res: Res) -> dict[str, Any]:
-    found = await run_in_threadpool(read_segments, res, profile_id)
-    if found is None:
-        raise HTTPException(404, f"no profile {profile_id!r}")
-    return found
+    return await read_or_404(read_segments, res, profile_id)
 
 
 def alerts_of(res: Resources, profile_id: str) -> list[dict[str, Any]]:
@@ -170,10 +173,7 @@ def export_profile(res: Resources, profile_id: str) -> dict[str, Any] | None:
 
 @router.get("/v1/profiles/{profile_id}/export", summary="Everything held about the person (GDPR Article 15)")
 async def export(profile_id: str, res: Res) -> dict[str, Any]:
-    found = await run_in_threadpool(export_profile, res, profile_id)
-    if found is None:
-        raise HTTPException(404, f"no profile {profile_id!r}")
-    return found
+    return await read_or_404(export_profile, res, profile_id)
 
 
 def erase_profile(res: Resources, profile_id: str) -> bool:
