@@ -84,7 +84,7 @@ def run_hub(
 ) -> None:
     console = Console()
     try:
-        with running_hub(settings) as hub:
+        with running_hub(settings, supervise=True) as hub:
             banner(console, hub)
             if rate > 0:
                 start_traffic(hub, rate, duration, customers, bad_fraction, seed)
@@ -107,6 +107,29 @@ def start_traffic(
     return hub.spawn("traffic", ["-m", "crmhub.demo.run", *args, *([f"--duration={duration}"] if duration else [])])
 
 
+def report_supervision(hub: Hub, console: Console, seen: int) -> int:
+    """Print what supervision did since the first ``seen`` notes (restarts); how many notes are printed now."""
+    for note in hub.notes[seen:]:
+        console.print(f"[yellow]supervisor[/]: {note}")
+    return len(hub.notes)
+
+
+def traffic_done(hub: Hub) -> bool:
+    """Whether the demo traffic has finished; raises when supervision gave up on a service or a child that
+    is not supervised (the traffic) failed."""
+    if hub.failure:
+        raise ServerUnavailable(hub.failure)
+    done = False
+    for child in hub.dead_children():
+        if child.supervised:
+            continue  # being restarted
+        if child.name != "traffic" or child.proc.returncode != 0:
+            code = child.proc.returncode
+            raise ServerUnavailable(f"{child.name} stopped unexpectedly (code {code}):\n{child.tail()}")
+        done = True
+    return done
+
+
 DRAIN_S = 5.0  # after timed traffic ends, let the last events flow through before stopping
 
 
@@ -117,6 +140,7 @@ def watch(hub: Hub, console: Console, duration: float | None) -> None:
     finished_at: float | None = None
     live = Live(console=console, refresh_per_second=2, transient=False) if console.is_terminal else None
     next_plain = 0.0
+    reported = 0
     try:
         if live:
             live.start()
@@ -132,13 +156,9 @@ def watch(hub: Hub, console: Console, duration: float | None) -> None:
             elif now >= next_plain:
                 print(plain_line(counts, now - started), flush=True)
                 next_plain = now + 5
-            for child in hub.dead_children():
-                if child.name == "traffic" and child.proc.returncode == 0:
-                    finished_at = finished_at or now
-                    continue
-                raise ServerUnavailable(
-                    f"{child.name} stopped unexpectedly (code {child.proc.returncode}):\n{child.tail()}"
-                )
+            reported = report_supervision(hub, console, reported)
+            if traffic_done(hub):
+                finished_at = finished_at or now
             if duration is not None and finished_at is not None and now - finished_at >= DRAIN_S:
                 print(plain_line(counts, now - started), flush=True)
                 return

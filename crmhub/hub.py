@@ -1,16 +1,20 @@
 """Runs the whole hub: embedded servers (unless external URLs are set), topics, the four services, the API.
 
 Each service is its own process (``python -m services.<name>``), configured only through ``CRMHUB_*``
-environment variables, exactly as in docker-compose; their output goes to ``<data_dir>/logs/``.
+environment variables, exactly as in docker-compose; their output goes to ``<data_dir>/logs/``. With
+supervision on (``crmhub up``/``demo``), a service or the API that exits is started again (see
+:mod:`crmhub.supervision`); the broker and Redis are never restarted behind the services' backs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +35,10 @@ from crmhub.embedded import (
 from crmhub.errors import ServerUnavailable
 from crmhub.metrics import MULTIPROC_ENV
 from crmhub.settings import Settings
+from crmhub.stats import RESTARTS_PREFIX, add_counts
+from crmhub.supervision import RestartPolicy
+
+log = logging.getLogger("crmhub.hub")
 
 SERVICES: dict[str, list[str]] = {
     "ingest": ["-m", "services.ingest"],
@@ -58,6 +66,10 @@ class Child:
     name: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    args: list[str] = field(default_factory=list)
+    supervised: bool = False
+    crashes: list[float] = field(default_factory=list)  # monotonic times of unexpected exits
+    restart_at: float | None = None  # when a pending restart is due
 
     def tail(self, lines: int = 15) -> str:
         try:
@@ -70,6 +82,10 @@ class Child:
 class Hub:
     settings: Settings
     children: list[Child] = field(default_factory=list)
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    failure: str | None = None  # set when supervision gave up on a child: the hub must stop
+    notes: list[str] = field(default_factory=list)  # what supervision did, for the console
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def log_dir(self) -> Path:
@@ -80,22 +96,84 @@ class Hub:
         """Where every child writes its Prometheus metrics; the API adds them up (crmhub.metrics)."""
         return self.settings.data_dir / "metrics"
 
-    def spawn(self, name: str, args: list[str]) -> Child:
+    def _start(self, name: str, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             **settings_env(self.settings),
             "PYTHONUNBUFFERED": "1",
             MULTIPROC_ENV: str(self.metrics_dir),
         }
+        return spawn([sys.executable, *args], log_path, env)
+
+    def spawn(self, name: str, args: list[str], supervised: bool = False) -> Child:
+        """Start a child; a ``supervised`` one is started again whenever it exits (see :meth:`supervise`)."""
         log_path = self.log_dir / f"{name}.log"
-        child = Child(name, spawn([sys.executable, *args], log_path, env), log_path)
-        self.children.append(child)
+        child = Child(name, self._start(name, args, log_path), log_path, args, supervised)
+        with self._lock:
+            self.children.append(child)
         return child
+
+    def supervise(self, now: float) -> None:
+        """One round of supervision at monotonic time ``now``: note the supervised children that exited,
+        restart those whose backoff is over, and give up (``failure``) on one that keeps crashing."""
+        with self._lock:
+            for child in self.children:
+                if child.supervised and self.failure is None:
+                    self._supervise_child(child, now)
+
+    def _supervise_child(self, child: Child, now: float) -> None:
+        if child.restart_at is None and child.proc.poll() is not None:
+            child.crashes.append(now)
+            delay = self.policy.delay_after(child.crashes, now)
+            if delay is None:
+                self.failure = self.policy.give_up_message(child.name, child.crashes, now, child.tail())
+                return
+            child.restart_at = now + delay
+            self._note(f"{child.name} exited (code {child.proc.returncode}); restarting in {delay:g} s")
+        elif child.restart_at is not None and now >= child.restart_at:
+            child.restart_at = None
+            with child.log_path.open("a") as f:
+                f.write(f"--- {child.name} restarted by the hub after an exit (crash {len(child.crashes)}) ---\n")
+            child.proc = self._start(child.name, child.args, child.log_path)
+            self._count_restart(child.name)
+            self._note(f"{child.name} restarted (pid {child.proc.pid})")
+
+    def _note(self, text: str) -> None:
+        log.warning(text)
+        self.notes.append(text)
+
+    def _count_restart(self, name: str) -> None:
+        """Count the restart in the Redis stats (the API's /metrics and ``crmhub status`` show them);
+        with Redis away the count is lost, the restart is not."""
+        try:
+            add_counts(redis.Redis.from_url(self.settings.redis_dsn, socket_timeout=2), {RESTARTS_PREFIX + name: 1})
+        except redis.RedisError as exc:
+            log.warning("restart of %s not counted: %s", name, exc)
+
+    @contextlib.contextmanager
+    def supervising(self, interval_s: float = 0.2) -> Iterator[None]:
+        """Supervise in a background thread while the block runs; stop supervising before it exits."""
+        stopping = threading.Event()
+
+        def loop() -> None:
+            while not stopping.wait(interval_s):
+                self.supervise(time.monotonic())
+
+        thread = threading.Thread(target=loop, name="crmhub-supervisor", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stopping.set()
+            thread.join()
 
     def dead_children(self) -> list[Child]:
         return [c for c in self.children if c.proc.poll() is not None]
 
     def stop_children(self) -> None:
+        with self._lock:  # no restart while stopping
+            for child in self.children:
+                child.supervised = False
         for child in reversed(self.children):
             if child.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -126,8 +204,12 @@ def check_redis(url: str) -> None:
 
 
 @contextlib.contextmanager
-def running_hub(settings: Settings, services: tuple[str, ...] = tuple(SERVICES)) -> Iterator[Hub]:
-    """Start servers, topics and services; stop everything, in reverse order, when the block exits."""
+def running_hub(
+    settings: Settings, services: tuple[str, ...] = tuple(SERVICES), supervise: bool = False
+) -> Iterator[Hub]:
+    """Start servers, topics and services; stop everything, in reverse order, when the block exits.
+    With ``supervise``, a service (or the API) that exits is restarted (tests that stop and start services
+    themselves leave it off)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "logs").mkdir(exist_ok=True)
     logs = settings.data_dir / "logs"
@@ -153,7 +235,9 @@ def running_hub(settings: Settings, services: tuple[str, ...] = tuple(SERVICES))
         hub.metrics_dir.mkdir()
         stack.callback(hub.stop_children)
         for name in services:
-            hub.spawn(name, SERVICES[name])
+            hub.spawn(name, SERVICES[name], supervised=supervise)
         if "api" in services:
             hub.wait_for_api()
+        if supervise:
+            stack.enter_context(hub.supervising())  # exits first: no restart races the stop
         yield hub

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY
@@ -173,6 +174,29 @@ def collected() -> CollectorRegistry:
 def exposition() -> bytes:
     """The text exposition ``/metrics`` serves."""
     return bytes(generate_latest(collected()))
+
+
+class _Fixed:
+    """A collector of metric families computed elsewhere (e.g. from the Redis stats)."""
+
+    def __init__(self, *families: Metric) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def restarts_exposition(restarts: Mapping[str, int]) -> bytes:
+    """``crmhub_service_restarts_total`` per service: kept by the hub's supervisor in the Redis stats (the
+    supervisor writes no metric files: it is not one of the processes whose files the API adds up)."""
+    family = CounterMetricFamily(
+        "crmhub_service_restarts", "Restarts of a service (or the API) by the hub's supervisor", labels=["service"]
+    )
+    for service, n in sorted(restarts.items()):
+        family.add_metric([service], n)
+    registry = CollectorRegistry()
+    registry.register(_Fixed(family))
+    return bytes(generate_latest(registry))
 
 
 def samples(registry: CollectorRegistry, name: str) -> list[tuple[dict[str, str], float]]:

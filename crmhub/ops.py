@@ -20,7 +20,7 @@ from sqlalchemy import text
 from crmhub import kafka as kafka_io
 from crmhub.metrics import collected, samples
 from crmhub.settings import SOURCES, Settings
-from crmhub.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts
+from crmhub.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts, restarts
 from crmhub.web import Resources
 from services.notifier.delivery import STATE_PREFIX, STATUS_FIELD
 from services.segmenter.http import list_all
@@ -80,6 +80,7 @@ def snapshot(res: Resources, t: float) -> dict[str, Any]:
         ),
         "deadletter_reasons": by_label(samples(registry, "crmhub_deadletters_total"), "reason"),
         "memory": by_label(samples(registry, "crmhub_process_resident_memory_bytes"), "service"),
+        "restarts": restarts(counts),
         "deadletters": [orjson.loads(d) for d in dead_raw],
         "alerts": with_delivery(res.redis, [orjson.loads(a) for a in alerts_raw]),
         "segments": [{"name": s["name"], "size": s["size"]} for s in list_all(res)],

@@ -12,6 +12,7 @@ STATS_KEY = "crmhub:stats"
 RECENT_DEADLETTERS = "crmhub:recent:deadletters"
 RECENT_ALERTS = "crmhub:recent:alerts"
 RECENT_KEEP = 200
+RESTARTS_PREFIX = "hub.restarts."  # + a child's name: how often the hub's supervisor restarted it
 
 
 def add_counts(pipe: Any, counts: Mapping[str, int]) -> None:
@@ -28,3 +29,8 @@ def push_recent(pipe: Any, key: str, items: list[bytes], keep: int = RECENT_KEEP
 
 def read_counts(redis: Any) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in redis.hgetall(STATS_KEY).items()}
+
+
+def restarts(counts: Mapping[str, int]) -> dict[str, int]:
+    """Restarts per child (service or API) in the stats ``counts``."""
+    return {k.removeprefix(RESTARTS_PREFIX): v for k, v in counts.items() if k.startswith(RESTARTS_PREFIX)}

@@ -61,11 +61,14 @@ def render(snap: dict[str, Any]) -> Group:
     for a in snap["alerts"][:5]:
         delivery = ", ".join(f"{sink}: {status}" for sink, status in a["delivery"].items())
         alerts.add_row(a["raised_at"][11:19], a["kind"], a["summary"][:70], delivery)
-    memory = Table(title="memory", title_justify="left")
+    memory = Table(title="processes: memory and restarts", title_justify="left")
     memory.add_column("service")
     memory.add_column("resident", justify="right")
-    for service, rss in snap["memory"].items():
-        memory.add_row(service, f"{rss / 2**20:,.0f} MiB")
+    memory.add_column("restarts", justify="right")
+    for service in sorted(snap["memory"].keys() | snap["restarts"].keys()):
+        rss = snap["memory"].get(service)
+        resident = f"{rss / 2**20:,.0f} MiB" if rss is not None else "-"
+        memory.add_row(service, resident, f"{snap['restarts'].get(service, 0):,}")
     return Group(flows, lag, reasons, segments, alerts, memory)
 
 

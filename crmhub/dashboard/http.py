@@ -10,13 +10,15 @@ from importlib.resources import files
 from typing import Any
 
 import orjson
+import redis
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from crmhub.metrics import exposition
+from crmhub.metrics import exposition, restarts_exposition
 from crmhub.ops import rates, readiness, snapshot
+from crmhub.stats import read_counts, restarts
 from crmhub.web import Authorized, AuthorizedOrQuery, Res, Resources
 
 router = APIRouter(tags=["ops"])
@@ -24,8 +26,12 @@ PAGE = files("crmhub.dashboard").joinpath("index.html")
 
 
 @router.get("/metrics", summary="Prometheus metrics of every crmhub process", response_class=Response)
-def metrics() -> Response:
-    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+def metrics(res: Res) -> Response:
+    try:
+        supervised = restarts_exposition(restarts(read_counts(res.redis)))
+    except redis.RedisError:  # Redis away: the processes' own metrics still answer
+        supervised = b""
+    return Response(exposition() + supervised, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/ready", summary="Readiness: 200 when the broker, Redis and SQL answer, else 503 naming what is down")
