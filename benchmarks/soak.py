@@ -1,0 +1,204 @@
+"""Soak benchmark: the whole hub on the embedded stack at a steady rate for a long time.
+
+It answers "can a small shop run this for months?": the resident memory of every process (the broker,
+Redis, each service, the API) sampled over the run, how fast each still grows in the second half (a
+process that levels off grows ~0 MB/min there), and what one input event costs the broker, in bytes per
+event on each topic (the broker keeps every record in memory: see ../shared/BROKER.md).
+
+    python benchmarks/soak.py --rate 500 --minutes 20 --sample-seconds 30
+
+The demo's traffic generator publishes to the raw topics (paced; the figure printed is what was offered
+and sent); a side consumer reads every topic from its beginning and adds up the bytes the broker holds
+(keys, values and headers of the records; the broker's own overhead per record is not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from crmhub import kafka as kafka_io
+from crmhub.demo.traffic import RetailSimulator
+from crmhub.embedded import free_port
+from crmhub.hub import Hub, running_hub
+from crmhub.settings import Settings
+from crmhub.topics import raw_topic
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def server_pids() -> dict[str, int]:
+    """The embedded broker's and Redis server's pids: children of this process by their command line."""
+    found: dict[str, int] = {}
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fields[1] == me:
+            for name in ("tansu", "redis-server"):
+                if name in cmdline:
+                    found["broker" if name == "tansu" else "redis"] = int(stat.parent.name)
+    return found
+
+
+def process_rss(hub: Hub) -> dict[str, float]:
+    """RSS in MB of every process of the hub (services under their names, the broker, Redis)."""
+    pids = {c.name: c.proc.pid for c in hub.children if c.proc.poll() is None and c.name != "traffic"}
+    pids.update(server_pids())
+    return {name: mb for name, pid in sorted(pids.items()) if (mb := rss_mb(pid)) is not None}
+
+
+class TopicMeter(threading.Thread):
+    """Reads every topic of the broker from its beginning, adding up records and bytes per topic."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(daemon=True)
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+        self.bytes: Counter[str] = Counter()
+        self.records: Counter[str] = Counter()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def assign_all(self) -> None:
+        topics = self.consumer.topics()
+        parts = [TopicPartition(t, p) for t in topics for p in self.consumer.partitions_for_topic(t) or ()]
+        new = [tp for tp in parts if tp not in self.consumer.assignment()]
+        if new:
+            self.consumer.assign([*self.consumer.assignment(), *new])
+            self.consumer.seek_to_beginning(*new)
+
+    def run(self) -> None:
+        next_assign = 0.0
+        while not self.stop.is_set():
+            if time.monotonic() >= next_assign:  # faust makes its changelog topics when it starts
+                self.assign_all()
+                next_assign = time.monotonic() + 10
+            for tp, records in self.consumer.poll(timeout_ms=200).items():
+                size = sum(
+                    len(r.key or b"") + len(r.value or b"") + sum(len(k) + len(v or b"") for k, v in r.headers)
+                    for r in records
+                )
+                with self.lock:
+                    self.bytes[tp.topic] += size
+                    self.records[tp.topic] += len(records)
+        self.consumer.close()
+
+    def snapshot(self) -> tuple[Counter[str], Counter[str]]:
+        with self.lock:
+            return Counter(self.bytes), Counter(self.records)
+
+
+class Publisher(threading.Thread):
+    """The demo's traffic at ``rate`` events per second to the raw topics, until stopped."""
+
+    def __init__(self, settings: Settings, rate: float, customers: int, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.producer = kafka_io.producer(settings, linger_ms=20)
+        self.sim = RetailSimulator(seed=seed, customers=customers, bad_fraction=0.0)
+        self.rate = rate
+        self.sent = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        started = time.monotonic()
+        chunk = max(1, int(self.rate / 20))
+        while not self.stop.is_set():
+            for item in self.sim.next_batch(datetime.now(UTC), chunk):
+                value = item.payload if isinstance(item.payload, bytes) else orjson.dumps(item.payload)
+                self.producer.send(raw_topic(item.source), key=item.key.encode(), value=value)
+            self.sent += chunk
+            ahead = self.sent / self.rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        self.producer.flush()
+        self.producer.close()
+
+
+def growth_mb_per_min(samples: list[tuple[float, dict[str, float]]], name: str) -> float | None:
+    """The slope (least squares, MB per minute) of a process's RSS over the second half of the run."""
+    half = [(t, rss[name]) for t, rss in samples[len(samples) // 2 :] if name in rss]
+    if len(half) < 2:
+        return None
+    ts, ys = [t / 60 for t, _ in half], [y for _, y in half]
+    mean_t, mean_y = statistics.fmean(ts), statistics.fmean(ys)
+    var = sum((t - mean_t) ** 2 for t in ts)
+    return sum((t - mean_t) * (y - mean_y) for t, y in zip(ts, ys, strict=True)) / var if var else None
+
+
+def report(samples: list[tuple[float, dict[str, float]]], meter: TopicMeter, sent: int) -> None:
+    names = sorted({name for _, rss in samples for name in rss})
+    print("\nRSS per process (MB): first, last, max, growth over the second half (MB/min)")
+    for name in names:
+        values = [rss[name] for _, rss in samples if name in rss]
+        slope = growth_mb_per_min(samples, name)
+        growth = f"{slope:+.2f}" if slope is not None else "n/a"
+        print(f"  {name:<12} {values[0]:8.0f} {values[-1]:8.0f} {max(values):8.0f}   {growth}")
+    size, records = meter.snapshot()
+    print(f"\nbroker: bytes per input event per topic ({sent:,} events sent)")
+    for topic, n in size.most_common():
+        print(f"  {topic:<45} {n / max(sent, 1):9.0f} B/event  {records[topic] / max(sent, 1):6.2f} records/event")
+    print(f"  {'total':<45} {sum(size.values()) / max(sent, 1):9.0f} B/event")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=500.0, help="events/s offered")
+    parser.add_argument("--minutes", type=float, default=20.0)
+    parser.add_argument("--sample-seconds", type=float, default=30.0)
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: a new temporary directory")
+    args = parser.parse_args()
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="crmhub-soak-"))
+    settings = Settings(data_dir=data_dir, kafka_port=free_port(), redis_port=free_port(), api_port=free_port())
+    print(f"soak: {args.rate:g} events/s for {args.minutes:g} min; embedded stack in {data_dir}", flush=True)
+    with running_hub(settings, supervise=True) as hub:
+        meter = TopicMeter(hub.settings)
+        publisher = Publisher(hub.settings, args.rate, args.customers, args.seed or int(time.time()))
+        meter.start()
+        publisher.start()
+        samples: list[tuple[float, dict[str, float]]] = []
+        started = time.monotonic()
+        try:
+            while (elapsed := time.monotonic() - started) < args.minutes * 60:
+                if hub.failure:
+                    raise SystemExit(hub.failure)
+                rss = process_rss(hub)
+                samples.append((elapsed, rss))
+                line = " ".join(f"{k}={v:.0f}" for k, v in rss.items())
+                print(f"[{elapsed:6.0f} s] sent={publisher.sent:,} RSS MB {line} total={sum(rss.values()):.0f}")
+                time.sleep(min(args.sample_seconds, max(args.minutes * 60 - elapsed, 0.1)))
+        finally:
+            publisher.stop.set()
+            publisher.join(30)
+            samples.append((time.monotonic() - started, process_rss(hub)))
+            time.sleep(2)
+            meter.stop.set()
+            meter.join(30)
+            report(samples, meter, publisher.sent)
+            print(f"restarts: {hub.notes or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
