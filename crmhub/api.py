@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from crmhub import __version__
 from crmhub import kafka as kafka_io
 from crmhub.dashboard import http as dashboard_http
+from crmhub.intake import Intake
 from crmhub.ops import BrokerProbe
 from crmhub.runtime import setup_logging
 from crmhub.settings import Settings
@@ -29,15 +30,23 @@ from services.segmenter import http as segments_http
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        producer = kafka_io.producer(settings, linger_ms=2)
+        # max_block_ms: a send waits at most this long for the broker's metadata (then the 503)
+        producer = kafka_io.producer(settings, linger_ms=2, max_block_ms=3000)
+        store = ProfileStore(make_engine(settings.sql_url))
+        intake = Intake(settings, store) if settings.journals_intake else None
         app.state.resources = Resources(
             settings=settings,
             redis=redis.Redis.from_url(settings.redis_dsn),
-            store=ProfileStore(make_engine(settings.sql_url)),
+            store=store,
             producer=producer,
+            intake=intake.commit if intake else None,
         )
         app.state.broker_probe = BrokerProbe(settings)
+        if intake:
+            intake.start()
         yield
+        if intake:
+            intake.stop()
         app.state.broker_probe.close()
         producer.close()
 

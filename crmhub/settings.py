@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     payment_failure_window_s: float = Field(
         3600.0, gt=0, description="Failed payments of one order within this many seconds of the first make one alert."
     )
+    intake_journal: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Journal the collector's inputs (fsync'd) before answering 2xx; 'auto': with the embedded "
+        "broker, which keeps records in memory only (with external Kafka the broker is the durable step).",
+    )
+    intake_max_unforwarded: int = Field(
+        200_000, gt=0, description="Journaled inputs waiting for the broker above which the collector answers 503."
+    )
     dedup_window_s: int = Field(86400, gt=0, description="How long an event id is remembered for dedup.")
     segments_file: Path | None = Field(None, description="YAML file of segment definitions; unset = shipped.")
     segment_tick_s: float = Field(
@@ -216,6 +224,10 @@ class Settings(BaseSettings):
     @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def journals_intake(self) -> bool:
+        return self.intake_journal == "on" or (self.intake_journal == "auto" and self.broker_flavour == "tansu")
 
     @property
     def bootstrap_servers(self) -> str:

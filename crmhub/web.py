@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kafka import KafkaProducer
 
 from crmhub.settings import Settings
+from services.ingest.intake import GroupCommit
 from services.profile.store import ProfileStore
 
 
@@ -20,6 +21,7 @@ class Resources:
     redis: Any
     store: ProfileStore
     producer: KafkaProducer
+    intake: GroupCommit | None = None  # the collector's journal (embedded broker), else produce and wait
 
 
 def resources(request: Request) -> Resources:

@@ -359,6 +359,12 @@ class Envelope(_Model):
     phone: str | None = None
     loyalty_id: str | None = None
     profile_id: str | None = None  # stamped by ingest after identity resolution
+    input_seq: int | None = Field(
+        None,
+        ge=1,
+        description="Stamped by ingest: the input's place in the collector's intake journal (embedded broker), "
+        "so the profile store folds an input produced again after a broker loss only once.",
+    )
 
     def identifiers(self) -> dict[str, str]:
         """The identifiers this event carries, by kind."""

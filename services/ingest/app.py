@@ -25,6 +25,7 @@ from schemas.events import Event, ProfileMerged
 from schemas.outputs import DeadLetter
 from services.ingest.decode import RawInput, Rejection, decode_raw
 from services.ingest.identity import BatchPlan, IdentityRules, Merge, Resolution, resolve_batch
+from services.ingest.intake import SEQ_HEADER
 from services.ingest.normalize import parse_time, shared_identifiers
 from services.ingest.state import IngestState
 
@@ -51,6 +52,20 @@ def raw_input(record: ConsumerRecord, now: datetime) -> tuple[RawInput, str | No
         sent_at = None
     raw = RawInput(source_of(record.topic), bytes(record.value or b""), received, sent_at)
     return raw, headers.get("request_id")
+
+
+def claim_location(record: ConsumerRecord, incarnation: str) -> tuple[str, int | None]:
+    """Where an input was read, as its dedup claim names it, and its intake journal seq if it has one.
+
+    An input from the collector's journal (embedded broker) is named by its journal seq, which stays the
+    same when the journal produces it again after a broker loss: the claim recognises it as itself, not
+    as a duplicate (a client's resend is a new journal record, so still a duplicate). Any other input is
+    named by its place in the broker's incarnation of the raw topic."""
+    for name, value in record.headers or ():
+        if name == SEQ_HEADER:
+            seq = int(value)
+            return f"journal:{seq}", seq
+    return f"{incarnation}:{record.topic}:{record.partition}:{record.offset}", None
 
 
 def dead_letter(record: ConsumerRecord, raw: RawInput, request_id: str | None, rejection: Rejection) -> bytes:
@@ -178,7 +193,7 @@ class IngestWorker:
         counts: Counter[str] = Counter()
         consumed: Counter[tuple[str, ...]] = Counter()
         reasons: Counter[tuple[str, ...]] = Counter()
-        good: list[tuple[ConsumerRecord, Event]] = []
+        good: list[tuple[str, Event]] = []
         dead: list[bytes] = []
         for record in records:
             raw, request_id = raw_input(record, now)
@@ -189,7 +204,10 @@ class IngestWorker:
                 consumed[(SERVICE, record.topic, "invalid")] += 1
                 reasons[(SERVICE, log_rejection(record, raw, result))] += 1
             else:
-                good.append((record, result))
+                location, seq = claim_location(record, self.incarnation)
+                if seq is not None:
+                    object.__setattr__(result, "input_seq", seq)  # decoded for this batch (see stamped)
+                good.append((location, result))
                 consumed[(SERVICE, record.topic, result.type)] += 1
         # one customer's inputs may arrive on several raw partitions: restore time order within the batch
         events = sorted(self._dedup(good), key=lambda ev: ev.occurred_at)
@@ -216,9 +234,8 @@ class IngestWorker:
         metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
         return counts
 
-    def _dedup(self, good: list[tuple[ConsumerRecord, Event]]) -> list[Event]:
-        claims = [(ev.event_id, f"{self.incarnation}:{rec.topic}:{rec.partition}:{rec.offset}") for rec, ev in good]
-        won = self.state.claim(claims)
+    def _dedup(self, good: list[tuple[str, Event]]) -> list[Event]:
+        won = self.state.claim([(ev.event_id, location) for location, ev in good])
         kept: list[Event] = []
         seen: set[str] = set()
         for (_, event), ok in zip(good, won, strict=True):

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from kafka.errors import KafkaError
 from starlette.concurrency import run_in_threadpool
 
 from crmhub import metrics
@@ -26,11 +27,14 @@ from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.topics import DEADLETTER, raw_topic
 from crmhub.web import Res, Resources
 from schemas.outputs import DeadLetter
+from services.ingest.intake import IntakeUnavailable
+from services.ingest.journal import Entry
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 SERVICE = "collector"  # in the API process: its metrics
 REASON_LABELS = {"invalid_json": "invalid JSON"}  # the dead-letter label of an error code, where not its words
+PRODUCE_TIMEOUT_S = 5.0  # without a journal: how long a request waits for the broker before its 503
 REQUEST_ID_HEADER = "X-Request-Id"  # also on the raw records and on any dead letter of the request
 router = APIRouter(tags=["collector"])
 
@@ -83,43 +87,67 @@ def parse_body(raw: bytes, encoding: str) -> dict[str, Any]:
     return body
 
 
-def produce(res: Resources, source: str, messages: list[dict[str, Any]], sent_at: Any, request_id: str) -> None:
-    received = datetime.now(UTC).isoformat().encode()
-    headers = [("received_at", received), ("request_id", request_id.encode())]
+def raw_entries(source: str, messages: list[dict[str, Any]], sent_at: Any, request_id: str) -> list[Entry]:
+    """The raw records of a request's messages, with the request's headers."""
+    headers = [("received_at", datetime.now(UTC).isoformat().encode()), ("request_id", request_id.encode())]
     if isinstance(sent_at, str):
         headers.append(("sent_at", sent_at.encode()))
-    futures = []
+    entries = []
     for msg in messages:
         # one browser's (or customer's) messages stay on one partition, in order; an alias goes with its
         # previousId, most often the anonymous id of that browser
         keys = ("anonymousId", "previousId", "userId", "anonymous_id", "customer_id", "email")
         key = next((msg[k] for k in keys if msg.get(k)), None)
-        futures.append(
-            res.producer.send(
-                raw_topic(source), key=str(key).encode() if key else None, value=orjson.dumps(msg), headers=headers
-            )
+        value = orjson.dumps(msg)
+        entries.append(Entry(raw_topic(source), str(key).encode() if key else None, value, tuple(headers)))
+    return entries
+
+
+def produce(res: Resources, entries: list[Entry]) -> None:
+    """Produce to the broker and wait for its acknowledgements (the durable step with external Kafka);
+    a broker that does not acknowledge within a few seconds gets the client a 503 to retry."""
+    try:
+        futures = [res.producer.send(e.topic, key=e.key, value=e.value, headers=list(e.headers)) for e in entries]
+        for future in futures:
+            future.get(timeout=PRODUCE_TIMEOUT_S)
+    except KafkaError as exc:
+        raise IntakeUnavailable(f"the broker did not acknowledge the input: {exc}") from exc
+
+
+async def accept(res: Resources, entries: list[Entry]) -> None:
+    """Make the request's records durable before the answer: the journal on the embedded broker, else the
+    broker. Raises :class:`IntakeUnavailable` when neither takes them now."""
+    if res.intake is not None:
+        await res.intake.append(entries)
+    else:
+        await run_in_threadpool(produce, res, entries)
+
+
+async def dead_letter_request(res: Resources, raw: bytes, request_id: str, error: CollectorError) -> None:
+    """A refused request is input too: its dead letter is made durable like any input."""
+    letter = (
+        DeadLetter(
+            reason=error.message,
+            location="body",
+            source="http",
+            request_id=request_id,
+            received_at=datetime.now(UTC),
+            original=raw[:MAX_BATCH_BYTES].decode(errors="replace"),
         )
-    for future in futures:
-        future.get(timeout=10)  # acknowledged by the broker before we answer 200
-    metrics.PRODUCED.labels(SERVICE, raw_topic(source), "raw").inc(len(messages))
-
-
-def dead_letter_request(res: Resources, raw: bytes, request_id: str, error: CollectorError) -> None:
-    letter = DeadLetter(
-        reason=error.message,
-        location="body",
-        source="http",
-        request_id=request_id,
-        received_at=datetime.now(UTC),
-        original=raw[:MAX_BATCH_BYTES].decode(errors="replace"),
+        .model_dump_json()
+        .encode()
     )
-    res.producer.send(DEADLETTER, value=letter.model_dump_json().encode())
-    pipe = res.redis.pipeline(transaction=False)
-    add_counts(pipe, {"ingest.in.http": 1, "ingest.deadletters": 1})  # in = forwarded + dead + duplicates
-    push_recent(pipe, RECENT_DEADLETTERS, [letter.model_dump_json().encode()])
-    pipe.execute()
+    await accept(res, [Entry(DEADLETTER, None, letter)])
+    await run_in_threadpool(count_dead_letter, res, letter)
     metrics.PRODUCED.labels(SERVICE, DEADLETTER, "deadletter").inc()
     metrics.DEADLETTERS.labels(SERVICE, REASON_LABELS.get(error.code, error.code.replace("_", " "))).inc()
+
+
+def count_dead_letter(res: Resources, letter: bytes) -> None:
+    pipe = res.redis.pipeline(transaction=False)
+    add_counts(pipe, {"ingest.in.http": 1, "ingest.deadletters": 1})  # in = forwarded + dead + duplicates
+    push_recent(pipe, RECENT_DEADLETTERS, [letter])
+    pipe.execute()
 
 
 Extract = Callable[[dict[str, Any]], Any]
@@ -165,12 +193,30 @@ async def collect(request: Request, res: Resources, extract: Extract) -> JSONRes
             msg.pop("writeKey", None)
             if len(orjson.dumps(msg)) > MAX_MESSAGE_BYTES:
                 raise CollectorError(400, "message_too_large", f"batch[{i}] exceeds {MAX_MESSAGE_BYTES // 1024} KB")
-        await run_in_threadpool(produce, res, source, messages, body.get("sentAt"), request_id)
+        await accept(res, raw_entries(source, messages, body.get("sentAt"), request_id))
+        metrics.PRODUCED.labels(SERVICE, raw_topic(source), "raw").inc(len(messages))
     except CollectorError as exc:
-        if exc.status != 401:  # a refused request is still input: keep it, with the reason
-            await run_in_threadpool(dead_letter_request, res, raw, request_id, exc)
-        return error_response(exc, request_id)
+        return await refuse(res, raw, request_id, exc)
+    except IntakeUnavailable as exc:
+        return unavailable(exc, request_id)
     return JSONResponse({"success": True}, headers={REQUEST_ID_HEADER: request_id})
+
+
+async def refuse(res: Resources, raw: bytes, request_id: str, exc: CollectorError) -> JSONResponse:
+    """The error answer; a refused request (but an unauthenticated one) is kept as a dead letter first."""
+    if exc.status != 401:
+        try:
+            await dead_letter_request(res, raw, request_id, exc)
+        except IntakeUnavailable as down:  # not even the dead letter can be kept: the client must retry
+            return unavailable(down, request_id)
+    return error_response(exc, request_id)
+
+
+def unavailable(exc: IntakeUnavailable, request_id: str) -> JSONResponse:
+    """503 with Retry-After: nothing of the request was acknowledged, and Segment's and RudderStack's SDKs
+    send it again."""
+    headers = {REQUEST_ID_HEADER: request_id, "Retry-After": str(exc.retry_after_s)}
+    return JSONResponse({"code": "unavailable", "message": str(exc)}, status_code=503, headers=headers)
 
 
 def _endpoint(call: str | None) -> Callable[[Request, Resources], Awaitable[JSONResponse]]:

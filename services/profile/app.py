@@ -164,6 +164,7 @@ class ProfileWorker:
         current = self._load(named_profiles(routed), from_cache)
         versions: dict[str, int | None] = {pid: p.version for pid, p in current.items()}  # before the fold
         kept, suppressed = self._without_erased(current, routed)
+        kept, refolded = self._not_folded_yet(kept)
         changed = list(fold_batch(current, kept, self.rules).values())
         after = {**current, **{p.profile_id: p for p in changed}}
         timeline = [(survivor_of(after, pid), event) for pid, event in kept]
@@ -186,12 +187,14 @@ class ProfileWorker:
             expect=expect,
             before_write=functools.partial(self._publish, docs, dead),
             docs=docs,
+            inputs=[event.input_seq for _, event in kept if event.input_seq is not None],
         )
         self.positions.update(next_offsets)
         counts.update(
             {
                 "profile.events": len(kept),
                 "profile.suppressed": suppressed,
+                "profile.refolds_skipped": refolded,
                 "profile.updated": len(changed),
                 "profile.deadletters": len(dead),
             }
@@ -258,6 +261,21 @@ class ProfileWorker:
             return any(i in erased or survivor_of(current, i) in erased for i in ids)
 
         kept = [(pid, event) for pid, event in routed if not is_erased(pid, event)]
+        return kept, len(routed) - len(kept)
+
+    def _not_folded_yet(self, routed: list[tuple[str, Event]]) -> tuple[list[tuple[str, Event]], int]:
+        """The events whose input (its intake journal seq) is not folded yet, each input once, and how many
+        were left out: an input the journal produced again after a broker loss (services.ingest.intake)."""
+        seqs = [event.input_seq for _, event in routed if event.input_seq is not None]
+        if not seqs:
+            return routed, 0
+        seen = self.store.folded_among(seqs)
+        kept = []
+        for pid, event in routed:
+            if event.input_seq is None or event.input_seq not in seen:
+                kept.append((pid, event))
+                if event.input_seq is not None:
+                    seen.add(event.input_seq)
         return kept, len(routed) - len(kept)
 
     def _load(self, wanted: set[str], from_cache: bool = True) -> dict[str, Profile]:

@@ -111,6 +111,10 @@ suppressed_identifiers = Table(
     Column("erased_at", DateTime(timezone=True), nullable=False),
 )
 
+# the intake journal's seqs of the inputs folded, written with the profiles: an input the journal produces
+# again after a broker loss is folded once (services.ingest.intake); forgotten once the journal is trimmed
+folded_inputs = Table("folded_inputs", metadata, Column("seq", BigInteger, primary_key=True))
+
 TIMELINE_CAP = 200  # most events kept a profile; older ones are deleted as new ones come
 
 BASELINE_REVISION = "0001"  # the schema metadata.create_all made before migrations existed
@@ -286,6 +290,7 @@ class ProfileStore:
         expect: Expect | None = None,
         before_write: Callable[[], object] | None = None,
         docs: Mapping[str, bytes] | None = None,
+        inputs: Sequence[int] = (),
     ) -> None:
         """Write profiles, their new (kind, value, profile_id) identifiers, the consumer offsets and the
         timeline in one transaction.
@@ -293,7 +298,8 @@ class ProfileStore:
         With ``expect``, first check that the store holds what it says (else raise :class:`Fenced` or
         :class:`StaleProfiles` and write nothing); ``before_write`` runs once the checks passed, inside
         the transaction (the profile service publishes the changes there: publish, then commit).
-        ``docs``: the changed profiles' JSON by id, when the caller has it already.
+        ``docs``: the changed profiles' JSON by id, when the caller has it already. ``inputs``: the intake
+        journal seqs of the batch's events (see :meth:`folded_among`).
 
         ``timeline`` is the batch's (profile id, event) pairs, each under the profile it was folded into;
         an event stored before (a replay) is not stored again. ``moved`` maps profiles merged away in the
@@ -342,6 +348,9 @@ class ProfileStore:
                     _upsert(self.engine, consumer_offsets, offset_rows, ["group_id", "topic", "partition"]), offset_rows
                 )
             self._write_timeline(conn, timeline, moved or {})
+            if inputs:
+                insert = _dialect_insert(self.engine, folded_inputs).on_conflict_do_nothing()
+                conn.execute(insert, [{"seq": seq} for seq in inputs])
 
     def _claim_offsets(
         self,
@@ -465,6 +474,19 @@ class ProfileStore:
                 .order_by(identifiers.c.kind, identifiers.c.value)
             )
             return [(str(kind), str(value)) for kind, value in rows]
+
+    def folded_among(self, seqs: Iterable[int]) -> set[int]:
+        """Those of the intake journal ``seqs`` whose inputs were folded already."""
+        found: set[int] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(seqs))):
+                found.update(conn.execute(select(folded_inputs.c.seq).where(folded_inputs.c.seq.in_(chunk))).scalars())
+        return found
+
+    def forget_folded_inputs(self, upto_seq: int) -> None:
+        """The journal no longer holds the inputs up to ``upto_seq``: none of them can come again."""
+        with self.engine.begin() as conn:
+            conn.execute(folded_inputs.delete().where(folded_inputs.c.seq <= upto_seq))
 
     def erased_among(self, profile_ids: Iterable[str]) -> set[str]:
         """Those of ``profile_ids`` that were erased (one query a 500 ids)."""

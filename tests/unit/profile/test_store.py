@@ -37,7 +37,7 @@ from services.profile.store import (
 from tests.unit import factories as f
 
 T = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
-HEAD = "0004"  # the newest revision; bump with each migration
+HEAD = "0005"  # the newest revision; bump with each migration
 
 
 @pytest.fixture(scope="module")
