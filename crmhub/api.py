@@ -12,13 +12,13 @@ import uvicorn
 from fastapi import FastAPI
 
 from crmhub import __version__
-from crmhub import kafka as kafka_io
+from crmhub.core import kafka as kafka_io
+from crmhub.core.runtime import setup_logging
+from crmhub.core.settings import Settings
+from crmhub.core.stats import RECENT_DEADLETTERS, read_counts
+from crmhub.core.web import Authorized, Res, Resources
 from crmhub.dashboard import http as dashboard_http
 from crmhub.ops import BrokerProbe
-from crmhub.runtime import setup_logging
-from crmhub.settings import Settings
-from crmhub.stats import RECENT_DEADLETTERS, read_counts
-from crmhub.web import Authorized, Res, Resources
 from services.ingest import collector
 from services.notifier import http as alerts_http
 from services.profile import http as profiles_http

@@ -19,7 +19,10 @@ from pathlib import Path
 import httpx
 import redis
 
-from crmhub import kafka as kafka_io
+from crmhub.core import kafka as kafka_io
+from crmhub.core.errors import ServerUnavailable
+from crmhub.core.metrics import MULTIPROC_ENV
+from crmhub.core.settings import Settings
 from crmhub.embedded import (
     check_port_free,
     check_stop,
@@ -28,9 +31,6 @@ from crmhub.embedded import (
     spawn,
     stop_process,
 )
-from crmhub.errors import ServerUnavailable
-from crmhub.metrics import MULTIPROC_ENV
-from crmhub.settings import Settings
 
 SERVICES: dict[str, list[str]] = {
     "ingest": ["-m", "services.ingest"],
@@ -77,7 +77,7 @@ class Hub:
 
     @property
     def metrics_dir(self) -> Path:
-        """Where every child writes its Prometheus metrics; the API adds them up (crmhub.metrics)."""
+        """Where every child writes its Prometheus metrics; the API adds them up (crmhub.core.metrics)."""
         return self.settings.data_dir / "metrics"
 
     def spawn(self, name: str, args: list[str]) -> Child:

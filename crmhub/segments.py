@@ -10,9 +10,9 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from crmhub.errors import ConfigError
+from crmhub.core.errors import ConfigError
+from crmhub.core.settings import Settings
 from crmhub.hub import check_redis
-from crmhub.settings import Settings
 from schemas.profile import Profile
 from services.profile.store import ProfileStore, make_engine
 from services.segmenter import membership

@@ -15,11 +15,11 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from pydantic import ValidationError
 
-from crmhub import kafka as kafka_io
-from crmhub import metrics
-from crmhub.runtime import Every, run_batches, start_service
-from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
-from crmhub.topics import DEADLETTER, EVENTS, PROFILE_CHANGES, PROFILES
+from crmhub.core import kafka as kafka_io
+from crmhub.core import metrics
+from crmhub.core.runtime import Every, run_batches, start_service
+from crmhub.core.stats import RECENT_DEADLETTERS, add_counts, push_recent
+from crmhub.core.topics import DEADLETTER, EVENTS, PROFILE_CHANGES, PROFILES
 from schemas.events import Event, ProfileMerged, decode_event_batch
 from schemas.outputs import DeadLetter
 from schemas.profile import Profile

@@ -14,9 +14,9 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from crmhub.stats import RECENT_ALERTS
-from crmhub.topics import PROFILES
-from crmhub.web import Authorized, Res, Resources
+from crmhub.core.stats import RECENT_ALERTS
+from crmhub.core.topics import PROFILES
+from crmhub.core.web import Authorized, Res, Resources
 from schemas.profile import Profile
 from services.ingest.state import IngestState
 from services.notifier.alertlog import AlertLog

@@ -25,11 +25,11 @@ import faust
 import orjson
 import redis.asyncio as aioredis
 
-from crmhub import metrics
-from crmhub.faust_app import create_app, run_worker
-from crmhub.kafka import partition_for_key
-from crmhub.settings import Settings
-from crmhub.topics import PROFILE_CHANGES, SEGMENTS
+from crmhub.core import metrics
+from crmhub.core.faust_app import create_app, run_worker
+from crmhub.core.kafka import partition_for_key
+from crmhub.core.settings import Settings
+from crmhub.core.topics import PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import SegmentChange
 from schemas.profile import Profile
 from services.profile.store import ProfileStore, make_engine

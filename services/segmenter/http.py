@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from crmhub.web import Authorized, Res, Resources
+from crmhub.core.web import Authorized, Res, Resources
 from services.profile.http import load_profile
 from services.segmenter import membership
 from services.segmenter.definitions import current, try_condition

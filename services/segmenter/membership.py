@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from crmhub.kafka import partition_for_key
-from crmhub.stats import STATS_KEY
+from crmhub.core.kafka import partition_for_key
+from crmhub.core.stats import STATS_KEY
 from services.segmenter.engine import PRIOR_SIZE, Outcome, Prior
 from services.segmenter.keys import (
     BACKFILL_KEY,

@@ -30,11 +30,12 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, select
 
-from crmhub import kafka as kafka_io
-from crmhub.embedded import embedded_postgres, free_port
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
+from crmhub.core.topics import EVENTS, raw_topic
+from crmhub.embedded import embedded_postgres
 from crmhub.hub import SERVICES, Child, Hub, running_hub
-from crmhub.settings import Settings
-from crmhub.topics import EVENTS, raw_topic
 from schemas.profile import Profile
 from services.profile.app import GROUP_ID, ProfileWorker
 from services.profile.cache import CACHE_PREFIX, ProfileCache

@@ -31,7 +31,7 @@ def main() -> None:
     if connection is not None:
         run(connection)
         return
-    from crmhub.settings import Settings
+    from crmhub.core.settings import Settings
     from services.profile.store import make_engine
 
     url = config.get_main_option("sqlalchemy.url") or Settings().sql_url

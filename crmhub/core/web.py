@@ -10,7 +10,7 @@ from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kafka import KafkaProducer
 
-from crmhub.settings import Settings
+from crmhub.core.settings import Settings
 from services.profile.store import ProfileStore
 
 
