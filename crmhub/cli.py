@@ -276,8 +276,9 @@ def identity_rebuild(settings: Settings) -> None:
     import redis
     from rich.progress import Progress
 
+    from crmhub.core.sql import make_engine
     from services.ingest.state import IngestState
-    from services.profile.store import ProfileStore, make_engine
+    from services.profile.store import ProfileStore
 
     store = ProfileStore(make_engine(settings.sql_url))
     state = IngestState(redis.Redis.from_url(settings.redis_dsn), settings.dedup_window_s)

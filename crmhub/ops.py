@@ -138,7 +138,7 @@ def readiness(res: Resources, broker: Callable[[], object]) -> dict[str, str]:
     """``ok`` or what went wrong, for the broker, Redis and the SQL store."""
 
     def sql() -> None:
-        with res.store.engine.connect() as conn:
+        with res.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
     checks: dict[str, Callable[[], object]] = {"broker": broker, "redis": res.redis.ping, "sql": sql}

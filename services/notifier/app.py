@@ -27,6 +27,8 @@ from crmhub.core.settings import Settings, parse_complaint_sla
 from crmhub.core.stats import RECENT_DEADLETTERS, STATS_KEY, push_recent
 from crmhub.core.topics import ALERTS, DEADLETTER, PROFILE_CHANGES
 from schemas.outputs import Alert, DeadLetter
+from schemas.readmodels.profiles import CACHE_PREFIX
+from schemas.readmodels.segments import profile_segments_key
 from services.notifier.abandonment import Kind, Pending, abandonment_alert, pending_for, still_due
 from services.notifier.alertlog import ERASED_PREFIX, raise_count
 from services.notifier.complaints import (
@@ -43,8 +45,6 @@ from services.notifier.retry import RetryPolicy
 from services.notifier.rules import RecentIds
 from services.notifier.sinks import TopicSink
 from services.notifier.timers import DueIndex
-from services.profile.cache import CACHE_PREFIX
-from services.segmenter.keys import profile_segments_key
 
 log = logging.getLogger("crmhub.notifier")
 SERVICE = "notifier"

@@ -30,7 +30,7 @@ from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
 from crmhub.core.topics import ALERTS
 from crmhub.hub import Hub, running_hub
-from services.segmenter.keys import profile_segments_key
+from schemas.readmodels.segments import profile_segments_key
 from tests.integration.helpers import (
     Receiver,
     api_client,
