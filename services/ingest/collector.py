@@ -21,10 +21,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from crmhub import metrics
-from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
-from crmhub.topics import DEADLETTER, raw_topic
-from crmhub.web import Res, Resources
+from crmhub.core import metrics
+from crmhub.core.stats import RECENT_DEADLETTERS, add_counts, push_recent
+from crmhub.core.topics import DEADLETTER, raw_topic
+from crmhub.core.web import Res, Resources
 from schemas.outputs import DeadLetter
 
 MAX_MESSAGE_BYTES = 32 * 1024

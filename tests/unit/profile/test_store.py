@@ -15,25 +15,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-import services.segmenter.store  # noqa: F401  (its tables are part of the schema the migrations make)
+from crmhub.core.sql import current_revision, make_engine, normalise_url, upgrade
 from crmhub.embedded import embedded_postgres
 from schemas.events import Event
 from schemas.profile import Profile
-from services.profile.store import (
-    TIMELINE_CAP,
-    Expect,
-    Fenced,
-    ProfileStore,
-    StaleProfiles,
-    consumer_offsets,
-    current_revision,
-    identifiers,
-    make_engine,
-    metadata,
-    normalise_url,
-    profiles,
-    upgrade,
-)
+from schemas.tables import consumer_offsets, identifiers, metadata, profiles
+from services.profile.store import TIMELINE_CAP, Expect, Fenced, ProfileStore, StaleProfiles
 from tests.unit import factories as f
 
 T = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)

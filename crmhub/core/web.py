@@ -9,16 +9,18 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kafka import KafkaProducer
+from sqlalchemy import Engine
 
-from crmhub.settings import Settings
-from services.profile.store import ProfileStore
+from crmhub.core.settings import Settings
 
 
 @dataclass
 class Resources:
+    """What the API process opens once: each router builds its own service's store on ``engine``."""
+
     settings: Settings
     redis: Any
-    store: ProfileStore
+    engine: Engine
     producer: KafkaProducer
 
 
