@@ -24,13 +24,13 @@ import orjson
 import redis
 from kafka import KafkaConsumer
 
-from crmhub import kafka as kafka_io
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
+from crmhub.core.stats import read_counts
+from crmhub.core.topics import PROFILES, raw_topic
 from crmhub.demo.traffic import RetailSimulator
-from crmhub.embedded import free_port
 from crmhub.hub import Hub, running_hub
-from crmhub.settings import Settings
-from crmhub.stats import read_counts
-from crmhub.topics import PROFILES, raw_topic
 
 
 def wait_counter(r: redis.Redis, name: str, target: int, timeout_s: float) -> float | None:

@@ -1,7 +1,7 @@
 """The profile fold alone, on demo traffic: events/s through ``fold_events`` in batches grouped per
 profile like the service, and "service-like" with each profile loaded from and dumped to JSON per batch
 (as the cache and SQL hold it). Each mode runs with Python's default garbage collector settings and
-with the services' tuning (crmhub.runtime.tune_gc) in fresh processes, so the two compare in one run.
+with the services' tuning (crmhub.core.runtime.tune_gc) in fresh processes, so the two compare in one run.
 
     python benchmarks/fold.py --events 60000
 """
@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from crmhub.core.runtime import tune_gc
 from crmhub.demo.traffic import RetailSimulator
-from crmhub.runtime import tune_gc
 from schemas.events import Event
 from schemas.profile import Profile
 from services.ingest.decode import RawInput, decode_raw

@@ -26,13 +26,13 @@ import redis
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
-from crmhub import kafka as kafka_io
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
+from crmhub.core.stats import read_counts
+from crmhub.core.topics import RAW_TOPICS, raw_topic
 from crmhub.demo.traffic import RetailSimulator
-from crmhub.embedded import free_port
 from crmhub.hub import SERVICES, Hub, running_hub
-from crmhub.settings import Settings
-from crmhub.stats import read_counts
-from crmhub.topics import RAW_TOPICS, raw_topic
 
 
 def publish_raw(hub: Hub, n: int, seed: int) -> None:

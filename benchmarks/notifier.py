@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from fold import demo_events  # type: ignore[import-not-found]  # benchmarks/fold.py, run as a script
 
-from crmhub.settings import Settings, parse_complaint_sla
+from crmhub.core.settings import Settings, parse_complaint_sla
 from services.notifier.abandonment import pending_for
 from services.notifier.complaints import SlaPolicy, track_complaints
 from services.notifier.payments import payment_alerts

@@ -30,17 +30,19 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import create_engine, text
 
-from crmhub import kafka as kafka_io
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
+from crmhub.core.sql import make_engine
+from crmhub.core.stats import read_counts
+from crmhub.core.topics import EVENTS, raw_topic
 from crmhub.demo.traffic import RetailSimulator
-from crmhub.embedded import embedded_postgres, free_port
+from crmhub.embedded import embedded_postgres
 from crmhub.hub import Hub, running_hub
-from crmhub.settings import Settings
-from crmhub.stats import read_counts
-from crmhub.topics import EVENTS, raw_topic
 from schemas.profile import Profile
+from schemas.readmodels.profiles import ProfileCache
 from services.profile.app import ProfileWorker
-from services.profile.cache import ProfileCache
-from services.profile.store import ProfileStore, make_engine
+from services.profile.store import ProfileStore
 
 
 def publish_and_ingest(hub: Hub, n: int, customers: int, timeout_s: float) -> int:

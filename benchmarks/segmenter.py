@@ -33,12 +33,12 @@ import redis
 import yaml
 from e2e import wait_counter  # benchmarks/e2e.py
 
-from crmhub import kafka as kafka_io
-from crmhub.embedded import free_port
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
+from crmhub.core.stats import read_counts
+from crmhub.core.topics import PROFILE_CHANGES
 from crmhub.hub import running_hub
-from crmhub.settings import Settings
-from crmhub.stats import read_counts
-from crmhub.topics import PROFILE_CHANGES
 from services.segmenter.engine import Catalog, evaluate_change
 from services.segmenter.rules import load_definitions
 

@@ -27,12 +27,12 @@ from pathlib import Path
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from crmhub import kafka as kafka_io
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
+from crmhub.core.topics import raw_topic
 from crmhub.demo.traffic import RetailSimulator
-from crmhub.embedded import free_port
 from crmhub.hub import Hub, running_hub
-from crmhub.settings import Settings
-from crmhub.topics import raw_topic
 
 
 def rss_mb(pid: int) -> float | None:

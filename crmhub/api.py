@@ -11,19 +11,20 @@ import redis
 import uvicorn
 from fastapi import FastAPI
 
-from crmhub import __version__
-from crmhub import kafka as kafka_io
+from crmhub import __version__, privacy
+from crmhub.core import kafka as kafka_io
+from crmhub.core.runtime import setup_logging
+from crmhub.core.settings import Settings
+from crmhub.core.sql import make_engine
+from crmhub.core.stats import RECENT_DEADLETTERS, read_counts
+from crmhub.core.web import Authorized, Res, Resources
 from crmhub.dashboard import http as dashboard_http
-from crmhub.intake import Intake
+from crmhub.durable_intake import Intake
 from crmhub.ops import BrokerProbe
-from crmhub.runtime import setup_logging
-from crmhub.settings import Settings
-from crmhub.stats import RECENT_DEADLETTERS, read_counts
-from crmhub.web import Authorized, Res, Resources
 from services.ingest import collector
 from services.notifier import http as alerts_http
 from services.profile import http as profiles_http
-from services.profile.store import ProfileStore, make_engine
+from services.profile.store import ProfileStore
 from services.segmenter import http as segments_http
 
 
@@ -37,7 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.resources = Resources(
             settings=settings,
             redis=redis.Redis.from_url(settings.redis_dsn),
-            store=store,
+            engine=store.engine,
             producer=producer,
             intake=intake.commit if intake else None,
         )
@@ -59,6 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (
         collector.router,
         profiles_http.router,
+        privacy.router,
         segments_http.router,
         alerts_http.router,
         dashboard_http.router,

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 
+from crmhub.core.errors import CrmhubError
+from crmhub.core.settings import Settings
 from crmhub.embedded import shutdown
-from crmhub.errors import CrmhubError
-from crmhub.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -175,7 +175,7 @@ def topics() -> None:
 @friendly_errors
 def topics_create(settings: Settings) -> None:
     """Create every crmhub topic that is missing (idempotent); print the topics' incarnation id."""
-    from crmhub import kafka as kafka_io
+    from crmhub.core import kafka as kafka_io
 
     kafka_io.wait_until_reachable(settings, timeout_s=60)
     started = time.monotonic()
@@ -276,8 +276,9 @@ def identity_rebuild(settings: Settings) -> None:
     import redis
     from rich.progress import Progress
 
+    from crmhub.core.sql import make_engine
     from services.ingest.state import IngestState
-    from services.profile.store import ProfileStore, make_engine
+    from services.profile.store import ProfileStore
 
     store = ProfileStore(make_engine(settings.sql_url))
     state = IngestState(redis.Redis.from_url(settings.redis_dsn), settings.dedup_window_s)

@@ -11,11 +11,11 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from crmhub.core.errors import ServerUnavailable
+from crmhub.core.settings import SOURCES, Settings
+from crmhub.core.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts
 from crmhub.embedded import Stopped, shutdown
-from crmhub.errors import ServerUnavailable
 from crmhub.hub import Child, Hub, running_hub
-from crmhub.settings import SOURCES, Settings
-from crmhub.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts
 from schemas.outputs import AlertKind
 
 ROWS: list[tuple[str, str]] = [

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from crmhub import kafka as kafka_io
+from crmhub.core import kafka as kafka_io
+from crmhub.core.settings import SOURCES, Settings
+from crmhub.core.topics import DEADLETTER
 from crmhub.publish import RawPublisher
-from crmhub.settings import SOURCES, Settings
-from crmhub.topics import DEADLETTER
 
 IDLE_S = 1.5  # the topic is read to its end: stop after this long without a new record
 

@@ -23,7 +23,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from crmhub.errors import ConfigError, PortInUse, ServerUnavailable
+from crmhub.core.errors import ConfigError, PortInUse, ServerUnavailable
+from crmhub.core.net import free_port
 
 # Set by SIGTERM/SIGINT in the supervisor; start-up and watch loops check it at safe points, so a signal
 # never lands as an exception inside library code (which may swallow it).
@@ -74,12 +75,6 @@ def check_port_free(port: int, what: str, setting: str) -> None:
                 f"port {port} for the {what} is already in use; stop what holds it or choose another "
                 f"port with --{setting.replace('_', '-')} / CRMHUB_{setting.upper()}"
             ) from exc
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:

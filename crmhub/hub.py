@@ -23,7 +23,11 @@ from pathlib import Path
 import httpx
 import redis
 
-from crmhub import kafka as kafka_io
+from crmhub.core import kafka as kafka_io
+from crmhub.core.errors import ServerUnavailable
+from crmhub.core.metrics import MULTIPROC_ENV
+from crmhub.core.settings import Settings
+from crmhub.core.stats import RESTARTS_PREFIX, add_counts
 from crmhub.embedded import (
     check_port_free,
     check_stop,
@@ -32,10 +36,6 @@ from crmhub.embedded import (
     spawn,
     stop_process,
 )
-from crmhub.errors import ServerUnavailable
-from crmhub.metrics import MULTIPROC_ENV
-from crmhub.settings import Settings
-from crmhub.stats import RESTARTS_PREFIX, add_counts
 from crmhub.supervision import RestartPolicy
 
 log = logging.getLogger("crmhub.hub")
@@ -93,7 +93,7 @@ class Hub:
 
     @property
     def metrics_dir(self) -> Path:
-        """Where every child writes its Prometheus metrics; the API adds them up (crmhub.metrics)."""
+        """Where every child writes its Prometheus metrics; the API adds them up (crmhub.core.metrics)."""
         return self.settings.data_dir / "metrics"
 
     def _start(self, name: str, args: list[str], log_path: Path) -> subprocess.Popen[bytes]:

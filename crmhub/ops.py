@@ -1,7 +1,7 @@
 """What ops people watch, as one JSON snapshot: the dashboard's stream, ``GET /v1/ops`` and ``crmhub status``.
 
-Flow totals come from the Redis counters every service adds to (:mod:`crmhub.stats`), lag, dead letters by
-reason and memory from the metrics every service process writes (:mod:`crmhub.metrics`), segment sizes,
+Flow totals come from the Redis counters every service adds to (:mod:`crmhub.core.stats`), lag, dead letters by
+reason and memory from the metrics every service process writes (:mod:`crmhub.core.metrics`), segment sizes,
 recent alerts with their delivery state per sink and recent dead letters from Redis. Rates are the
 difference of two snapshots (:func:`rates`): pure, so the stream, the CLI and the tests share them.
 """
@@ -17,11 +17,11 @@ import orjson
 from kafka import KafkaConsumer
 from sqlalchemy import text
 
-from crmhub import kafka as kafka_io
-from crmhub.metrics import collected, samples
-from crmhub.settings import SOURCES, Settings
-from crmhub.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts, restarts
-from crmhub.web import Resources
+from crmhub.core import kafka as kafka_io
+from crmhub.core.metrics import collected, samples
+from crmhub.core.settings import SOURCES, Settings
+from crmhub.core.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts, restarts
+from crmhub.core.web import Resources
 from services.notifier.delivery import STATE_PREFIX, STATUS_FIELD
 from services.segmenter.http import list_all
 
@@ -139,7 +139,7 @@ def readiness(res: Resources, broker: Callable[[], object]) -> dict[str, str]:
     """``ok`` or what went wrong, for the broker, Redis and the SQL store."""
 
     def sql() -> None:
-        with res.store.engine.connect() as conn:
+        with res.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
     checks: dict[str, Callable[[], object]] = {"broker": broker, "redis": res.redis.ping, "sql": sql}

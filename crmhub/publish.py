@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from crmhub import kafka as kafka_io
-from crmhub.errors import ConfigError
-from crmhub.settings import SOURCES, Settings
-from crmhub.topics import raw_topic
+from crmhub.core import kafka as kafka_io
+from crmhub.core.errors import ConfigError
+from crmhub.core.settings import SOURCES, Settings
+from crmhub.core.topics import raw_topic
 from services.ingest.normalize import is_segment_message
 
 

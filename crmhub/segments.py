@@ -10,11 +10,12 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from crmhub.errors import ConfigError
+from crmhub.core.errors import ConfigError
+from crmhub.core.settings import Settings
+from crmhub.core.sql import make_engine
 from crmhub.hub import check_redis
-from crmhub.settings import Settings
 from schemas.profile import Profile
-from services.profile.store import ProfileStore, make_engine
+from services.profile.store import ProfileStore
 from services.segmenter import membership
 from services.segmenter.definitions import current, try_condition
 from services.segmenter.rules import SegmentDef

@@ -9,10 +9,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from crmhub.core.errors import ServerUnavailable
+from crmhub.core.settings import Settings
 from crmhub.embedded import shutdown
-from crmhub.errors import ServerUnavailable
 from crmhub.ops import lag_by_topic
-from crmhub.settings import Settings
 
 
 def fetch(settings: Settings, over_s: float) -> dict[str, Any]:

@@ -10,10 +10,10 @@ from kafka import TopicPartition
 from rich.console import Console
 from rich.text import Text
 
-from crmhub import kafka as kafka_io
+from crmhub.core import kafka as kafka_io
+from crmhub.core.settings import Settings
+from crmhub.core.topics import ALERTS
 from crmhub.embedded import shutdown
-from crmhub.settings import Settings
-from crmhub.topics import ALERTS
 
 STYLES = {
     "complaint": "bold red",

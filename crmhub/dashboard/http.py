@@ -16,10 +16,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
-from crmhub.metrics import exposition, restarts_exposition
+from crmhub.core.metrics import exposition, restarts_exposition
+from crmhub.core.stats import read_counts, restarts
+from crmhub.core.web import Authorized, AuthorizedOrQuery, Res, Resources
 from crmhub.ops import rates, readiness, snapshot
-from crmhub.stats import read_counts, restarts
-from crmhub.web import Authorized, AuthorizedOrQuery, Res, Resources
 
 router = APIRouter(tags=["ops"])
 PAGE = files("crmhub.dashboard").joinpath("index.html")

@@ -11,10 +11,10 @@ import click
 import httpx
 import orjson
 
+from crmhub.core.runtime import setup_logging
+from crmhub.core.settings import Settings
 from crmhub.demo.traffic import Generated, RetailSimulator
 from crmhub.publish import RawPublisher
-from crmhub.runtime import setup_logging
-from crmhub.settings import Settings
 
 log = logging.getLogger("crmhub.traffic")
 TICK_S = 0.1

@@ -15,17 +15,17 @@ import redis
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
-from crmhub import kafka as kafka_io
-from crmhub import metrics
-from crmhub.runtime import run_batches, start_service
-from crmhub.settings import Settings
-from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
-from crmhub.topics import DEADLETTER, EVENTS, RAW_TOPICS
+from crmhub.core import kafka as kafka_io
+from crmhub.core import metrics
+from crmhub.core.intake import SEQ_HEADER
+from crmhub.core.runtime import run_batches, start_service
+from crmhub.core.settings import Settings
+from crmhub.core.stats import RECENT_DEADLETTERS, add_counts, push_recent
+from crmhub.core.topics import DEADLETTER, EVENTS, RAW_TOPICS
 from schemas.events import Event, ProfileMerged
 from schemas.outputs import DeadLetter
 from services.ingest.decode import RawInput, Rejection, decode_raw
 from services.ingest.identity import BatchPlan, IdentityRules, Merge, Resolution, resolve_batch
-from services.ingest.intake import SEQ_HEADER
 from services.ingest.normalize import parse_time, shared_identifiers
 from services.ingest.state import IngestState
 

@@ -22,13 +22,13 @@ from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
 from starlette.concurrency import run_in_threadpool
 
-from crmhub import metrics
-from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
-from crmhub.topics import DEADLETTER, raw_topic
-from crmhub.web import Res, Resources
+from crmhub.core import metrics
+from crmhub.core.intake import IntakeUnavailable
+from crmhub.core.journal import Entry
+from crmhub.core.stats import RECENT_DEADLETTERS, add_counts, push_recent
+from crmhub.core.topics import DEADLETTER, raw_topic
+from crmhub.core.web import Res, Resources
 from schemas.outputs import DeadLetter
-from services.ingest.intake import IntakeUnavailable
-from services.ingest.journal import Entry
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024

@@ -20,12 +20,15 @@ import orjson
 import redis.asyncio as aioredis
 from faust.types import TableT
 
-from crmhub import metrics
-from crmhub.faust_app import create_app, run_worker
-from crmhub.settings import Settings, parse_complaint_sla
-from crmhub.stats import RECENT_DEADLETTERS, STATS_KEY, push_recent
-from crmhub.topics import ALERTS, DEADLETTER, PROFILE_CHANGES
+from crmhub.core import metrics
+from crmhub.core.faust_app import create_app, run_worker
+from crmhub.core.routing import load_routes, parse_rate_limits
+from crmhub.core.settings import Settings, parse_complaint_sla
+from crmhub.core.stats import RECENT_DEADLETTERS, STATS_KEY, push_recent
+from crmhub.core.topics import ALERTS, DEADLETTER, PROFILE_CHANGES
 from schemas.outputs import Alert, DeadLetter
+from schemas.readmodels.profiles import CACHE_PREFIX
+from schemas.readmodels.segments import profile_segments_key
 from services.notifier.abandonment import Kind, Pending, abandonment_alert, pending_for, still_due
 from services.notifier.alertlog import ERASED_PREFIX, raise_count
 from services.notifier.complaints import (
@@ -39,12 +42,9 @@ from services.notifier.complaints import (
 from services.notifier.delivery import Dispatcher, RedisDeliveryState, make_sinks
 from services.notifier.payments import payment_alerts
 from services.notifier.retry import RetryPolicy
-from services.notifier.routing import load_routes, parse_rate_limits
 from services.notifier.rules import RecentIds
 from services.notifier.sinks import TopicSink
 from services.notifier.timers import DueIndex
-from services.profile.cache import CACHE_PREFIX
-from services.segmenter.keys import profile_segments_key
 
 log = logging.getLogger("crmhub.notifier")
 SERVICE = "notifier"

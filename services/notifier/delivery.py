@@ -25,16 +25,16 @@ from typing import Any, Literal, Protocol
 
 import httpx
 
-from crmhub import metrics
-from crmhub.stats import STATS_KEY
+from crmhub.core import metrics
+from crmhub.core.routing import TOPIC, RateLimit, Routes, limit_for, window_allows
+from crmhub.core.routing import ConsoleSink as ConsoleConfig
+from crmhub.core.routing import EmailSink as EmailConfig
+from crmhub.core.routing import SlackSink as SlackConfig
+from crmhub.core.routing import WebhookSink as WebhookConfig
+from crmhub.core.stats import STATS_KEY
 from schemas.outputs import Alert
 from services.notifier.alertlog import STATE_PREFIX, STATUS_FIELD, index_keys
 from services.notifier.retry import RetryPolicy, with_retries
-from services.notifier.routing import TOPIC, RateLimit, Routes, limit_for, window_allows
-from services.notifier.routing import ConsoleSink as ConsoleConfig
-from services.notifier.routing import EmailSink as EmailConfig
-from services.notifier.routing import SlackSink as SlackConfig
-from services.notifier.routing import WebhookSink as WebhookConfig
 from services.notifier.sinks import ConsoleSink, Sink
 from services.notifier.smtp import SmtpSink
 from services.notifier.webhook import SlackHttpSink, WebhookHttpSink

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from crmhub.web import Authorized, Res
+from crmhub.core.web import Authorized, Res
 from schemas.outputs import AlertKind
 from services.notifier.alertlog import AlertLog, Status
 

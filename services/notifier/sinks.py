@@ -13,9 +13,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from crmhub.stats import RECENT_ALERTS, STATS_KEY, push_recent
+from crmhub.core.routing import CONSOLE, TOPIC
+from crmhub.core.stats import RECENT_ALERTS, STATS_KEY, push_recent
 from schemas.outputs import Alert
-from services.notifier.routing import CONSOLE, TOPIC
 
 console = logging.getLogger("crmhub.alerts")
 

@@ -17,9 +17,9 @@ from email.utils import format_datetime
 
 import orjson
 
+from crmhub.core.routing import EmailSink
 from schemas.outputs import Alert
 from services.notifier.retry import PermanentError, RetryableError
-from services.notifier.routing import EmailSink
 
 
 def message_id(alert: Alert) -> str:

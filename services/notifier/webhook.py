@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import orjson
 
+from crmhub.core.routing import SlackSink, WebhookSink
 from schemas.outputs import Alert
 from services.notifier.retry import PermanentError, RetryableError
-from services.notifier.routing import SlackSink, WebhookSink
 from services.notifier.signature import HEADER, signature_header
 
 USER_AGENT = "crmhub-notifier/1"

@@ -15,19 +15,20 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from pydantic import ValidationError
 
-from crmhub import kafka as kafka_io
-from crmhub import metrics
-from crmhub.runtime import Every, run_batches, start_service
-from crmhub.stats import RECENT_DEADLETTERS, add_counts, push_recent
-from crmhub.topics import DEADLETTER, EVENTS, PROFILE_CHANGES, PROFILES
+from crmhub.core import kafka as kafka_io
+from crmhub.core import metrics
+from crmhub.core.runtime import Every, run_batches, start_service
+from crmhub.core.sql import make_engine
+from crmhub.core.stats import RECENT_DEADLETTERS, add_counts, push_recent
+from crmhub.core.topics import DEADLETTER, EVENTS, PROFILE_CHANGES, PROFILES
 from schemas.events import Event, ProfileMerged, decode_event_batch
 from schemas.outputs import DeadLetter
 from schemas.profile import Profile
-from services.profile.cache import ProfileCache
+from schemas.readmodels.profiles import ProfileCache
 from services.profile.merge import fold_batch, survivor_of
 from services.profile.policy import DEFAULT_RULES, FoldRules
 from services.profile.rfm import base_thresholds, with_rfm
-from services.profile.store import Expect, Fenced, ProfileStore, StaleProfiles, make_engine
+from services.profile.store import Expect, Fenced, ProfileStore, StaleProfiles
 
 log = logging.getLogger("crmhub.profile")
 GROUP_ID = "crmhub-profile"
@@ -265,7 +266,7 @@ class ProfileWorker:
 
     def _not_folded_yet(self, routed: list[tuple[str, Event]]) -> tuple[list[tuple[str, Event]], int]:
         """The events whose input (its intake journal seq) is not folded yet, each input once, and how many
-        were left out: an input the journal produced again after a broker loss (services.ingest.intake)."""
+        were left out: an input the journal produced again after a broker loss (crmhub.core.intake)."""
         seqs = [event.input_seq for _, event in routed if event.input_seq is not None]
         if not seqs:
             return routed, 0

@@ -1,32 +1,28 @@
-"""Profile reads: by id, or by any identifier (``?email=``, ``?user_id=``, ``?anonymous_id=`` …), and a
-profile's timeline (its recent events), everything held about a person (export, GDPR Article 15), and
-erasure (GDPR Article 17, like Segment's SUPPRESS_WITH_DELETE; see docs/profile.md for what it reaches).
+"""Profile reads: by id, or by any identifier (``?email=``, ``?user_id=``, ``?anonymous_id=`` …), a
+profile's timeline (its recent events) and the segments it is in (the segmenter's read model).
 
-A merged profile's id, and identifiers still pointing at it, read the profile it was merged into."""
+A merged profile's id, and identifiers still pointing at it, read the profile it was merged into.
+Export and erasure reach every service's data, so they are in the composition root (``crmhub/privacy.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
-from crmhub.stats import RECENT_ALERTS
-from crmhub.topics import PROFILES
-from crmhub.web import Authorized, Res, Resources
+from crmhub.core.web import Authorized, Res, Resources
 from schemas.profile import Profile
-from services.ingest.state import IngestState
-from services.notifier.alertlog import AlertLog
-from services.profile.cache import ProfileCache
-from services.segmenter import membership
+from schemas.readmodels.profiles import ProfileCache, current_profile
+from schemas.readmodels.segments import segments_of
+from services.profile.store import ProfileStore
 
 router = APIRouter(tags=["profiles"], dependencies=[Authorized])
 
 # query parameter -> identifier kind (``user_id`` is Segment's name for the customer id)
-EXPORTED_ALERTS = 1000  # the newest alerts of the person in an export
 
 LOOKUPS = {
     "user_id": "customer_id",
@@ -38,25 +34,19 @@ LOOKUPS = {
 }
 
 
+def store_of(res: Resources) -> ProfileStore:
+    return ProfileStore(res.engine)
+
+
 def load_profile(res: Resources, profile_id: str) -> Profile | None:
     """The profile, or the one it was merged into (in as many steps as it takes)."""
-    profile = _load_one(res, profile_id)
-    while profile is not None and profile.merged_into:
-        profile = _load_one(res, profile.merged_into)
-    return profile
-
-
-def _load_one(res: Resources, profile_id: str) -> Profile | None:
-    cached = ProfileCache(res.redis).get_many([profile_id])
-    if profile_id in cached:
-        return cached[profile_id]
-    return res.store.load([profile_id]).get(profile_id)
+    return current_profile(ProfileCache(res.redis), store_of(res), profile_id)
 
 
 def find_profile(res: Resources, kind: str, value: str) -> Profile | None:
     if kind == "email":
         value = value.strip().lower()
-    profile_id = res.store.profile_id_for(kind, value)
+    profile_id = store_of(res).profile_id_for(kind, value)
     return None if profile_id is None else load_profile(res, profile_id)
 
 
@@ -110,7 +100,7 @@ def read_timeline(
     profile = load_profile(res, profile_id)
     if profile is None:
         return None
-    rows = res.store.timeline(profile.profile_id, limit, before, offset)
+    rows = store_of(res).timeline(profile.profile_id, limit, before, offset)
     events = [{**row, "event": orjson.loads(row["event"])} for row in rows]
     return {
         "profile_id": profile.profile_id,
@@ -132,81 +122,15 @@ async def profile_events(
     return await read_or_404(read_timeline, res, profile_id, limit, before, offset)
 
 
-def segments_of(res: Resources, profile_id: str) -> list[str]:
-    """The segments the profile is in now, sorted."""
-    return membership.segments_of(res.redis, profile_id)
-
-
 def read_segments(res: Resources, profile_id: str) -> dict[str, Any] | None:
     profile = load_profile(res, profile_id)
     return (
         None
         if profile is None
-        else {"profile_id": profile.profile_id, "segments": segments_of(res, profile.profile_id)}
+        else {"profile_id": profile.profile_id, "segments": segments_of(res.redis, profile.profile_id)}
     )
 
 
 @router.get("/v1/profiles/{profile_id}/segments", summary="The segments the profile is in now")
 async def profile_segments(profile_id: str, res: Res) -> dict[str, Any]:
     return await read_or_404(read_segments, res, profile_id)
-
-
-def alerts_of(res: Resources, profile_id: str) -> list[dict[str, Any]]:
-    """The profile's alerts in the alert log, newest first (with their status)."""
-    return AlertLog(res.redis).query(customer=profile_id, limit=EXPORTED_ALERTS)
-
-
-def export_profile(res: Resources, profile_id: str) -> dict[str, Any] | None:
-    profile = load_profile(res, profile_id)
-    if profile is None:
-        return None
-    pid = profile.profile_id
-    return {
-        "generated_at": datetime.now(UTC),
-        "profile": profile.model_dump(mode="json"),
-        "identifiers": [{"kind": kind, "value": value} for kind, value in res.store.identifiers_of(pid)],
-        "events": [{**row, "event": orjson.loads(row["event"])} for row in res.store.timeline(pid)],
-        "segments": segments_of(res, pid),
-        "alerts": alerts_of(res, pid),
-    }
-
-
-@router.get("/v1/profiles/{profile_id}/export", summary="Everything held about the person (GDPR Article 15)")
-async def export(profile_id: str, res: Res) -> dict[str, Any]:
-    return await read_or_404(export_profile, res, profile_id)
-
-
-def erase_profile(res: Resources, profile_id: str) -> bool:
-    """Erase the profile ``profile_id`` reads; False when there is none. Suppress first (ingest drops new
-    events of its identifiers), then delete: SQL (profile, identifiers, timeline; its id recorded as
-    erased, so the profile service drops events already past ingest), cache, segment membership, recent
-    alerts and the alert log, and a tombstone on the compacted crm.profiles.v1."""
-    profile = load_profile(res, profile_id)
-    if profile is None:
-        return False
-    pid = profile.profile_id
-    known = set(res.store.identifiers_of(pid))
-    known.update((kind, value) for kind, values in profile.identifiers.items() for value in values)
-    suppressed = IngestState(res.redis, res.settings.dedup_window_s).erase(pid, sorted(known))
-    ids = sorted({pid, profile_id})
-    res.store.erase(ids, datetime.now(UTC), suppressed)
-    ProfileCache(res.redis).invalidate(ids)
-    alerts = [doc for doc in res.redis.lrange(RECENT_ALERTS, 0, -1) if orjson.loads(doc).get("profile_id") == pid]
-    membership.erase(res.redis, pid, res.settings.partitions)
-    pipe = res.redis.pipeline(transaction=False)
-    for doc in alerts:
-        pipe.lrem(RECENT_ALERTS, 0, doc)
-    pipe.execute()
-    AlertLog(res.redis).forget(pid)
-    res.producer.send(PROFILES, key=pid.encode(), value=None)
-    res.producer.flush()
-    return True
-
-
-@router.delete(
-    "/v1/profiles/{profile_id}", status_code=204, summary="Erase the person: delete the profile, suppress new events"
-)
-async def erase(profile_id: str, res: Res) -> Response:
-    if not await run_in_threadpool(erase_profile, res, profile_id):
-        raise HTTPException(404, f"no profile {profile_id!r}")
-    return Response(status_code=204)

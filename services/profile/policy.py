@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from types import MappingProxyType
 
-from crmhub.settings import (
+from crmhub.core.settings import (
     Settings,
     parse_loyalty_rates,
     parse_loyalty_tiers,

@@ -11,207 +11,42 @@ cannot overwrite each other's update (:class:`StaleProfiles`: fold again from wh
 Offsets are stored with the incarnation of the topic they were read from, so offsets of a broker that
 was reset (the embedded broker keeps topics in memory) are recognised as stale and ignored.
 
-The schema is made by Alembic migrations (``services/profile/migrations/``), which every process that
-opens the store runs at start (:func:`upgrade`). Instances that start at once take turns: PostgreSQL
-through an advisory lock held for the whole upgrade, SQLite (one machine) through a lock file beside
-the database. The tables below describe the head revision for queries; a test checks that the
-migrations make exactly them.
+The tables are in :mod:`schemas.tables` (the segmenter reads ``profiles`` through
+:mod:`schemas.readmodels.profiles`); engines and migrations are in :mod:`crmhub.core.sql`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
-    DateTime,
-    Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
     delete,
-    event,
     func,
-    inspect,
     select,
-    text,
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from crmhub.core.sql import aware, dialect_insert, upsert
 from schemas.events import Event
 from schemas.profile import Profile
-
-metadata = MetaData()
-
-profiles = Table(
-    "profiles",
-    metadata,
-    Column("profile_id", String(64), primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("doc", Text, nullable=False),
+from schemas.readmodels.profiles import ProfileReader
+from schemas.tables import (
+    consumer_offsets,
+    erased_profiles,
+    folded_inputs,
+    identifiers,
+    profile_events,
+    profiles,
+    suppressed_identifiers,
 )
-identifiers = Table(
-    "identifiers",
-    metadata,
-    Column("kind", String(32), primary_key=True),
-    Column("value", String(255), primary_key=True),
-    Column("profile_id", String(64), nullable=False),
-    Index("ix_identifiers_profile", "profile_id"),
-)
-consumer_offsets = Table(
-    "consumer_offsets",
-    metadata,
-    Column("group_id", String(128), primary_key=True),
-    Column("topic", String(255), primary_key=True),
-    Column("partition", Integer, primary_key=True),
-    Column("incarnation", String(64), nullable=False),
-    Column("next_offset", BigInteger, nullable=False),
-)
-profile_events = Table(
-    "profile_events",
-    metadata,
-    Column("profile_id", String(64), primary_key=True),
-    Column("event_id", String(200), primary_key=True),
-    Column("occurred_at", DateTime(timezone=True), nullable=False),
-    Column("type", String(64), nullable=False),
-    Column("source", String(32), nullable=False),
-    Column("doc", Text, nullable=False),
-    Index("ix_profile_events_time", "profile_id", "occurred_at"),
-)
-erased_profiles = Table(
-    "erased_profiles",
-    metadata,
-    Column("profile_id", String(64), primary_key=True),
-    Column("erased_at", DateTime(timezone=True), nullable=False),
-)
-
-suppressed_identifiers = Table(
-    "suppressed_identifiers",
-    metadata,
-    Column("kind", String(32), primary_key=True),
-    Column("value", String(255), primary_key=True),
-    Column("erased_at", DateTime(timezone=True), nullable=False),
-)
-
-# the intake journal's seqs of the inputs folded, written with the profiles: an input the journal produces
-# again after a broker loss is folded once (services.ingest.intake); forgotten once the journal is trimmed
-folded_inputs = Table("folded_inputs", metadata, Column("seq", BigInteger, primary_key=True))
 
 TIMELINE_CAP = 200  # most events kept a profile; older ones are deleted as new ones come
-
-BASELINE_REVISION = "0001"  # the schema metadata.create_all made before migrations existed
-_PG_MIGRATION_LOCK = 0x63726D68  # pg_advisory_lock key of the store's migrations ("crmh")
-
-
-def normalise_url(url: str) -> str:
-    """``postgresql://`` and ``postgres://`` URLs use psycopg 3 (the driver the postgres extra installs)."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
-def make_engine(url: str, *, migrate: bool = True) -> Engine:
-    """An engine on the store at ``url``, its schema upgraded to the latest migration unless ``migrate``
-    is false."""
-    engine = create_engine(normalise_url(url), pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
-        if engine.url.database and engine.url.database != ":memory:":
-            Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(conn: Any, _record: Any) -> None:
-            cur = conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=10000")
-            cur.close()
-
-    if migrate:
-        upgrade(engine)
-    return engine
-
-
-def alembic_config() -> Config:
-    config = Config()
-    config.set_main_option("script_location", "services.profile:migrations")
-    return config
-
-
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the store to ``revision``, one process at a time; a store made before migrations existed
-    (tables, no ``alembic_version``) is stamped with the baseline first instead of being created again."""
-    config = alembic_config()
-    with _migration_lock(engine) as conn:
-        config.attributes["connection"] = conn
-        tables = set(inspect(conn).get_table_names())
-        if "profiles" in tables and "alembic_version" not in tables:
-            command.stamp(config, BASELINE_REVISION)
-        command.upgrade(config, revision)
-        conn.commit()
-
-
-def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        if not inspect(conn).has_table("alembic_version"):
-            return None
-        return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-
-
-@contextlib.contextmanager
-def _migration_lock(engine: Engine) -> Iterator[Connection]:
-    """A connection that alone may migrate the store while the block runs."""
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
-            conn.commit()
-            try:
-                yield conn
-            finally:
-                conn.rollback()
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_MIGRATION_LOCK})
-                conn.commit()
-        return
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
-        with engine.connect() as conn:
-            yield conn
-        return
-    with open(f"{database}.migrate.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            with engine.connect() as conn:
-                yield conn
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _dialect_insert(engine: Engine, table: Table) -> Any:
-    return (postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-def _upsert(engine: Engine, table: Table, rows: list[dict[str, Any]], keys: Sequence[str]) -> Any:
-    stmt = _dialect_insert(engine, table)
-    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-    return stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
@@ -247,35 +82,8 @@ class Expect:
     versions: Mapping[str, int | None] = field(default_factory=dict)
 
 
-class ProfileStore:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def load(self, profile_ids: Iterable[str]) -> dict[str, Profile]:
-        ids = list(profile_ids)
-        found: dict[str, Profile] = {}
-        with self.engine.connect() as conn:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                rows = conn.execute(
-                    select(profiles.c.profile_id, profiles.c.doc).where(profiles.c.profile_id.in_(chunk))
-                )
-                for pid, doc in rows:
-                    found[pid] = Profile.model_validate_json(doc)
-        return found
-
-    def iter_profiles(self, chunk: int = 1000) -> Iterator[Profile]:
-        """Every profile, in id order, read a chunk at a time (the whole base, for the RFM refresh)."""
-        last = ""
-        while True:
-            query = select(profiles.c.profile_id, profiles.c.doc).where(profiles.c.profile_id > last)
-            with self.engine.connect() as conn:
-                rows = conn.execute(query.order_by(profiles.c.profile_id).limit(chunk)).all()
-            if not rows:
-                return
-            for _, doc in rows:
-                yield Profile.model_validate_json(doc)
-            last = rows[-1][0]
+class ProfileStore(ProfileReader):
+    """The profile service's reads and writes; the reads others make too are :class:`ProfileReader`'s."""
 
     def save(
         self,
@@ -340,16 +148,16 @@ class ProfileStore:
             if before_write is not None:
                 before_write()
             if profile_rows:
-                conn.execute(_upsert(self.engine, profiles, profile_rows, ["profile_id"]), profile_rows)
+                conn.execute(upsert(self.engine, profiles, profile_rows, ["profile_id"]), profile_rows)
             if id_rows:
-                conn.execute(_upsert(self.engine, identifiers, id_rows, ["kind", "value"]), id_rows)
+                conn.execute(upsert(self.engine, identifiers, id_rows, ["kind", "value"]), id_rows)
             if offset_rows:
                 conn.execute(
-                    _upsert(self.engine, consumer_offsets, offset_rows, ["group_id", "topic", "partition"]), offset_rows
+                    upsert(self.engine, consumer_offsets, offset_rows, ["group_id", "topic", "partition"]), offset_rows
                 )
             self._write_timeline(conn, timeline, moved or {})
             if inputs:
-                insert = _dialect_insert(self.engine, folded_inputs).on_conflict_do_nothing()
+                insert = dialect_insert(self.engine, folded_inputs).on_conflict_do_nothing()
                 conn.execute(insert, [{"seq": seq} for seq in inputs])
 
     def _claim_offsets(
@@ -368,7 +176,7 @@ class ProfileStore:
             was = expected.get((topic, part))
             key = (co.c.group_id == group_id, co.c.topic == topic, co.c.partition == part)
             if was is None:  # none of this incarnation: insert, or replace a stale incarnation's row
-                ins = _dialect_insert(self.engine, co).values(
+                ins = dialect_insert(self.engine, co).values(
                     group_id=group_id, topic=topic, partition=part, incarnation=incarnation, next_offset=new
                 )
                 stmt = ins.on_conflict_do_update(
@@ -422,7 +230,7 @@ class ProfileStore:
             for pid, ev in timeline
         }
         if rows:
-            conn.execute(_dialect_insert(self.engine, pe).on_conflict_do_nothing(), list(rows.values()))
+            conn.execute(dialect_insert(self.engine, pe).on_conflict_do_nothing(), list(rows.values()))
         touched = sorted({pid for pid, _ in rows} | set(moved.values()))
         for chunk in _chunks(touched):
             over = conn.execute(
@@ -461,7 +269,7 @@ class ProfileStore:
         query = query.order_by(pe.c.occurred_at.desc(), pe.c.event_id.desc()).offset(offset).limit(limit)
         with self.engine.connect() as conn:
             return [
-                {"event_id": eid, "type": kind, "source": src, "occurred_at": _aware(at), "event": doc}
+                {"event_id": eid, "type": kind, "source": src, "occurred_at": aware(at), "event": doc}
                 for eid, kind, src, at, doc in conn.execute(query)
             ]
 
@@ -508,12 +316,12 @@ class ProfileStore:
         suppressed = [{"kind": k, "value": v, "erased_at": erased_at} for k, v in sorted(set(suppress))]
         with self.engine.begin() as conn:
             if suppressed:
-                conn.execute(_dialect_insert(self.engine, suppressed_identifiers).on_conflict_do_nothing(), suppressed)
+                conn.execute(dialect_insert(self.engine, suppressed_identifiers).on_conflict_do_nothing(), suppressed)
             conn.execute(delete(profile_events).where(profile_events.c.profile_id.in_(ids)))
             conn.execute(delete(identifiers).where(identifiers.c.profile_id.in_(ids)))
             conn.execute(delete(profiles).where(profiles.c.profile_id.in_(ids)))
             if rows:
-                conn.execute(_dialect_insert(self.engine, erased_profiles).on_conflict_do_nothing(), rows)
+                conn.execute(dialect_insert(self.engine, erased_profiles).on_conflict_do_nothing(), rows)
 
     def offsets(self, group_id: str, topic: str, incarnation: str) -> dict[int, int]:
         with self.engine.connect() as conn:
@@ -559,8 +367,3 @@ class ProfileStore:
                 select(identifiers.c.profile_id).where(identifiers.c.kind == kind, identifiers.c.value == value)
             ).first()
             return None if row is None else str(row[0])
-
-
-def _aware(at: datetime) -> datetime:
-    """SQLite gives back naive datetimes; they were stored in UTC."""
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -25,14 +25,15 @@ import faust
 import orjson
 import redis.asyncio as aioredis
 
-from crmhub import metrics
-from crmhub.faust_app import create_app, run_worker
-from crmhub.kafka import partition_for_key
-from crmhub.settings import Settings
-from crmhub.topics import PROFILE_CHANGES, SEGMENTS
+from crmhub.core import metrics
+from crmhub.core.faust_app import create_app, run_worker
+from crmhub.core.kafka import partition_for_key
+from crmhub.core.settings import Settings
+from crmhub.core.sql import make_engine
+from crmhub.core.topics import PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import SegmentChange
 from schemas.profile import Profile
-from services.profile.store import ProfileStore, make_engine
+from schemas.readmodels.profiles import ProfileReader
 from services.segmenter.definitions import combine
 from services.segmenter.engine import Catalog, evaluate_change
 from services.segmenter.membership import Membership
@@ -53,7 +54,7 @@ class Segmenter:
         self,
         settings: Settings,
         membership: Membership,
-        profiles: ProfileStore,
+        profiles: ProfileReader,
         segments: SegmentStore,
         send: Send,
         clock: Clock,
@@ -180,7 +181,7 @@ class Segmenter:
     async def evaluate_stored(self, pending: dict[int, set[str]]) -> None:
         """Evaluate the pending segments of each partition over every stored profile of it, a chunk at a
         time (the stream goes on in between), with progress per segment and partition."""
-        total = await asyncio.to_thread(self.segments.count_profiles)
+        total = await asyncio.to_thread(self.profiles.count)
         rows: Iterator[Profile] = self.profiles.iter_profiles(BACKFILL_CHUNK)
         done, stale = 0, []
         while chunk := await asyncio.to_thread(lambda: list(islice(rows, BACKFILL_CHUNK))):
@@ -236,7 +237,7 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
         return await app.producer.send(SEGMENTS, key, value, partition=None, timestamp=None, headers=None)
 
     membership = Membership(aioredis.Redis.from_url(settings.redis_dsn))
-    seg = Segmenter(settings, membership, ProfileStore(engine), SegmentStore(engine), send, clock)
+    seg = Segmenter(settings, membership, ProfileReader(engine), SegmentStore(engine), send, clock)
     log.info("segmenter evaluating %d segments: %s", len(seg.catalog.defs), ", ".join(seg.catalog.names))
 
     def owned() -> set[int]:

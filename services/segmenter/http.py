@@ -10,11 +10,11 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from crmhub.web import Authorized, Res, Resources
-from services.profile.http import load_profile
+from crmhub.core.web import Authorized, Res, Resources
+from schemas.readmodels.profiles import ProfileCache, ProfileReader, current_profile
+from schemas.readmodels.segments import members_key
 from services.segmenter import membership
 from services.segmenter.definitions import current, try_condition
-from services.segmenter.keys import members_key
 from services.segmenter.rules import SegmentDef, SegmentError, compile_segment
 from services.segmenter.store import SegmentStore
 
@@ -36,7 +36,7 @@ class ConditionTest(BaseModel):
 
 
 def segment_store(res: Resources) -> SegmentStore:
-    return SegmentStore(res.store.engine)
+    return SegmentStore(res.engine)
 
 
 def definitions(res: Resources) -> tuple[dict[str, SegmentDef], set[str]]:
@@ -145,7 +145,7 @@ def segment_history(
 
 
 def test_against(res: Resources, body: ConditionTest) -> dict[str, Any]:
-    profile = load_profile(res, body.profile_id)
+    profile = current_profile(ProfileCache(res.redis), ProfileReader(res.engine), body.profile_id)
     if profile is None:
         raise HTTPException(404, f"no profile {body.profile_id!r}")
     try:

@@ -1,16 +1,7 @@
-"""Redis keys of segment membership (written by the segmenter, read by the API and the notifier)."""
+"""The segmenter's own Redis keys. The membership sets others read are in
+:mod:`schemas.readmodels.segments`."""
 
-MEMBERS_PREFIX = "crmhub:segment:"  # a set per segment: its members' profile ids
 BACKFILL_KEY = "crmhub:segmenter:backfill"  # hash: "<segment>:<partition>" -> progress (JSON)
-
-
-def members_key(segment: str) -> str:
-    return MEMBERS_PREFIX + segment
-
-
-def profile_segments_key(profile_id: str) -> str:
-    """A set per profile: the names of the segments it is in now."""
-    return f"crmhub:profile-segments:{profile_id}"
 
 
 def state_key(partition: int) -> str:

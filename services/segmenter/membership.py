@@ -19,17 +19,11 @@ from typing import Any
 
 import orjson
 
-from crmhub.kafka import partition_for_key
-from crmhub.stats import STATS_KEY
+from crmhub.core.kafka import partition_for_key
+from crmhub.core.stats import STATS_KEY
+from schemas.readmodels.segments import members_key, profile_segments_key, segments_of
 from services.segmenter.engine import PRIOR_SIZE, Outcome, Prior
-from services.segmenter.keys import (
-    BACKFILL_KEY,
-    applied_key,
-    due_key,
-    members_key,
-    profile_segments_key,
-    state_key,
-)
+from services.segmenter.keys import BACKFILL_KEY, applied_key, due_key, state_key
 
 
 def encode_state(prior: Prior, members: Iterable[str]) -> bytes:
@@ -171,11 +165,6 @@ class Membership:
 
 
 # the API's side (redis-py, synchronous)
-
-
-def segments_of(redis: Any, profile_id: str) -> list[str]:
-    """The names of the segments the profile is in, sorted."""
-    return sorted(m.decode() for m in redis.smembers(profile_segments_key(profile_id)))
 
 
 def sizes(redis: Any, names: Sequence[str]) -> dict[str, int]:

@@ -22,7 +22,7 @@ import yaml
 from rule_engine import DataType
 from rule_engine.suggestions import suggest_symbol
 
-from crmhub.errors import ConfigError
+from crmhub.core.errors import ConfigError
 from services.segmenter.clock import TIME_FUNCTIONS, ClockSpec, clock_spec, time_functions, walk
 from services.segmenter.memo import KeySpec, key_spec
 

@@ -1,7 +1,7 @@
 """SQL of the segmenter: segment definitions made through the API, and segment sizes over time.
 
-The tables are part of the profile store's schema (same metadata, same Alembic migrations in
-``services/profile/migrations``), so every process that opens the store has them.
+The tables are in :mod:`schemas.tables` with the profile tables (one database, one migration history in
+``crmhub/core/migrations``), so every process that opens the database has them.
 """
 
 from __future__ import annotations
@@ -10,25 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Engine, Integer, String, Table, Text, delete, func, select
+from sqlalchemy import Engine, delete, select
 
-from services.profile.store import _aware, _dialect_insert, _upsert, metadata, profiles
-
-segment_definitions = Table(
-    "segment_definitions",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("description", Text, nullable=False),
-    Column("condition", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-)
-segment_sizes = Table(
-    "segment_sizes",
-    metadata,
-    Column("segment", String(64), primary_key=True),
-    Column("at", DateTime(timezone=True), primary_key=True),
-    Column("size", Integer, nullable=False),
-)
+from crmhub.core.sql import aware, dialect_insert, upsert
+from schemas.tables import segment_definitions, segment_sizes
 
 
 @dataclass(frozen=True)
@@ -49,27 +34,23 @@ class SegmentStore:
             rows = conn.execute(
                 select(sd.c.name, sd.c.description, sd.c.condition, sd.c.updated_at).order_by(sd.c.name)
             )
-            return [StoredDefinition(n, d, c, _aware(u)) for n, d, c, u in rows]
+            return [StoredDefinition(n, d, c, aware(u)) for n, d, c, u in rows]
 
     def put(self, name: str, description: str, condition: str, now: datetime) -> None:
         row = {"name": name, "description": description, "condition": condition, "updated_at": now}
         with self.engine.begin() as conn:
-            conn.execute(_upsert(self.engine, segment_definitions, [row], ["name"]), [row])
+            conn.execute(upsert(self.engine, segment_definitions, [row], ["name"]), [row])
 
     def delete(self, name: str) -> bool:
         with self.engine.begin() as conn:
             return bool(conn.execute(delete(segment_definitions).where(segment_definitions.c.name == name)).rowcount)
-
-    def count_profiles(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(profiles)).scalar_one())
 
     def record_sizes(self, sizes: Mapping[str, int], at: datetime) -> None:
         """One row per segment at ``at`` (a sample time shared by every instance: the first one wins)."""
         rows = [{"segment": name, "at": at.astimezone(UTC), "size": size} for name, size in sizes.items()]
         if rows:
             with self.engine.begin() as conn:
-                conn.execute(_dialect_insert(self.engine, segment_sizes).on_conflict_do_nothing(), rows)
+                conn.execute(dialect_insert(self.engine, segment_sizes).on_conflict_do_nothing(), rows)
 
     def history(self, name: str, since: datetime | None, limit: int) -> list[tuple[datetime, int]]:
         """(sample time, size) of the segment, newest first."""
@@ -79,4 +60,4 @@ class SegmentStore:
             query = query.where(ss.c.at >= since.astimezone(UTC))
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(ss.c.at.desc()).limit(limit))
-            return [(_aware(at), int(size)) for at, size in rows]
+            return [(aware(at), int(size)) for at, size in rows]

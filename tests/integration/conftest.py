@@ -8,10 +8,10 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 
-from crmhub import kafka as kafka_io
-from crmhub.embedded import free_port
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
 from crmhub.hub import Hub, running_hub
-from crmhub.settings import Settings
 from tests.integration.helpers import ABANDONMENT_DELAY_S, api_client
 
 

@@ -23,10 +23,11 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from crmhub.embedded import free_port, stop_process
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
+from crmhub.core.topics import EVENTS, raw_topic
+from crmhub.embedded import stop_process
 from crmhub.hub import SERVICES, Hub
-from crmhub.settings import Settings
-from crmhub.topics import EVENTS, raw_topic
 
 ABANDONMENT_DELAY_S = 8.0  # long enough that a loaded CI machine still delivers the order in time
 T = TypeVar("T")

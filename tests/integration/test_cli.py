@@ -15,9 +15,9 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from crmhub.embedded import free_port
+from crmhub.core.net import free_port
+from crmhub.core.topics import DEADLETTER
 from crmhub.hub import Hub
-from crmhub.topics import DEADLETTER
 from tests.integration.helpers import now_iso, publish, read_topic, uid, wait_for
 
 pytestmark = pytest.mark.integration

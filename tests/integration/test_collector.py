@@ -13,8 +13,8 @@ import pytest
 from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
+from crmhub.core.topics import DEADLETTER
 from crmhub.hub import Hub
-from crmhub.topics import DEADLETTER
 from tests.integration.helpers import now_iso, profile_by, read_topic, uid, wait_for
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 
+from crmhub.core.topics import DEADLETTER
 from crmhub.hub import Hub
-from crmhub.topics import DEADLETTER
 from tests.integration.helpers import now_iso, profile_by, publish, read_topic, uid, wait_for, wait_forwarded
 
 pytestmark = pytest.mark.integration

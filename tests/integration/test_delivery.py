@@ -27,15 +27,15 @@ import yaml
 from aiosmtpd.controller import Controller
 from kafka import KafkaProducer
 
-from crmhub import kafka as kafka_io
-from crmhub.embedded import free_port
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.routing import RateLimit
+from crmhub.core.settings import Settings
+from crmhub.core.stats import STATS_KEY
+from crmhub.core.topics import ALERTS, DEADLETTER
 from crmhub.hub import Hub, running_hub
-from crmhub.settings import Settings
-from crmhub.stats import STATS_KEY
-from crmhub.topics import ALERTS, DEADLETTER
 from schemas.outputs import Alert
 from services.notifier.delivery import RedisDeliveryState
-from services.notifier.routing import RateLimit
 from services.notifier.signature import verify_signature
 from services.notifier.smtp import message_id as message_id_of
 from tests.integration.helpers import (

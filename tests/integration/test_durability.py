@@ -10,6 +10,7 @@ orders, carry no id of their own a fold could recognise: only the journal's seq 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crmhub.embedded import free_port
+from crmhub.core.net import free_port
 from tests.integration.helpers import uid, wait_for
 
 pytestmark = pytest.mark.integration
@@ -79,10 +80,8 @@ class HubProcess:
         """SIGKILL the hub and every process it started at once: what a power cut does to them."""
         assert self.proc is not None
         for pid in [self.proc.pid, *descendants(self.proc.pid)]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.proc.wait()
 
     def stop(self) -> None:

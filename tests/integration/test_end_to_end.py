@@ -10,8 +10,8 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 
+from crmhub.core.topics import DEADLETTER
 from crmhub.hub import Hub
-from crmhub.topics import DEADLETTER
 from tests.integration.helpers import (
     ABANDONMENT_DELAY_S,
     complaint_mention,

@@ -15,8 +15,8 @@ import pytest
 import redis
 from kafka import KafkaProducer
 
+from crmhub.core.topics import DEADLETTER
 from crmhub.hub import Hub
-from crmhub.topics import DEADLETTER
 from schemas.events import validate_event
 from services.ingest.app import IngestWorker, identity_rules
 from services.ingest.identity import BatchPlan, IdKey, Merge, Snapshot

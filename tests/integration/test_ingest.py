@@ -16,8 +16,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from crmhub.core.topics import DEADLETTER, raw_topic
 from crmhub.hub import Hub
-from crmhub.topics import DEADLETTER, raw_topic
 from tests.integration.helpers import (
     forwarded,
     now_iso,

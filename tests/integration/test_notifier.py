@@ -25,12 +25,12 @@ import redis
 import yaml
 from kafka import KafkaProducer
 
-from crmhub import kafka as kafka_io
-from crmhub.embedded import free_port
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
+from crmhub.core.topics import ALERTS
 from crmhub.hub import Hub, running_hub
-from crmhub.settings import Settings
-from crmhub.topics import ALERTS
-from services.segmenter.keys import profile_segments_key
+from schemas.readmodels.segments import profile_segments_key
 from tests.integration.helpers import (
     Receiver,
     api_client,

@@ -22,14 +22,15 @@ from kafka.admin import NewTopic
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from crmhub import kafka as kafka_io
 from crmhub.api import create_app
 from crmhub.console import start_traffic
-from crmhub.embedded import embedded_kafka, free_port
+from crmhub.core import kafka as kafka_io
+from crmhub.core.metrics import samples
+from crmhub.core.net import free_port
+from crmhub.core.runtime import record_consumer
+from crmhub.core.settings import Settings
+from crmhub.embedded import embedded_kafka
 from crmhub.hub import Hub, running_hub
-from crmhub.metrics import samples
-from crmhub.runtime import record_consumer
-from crmhub.settings import Settings
 from tests.integration.helpers import uid, wait_for
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 import redis
 from kafka import KafkaProducer
 
+from crmhub.core.topics import EVENTS
 from crmhub.hub import Hub
-from crmhub.topics import EVENTS
 from tests.integration.helpers import (
     identity_rebuild,
     now_iso,

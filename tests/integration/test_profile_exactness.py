@@ -30,15 +30,18 @@ import redis
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, select
 
-from crmhub import kafka as kafka_io
-from crmhub.embedded import embedded_postgres, free_port
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
+from crmhub.core.sql import make_engine
+from crmhub.core.topics import EVENTS, raw_topic
+from crmhub.embedded import embedded_postgres
 from crmhub.hub import SERVICES, Child, Hub, running_hub
-from crmhub.settings import Settings
-from crmhub.topics import EVENTS, raw_topic
 from schemas.profile import Profile
+from schemas.readmodels.profiles import CACHE_PREFIX, ProfileCache
+from schemas.tables import identifiers, profiles
 from services.profile.app import GROUP_ID, ProfileWorker
-from services.profile.cache import CACHE_PREFIX, ProfileCache
-from services.profile.store import ProfileStore, identifiers, make_engine, profiles
+from services.profile.store import ProfileStore
 from tests.integration.helpers import now_iso, uid, wait_for
 
 pytestmark = pytest.mark.integration

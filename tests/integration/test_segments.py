@@ -18,12 +18,13 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from crmhub import kafka as kafka_io
-from crmhub.embedded import free_port
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
+from crmhub.core.sql import make_engine
+from crmhub.core.topics import SEGMENTS
 from crmhub.hub import SERVICES, Hub, running_hub, settings_env
-from crmhub.settings import Settings
-from crmhub.topics import SEGMENTS
-from services.profile.store import ProfileStore, make_engine
+from services.profile.store import ProfileStore
 from services.segmenter.definitions import current
 from services.segmenter.rules import evaluate, profile_view
 from services.segmenter.store import SegmentStore

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crmhub.embedded import free_port
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
 from crmhub.hub import Child, Hub, running_hub
-from crmhub.settings import Settings
 from tests.integration.helpers import api_client, profile_by, uid, wait_for
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from crmhub.core.settings import Settings
 from crmhub.hub import Child, Hub
-from crmhub.settings import Settings
 from crmhub.supervision import RestartPolicy
 
 EXITS = ["-c", "raise SystemExit(3)"]

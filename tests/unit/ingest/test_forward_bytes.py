@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import orjson
 from kafka.partitioner.default import murmur2
 
+from crmhub.core.kafka import murmur2_fast
 from crmhub.demo.traffic import RetailSimulator
-from crmhub.kafka import murmur2_fast
 from services.ingest.app import stamped
 from services.ingest.decode import RawInput, Rejection, decode_raw
 from services.ingest.identity import Resolution

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 
 import httpx
 
+from crmhub.core.routing import RateLimit, parse_routes
 from schemas.outputs import Alert
 from services.notifier.delivery import Dispatcher, MemoryDeliveryState, make_sinks
 from services.notifier.retry import PermanentError, RetryableError, RetryPolicy
-from services.notifier.routing import RateLimit, parse_routes
 from services.notifier.sinks import Sink
 from services.notifier.smtp import SmtpSink
 from services.notifier.webhook import WebhookHttpSink

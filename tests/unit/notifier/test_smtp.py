@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.notifier.routing import EmailSink
+from crmhub.core.routing import EmailSink
 from services.notifier.smtp import build_message, message_id
 from tests.unit.notifier.fixtures import complaint
 

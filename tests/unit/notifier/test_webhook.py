@@ -8,8 +8,8 @@ import httpx
 import orjson
 import pytest
 
+from crmhub.core.routing import SlackSink, WebhookSink
 from services.notifier.retry import PermanentError, RetryableError
-from services.notifier.routing import SlackSink, WebhookSink
 from services.notifier.signature import verify_signature
 from services.notifier.webhook import SlackHttpSink, WebhookHttpSink, check_response, slack_payload
 from tests.unit.notifier.fixtures import cart, complaint

@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 import pytest
 
-from crmhub.settings import Settings
+from crmhub.core.settings import Settings
 from schemas.profile import Loyalty
 from services.profile.fold import fold_events
 from services.profile.policy import DEFAULT_RULES, FoldRules

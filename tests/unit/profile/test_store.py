@@ -15,25 +15,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-import services.segmenter.store  # noqa: F401  (its tables are part of the schema the migrations make)
+from crmhub.core.sql import current_revision, make_engine, normalise_url, upgrade
 from crmhub.embedded import embedded_postgres
 from schemas.events import Event
 from schemas.profile import Profile
-from services.profile.store import (
-    TIMELINE_CAP,
-    Expect,
-    Fenced,
-    ProfileStore,
-    StaleProfiles,
-    consumer_offsets,
-    current_revision,
-    identifiers,
-    make_engine,
-    metadata,
-    normalise_url,
-    profiles,
-    upgrade,
-)
+from schemas.tables import consumer_offsets, identifiers, metadata, profiles
+from services.profile.store import TIMELINE_CAP, Expect, Fenced, ProfileStore, StaleProfiles
 from tests.unit import factories as f
 
 T = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
@@ -324,3 +311,12 @@ def test_instances_writing_the_same_profile_lose_no_update(engine: Engine) -> No
         t.join()
     assert errors == []
     assert store.load(["shared"])["shared"].version == 2 * per_writer
+
+
+def test_folded_inputs_are_written_with_the_profiles_and_forgotten_once_trimmed(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    store.save([profile("p-1")], [], "g", "run", {("crm.events.v1", 0): 3}, inputs=[5, 6, 9])
+    store.save([profile("p-1", version=2)], [], "g", "run", {("crm.events.v1", 0): 4}, inputs=[9, 10])
+    assert store.folded_among([4, 5, 9, 10, 11]) == {5, 9, 10}
+    store.forget_folded_inputs(9)
+    assert store.folded_among(range(1, 12)) == {10}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from crmhub.errors import ConfigError
+from crmhub.core.errors import ConfigError
 from services.profile.fold import fold_events
 from services.segmenter.rules import (
     FIELD_TYPES,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from crmhub.settings import (
+from crmhub.core.settings import (
     Settings,
     parse_complaint_sla,
     parse_identity_limits,

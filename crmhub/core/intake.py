@@ -29,7 +29,7 @@ import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from services.ingest.journal import Entry, Journal, Reader
+from crmhub.core.journal import Entry, Journal, Reader
 
 log = logging.getLogger("crmhub.intake")
 SEQ_HEADER = "journal_seq"

@@ -1,5 +1,5 @@
 """The durable intake of the API process (embedded broker only): the journal, its forwarder and the
-checkpoints that trim it (see :mod:`services.ingest.intake` and :mod:`services.ingest.checkpoint`).
+checkpoints that trim it (see :mod:`crmhub.core.intake` and :mod:`crmhub.core.checkpoint`).
 
 It lives in the composition root because a checkpoint reads two services' progress: ingest's committed
 offsets (its consumer group in the broker) and the offsets the profile store saved with the profiles.
@@ -15,13 +15,13 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError
 from sqlalchemy.exc import SQLAlchemyError
 
-from crmhub import kafka as kafka_io
-from crmhub.settings import Settings
-from crmhub.topics import EVENTS
+from crmhub.core import kafka as kafka_io
+from crmhub.core.checkpoint import Progress, RawPartition, passed_ingest
+from crmhub.core.intake import Forwarder, GroupCommit
+from crmhub.core.journal import Journal
+from crmhub.core.settings import Settings
+from crmhub.core.topics import EVENTS
 from services.ingest.app import GROUP_ID as INGEST_GROUP
-from services.ingest.checkpoint import Progress, RawPartition, passed_ingest
-from services.ingest.intake import Forwarder, GroupCommit
-from services.ingest.journal import Journal
 from services.profile.app import GROUP_ID as PROFILE_GROUP
 from services.profile.store import ProfileStore
 

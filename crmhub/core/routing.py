@@ -15,6 +15,10 @@ Pure: parsing and validation only (no sockets, no clock). A routes file looks li
 
 Every alert also goes to ``crm.alerts.v1`` (the sink ``topic``, implicit); ``console`` is built in.
 See docs/alerts.md.
+
+It lives in core rather than in the notifier because the settings validate the routes file and the rate
+limits when they load (a bad file stops ``crmhub up`` at once, not the notifier later), and core never
+imports a service.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
-from crmhub.errors import ConfigError
+from crmhub.core.errors import ConfigError
 from schemas.outputs import AlertKind
 
 TOPIC = "topic"  # the implicit sink: crm.alerts.v1, the recent-alerts list and the counters

@@ -9,17 +9,19 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kafka import KafkaProducer
+from sqlalchemy import Engine
 
-from crmhub.settings import Settings
-from services.ingest.intake import GroupCommit
-from services.profile.store import ProfileStore
+from crmhub.core.intake import GroupCommit
+from crmhub.core.settings import Settings
 
 
 @dataclass
 class Resources:
+    """What the API process opens once: each router builds its own service's store on ``engine``."""
+
     settings: Settings
     redis: Any
-    store: ProfileStore
+    engine: Engine
     producer: KafkaProducer
     intake: GroupCommit | None = None  # the collector's journal (embedded broker), else produce and wait
 

@@ -16,9 +16,9 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
-from crmhub import kafka as kafka_io
-from crmhub import metrics
-from crmhub.settings import Settings
+from crmhub.core import kafka as kafka_io
+from crmhub.core import metrics
+from crmhub.core.settings import Settings
 
 log = logging.getLogger("crmhub")
 METER_INTERVAL_S = 1.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.ingest.checkpoint import Checkpoint, Progress, passed_ingest, passed_profile
+from crmhub.core.checkpoint import Checkpoint, Progress, passed_ingest, passed_profile
 
 WEB0, WEB1 = ("crm.raw.web.v1", 0), ("crm.raw.web.v1", 1)
 

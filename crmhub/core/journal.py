@@ -6,7 +6,7 @@ it answers: an append-only log of segment files in ``<data dir>/journal/``, each
 *seq*, the input's place in the journal for good) and checksummed, written and fsync'd in groups (one
 fsync for every request that arrived while the previous one ran). A forwarder produces the records to
 the raw topics in order (:mod:`services.ingest.forwarder`); segments are deleted once every record in
-them is folded into the profile store (:mod:`services.ingest.checkpoint`); what a lost broker held is
+them is folded into the profile store (:mod:`crmhub.core.checkpoint`); what a lost broker held is
 produced again from the journal.
 
 A record on disk: ``length u32 · crc32 u32 · seq u64`` then the body (``length`` bytes):

@@ -1,6 +1,6 @@
-"""Alembic environment of the profile store.
+"""Alembic environment of the hub's database (the tables of :mod:`schemas.tables`).
 
-Normally run through :func:`services.profile.store.upgrade`, which passes an open connection (holding the
+Normally run through :func:`crmhub.core.sql.upgrade`, which passes an open connection (holding the
 migration lock) in ``config.attributes["connection"]``. The ``alembic`` command line (``alembic.ini`` at
 the repository root) works too: it connects to ``sqlalchemy.url`` or else to ``CRMHUB_DATABASE_URL`` /
 the SQLite file of ``CRMHUB_DATA_DIR``.
@@ -11,7 +11,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from services.profile.store import metadata, normalise_url
+from crmhub.core.sql import normalise_url
+from schemas.tables import metadata
 
 
 def run(connection: Connection) -> None:
@@ -31,8 +32,8 @@ def main() -> None:
     if connection is not None:
         run(connection)
         return
-    from crmhub.settings import Settings
-    from services.profile.store import make_engine
+    from crmhub.core.settings import Settings
+    from crmhub.core.sql import make_engine
 
     url = config.get_main_option("sqlalchemy.url") or Settings().sql_url
     engine = make_engine(normalise_url(url), migrate=False)

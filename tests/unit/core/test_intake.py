@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.ingest.intake import GroupCommit, IntakeState, IntakeUnavailable
-from services.ingest.journal import Entry, Journal, Reader
+from crmhub.core.intake import GroupCommit, IntakeState, IntakeUnavailable
+from crmhub.core.journal import Entry, Journal, Reader
 
 
 class CountingJournal(Journal):

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from crmhub.core.errors import ConfigError
+from crmhub.core.routing import load_routes, parse_rate_limits
 from schemas.events import IDENTIFIER_KINDS
 
 SOURCES = ("web", "pos", "payment", "social", "support")
@@ -123,9 +125,6 @@ class Settings(BaseSettings):
     @field_validator("routes_file")
     @classmethod
     def _check_routes_file(cls, value: Path | None) -> Path | None:
-        from crmhub.errors import ConfigError
-        from services.notifier.routing import load_routes  # the notifier owns the format
-
         try:
             load_routes(value)
         except ConfigError as exc:
@@ -135,8 +134,6 @@ class Settings(BaseSettings):
     @field_validator("alert_rate_limits")
     @classmethod
     def _check_alert_rate_limits(cls, value: str) -> str:
-        from services.notifier.routing import parse_rate_limits
-
         parse_rate_limits(value)
         return value
 

@@ -14,9 +14,9 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner.default import DefaultPartitioner
 
-from crmhub.errors import ServerUnavailable
-from crmhub.settings import Settings
-from crmhub.topics import META, new_run_id, topic_specs
+from crmhub.core.errors import ServerUnavailable
+from crmhub.core.settings import Settings
+from crmhub.core.topics import META, new_run_id, topic_specs
 
 SESSION_TIMEOUT_MS = 6000  # Tansu joins a group after about half the session timeout (BROKER.md)
 

@@ -8,8 +8,8 @@ import sys
 import orjson
 import pytest
 
-from crmhub.runtime import JsonFormatter, setup_logging
-from crmhub.settings import Settings
+from crmhub.core.runtime import JsonFormatter, setup_logging
+from crmhub.core.settings import Settings
 
 
 def record(msg: str, *args: object, exc: bool = False, **extra: object) -> logging.LogRecord:

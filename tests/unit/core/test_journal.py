@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.ingest.journal import Entry, Journal, Reader, encode
+from crmhub.core.journal import Entry, Journal, Reader, encode
 
 E = Entry("crm.raw.web.v1", b"anon-1", b'{"type":"track"}', (("received_at", b"2026-12-04T10:00:00+00:00"),))
 

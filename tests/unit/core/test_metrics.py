@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from crmhub.metrics import count, lag_of, observe_ages, reason_label, samples
+from crmhub.core.metrics import count, lag_of, observe_ages, reason_label, samples
 
 
 def flat(registry: CollectorRegistry, metric: str) -> list[tuple[str, dict[str, str], float]]:

@@ -10,11 +10,11 @@ import faust
 from aiokafka.errors import IllegalStateError
 from faust.exceptions import ConsumerNotStarted
 
-from crmhub import kafka as kafka_io
-from crmhub import metrics
-from crmhub.embedded import free_port
-from crmhub.runtime import METER_INTERVAL_S, setup_logging
-from crmhub.settings import Settings
+from crmhub.core import kafka as kafka_io
+from crmhub.core import metrics
+from crmhub.core.net import free_port
+from crmhub.core.runtime import METER_INTERVAL_S, setup_logging
+from crmhub.core.settings import Settings
 
 
 def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.App:

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from crmhub.errors import ConfigError
-from crmhub.settings import Settings
-from services.notifier.routing import (
+from crmhub.core.errors import ConfigError
+from crmhub.core.routing import (
     DEFAULT_ROUTES,
     EmailSink,
     RateLimit,
@@ -21,6 +20,7 @@ from services.notifier.routing import (
     parse_routes,
     window_allows,
 )
+from crmhub.core.settings import Settings
 
 HOOK = {"type": "webhook", "url": "https://hooks.example.com/crm", "secret": "s3cret"}
 

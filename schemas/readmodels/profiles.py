@@ -1,0 +1,94 @@
+"""The profiles, as the profile service writes them and every other reader reads them.
+
+Writer: the profile service (``services/profile``). Readers: the segmenter (every profile, for backfills;
+changed ones by id), the notifier (the cached document of a profile, ``CACHE_PREFIX``), the API.
+
+Two places hold a profile: the ``profiles`` table (:mod:`schemas.tables`), which is the record, and a
+Redis cache of hot profiles (entries are dropped before a write and set after it). A merged profile
+keeps a document whose ``merged_into`` names the profile it went into.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from schemas.profile import Profile
+from schemas.tables import profiles
+
+CACHE_PREFIX = "crmhub:profile:"
+CACHE_TTL_S = 3600
+
+
+class ProfileCache:
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+
+    def get_many(self, profile_ids: Sequence[str]) -> dict[str, Profile]:
+        if not profile_ids:
+            return {}
+        docs = self.redis.mget([CACHE_PREFIX + pid for pid in profile_ids])
+        return {pid: Profile.model_validate_json(doc) for pid, doc in zip(profile_ids, docs, strict=True) if doc}
+
+    def invalidate(self, profile_ids: Iterable[str]) -> None:
+        keys = [CACHE_PREFIX + pid for pid in profile_ids]
+        if keys:
+            self.redis.delete(*keys)
+
+    def put_many(self, pipe: Any, docs: dict[str, bytes]) -> None:
+        for pid, doc in docs.items():
+            pipe.set(CACHE_PREFIX + pid, doc, ex=CACHE_TTL_S)
+
+
+class ProfileReader:
+    """Profiles read from SQL (the record)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def load(self, profile_ids: Iterable[str]) -> dict[str, Profile]:
+        ids = list(profile_ids)
+        found: dict[str, Profile] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = conn.execute(
+                    select(profiles.c.profile_id, profiles.c.doc).where(profiles.c.profile_id.in_(chunk))
+                )
+                for pid, doc in rows:
+                    found[pid] = Profile.model_validate_json(doc)
+        return found
+
+    def iter_profiles(self, chunk: int = 1000) -> Iterator[Profile]:
+        """Every profile, in id order, read a chunk at a time (the whole base, for the RFM refresh)."""
+        last = ""
+        while True:
+            query = select(profiles.c.profile_id, profiles.c.doc).where(profiles.c.profile_id > last)
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.order_by(profiles.c.profile_id).limit(chunk)).all()
+            if not rows:
+                return
+            for _, doc in rows:
+                yield Profile.model_validate_json(doc)
+            last = rows[-1][0]
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(profiles)).scalar_one())
+
+
+def current_profile(cache: ProfileCache, reader: ProfileReader, profile_id: str) -> Profile | None:
+    """The profile, or the one it was merged into (in as many steps as it takes); the cache first."""
+    profile = _load_one(cache, reader, profile_id)
+    while profile is not None and profile.merged_into:
+        profile = _load_one(cache, reader, profile.merged_into)
+    return profile
+
+
+def _load_one(cache: ProfileCache, reader: ProfileReader, profile_id: str) -> Profile | None:
+    cached = cache.get_many([profile_id])
+    if profile_id in cached:
+        return cached[profile_id]
+    return reader.load([profile_id]).get(profile_id)

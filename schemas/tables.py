@@ -1,0 +1,88 @@
+"""The tables of the hub's database: one ``MetaData`` that the Alembic migrations
+(``crmhub/core/migrations/``) make exactly (a test compares them).
+
+The schema is a contract between several owners, so it sits below them all: the profile service writes
+the profile tables, the segmenter its two segment tables, and readers of another service's rows (the
+segmenter reading profiles) go through the read models in :mod:`schemas.readmodels`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+# written by the profile service; ``profiles`` is also read by the segmenter and the API
+# (schemas/readmodels/profiles.py), the rest only through the profile service's store
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("profile_id", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("doc", Text, nullable=False),
+)
+identifiers = Table(
+    "identifiers",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("value", String(255), primary_key=True),
+    Column("profile_id", String(64), nullable=False),
+    Index("ix_identifiers_profile", "profile_id"),
+)
+consumer_offsets = Table(
+    "consumer_offsets",
+    metadata,
+    Column("group_id", String(128), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("incarnation", String(64), nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+)
+profile_events = Table(
+    "profile_events",
+    metadata,
+    Column("profile_id", String(64), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("doc", Text, nullable=False),
+    Index("ix_profile_events_time", "profile_id", "occurred_at"),
+)
+erased_profiles = Table(
+    "erased_profiles",
+    metadata,
+    Column("profile_id", String(64), primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
+
+suppressed_identifiers = Table(
+    "suppressed_identifiers",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("value", String(255), primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False),
+)
+
+# the intake journal's seqs of the inputs folded, written with the profiles: an input the journal produces
+# again after a broker loss is folded once (crmhub.core.intake); forgotten once the journal is trimmed
+folded_inputs = Table("folded_inputs", metadata, Column("seq", BigInteger, primary_key=True))
+
+# written by the segmenter: segment definitions made through the API, and segment sizes over time
+segment_definitions = Table(
+    "segment_definitions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("condition", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+segment_sizes = Table(
+    "segment_sizes",
+    metadata,
+    Column("segment", String(64), primary_key=True),
+    Column("at", DateTime(timezone=True), primary_key=True),
+    Column("size", Integer, nullable=False),
+)

@@ -1,0 +1,74 @@
+"""The read models other services read the profile service's and the segmenter's state through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from crmhub.core.sql import make_engine
+from schemas.profile import Profile
+from schemas.readmodels.profiles import CACHE_PREFIX, ProfileCache, ProfileReader, current_profile
+from schemas.readmodels.segments import profile_segments_key, segments_of
+from schemas.tables import profiles
+
+T = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
+
+
+class DictRedis:
+    """The few synchronous redis-py calls the readers make, on plain dicts."""
+
+    def __init__(self, values: dict[str, bytes] | None = None, sets: dict[str, set[bytes]] | None = None) -> None:
+        self.values, self.sets = values or {}, sets or {}
+
+    def mget(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self.values.get(key) for key in keys]
+
+    def smembers(self, key: str) -> set[bytes]:
+        return self.sets.get(key, set())
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = make_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
+    yield eng
+    eng.dispose()
+
+
+def profile(pid: str, version: int = 1, merged_into: str | None = None) -> Profile:
+    return Profile(profile_id=pid, version=version, created_at=T, updated_at=T, merged_into=merged_into)
+
+
+def write(engine: Engine, *docs: Profile) -> None:
+    rows = [
+        {"profile_id": p.profile_id, "version": p.version, "updated_at": T, "doc": p.model_dump_json()} for p in docs
+    ]
+    with engine.begin() as conn:
+        conn.execute(profiles.insert(), rows)
+
+
+def test_reader_loads_counts_and_walks_every_profile_in_id_order(engine: Engine) -> None:
+    write(engine, profile("p2"), profile("p1"), profile("p3"))
+    reader = ProfileReader(engine)
+    assert reader.count() == 3
+    assert sorted(reader.load(["p1", "p3", "nobody"])) == ["p1", "p3"]
+    assert [p.profile_id for p in reader.iter_profiles(chunk=2)] == ["p1", "p2", "p3"]
+
+
+def test_current_profile_follows_merges_and_prefers_the_cache(engine: Engine) -> None:
+    write(engine, profile("absorbed", merged_into="survivor"), profile("survivor", version=1))
+    cache = ProfileCache(
+        DictRedis({CACHE_PREFIX + "survivor": profile("survivor", version=2).model_dump_json().encode()})
+    )
+    found = current_profile(cache, ProfileReader(engine), "absorbed")
+    assert found is not None and (found.profile_id, found.version) == ("survivor", 2)
+    assert current_profile(cache, ProfileReader(engine), "nobody") is None
+
+
+def test_segments_of_a_profile_are_sorted() -> None:
+    redis = DictRedis(sets={profile_segments_key("p1"): {b"vip", b"shoe_lovers"}})
+    assert segments_of(redis, "p1") == ["shoe_lovers", "vip"]
+    assert segments_of(redis, "p2") == []
