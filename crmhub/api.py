@@ -21,7 +21,7 @@ from crmhub.core.web import Authorized, Res, Resources
 from crmhub.dashboard import http as dashboard_http
 from crmhub.durable_intake import Intake
 from crmhub.ops import BrokerProbe
-from services.ingest import collector
+from services.ingest import collector, raw_http
 from services.notifier import http as alerts_http
 from services.profile import http as profiles_http
 from services.profile.store import ProfileStore
@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     for router in (
         collector.router,
+        raw_http.router,
         profiles_http.router,
         privacy.router,
         segments_http.router,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from crmhub.core import kafka as kafka_io
-from crmhub.core.errors import ConfigError
+from crmhub.core.errors import ConfigError, ServerUnavailable
 from crmhub.core.settings import SOURCES, Settings
 from crmhub.core.topics import raw_topic
 from services.ingest.normalize import is_segment_message
@@ -28,6 +30,8 @@ def source_of(obj: Any, default: str | None) -> str:
 
 
 class RawPublisher:
+    """Produces to the raw topics: with external Kafka (acks) the broker is the durable step."""
+
     def __init__(self, settings: Settings) -> None:
         kafka_io.wait_until_reachable(settings, timeout_s=10)
         self.producer = kafka_io.producer(settings)
@@ -40,13 +44,58 @@ class RawPublisher:
         self.producer.close()
 
 
+class ApiPublisher:
+    """Posts the lines to the running hub's ``/v1/raw/{source}``: with the embedded broker (memory only)
+    the API's intake journal is the durable step, so "published" means durable in both modes."""
+
+    CHUNK = 1000  # lines a request
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = f"http://127.0.0.1:{settings.api_port}"
+        token = settings.api_token.get_secret_value()
+        self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        self.pending: dict[str, list[bytes]] = {}
+
+    def send(self, source: str, key: str | None, value: bytes) -> None:
+        lines = self.pending.setdefault(source, [])
+        lines.append(value)
+        if len(lines) >= self.CHUNK:
+            self._post(source, lines)
+            lines.clear()
+
+    def _post(self, source: str, lines: list[bytes]) -> None:
+        """Post until the hub takes the lines (a 503 asks to come back after ``Retry-After`` seconds)."""
+        for _ in range(60):
+            try:
+                response = self.client.post(f"/v1/raw/{source}", content=b"\n".join(lines))
+            except httpx.TransportError as exc:
+                raise ServerUnavailable(f"no crmhub API answers at {self.url} (is crmhub up running?): {exc}") from exc
+            if response.status_code != 503:
+                break
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+        if response.status_code == 401:
+            raise ConfigError(f"the API at {self.url} refused the token (--api-token / CRMHUB_API_TOKEN)")
+        response.raise_for_status()
+
+    def close(self) -> None:
+        for source, lines in self.pending.items():
+            if lines:
+                self._post(source, lines)
+        self.client.close()
+
+
+def publisher_for(settings: Settings) -> RawPublisher | ApiPublisher:
+    """Through the API's journal when the hub runs the embedded broker, else straight to the broker."""
+    return ApiPublisher(settings) if settings.embedded_kafka else RawPublisher(settings)
+
+
 def publish_file(settings: Settings, path: Path, source: str | None) -> int:
     """Send every non-empty line of a JSON-lines file; lines that are not JSON are sent as they are,
     so ingest turns them into dead letters with the reason (nothing is dropped here)."""
     total = sum(1 for line in path.open("rb") if line.strip())
     if total == 0:
         raise ConfigError(f"{path} has no lines to publish")
-    publisher = RawPublisher(settings)
+    publisher = publisher_for(settings)
     sent = 0
     columns = (TextColumn("publishing {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns) as progress, path.open("rb") as lines:
