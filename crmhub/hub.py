@@ -181,7 +181,7 @@ class Hub:
         for child in reversed(self.children):
             stop_process(child.proc, timeout_s=15)
 
-    def wait_for_api(self, timeout_s: float = 30.0) -> None:
+    def wait_for_api(self, timeout_s: float = 60.0) -> None:
         url = f"http://127.0.0.1:{self.settings.api_port}/health"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -24,7 +24,10 @@ pytestmark = pytest.mark.integration
 CRMHUB = [sys.executable, "-m", "crmhub.cli"]
 
 
-def test_publish_sends_a_jsonl_file_with_progress(hub: Hub, api: httpx.Client, tmp_path: Path) -> None:
+@pytest.mark.parametrize("through", ["broker", "journal"])
+def test_publish_sends_a_jsonl_file_with_progress(hub: Hub, api: httpx.Client, tmp_path: Path, through: str) -> None:
+    """Straight to the broker (external Kafka: --kafka-url), or through the API's intake journal (the
+    embedded broker: no --kafka-url), the file's events fill the profile."""
     user = uid("file-")
     lines = [
         {
@@ -48,8 +51,13 @@ def test_publish_sends_a_jsonl_file_with_progress(hub: Hub, api: httpx.Client, t
     ]
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\nnot json at all\n")
+    target = (
+        ["--kafka-url", hub.settings.bootstrap_servers]
+        if through == "broker"
+        else ["--api-port", str(hub.settings.api_port), "--api-token", "test-token"]
+    )
     result = subprocess.run(
-        [*CRMHUB, "publish", str(path), "--kafka-url", hub.settings.bootstrap_servers],
+        [*CRMHUB, "publish", str(path), *target],
         capture_output=True,
         text=True,
         timeout=60,
