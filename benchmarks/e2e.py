@@ -28,7 +28,7 @@ from crmhub.core import kafka as kafka_io
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
 from crmhub.core.stats import read_counts
-from crmhub.core.topics import PROFILES, raw_topic
+from crmhub.core.topics import PROFILE_CHANGES, raw_topic
 from crmhub.demo.traffic import RetailSimulator
 from crmhub.hub import Hub, running_hub
 
@@ -71,12 +71,13 @@ def rss_mb(pid: int) -> float:
 
 
 class LatencyProbe(threading.Thread):
-    """Reads crm.profiles.v1 from now on: latency = record CreateTime - profile.updated_at."""
+    """Reads crm.profile-changes.v1 from now on: latency = record CreateTime - profile.updated_at, for each
+    profile in the record (crm.profiles.v1 is not published on the embedded broker)."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(daemon=True)
         self.consumer = KafkaConsumer(
-            PROFILES,
+            PROFILE_CHANGES,
             bootstrap_servers=settings.bootstrap_servers,
             group_id=f"bench-{time.time_ns()}",
             auto_offset_reset="latest",
@@ -97,9 +98,10 @@ class LatencyProbe(threading.Thread):
                 for record in records:
                     if record.timestamp < self.since_ms:
                         continue
-                    updated = datetime.fromisoformat(orjson.loads(record.value)["updated_at"]).timestamp()
-                    self.samples.append(record.timestamp / 1000 - updated)
-                    self.timeline.append((record.timestamp / 1000, record.timestamp / 1000 - updated))
+                    for doc in orjson.loads(record.value):
+                        updated = datetime.fromisoformat(doc["updated_at"]).timestamp()
+                        self.samples.append(record.timestamp / 1000 - updated)
+                        self.timeline.append((record.timestamp / 1000, record.timestamp / 1000 - updated))
         self.consumer.close()
 
 

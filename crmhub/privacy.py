@@ -77,8 +77,9 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
         pipe.lrem(RECENT_ALERTS, 0, doc)
     pipe.execute()
     AlertLog(res.redis).forget(pid)
-    res.producer.send(PROFILES, key=pid.encode(), value=None)
-    res.producer.flush()
+    if res.settings.publishes_profiles:  # the compacted topic forgets the profile too
+        res.producer.send(PROFILES, key=pid.encode(), value=None)
+        res.producer.flush()
     return True
 
 

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     payment_failure_window_s: float = Field(
         3600.0, gt=0, description="Failed payments of one order within this many seconds of the first make one alert."
     )
+    publish_profiles: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Publish every changed profile whole on crm.profiles.v1 (compacted, for outside readers); "
+        "'auto': not on the embedded broker, which applies no compaction or retention (the segmenter and "
+        "notifier read crm.profile-changes.v1 either way).",
+    )
     intake_journal: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Journal the collector's inputs (fsync'd) before answering 2xx; 'auto': with the embedded "
@@ -221,6 +227,10 @@ class Settings(BaseSettings):
     @property
     def embedded_redis(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def publishes_profiles(self) -> bool:
+        return self.publish_profiles == "on" or (self.publish_profiles == "auto" and self.broker_flavour == "kafka")
 
     @property
     def journals_intake(self) -> bool:

@@ -57,8 +57,10 @@ class ProfileWorker:
         producer: KafkaProducer,
         incarnation: str,
         rules: FoldRules = DEFAULT_RULES,
+        publish_profiles: bool = True,
     ) -> None:
         self.store = store
+        self.publish_profiles = publish_profiles  # whole documents on crm.profiles.v1 too (not on Tansu)
         self.rules = rules
         self.cache = cache
         self.producer = producer
@@ -128,22 +130,25 @@ class ProfileWorker:
         add_counts(pipe, counts)
         push_recent(pipe, RECENT_DEADLETTERS, dead)
         pipe.execute()
-        self._meter(routed, counts["profile.updated"], dead, reasons, started)
+        changed = counts["profile.updated"]
+        self._meter(routed, (changed, changed if self.publish_profiles else 0), dead, reasons, started)
         return counts
 
     @staticmethod
     def _meter(
         routed: list[tuple[str, Event]],
-        changed: int,
+        sent: tuple[int, int],
         dead: list[bytes],
         reasons: Counter[tuple[str, ...]],
         started: float,
     ) -> None:
-        """The batch's metrics: one update per label set; latency from receipt to commit, per event."""
+        """The batch's metrics: one update per label set; latency from receipt to commit, per event.
+        ``sent``: the profile changes published on crm.profile-changes.v1 and on crm.profiles.v1."""
+        changed, published = sent
         done = datetime.now(UTC)
         metrics.count(metrics.CONSUMED, metrics.count_types(SERVICE, EVENTS, (event.type for _, event in routed)))
         produced: dict[tuple[str, ...], int] = {
-            (SERVICE, PROFILES, "profile"): changed,
+            (SERVICE, PROFILES, "profile"): published,
             (SERVICE, PROFILE_CHANGES, "profile"): changed,
         }
         metrics.count(metrics.PRODUCED, {**produced, (SERVICE, DEADLETTER, "deadletter"): len(dead)})
@@ -207,8 +212,9 @@ class ProfileWorker:
 
         Publish first, then commit: a crash in between replays the batch, which folds to the same
         profiles (same versions), so downstream sees a duplicate at worst, never a gap."""
-        for pid, doc in docs.items():
-            self.producer.send(PROFILES, key=pid.encode(), value=doc)
+        if self.publish_profiles:
+            for pid, doc in docs.items():
+                self.producer.send(PROFILES, key=pid.encode(), value=doc)
         kafka_io.send_batched(self.producer, PROFILE_CHANGES, list(docs.items()), self.change_partitions)
         for value in dead:
             self.producer.send(DEADLETTER, value=value)
@@ -330,7 +336,8 @@ def main() -> None:
     cache = ProfileCache(redis.Redis.from_url(settings.redis_dsn))
     producer = kafka_io.producer(settings)
     consumer = kafka_io.consumer(settings, GROUP_ID)
-    worker = ProfileWorker(store, cache, producer, incarnation, FoldRules.from_settings(settings))
+    rules = FoldRules.from_settings(settings)
+    worker = ProfileWorker(store, cache, producer, incarnation, rules, settings.publishes_profiles)
     worker.rewind = lambda partitions: log.info("rewound to %s", worker.resume(consumer, partitions))
     consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, worker))
     log.info("profile consuming %s into %s", EVENTS, store.engine.url.render_as_string(hide_password=True))

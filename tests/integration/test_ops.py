@@ -111,7 +111,11 @@ def test_metrics_show_every_service_and_what_it_drops(api: httpx.Client) -> None
     latency = {labels["service"]: v for labels, v in by_name(samples, "crmhub_event_latency_seconds_count")}
     assert latency["ingest"] > 0 and latency["profile"] > 0
     produced = {(labels["service"], labels["topic"]) for labels, _ in by_name(samples, "crmhub_events_produced_total")}
-    assert {("ingest", "crm.events.v1"), ("ingest", "crm.deadletter.v1"), ("profile", "crm.profiles.v1")} <= produced
+    assert {
+        ("ingest", "crm.events.v1"),
+        ("ingest", "crm.deadletter.v1"),
+        ("profile", "crm.profile-changes.v1"),
+    } <= produced
 
 
 def test_lag_is_the_fetch_high_watermark_minus_the_position(demo: Hub) -> None:
