@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         "'auto': not on the embedded broker, which applies no compaction or retention (the segmenter and "
         "notifier read crm.profile-changes.v1 either way).",
     )
+    rebuild_window_s: float = Field(
+        86400.0,
+        gt=0,
+        description="After a broker loss, profiles changed within this many seconds are handed again to the "
+        "segmenter and notifier (their pending timers and unread changes): longer than any alert delay.",
+    )
     intake_journal: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Journal the collector's inputs (fsync'd) before answering 2xx; 'auto': with the embedded "

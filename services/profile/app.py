@@ -7,7 +7,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -27,6 +27,7 @@ from schemas.profile import Profile
 from schemas.readmodels.profiles import ProfileCache
 from services.profile.merge import fold_batch, survivor_of
 from services.profile.policy import DEFAULT_RULES, FoldRules
+from services.profile.rebuild import is_new_broker, republish_recent
 from services.profile.rfm import base_thresholds, with_rfm
 from services.profile.store import Expect, Fenced, ProfileStore, StaleProfiles
 
@@ -338,6 +339,10 @@ def main() -> None:
     consumer = kafka_io.consumer(settings, GROUP_ID)
     rules = FoldRules.from_settings(settings)
     worker = ProfileWorker(store, cache, producer, incarnation, rules, settings.publishes_profiles)
+    if is_new_broker(store, GROUP_ID, incarnation):
+        window = timedelta(seconds=settings.rebuild_window_s)
+        sent = republish_recent(store, producer, datetime.now(UTC), window, worker.change_partitions)
+        log.info("a new broker: %d profiles changed within %s published again for the faust stages", sent, window)
     worker.rewind = lambda partitions: log.info("rewound to %s", worker.resume(consumer, partitions))
     consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, worker))
     log.info("profile consuming %s into %s", EVENTS, store.engine.url.render_as_string(hide_password=True))

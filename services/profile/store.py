@@ -283,6 +283,27 @@ class ProfileStore(ProfileReader):
             )
             return [(str(kind), str(value)) for kind, value in rows]
 
+    def offset_incarnations(self, group_id: str, topic: str) -> set[str]:
+        """The topic incarnations the stored offsets of ``group_id`` belong to."""
+        query = select(consumer_offsets.c.incarnation).distinct()
+        query = query.where(consumer_offsets.c.group_id == group_id, consumer_offsets.c.topic == topic)
+        with self.engine.connect() as conn:
+            return {str(i) for i in conn.execute(query).scalars()}
+
+    def docs_changed_since(self, since: datetime, chunk: int = 1000) -> Iterator[list[tuple[str, bytes]]]:
+        """(profile id, stored JSON) of the profiles changed at or after ``since``, a chunk at a time."""
+        last = ""
+        while True:
+            query = select(profiles.c.profile_id, profiles.c.doc).where(
+                profiles.c.profile_id > last, profiles.c.updated_at >= since
+            )
+            with self.engine.connect() as conn:
+                rows = conn.execute(query.order_by(profiles.c.profile_id).limit(chunk)).all()
+            if not rows:
+                return
+            yield [(str(pid), str(doc).encode()) for pid, doc in rows]
+            last = rows[-1][0]
+
     def folded_among(self, seqs: Iterable[int]) -> set[int]:
         """Those of the intake journal ``seqs`` whose inputs were folded already."""
         found: set[int] = set()

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -245,3 +246,63 @@ def api_client(hub_settings: Settings, timeout_s: float = 30.0) -> httpx.Client:
         headers={"Authorization": "Bearer test-token"},
         timeout=timeout_s,
     )
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+class HubProcess:
+    """``crmhub up`` in a process of its own, as a user runs it."""
+
+    def __init__(self, data_dir: Path, *options: str) -> None:
+        self.data_dir, self.options = data_dir, options
+        self.ports = {"kafka-port": free_port(), "redis-port": free_port(), "api-port": free_port()}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api-port']}"
+
+    def start(self) -> None:
+        args = [sys.executable, "-m", "crmhub.cli", "up", "--data-dir", str(self.data_dir)]
+        args += [f"--{k}={v}" for k, v in self.ports.items()]
+        args += ["--write-keys=test-web-key:web", "--api-token=test-token", "--batch-size=100", *self.options]
+        log = (self.data_dir.parent / f"{self.data_dir.name}-up.log").open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: self._healthy(), 90, "crmhub up to answer")
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, "crmhub up exited"
+        try:
+            return httpx.get(self.api + "/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill_everything(self) -> None:
+        """SIGKILL the hub and every process it started at once: what a power cut does to them."""
+        assert self.proc is not None
+        for pid in [self.proc.pid, *descendants(self.proc.pid)]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.kill_everything()

@@ -10,87 +10,22 @@ orders, carry no id of their own a fold could recognise: only the journal's seq 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import pytest
 
-from crmhub.core.net import free_port
-from tests.integration.helpers import uid, wait_for
+from tests.integration.helpers import HubProcess, uid, wait_for
 
 pytestmark = pytest.mark.integration
 CUSTOMERS = 30
 ORDERS = 900
 PRICE = Decimal("7.35")
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-class HubProcess:
-    """``crmhub up`` in a process of its own, as a user runs it."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.ports = {"kafka-port": free_port(), "redis-port": free_port(), "api-port": free_port()}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def api(self) -> str:
-        return f"http://127.0.0.1:{self.ports['api-port']}"
-
-    def start(self) -> None:
-        args = [sys.executable, "-m", "crmhub.cli", "up", "--data-dir", str(self.data_dir)]
-        args += [f"--{k}={v}" for k, v in self.ports.items()]
-        args += ["--write-keys=test-web-key:web", "--api-token=test-token", "--batch-size=100"]
-        log = (self.data_dir.parent / f"{self.data_dir.name}-up.log").open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: self._healthy(), 90, "crmhub up to answer")
-
-    def _healthy(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, "crmhub up exited"
-        try:
-            return httpx.get(self.api + "/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def kill_everything(self) -> None:
-        """SIGKILL the hub and every process it started at once: what a power cut does to them."""
-        assert self.proc is not None
-        for pid in [self.proc.pid, *descendants(self.proc.pid)]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.kill_everything()
 
 
 @pytest.fixture
@@ -173,3 +108,46 @@ def test_acknowledged_orders_survive_a_kill_of_every_process(hub: HubProcess) ->
         raise
     finally:
         api.close()
+
+
+CART_DELAY_S = 40.0
+
+
+def test_a_pending_cart_alert_fires_once_and_not_early_after_every_process_was_killed(tmp_path: Path) -> None:
+    """The notifier's timers live in faust tables the embedded broker held: after the kill they are
+    rebuilt from SQL (the profile service hands the recent profiles again to a new broker)."""
+    hub = HubProcess(tmp_path / "data", f"--abandonment-delay-s={CART_DELAY_S}")
+    hub.start()
+    try:
+        user = uid("cart")
+        item = {"product_id": "p-kettle", "name": "Kettle", "price": "39.90", "quantity": 1, "category": "kitchen"}
+        body = {"userId": user, "event": "Product Added", "messageId": uid("m"), "properties": item}
+        assert httpx.post(hub.api + "/v1/track", json=body, auth=("test-web-key", "")).status_code == 200
+        api = httpx.Client(base_url=hub.api, headers={"Authorization": "Bearer test-token"}, timeout=10)
+        profile = wait_for(
+            lambda: (
+                (r := api.get("/v1/profiles", params={"user_id": user})).status_code == 200
+                and r.json()["cart"]["items"]
+                and r.json()
+            ),
+            60,
+            "the cart in the profile store",
+        )
+        api.close()
+        hub.kill_everything()
+        hub.start()
+        api = httpx.Client(base_url=hub.api, headers={"Authorization": "Bearer test-token"}, timeout=10)
+        pid = profile["profile_id"]
+
+        def cart_alerts() -> list[dict[str, object]]:
+            found = api.get("/v1/alerts", params={"kind": "cart_abandoned", "customer": pid}).json()
+            return list(found)
+
+        (alert,) = wait_for(cart_alerts, CART_DELAY_S + 90, "the cart alert after the restart")
+        due = datetime.fromisoformat(profile["cart"]["updated_at"]) + timedelta(seconds=CART_DELAY_S)
+        assert datetime.fromisoformat(str(alert["raised_at"])) >= due, "not early"
+        time.sleep(5)
+        assert len(cart_alerts()) == 1, "once"
+        api.close()
+    finally:
+        hub.stop()
