@@ -43,6 +43,7 @@ from services.notifier.routing import load_routes, parse_rate_limits
 from services.notifier.rules import RecentIds
 from services.notifier.sinks import TopicSink
 from services.notifier.timers import DueIndex
+from services.notifier.view import ProfileDoc
 from services.profile.cache import CACHE_PREFIX
 from services.segmenter.keys import profile_segments_key
 
@@ -126,7 +127,7 @@ def build(settings: Settings) -> faust.App:
                 await watch_profile(profile, event.message.partition)
             metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
 
-    async def watch_profile(profile: dict[str, Any], partition: int) -> None:
+    async def watch_profile(profile: ProfileDoc, partition: int) -> None:
         seen[0] += 1
         pid, version, now = profile["profile_id"], profile.get("version", 0), datetime.now(UTC)
         entry = complaints.get(pid) or {"timers": {}}
@@ -184,7 +185,7 @@ def build(settings: Settings) -> faust.App:
                 index.rebuild(table.items())
 
     async def fire_wait(
-        key: str, doc: dict[str, Any], fresh: dict[str, dict[str, Any]], segments: dict[str, list[str]], now: datetime
+        key: str, doc: dict[str, Any], fresh: dict[str, ProfileDoc], segments: dict[str, list[str]], now: datetime
     ) -> None:
         pending = Pending.from_json(doc["pending"])
         profile = newer(fresh.get(pending.profile_id), doc["version"])
@@ -197,7 +198,7 @@ def build(settings: Settings) -> faust.App:
         if current is not None and current["pending"]["since"] == doc["pending"]["since"]:  # not changed meanwhile
             write_back(waits, current["partition"], key, {**current, "due": None})  # fired: one alert per wait
 
-    async def fire_complaints(pid: str, doc: dict[str, Any], fresh: dict[str, dict[str, Any]], now: datetime) -> None:
+    async def fire_complaints(pid: str, doc: dict[str, Any], fresh: dict[str, ProfileDoc], now: datetime) -> None:
         profile = newer(fresh.get(pid), doc["version"])
         changes: dict[str, ComplaintTimer | None] = {}  # message id -> its timer after this round (None: closed)
         for message_id, raw in doc["timers"].items():
@@ -227,14 +228,14 @@ async def rebuilt(index: DueIndex, table: TableT[Any, Any]) -> None:
     index.rebuild(table.items())
 
 
-def newer(profile: dict[str, Any] | None, version: int) -> dict[str, Any] | None:
+def newer(profile: ProfileDoc | None, version: int) -> ProfileDoc | None:
     """The cached profile if it is at least as new as what the timer was set from (else None)."""
     return profile if profile is not None and profile.get("version", 0) >= version else None
 
 
 async def read_fresh(
     redis: aioredis.Redis, pids: Iterable[str]
-) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]], set[str]]:
+) -> tuple[dict[str, ProfileDoc], dict[str, list[str]], set[str]]:
     """The profiles the profile service cached (the freshest there are), the segments each is in (the
     segmenter's view) and which were erased, in one pipeline."""
     ids = sorted(pids)
