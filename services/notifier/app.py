@@ -233,23 +233,22 @@ def wire(app: faust.App, settings: Settings, notifier: Notifier, dispatcher: Dis
         async for event in stream.events():
             await notifier.handle(event.message.topic, event.message.partition, event.value)
 
-    @app.timer(interval=TICK_S)
-    async def fire_due() -> None:
-        await notifier.tick()
-
-    @app.timer(interval=RECOVER_S)
     async def recover_deliveries() -> None:
         try:
             await dispatcher.recover()  # deliveries a crashed process left unfinished
         except Exception:  # Redis away for a moment: the outbox waits for the next round
             log.exception("could not recover unfinished alert deliveries")
 
-    @app.timer(interval=1.0)
     async def count_seen() -> None:
         if notifier.seen:
             n, notifier.seen = notifier.seen, 0
             metrics.CONSUMED.labels(SERVICE, PROFILE_CHANGES, "profile").inc(n)
             await redis.hincrby(STATS_KEY, "notifier.profiles", n)
+
+    # registered by call, not as decorators: faust's are untyped
+    app.timer(interval=TICK_S)(notifier.tick)
+    app.timer(interval=RECOVER_S)(recover_deliveries)
+    app.timer(interval=1.0)(count_seen)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from crmhub.topics import PROFILE_CHANGES
 from schemas.outputs import Alert
 from services.notifier.app import DUE_TOPIC, RETRY_S, Notifier, rules_from
 from services.notifier.machine import Fresh
-from tests.unit.notifier.test_machine import CART_AT, HOUR, RULES, cart, complaining
+from tests.unit.notifier.fixtures import CART_AT, HOUR, RULES, complaining, with_cart
 
 DUE = CART_AT + HOUR
 
@@ -61,7 +61,7 @@ class Harness:
 
 def test_a_due_timer_is_fired_through_a_record_to_the_partition_it_was_written_on() -> None:
     h = Harness()
-    h.changed(2, cart())
+    h.changed(2, with_cart())
     assert h.tables["abandonment"]["cart_abandoned:P"]["partition"] == 2
     assert h.tick(DUE - timedelta(seconds=1)) == []
     assert h.tick(DUE) == [(2, ["P"])]
@@ -75,14 +75,14 @@ def test_a_due_timer_is_fired_through_a_record_to_the_partition_it_was_written_o
 
 def test_profiles_due_together_share_a_record_per_partition() -> None:
     h = Harness()
-    h.changed(0, cart(), {**complaining("m-1"), "profile_id": "Q"})
-    h.changed(1, {**cart(), "profile_id": "R"})
+    h.changed(0, with_cart(), {**complaining("m-1"), "profile_id": "Q"})
+    h.changed(1, {**with_cart(), "profile_id": "R"})
     assert h.tick(DUE) == [(0, ["P", "Q"]), (1, ["R"])]
 
 
 def test_a_firing_that_fails_is_retried_shortly() -> None:
     h = Harness()
-    h.changed(0, cart())
+    h.changed(0, with_cart())
     assert h.tick(DUE) == [(0, ["P"])]
     h.failures = 1  # Redis does not answer
     h.fire(0, "P")
@@ -92,7 +92,7 @@ def test_a_firing_that_fails_is_retried_shortly() -> None:
 
 def test_a_due_record_that_could_not_be_sent_is_asked_for_again() -> None:
     h = Harness()
-    h.changed(0, cart())
+    h.changed(0, with_cart())
     h.failures = 1  # the broker does not answer
     assert h.tick(DUE) == []
     assert h.tick(DUE + timedelta(seconds=RETRY_S)) == [(0, ["P"])]
@@ -100,7 +100,7 @@ def test_a_due_record_that_could_not_be_sent_is_asked_for_again() -> None:
 
 def test_after_a_recovery_the_due_index_is_rebuilt_from_the_tables() -> None:
     before = Harness()
-    before.changed(3, cart(), complaining("m-1"))
+    before.changed(3, with_cart(), complaining("m-1"))
     restarted = Harness(before.tables)  # a new process: the tables recovered, the index empty
     assert restarted.tick(DUE) == []
     for name in ("abandonment", "complaints"):
@@ -110,7 +110,7 @@ def test_after_a_recovery_the_due_index_is_rebuilt_from_the_tables() -> None:
 
 def test_the_timers_of_an_erased_profile_are_deleted_when_due() -> None:
     h = Harness()
-    h.changed(0, {**cart(), **complaining("m-1")})
+    h.changed(0, {**with_cart(), **complaining("m-1")})
     h.fresh["P"], h.alerts = Fresh(erased=True), []
     h.fire(0, "P")
     assert h.alerts == [] and h.tables == {"abandonment": {}, "complaints": {}}

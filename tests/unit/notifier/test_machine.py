@@ -3,50 +3,12 @@ due timers fire, re-checked against the freshest profile, with a testing clock."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Any
 
-from services.notifier.complaints import SlaPolicy
-from services.notifier.machine import (
-    ClearTimer,
-    Effect,
-    Fresh,
-    RaiseAlert,
-    Rules,
-    SetTimer,
-    newer,
-    on_due,
-    on_profile,
-)
-from services.notifier.state import ProfileTimers
+from services.notifier.machine import ClearTimer, Effect, Fresh, RaiseAlert, Rules, SetTimer, newer, on_due, on_profile
 from services.notifier.view import ProfileDoc
-
-HOUR = timedelta(hours=1)
-RULES = Rules(
-    delays={"cart_abandoned": HOUR, "browse_abandoned": 2 * HOUR},
-    sla=SlaPolicy({"high": 60.0, "normal": 600.0, "low": 3600.0}, Decimal(1000)),
-    payment_window=HOUR,
-)
-CART_AT = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
-EMPTY = ProfileTimers("P")
-
-
-def cart(at: datetime = CART_AT, version: int = 1, **extra: Any) -> ProfileDoc:
-    items = [{"product_id": "p-1", "quantity": 2, "price": "1.50"}]
-    basket = {"items": items, "value": "3.00", "updated_at": at.isoformat()}
-    return {"profile_id": "P", "version": version, "cart": basket, **extra}
-
-
-def emptied(version: int) -> ProfileDoc:
-    return {"profile_id": "P", "version": version, "cart": {"items": [], "value": "0", "updated_at": None}}
-
-
-def complaining(*message_ids: str, version: int = 1) -> ProfileDoc:
-    at = CART_AT.isoformat()
-    said = {"platform": "x", "handle": "ann", "text": "late", "sentiment": -0.6, "at": at}  # normal priority
-    opened = [{"message_id": m, **said} for m in message_ids]
-    return {"profile_id": "P", "version": version, "open_complaints": opened}
+from tests.unit.notifier.fixtures import CART_AT, EMPTY, HOUR, RULES, complaining, emptied, with_cart
 
 
 def alerts(effects: list[Effect]) -> list[tuple[str, Any]]:
@@ -54,7 +16,7 @@ def alerts(effects: list[Effect]) -> list[tuple[str, Any]]:
 
 
 def test_a_cart_sets_a_wait_due_its_delay_after_the_last_change() -> None:
-    state, effects = on_profile(RULES, EMPTY, cart(), CART_AT)
+    state, effects = on_profile(RULES, EMPTY, with_cart(), CART_AT)
     wait = state.waits["cart_abandoned"]
     assert effects == [SetTimer(wait)]
     assert wait.version == 1 and not wait.fired and wait.due == (CART_AT + HOUR).timestamp()
@@ -62,10 +24,10 @@ def test_a_cart_sets_a_wait_due_its_delay_after_the_last_change() -> None:
 
 
 def test_the_same_cart_again_writes_nothing_a_changed_one_restarts_the_wait_an_emptied_one_cancels_it() -> None:
-    state, _ = on_profile(RULES, EMPTY, cart(), CART_AT)
-    assert on_profile(RULES, state, cart(version=2), CART_AT) == (state, [])
+    state, _ = on_profile(RULES, EMPTY, with_cart(), CART_AT)
+    assert on_profile(RULES, state, with_cart(version=2), CART_AT) == (state, [])
     later = CART_AT + timedelta(minutes=10)
-    changed, effects = on_profile(RULES, state, cart(later, version=3), later)
+    changed, effects = on_profile(RULES, state, with_cart(later, version=3), later)
     assert effects == [SetTimer(changed.waits["cart_abandoned"])]
     assert changed.waits["cart_abandoned"].due == (later + HOUR).timestamp()
     cancelled, effects = on_profile(RULES, changed, emptied(4), later)
@@ -85,7 +47,7 @@ def test_views_with_nothing_in_the_cart_set_a_browse_wait_unless_browse_abandonm
 
 
 def test_a_wait_fires_once_when_due_alert_first_then_the_fired_mark() -> None:
-    state, _ = on_profile(RULES, EMPTY, cart(), CART_AT)
+    state, _ = on_profile(RULES, EMPTY, with_cart(), CART_AT)
     due = CART_AT + HOUR
     assert on_due(RULES, state, Fresh(), due - timedelta(seconds=1)) == (state, [])  # not early
     fired, effects = on_due(RULES, state, Fresh(segments=("vip",)), due)
@@ -99,7 +61,7 @@ def test_a_wait_fires_once_when_due_alert_first_then_the_fired_mark() -> None:
 
 
 def test_the_cancel_condition_is_rechecked_on_a_fresh_profile_at_least_as_new_as_the_wait() -> None:
-    state, _ = on_profile(RULES, EMPTY, cart(version=5), CART_AT)
+    state, _ = on_profile(RULES, EMPTY, with_cart(version=5), CART_AT)
     due = CART_AT + HOUR
     # an emptied cart the notifier has not seen yet: no alert, the wait stays for its profile change to clear
     assert on_due(RULES, state, Fresh(emptied(6)), due) == (state, [])
@@ -110,15 +72,15 @@ def test_the_cancel_condition_is_rechecked_on_a_fresh_profile_at_least_as_new_as
 
 def test_the_fresh_profile_gives_the_contact_channel() -> None:
     consent = {"email": {"marketing": {"granted": True}}}
-    state, _ = on_profile(RULES, EMPTY, cart(), CART_AT)
-    fresh = cart(version=2, consent=consent, identifiers={"email": ["ann@example.com"]})
+    state, _ = on_profile(RULES, EMPTY, with_cart(), CART_AT)
+    fresh = with_cart(version=2, consent=consent, identifiers={"email": ["ann@example.com"]})
     (raised, _) = on_due(RULES, state, Fresh(fresh), CART_AT + HOUR)[1]
     assert isinstance(raised, RaiseAlert) and not raised.alert.internal
     assert raised.alert.details["contact"] == {"channel": "email", "address": "ann@example.com"}
 
 
 def test_an_erased_profile_loses_every_timer_without_an_alert() -> None:
-    state, _ = on_profile(RULES, EMPTY, {**cart(), **complaining("m-1")}, CART_AT)
+    state, _ = on_profile(RULES, EMPTY, {**with_cart(), **complaining("m-1")}, CART_AT)
     assert state.complaints is not None and state.waits
     gone, effects = on_due(RULES, state, Fresh(erased=True), CART_AT + 2 * HOUR)
     assert gone == EMPTY
@@ -168,7 +130,7 @@ def test_failed_payments_alert_at_once_with_no_timer() -> None:
 
 
 def test_alerts_come_before_the_timer_writes_of_a_step() -> None:
-    doc = {**cart(), **complaining("m-1")}
+    doc = {**with_cart(), **complaining("m-1")}
     _, effects = on_profile(RULES, EMPTY, doc, CART_AT)
     kinds = [type(e) for e in effects]
     assert kinds == [RaiseAlert, SetTimer, SetTimer]
