@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from schemas.outputs import Alert
 from services.notifier.rules import alert_id
+from services.notifier.view import ProfileDoc
 
 Kind = Literal["cart_abandoned", "browse_abandoned"]
 MARKETING = "marketing"
@@ -53,26 +54,27 @@ class Pending:
         )
 
 
-def contact_channel(profile: dict[str, Any]) -> dict[str, str | None] | None:
+def contact_channel(profile: ProfileDoc) -> dict[str, str | None] | None:
     """The first channel (email, sms, phone, push, post) the customer granted marketing consent for and
     that has an address on the profile; None: the customer may not be contacted."""
     consent = profile.get("consent") or {}
     identifiers = profile.get("identifiers") or {}
     for channel, id_kind in CHANNELS:
         state = (consent.get(channel) or {}).get(MARKETING) or {}
-        address = (identifiers.get(id_kind) or [None])[0] if id_kind else None
+        address = next(iter(identifiers.get(id_kind) or []), None) if id_kind else None
         if state.get("granted") and (id_kind is None or address):
             return {"channel": channel, "address": address}
     return None
 
 
-def pending_cart(profile: dict[str, Any], delay: timedelta) -> Pending | None:
+def pending_cart(profile: ProfileDoc, delay: timedelta) -> Pending | None:
     """The timer a profile's current cart calls for; None when it is empty (never filled, emptied, ordered)."""
     cart = profile.get("cart") or {}
     items = [i for i in cart.get("items") or [] if int(i.get("quantity", 0)) > 0]
-    if not items or not cart.get("updated_at"):
+    updated_at = cart.get("updated_at")
+    if not items or not updated_at:
         return None
-    since = datetime.fromisoformat(cart["updated_at"])
+    since = datetime.fromisoformat(updated_at)
     lines = [{k: i.get(k) for k in ("product_id", "name", "category", "price", "quantity")} for i in items]
     details = {
         "items": lines,
@@ -84,7 +86,7 @@ def pending_cart(profile: dict[str, Any], delay: timedelta) -> Pending | None:
     return Pending("cart_abandoned", profile["profile_id"], since, since + delay, details)
 
 
-def pending_browse(profile: dict[str, Any], delay: timedelta) -> Pending | None:
+def pending_browse(profile: ProfileDoc, delay: timedelta) -> Pending | None:
     """The timer a profile's recent views call for: viewed products, nothing in the cart, no order since the
     last view; None otherwise."""
     views = profile.get("recent_views") or []
@@ -99,11 +101,11 @@ def pending_browse(profile: dict[str, Any], delay: timedelta) -> Pending | None:
     return Pending("browse_abandoned", profile["profile_id"], since, since + delay, details)
 
 
-def pending_for(kind: Kind, profile: dict[str, Any], delay: timedelta) -> Pending | None:
+def pending_for(kind: Kind, profile: ProfileDoc, delay: timedelta) -> Pending | None:
     return (pending_cart if kind == "cart_abandoned" else pending_browse)(profile, delay)
 
 
-def still_due(pending: Pending, fresh: dict[str, Any] | None, delay: timedelta) -> bool:
+def still_due(pending: Pending, fresh: ProfileDoc | None, delay: timedelta) -> bool:
     """At send time: is the timer still what the freshest profile (None: none newer at hand) calls for?
     An order, an emptied cart, a cart change or a new view since the timer was set say no."""
     if fresh is None:
@@ -112,7 +114,7 @@ def still_due(pending: Pending, fresh: dict[str, Any] | None, delay: timedelta) 
     return now_pending is not None and now_pending.since == pending.since
 
 
-def abandonment_alert(pending: Pending, fresh: dict[str, Any] | None, segments: list[str], now: datetime) -> Alert:
+def abandonment_alert(pending: Pending, fresh: ProfileDoc | None, segments: list[str], now: datetime) -> Alert:
     """The alert of a due timer: what was left, whom to contact on which consented channel (as the freshest
     profile says, else as when the timer was set), the customer's segments. Without consent for any channel
     the alert is ``internal`` (for the team, not marketing)."""

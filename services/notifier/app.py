@@ -1,298 +1,254 @@
-"""notifier wiring (faust-streaming): profile changes -> complaint alerts and SLA timers, payment-failure
-alerts, cart and browse abandonment timers; a timer fires what is due.
+"""notifier wiring (faust-streaming): the adapter that runs the pure state machine (``machine.py``) on the
+profile changes and carries out its effects.
 
-Timers live in two faust tables (changelogged, so a restarted notifier recovers them) and hold wall-clock
-due times. faust lets only stream processing write a table; the firing timer writes back (a fired wait, a
-complaint's next level) to the changelog partition the entry was written to, which every entry records.
+Timers live in two faust tables (``state.py``), changelogged so a restarted notifier recovers them, and
+hold wall-clock due times. faust lets only stream processing write a table, and writes each entry to the
+changelog partition of the record being processed. So due timers are fired through the stream too:
+
+1. A faust timer (every ``TICK_S``) takes the due entries out of an in-memory index (``timers.py``) and
+   sends one small record per partition to the internal topic ``crmhub-notifier-due``: the ids of the
+   profiles with something due, to the partition their entries were written on (the table documents
+   record it). It writes nothing.
+2. The notifier's one agent reads that topic and ``crm.profile-changes.v1`` (co-partitioned with the
+   tables' changelogs). A due record reads what the timers are re-checked against (the profile service's
+   cached profile, the segmenter's segments, the erasure marker: ``read_fresh``), runs ``on_due`` and
+   writes the fired timers like any other table write, on the partition the entry lives on.
+
+One agent for both topics means one profile's timers are changed by one record at a time: no timer
+callback can interleave with a profile change, so the state a step starts from is the state it replaces.
+Records that are lost on the way are not a loss: the entry stays due in its table, and the index is
+rebuilt from the tables after every recovery. A due record that arrives at another worker after a
+rebalance is handled there, from that worker's (recovered) table. Earlier versions wrote back from the
+timer with ``table.data[...]`` and ``send_changelog``, re-implementing what faust does for a stream.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from functools import partial
+from typing import Any, cast, get_args
 
 import faust
-import httpx
 import orjson
 import redis.asyncio as aioredis
 from faust.types import TableT
 
 from crmhub.core import metrics
 from crmhub.core.faust_app import create_app, run_worker
-from crmhub.core.routing import load_routes, parse_rate_limits
 from crmhub.core.settings import Settings, parse_complaint_sla
-from crmhub.core.stats import RECENT_DEADLETTERS, STATS_KEY, push_recent
-from crmhub.core.topics import ALERTS, DEADLETTER, PROFILE_CHANGES
-from schemas.outputs import Alert, DeadLetter
+from crmhub.core.stats import STATS_KEY
+from crmhub.core.topics import PROFILE_CHANGES
+from schemas.outputs import Alert
 from schemas.readmodels.profiles import CACHE_PREFIX
 from schemas.readmodels.segments import profile_segments_key
-from services.notifier.abandonment import Kind, Pending, abandonment_alert, pending_for, still_due
-from services.notifier.alertlog import ERASED_PREFIX, raise_count
-from services.notifier.complaints import (
-    ComplaintTimer,
-    SlaPolicy,
-    escalate,
-    next_due,
-    still_open,
-    track_complaints,
+from services.notifier.abandonment import Kind
+from services.notifier.alerting import SERVICE, AlertSubmitter, Clock, build_dispatcher
+from services.notifier.alertlog import ERASED_PREFIX
+from services.notifier.complaints import SlaPolicy
+from services.notifier.delivery import Dispatcher
+from services.notifier.machine import ClearTimer, Effect, Fresh, RaiseAlert, Rules, SetTimer, on_due, on_profile
+from services.notifier.state import (
+    KINDS,
+    ComplaintClock,
+    Entry,
+    ProfileTimers,
+    TableName,
+    Wait,
+    profile_of_key,
+    wait_key,
 )
-from services.notifier.delivery import Dispatcher, RedisDeliveryState, make_sinks
-from services.notifier.payments import payment_alerts
-from services.notifier.retry import RetryPolicy
-from services.notifier.rules import RecentIds
-from services.notifier.sinks import TopicSink
 from services.notifier.timers import DueIndex
+from services.notifier.view import ProfileDoc
 
 log = logging.getLogger("crmhub.notifier")
-SERVICE = "notifier"
+DUE_TOPIC = "crmhub-notifier-due"  # internal: profile ids with timers due, per partition
 TICK_S = 0.25
-RETRY_S = 1.0  # a due timer whose firing failed is tried again this much later
+RETRY_S = 1.0  # due timers whose firing failed are tried again this much later
 RECOVER_S = 15.0
 
-
-def write_back(table: TableT[Any, Any], partition: int, key: str, value: dict[str, Any] | None) -> None:
-    """Set (None: delete) a table entry outside stream processing, on the entry's changelog partition."""
-    if value is None:
-        table.data.pop(key, None)
-        table.send_changelog(partition, key, None, value_serializer="raw")
-    else:
-        table.data[key] = value
-        table.send_changelog(partition, key, value)
+Tables = Mapping[TableName, TableT[Any, Any]]
+ReadFresh = Callable[[Sequence[str]], Awaitable[dict[str, Fresh]]]
+SendDue = Callable[[int, bytes], Awaitable[None]]
 
 
-def build(settings: Settings) -> faust.App:
-    app = create_app("crmhub-notifier", settings)
+def rules_from(settings: Settings) -> Rules:
     delays: dict[Kind, timedelta] = {"cart_abandoned": timedelta(seconds=settings.abandonment_delay_s)}
-    if settings.browse_abandonment_delay_s:
+    if settings.browse_abandonment_delay_s:  # 0: browse abandonment is off
         delays["browse_abandoned"] = timedelta(seconds=settings.browse_abandonment_delay_s)
     sla = SlaPolicy(parse_complaint_sla(settings.complaint_sla), settings.complaint_vip_spend)
-    payment_window = timedelta(seconds=settings.payment_failure_window_s)
-    changes_topic = app.topic(PROFILE_CHANGES, key_type=bytes, value_type=bytes)
-    # "<kind>:<profile id>" -> {"pending": Pending, "version", "partition", "due"}: the abandonment wait
-    # ("due": its due time as a timestamp, None once fired; every entry also records the profile version it
-    # was set from and its changelog partition)
-    waits = app.Table("abandonment", default=None, partitions=settings.partitions)
-    # profile id -> {"timers": {message id: ComplaintTimer}, "version", "partition", "due"}: open complaints'
-    # SLA clocks ("due": the earliest level due, None when every one is at the top level)
-    complaints = app.Table("complaints", default=None, partitions=settings.partitions)
-    # which entries come due when, so a tick need not scan the tables; rebuilt after every recovery
-    wait_index, complaint_index = DueIndex(), DueIndex()
-    waits.on_recover(lambda: rebuilt(wait_index, waits))
-    complaints.on_recover(lambda: rebuilt(complaint_index, complaints))
-    redis = aioredis.Redis.from_url(settings.redis_dsn)
+    return Rules(delays, sla, timedelta(seconds=settings.payment_failure_window_s))
 
-    dispatcher = build_dispatcher(app, settings, redis)
-    fired = RecentIds(100_000)  # alert ids (#count) this process submitted: skip the Redis round trip
 
-    async def raise_alert(alert: Alert) -> None:
-        """Hand an alert to delivery once; raised again with a higher count (failed payments), the alert
-        log takes the count and no sink hears of it again."""
-        count = alert.details.get("count") if alert.kind == "payment_failed" else None
-        key = f"{alert.alert_id}#{count}"
-        if key in fired:
-            return
-        if await dispatcher.submit(alert):  # claims the id (once, in Redis); deliveries run in the background
-            metrics.ALERTS_RAISED.labels(alert.kind).inc()
-            log.info("alert %s %s raised", alert.kind, alert.alert_id, extra={"alert_id": alert.alert_id})
-        elif count is not None:
-            await raise_count(redis, alert.alert_id, count)
-        fired.add(key)
+class Notifier:
+    """Reads a profile's timers from the tables, runs the state machine, carries out its effects."""
 
-    @app.timer(interval=RECOVER_S)
-    async def recover_deliveries() -> None:
-        try:
-            await dispatcher.recover()  # deliveries a crashed process left unfinished
-        except Exception:  # Redis away for a moment: the outbox waits for the next round
-            log.exception("could not recover unfinished alert deliveries")
-
-    seen = [0]  # profile changes handled since the last flush of the counter
-
-    @app.timer(interval=1.0)
-    async def count_seen() -> None:
-        if seen[0]:
-            n, seen[0] = seen[0], 0
-            metrics.CONSUMED.labels(SERVICE, PROFILE_CHANGES, "profile").inc(n)
-            await redis.hincrby(STATS_KEY, "notifier.profiles", n)
-
-    @app.agent(changes_topic)
-    async def watch_profiles(stream: Any) -> None:
-        # each record is a batch of changes of profiles that hash to its partition (see segmenter)
-        async for event in stream.events():
-            started = time.monotonic()
-            for profile in orjson.loads(event.value):
-                await watch_profile(profile, event.message.partition)
-            metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
-
-    async def watch_profile(profile: dict[str, Any], partition: int) -> None:
-        seen[0] += 1
-        pid, version, now = profile["profile_id"], profile.get("version", 0), datetime.now(UTC)
-        entry = complaints.get(pid) or {"timers": {}}
-        known = {m: ComplaintTimer.from_json(t) for m, t in entry["timers"].items()}
-        timers, alerts = track_complaints(known, profile, sla, now)
-        if timers.keys() != known.keys():  # a new complaint starts its clock, an answered one stops it
-            if timers:
-                doc = {m: t.to_json() for m, t in timers.items()}
-                due = next_due(timers)
-                complaints[pid] = {"timers": doc, "version": version, "partition": partition, "due": due}
-                complaint_index.add(pid, due)
-            else:
-                del complaints[pid]
-        for kind, delay in delays.items():
-            key, pending = f"{kind}:{pid}", pending_for(kind, profile, delay)
-            current = waits.get(key)
-            if pending is None:
-                if current is not None:
-                    del waits[key]  # ordered, emptied, carted before the delay: cancelled
-            elif current is None or Pending.from_json(current["pending"]).since != pending.since:
-                # a new or changed cart (a new view) restarts the wait
-                due = pending.due_at.timestamp()
-                waits[key] = {"pending": pending.to_json(), "version": version, "partition": partition, "due": due}
-                wait_index.add(key, due)
-        for alert in alerts + payment_alerts(profile, payment_window, now):
-            await raise_alert(alert)  # at once: complaint / failed payment -> profile -> alert
-
-    @app.timer(interval=TICK_S)
-    async def fire_due() -> None:
-        now = datetime.now(UTC)
-        due_waits = wait_index.pop_due(now.timestamp(), waits.get)
-        due_complaints = complaint_index.pop_due(now.timestamp(), complaints.get)
-        if due_waits or due_complaints:
-            try:
-                pids = {doc["pending"]["profile_id"] for _, doc in due_waits} | {pid for pid, _ in due_complaints}
-                fresh, segments, erased = await read_fresh(redis, pids)
-                for key, doc in due_waits:
-                    if doc["pending"]["profile_id"] in erased:
-                        write_back(waits, doc["partition"], key, None)  # the person was erased: no alert
-                    else:
-                        await fire_wait(key, doc, fresh, segments, now)
-                for pid, doc in due_complaints:
-                    if pid in erased:
-                        write_back(complaints, doc["partition"], pid, None)
-                    else:
-                        await fire_complaints(pid, doc, fresh, now)
-            except Exception:  # Redis away for a moment: what is still due is tried again shortly
-                log.exception("could not fire the due timers")
-                retry = now.timestamp() + RETRY_S
-                for index, entries in ((wait_index, due_waits), (complaint_index, due_complaints)):
-                    for key, _doc in entries:
-                        index.add(key, retry)
-        for index, table in ((wait_index, waits), (complaint_index, complaints)):
-            if index.needs_rebuild(len(table)):
-                index.rebuild(table.items())
-
-    async def fire_wait(
-        key: str, doc: dict[str, Any], fresh: dict[str, dict[str, Any]], segments: dict[str, list[str]], now: datetime
+    def __init__(
+        self,
+        rules: Rules,
+        tables: Tables,
+        read_fresh: ReadFresh,
+        raise_alert: Callable[[Alert], Awaitable[None]],
+        send_due: SendDue,
+        clock: Clock,
     ) -> None:
-        pending = Pending.from_json(doc["pending"])
-        profile = newer(fresh.get(pending.profile_id), doc["version"])
-        # the cancel condition, re-checked on the freshest profile: an order or a change since the table's
-        # (whose profile change, on its way, updates or cancels the wait)
-        if not still_due(pending, profile, delays[pending.kind]):
+        self.rules, self.tables, self.clock = rules, tables, clock
+        self.read_fresh, self.raise_alert, self.send_due = read_fresh, raise_alert, send_due
+        # which entries come due when, so a tick need not scan the tables; rebuilt after every recovery
+        self.indexes: dict[TableName, DueIndex] = {name: DueIndex() for name in tables}
+        self.seen = 0  # profile changes handled since the counter was last flushed
+
+    async def handle(self, topic: str, partition: int, value: bytes) -> None:
+        """One record of the agent: a batch of profile changes, or the profile ids with timers due."""
+        if topic == DUE_TOPIC:
+            await self.fire(partition, orjson.loads(value))
             return
-        await raise_alert(abandonment_alert(pending, profile, segments.get(pending.profile_id, []), now))
-        current = waits.get(key)
-        if current is not None and current["pending"]["since"] == doc["pending"]["since"]:  # not changed meanwhile
-            write_back(waits, current["partition"], key, {**current, "due": None})  # fired: one alert per wait
+        started = time.monotonic()
+        for change in orjson.loads(value):  # changes of profiles that hash to this partition (see segmenter)
+            await self.changed(partition, change)
+        metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
 
-    async def fire_complaints(pid: str, doc: dict[str, Any], fresh: dict[str, dict[str, Any]], now: datetime) -> None:
-        profile = newer(fresh.get(pid), doc["version"])
-        changes: dict[str, ComplaintTimer | None] = {}  # message id -> its timer after this round (None: closed)
-        for message_id, raw in doc["timers"].items():
-            timer = ComplaintTimer.from_json(raw)
-            if not timer.is_due(now):
-                continue
-            if not still_open(timer, profile):
-                changes[message_id] = None  # answered: the reply closes it (its profile change is on its way)
-                continue
-            after, alert = escalate(timer, sla, now)
-            await raise_alert(alert)
-            changes[message_id] = after
-        current = complaints.get(pid)  # the agent may have changed the entry while alerts were raised
-        if current is None:
-            return
-        timers = {m: ComplaintTimer.from_json(t) for m, t in current["timers"].items()}
-        timers = {m: t for m, t in {**timers, **changes}.items() if t is not None and m in timers}
-        doc = {**current, "timers": {m: t.to_json() for m, t in timers.items()}, "due": next_due(timers)}
-        write_back(complaints, current["partition"], pid, doc if timers else None)
-        complaint_index.add(pid, doc["due"])
+    async def changed(self, partition: int, change: ProfileDoc) -> None:
+        self.seen += 1
+        _, effects = on_profile(self.rules, self.timers_of(change["profile_id"]), change, self.clock())
+        await self.carry_out(effects, partition)
 
-    return app
+    async def fire(self, partition: int, profile_ids: Sequence[str]) -> None:
+        now = self.clock()
+        try:
+            fresh = await self.read_fresh(profile_ids)
+            for pid in profile_ids:
+                _, effects = on_due(self.rules, self.timers_of(pid), fresh[pid], now)
+                await self.carry_out(effects, partition)
+        except Exception:  # Redis away for a moment: what is still due is tried again shortly
+            log.exception("could not fire the due timers")
+            self.retry(profile_ids, now)
+
+    def timers_of(self, profile_id: str) -> ProfileTimers:
+        waits = self.tables["abandonment"]
+        found = {kind: waits.get(wait_key(kind, profile_id)) for kind in KINDS}
+        clock = self.tables["complaints"].get(profile_id)
+        return ProfileTimers(
+            profile_id,
+            {kind: Wait.from_json(doc) for kind, doc in found.items() if doc is not None},
+            ComplaintClock.from_json(profile_id, clock) if clock is not None else None,
+        )
+
+    async def carry_out(self, effects: Iterable[Effect], partition: int) -> None:
+        """In order; table writes go to the partition of the record being processed (faust's rule)."""
+        for effect in effects:
+            match effect:
+                case RaiseAlert(alert):
+                    await self.raise_alert(alert)
+                case SetTimer(entry):
+                    self.write(entry, partition)
+                case ClearTimer(table, key):
+                    del self.tables[table][key]
+
+    def write(self, entry: Entry, partition: int) -> None:
+        self.tables[entry.table][entry.key] = {**entry.to_json(), "partition": partition}
+        self.indexes[entry.table].add(entry.key, entry.due)
+
+    def retry(self, profile_ids: Iterable[str], now: datetime) -> None:
+        at = now.timestamp() + RETRY_S
+        for pid in profile_ids:
+            self.indexes["complaints"].add(pid, at)
+            for kind in KINDS:
+                self.indexes["abandonment"].add(wait_key(kind, pid), at)
+
+    async def tick(self) -> None:
+        """Ask for the due timers to be fired: one record of profile ids per partition."""
+        now = self.clock()
+        for partition, profile_ids in sorted(self.due(now.timestamp()).items()):
+            try:
+                await self.send_due(partition, orjson.dumps(profile_ids))
+            except Exception:  # the broker away for a moment: asked again shortly
+                log.exception("could not ask for the due timers of partition %d to be fired", partition)
+                self.retry(profile_ids, now)
+        for name, index in self.indexes.items():
+            if index.needs_rebuild(len(self.tables[name])):
+                index.rebuild(self.tables[name].items())
+
+    def due(self, now: float) -> dict[int, list[str]]:
+        """The profiles with entries due at ``now``, by the partition their entries were written on."""
+        found: dict[int, set[str]] = {}
+        for name, index in self.indexes.items():
+            for key, doc in index.pop_due(now, self.tables[name].get):
+                found.setdefault(doc["partition"], set()).add(profile_of_key(name, key))
+        return {partition: sorted(pids) for partition, pids in found.items()}
+
+    async def rebuild(self, name: TableName) -> None:
+        """After a recovery: index the table's entries again (a restart or rebalance brought ones it never saw)."""
+        self.indexes[name].rebuild(self.tables[name].items())
 
 
-async def rebuilt(index: DueIndex, table: TableT[Any, Any]) -> None:
-    """After a recovery: index the table's entries again (a restart or rebalance brought ones it never saw)."""
-    index.rebuild(table.items())
-
-
-def newer(profile: dict[str, Any] | None, version: int) -> dict[str, Any] | None:
-    """The cached profile if it is at least as new as what the timer was set from (else None)."""
-    return profile if profile is not None and profile.get("version", 0) >= version else None
-
-
-async def read_fresh(
-    redis: aioredis.Redis, pids: Iterable[str]
-) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]], set[str]]:
-    """The profiles the profile service cached (the freshest there are), the segments each is in (the
-    segmenter's view) and which were erased, in one pipeline."""
-    ids = sorted(pids)
+async def read_fresh(redis: aioredis.Redis, profile_ids: Collection[str]) -> dict[str, Fresh]:
+    """What due timers are re-checked against, in one pipeline: the profiles the profile service cached (the
+    freshest there are), the segments each is in (the segmenter's view) and whether it was erased."""
+    ids = sorted(profile_ids)
     pipe = redis.pipeline(transaction=False)
     for pid in ids:
         pipe.get(CACHE_PREFIX + pid)
         pipe.smembers(profile_segments_key(pid))
         pipe.exists(ERASED_PREFIX + pid)
     results = await pipe.execute()
-    fresh = {pid: orjson.loads(doc) for pid, doc in zip(ids, results[::3], strict=True) if doc}
-    segments = {pid: sorted(m.decode() for m in cast(set[bytes], s)) for pid, s in zip(ids, results[1::3], strict=True)}
-    erased = {pid for pid, gone in zip(ids, results[2::3], strict=True) if gone}
-    return fresh, segments, erased
+    fresh = {}
+    for pid, doc, members, erased in zip(ids, results[::3], results[1::3], results[2::3], strict=True):
+        segments = tuple(sorted(m.decode() for m in cast(set[bytes], members)))
+        fresh[pid] = Fresh(orjson.loads(doc) if doc else None, segments, bool(erased))
+    return fresh
 
 
-def build_dispatcher(app: faust.App, settings: Settings, redis: aioredis.Redis) -> Dispatcher:
-    """Alerts to crm.alerts.v1 and to the sinks the routes file names; failures to crm.deadletter.v1."""
-    alerts_topic = app.topic(ALERTS, key_type=bytes, value_type=bytes)
-    dead_topic = app.topic(DEADLETTER, key_type=bytes, value_type=bytes)
-    routes = load_routes(settings.routes_file)
+def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust.App:
+    app = create_app("crmhub-notifier", settings)
+    redis = aioredis.Redis.from_url(settings.redis_dsn)
+    tables: Tables = {
+        name: app.Table(name, default=None, partitions=settings.partitions) for name in get_args(TableName)
+    }
+    dispatcher = build_dispatcher(app, settings, redis, clock)
 
-    async def publish(alert: Alert, doc: bytes) -> None:
-        sent = await alerts_topic.send(key=alert.profile_id.encode(), value=doc)
-        await sent  # the broker has it: only now is the topic marked delivered
-        metrics.PRODUCED.labels(SERVICE, ALERTS, alert.kind).inc()
+    async def send_due(partition: int, value: bytes) -> None:
+        await (await app.producer.send(DUE_TOPIC, None, value, partition, timestamp=None, headers=None))
 
-    async def dead_letter(alert: Alert, sink: str, reason: str) -> None:
-        doc = (
-            DeadLetter(
-                reason=f"alert delivery to {sink} failed: {reason}",
-                location=f"sink:{sink}",
-                source="notifier",
-                request_id=alert.alert_id,
-                received_at=datetime.now(UTC),
-                original=alert.model_dump_json(),
-            )
-            .model_dump_json()
-            .encode()
-        )
-        await (await dead_topic.send(key=alert.profile_id.encode(), value=doc))
-        metrics.PRODUCED.labels(SERVICE, DEADLETTER, "deadletter").inc()
-        metrics.DEADLETTERS.labels(SERVICE, metrics.reason_label(reason, f"sink:{sink}")).inc()
-        pipe = redis.pipeline(transaction=False)
-        push_recent(pipe, RECENT_DEADLETTERS, [doc])
-        pipe.hincrby(STATS_KEY, "notifier.deadletters", 1)
-        await pipe.execute()
-
-    client = httpx.AsyncClient(timeout=settings.delivery_timeout_s, follow_redirects=False)
-    return Dispatcher(
-        routes=routes,
-        sinks=make_sinks(routes, TopicSink(redis, publish), client, time.time, settings.delivery_timeout_s),
-        state=RedisDeliveryState(redis),
-        policy=RetryPolicy(settings.delivery_attempts, settings.delivery_backoff_s, settings.delivery_backoff_max_s),
-        limits=parse_rate_limits(settings.alert_rate_limits),
-        dead_letter=dead_letter,
-        clock=time.time,
-        attempt_timeout_s=settings.delivery_timeout_s,
+    notifier = Notifier(
+        rules_from(settings), tables, partial(read_fresh, redis), AlertSubmitter(dispatcher, redis), send_due, clock
     )
+    for name, table in tables.items():
+        table.on_recover(partial(notifier.rebuild, name))
+    wire(app, settings, notifier, dispatcher, redis)
+    return app
+
+
+def wire(app: faust.App, settings: Settings, notifier: Notifier, dispatcher: Dispatcher, redis: aioredis.Redis) -> None:
+    """The agent on the profile changes and the due records, and the timers."""
+    # internal: faust creates the due topic (the profile changes topic exists) with the tables' partitions
+    topics = app.topic(
+        PROFILE_CHANGES, DUE_TOPIC, internal=True, partitions=settings.partitions, key_type=bytes, value_type=bytes
+    )
+
+    @app.agent(topics)
+    async def notify(stream: Any) -> None:
+        async for event in stream.events():
+            await notifier.handle(event.message.topic, event.message.partition, event.value)
+
+    async def recover_deliveries() -> None:
+        try:
+            await dispatcher.recover()  # deliveries a crashed process left unfinished
+        except Exception:  # Redis away for a moment: the outbox waits for the next round
+            log.exception("could not recover unfinished alert deliveries")
+
+    async def count_seen() -> None:
+        if notifier.seen:
+            n, notifier.seen = notifier.seen, 0
+            metrics.CONSUMED.labels(SERVICE, PROFILE_CHANGES, "profile").inc(n)
+            await redis.hincrby(STATS_KEY, "notifier.profiles", n)
+
+    # registered by call, not as decorators: faust's are untyped
+    app.timer(interval=TICK_S)(notifier.tick)
+    app.timer(interval=RECOVER_S)(recover_deliveries)
+    app.timer(interval=1.0)(count_seen)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from schemas.outputs import Alert
 from services.notifier.rules import alert_id, customer_summary
+from services.notifier.view import ComplaintDoc, ProfileDoc
 
 TOP_LEVEL = 3  # the complaint alert is level 1; escalations are levels 2 and 3
 VERY_NEGATIVE = -0.8
@@ -31,7 +32,7 @@ class ComplaintTimer:
     (None: the top level is raised, nothing more to do until the reply)."""
 
     profile_id: str
-    complaint: dict[str, Any]  # the profile's open complaint: message_id, platform, handle, text, sentiment, at
+    complaint: ComplaintDoc  # the profile's open complaint: message_id, platform, handle, text, sentiment, at
     priority: str
     level: int
     due_at: datetime | None
@@ -52,7 +53,7 @@ class ComplaintTimer:
         return cls(**{**doc, "due_at": datetime.fromisoformat(doc["due_at"]) if doc["due_at"] else None})
 
 
-def priority(profile: dict[str, Any], complaint: dict[str, Any], vip_spend: Decimal) -> str:
+def priority(profile: ProfileDoc, complaint: ComplaintDoc, vip_spend: Decimal) -> str:
     """high, normal or low from two scores added: value (2 a high-value customer: total spent from
     ``vip_spend`` or RFM monetary 5; 1 a customer with orders; else 0) and sentiment (2 at or below -0.8,
     1 at or below -0.5, else 0). 3 or more: high; 1-2: normal; 0: low."""
@@ -67,7 +68,7 @@ def priority(profile: dict[str, Any], complaint: dict[str, Any], vip_spend: Deci
     return "high" if score >= 3 else "normal" if score >= 1 else "low"
 
 
-def complaint_alert(profile: dict[str, Any], complaint: dict[str, Any], prio: str, now: datetime) -> Alert:
+def complaint_alert(profile: ProfileDoc, complaint: ComplaintDoc, prio: str, now: datetime) -> Alert:
     """Level 1, raised at once. The id depends on the message only: the same however often the profile changes."""
     return Alert(
         alert_id=alert_id("complaint", complaint["platform"], complaint["message_id"]),
@@ -79,17 +80,17 @@ def complaint_alert(profile: dict[str, Any], complaint: dict[str, Any], prio: st
     )
 
 
-def _where(c: dict[str, Any]) -> str:
+def _where(c: ComplaintDoc) -> str:
     return f"{c['platform']} by @{c['handle'].lstrip('@')}"
 
 
-def _about(c: dict[str, Any]) -> dict[str, Any]:
+def _about(c: ComplaintDoc) -> dict[str, Any]:
     keys = ("platform", "handle", "message_id", "text", "sentiment", "at")
     return {k: c.get(k) for k in keys}
 
 
 def track_complaints(
-    timers: Mapping[str, ComplaintTimer], profile: dict[str, Any], policy: SlaPolicy, now: datetime
+    timers: Mapping[str, ComplaintTimer], profile: ProfileDoc, policy: SlaPolicy, now: datetime
 ) -> tuple[dict[str, ComplaintTimer], list[Alert]]:
     """A profile changed: the timers of its open complaints (new ones start at level 1, due one SLA after
     the complaint; answered ones are gone) and the level-1 alert of every open complaint (re-raising one
@@ -101,7 +102,7 @@ def track_complaints(
         if timer is None:
             prio = priority(profile, c, policy.vip_spend)
             due = datetime.fromisoformat(c["at"]) + timedelta(seconds=policy.sla_s[prio])
-            timer = ComplaintTimer(profile["profile_id"], dict(c), prio, 1, due, customer_summary(profile))
+            timer = ComplaintTimer(profile["profile_id"], c.copy(), prio, 1, due, customer_summary(profile))
         kept[timer.message_id] = timer
         alerts.append(complaint_alert(profile, c, timer.priority, now))
     return kept, alerts
@@ -112,7 +113,7 @@ def next_due(timers: Mapping[str, ComplaintTimer]) -> float | None:
     return min((t.due_at.timestamp() for t in timers.values() if t.due_at is not None), default=None)
 
 
-def still_open(timer: ComplaintTimer, fresh: dict[str, Any] | None) -> bool:
+def still_open(timer: ComplaintTimer, fresh: ProfileDoc | None) -> bool:
     """At send time: is the complaint still unanswered in the freshest profile (None: none newer at hand)?"""
     if fresh is None:
         return True

@@ -10,23 +10,23 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import Any
 
 from schemas.outputs import Alert
 from services.notifier.rules import alert_id, customer_summary
+from services.notifier.view import PaymentFailureDoc, ProfileDoc
 
 
-def _order_key(failure: dict[str, Any]) -> str:
+def _order_key(failure: PaymentFailureDoc) -> str:
     return f"order:{failure['order_id']}" if failure.get("order_id") else f"payment:{failure['payment_id']}"
 
 
-def windows(failures: list[dict[str, Any]], window: timedelta) -> list[list[dict[str, Any]]]:
+def windows(failures: list[PaymentFailureDoc], window: timedelta) -> list[list[PaymentFailureDoc]]:
     """The profile's failures grouped per order and window: a window starts at a failure and holds the
     failures of the same order less than ``window`` after it."""
-    out: list[list[dict[str, Any]]] = []
+    out: list[list[PaymentFailureDoc]] = []
     ordered = sorted(failures, key=lambda f: (_order_key(f), f["at"], f["payment_id"]))
     for _key, same_order in groupby(ordered, key=_order_key):
-        current: list[dict[str, Any]] = []
+        current: list[PaymentFailureDoc] = []
         for f in same_order:
             if current and datetime.fromisoformat(f["at"]) - datetime.fromisoformat(current[0]["at"]) >= window:
                 out.append(current)
@@ -36,7 +36,7 @@ def windows(failures: list[dict[str, Any]], window: timedelta) -> list[list[dict
     return out
 
 
-def payment_alerts(profile: dict[str, Any], window: timedelta, now: datetime) -> list[Alert]:
+def payment_alerts(profile: ProfileDoc, window: timedelta, now: datetime) -> list[Alert]:
     """One alert per order and window of the profile's recent failed payments, with their count."""
     alerts = []
     for group in windows(profile.get("recent_payment_failures") or [], window):

@@ -10,13 +10,15 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from services.notifier.view import ProfileDoc
+
 
 def alert_id(kind: str, *cause: str) -> str:
     """``<kind>:<24 hex digits of a SHA-256 of the cause>``."""
     return f"{kind}:" + hashlib.sha256("\x1f".join(cause).encode()).hexdigest()[:24]
 
 
-def customer_summary(profile: dict[str, Any]) -> dict[str, Any]:
+def customer_summary(profile: ProfileDoc) -> dict[str, Any]:
     """What support sees of the customer in an alert: value, orders, open complaints, RFM."""
     rfm = profile.get("rfm") or {}
     return {

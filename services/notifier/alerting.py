@@ -1,0 +1,102 @@
+"""Where the state machine's alerts go: delivery (``delivery.py``) to ``crm.alerts.v1`` and the routed
+sinks, dead letters for deliveries that failed, and the alert log's count for a collapsed alert."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import faust
+import httpx
+import redis.asyncio as aioredis
+
+from crmhub.core import metrics
+from crmhub.core.routing import load_routes, parse_rate_limits
+from crmhub.core.settings import Settings
+from crmhub.core.stats import RECENT_DEADLETTERS, STATS_KEY, push_recent
+from crmhub.core.topics import ALERTS, DEADLETTER
+from schemas.outputs import Alert, DeadLetter
+from services.notifier.alertlog import raise_count
+from services.notifier.delivery import DeadLetterFn, Dispatcher, RedisDeliveryState, make_sinks
+from services.notifier.retry import RetryPolicy
+from services.notifier.rules import RecentIds
+from services.notifier.sinks import Publish, TopicSink
+
+log = logging.getLogger("crmhub.notifier")
+SERVICE = "notifier"
+Clock = Callable[[], datetime]
+
+
+class AlertSubmitter:
+    """Hands an alert to delivery once; raised again with a higher count (failed payments), the alert log
+    takes the count and no sink hears of it again."""
+
+    def __init__(self, dispatcher: Dispatcher, redis: aioredis.Redis) -> None:
+        self.dispatcher, self.redis = dispatcher, redis
+        self.fired = RecentIds(100_000)  # alert ids (#count) this process submitted: skip the Redis round trip
+
+    async def __call__(self, alert: Alert) -> None:
+        count = alert.details.get("count") if alert.kind == "payment_failed" else None
+        key = f"{alert.alert_id}#{count}"
+        if key in self.fired:
+            return
+        if await self.dispatcher.submit(alert):  # claims the id (once, in Redis); deliveries run in the background
+            metrics.ALERTS_RAISED.labels(alert.kind).inc()
+            log.info("alert %s %s raised", alert.kind, alert.alert_id, extra={"alert_id": alert.alert_id})
+        elif count is not None:
+            await raise_count(self.redis, alert.alert_id, count)
+        self.fired.add(key)
+
+
+def build_dispatcher(app: faust.App, settings: Settings, redis: aioredis.Redis, clock: Clock) -> Dispatcher:
+    """Alerts to crm.alerts.v1 and to the sinks the routes file names; failures to crm.deadletter.v1."""
+    routes = load_routes(settings.routes_file)
+    client = httpx.AsyncClient(timeout=settings.delivery_timeout_s, follow_redirects=False)
+    topic_sink = TopicSink(redis, alert_publisher(app))
+    return Dispatcher(
+        routes=routes,
+        sinks=make_sinks(routes, topic_sink, client, time.time, settings.delivery_timeout_s),
+        state=RedisDeliveryState(redis),
+        policy=RetryPolicy(settings.delivery_attempts, settings.delivery_backoff_s, settings.delivery_backoff_max_s),
+        limits=parse_rate_limits(settings.alert_rate_limits),
+        dead_letter=dead_letter_writer(app, redis, clock),
+        clock=time.time,
+        attempt_timeout_s=settings.delivery_timeout_s,
+    )
+
+
+def alert_publisher(app: faust.App) -> Publish:
+    alerts_topic = app.topic(ALERTS, key_type=bytes, value_type=bytes)
+
+    async def publish(alert: Alert, doc: bytes) -> None:
+        sent = await alerts_topic.send(key=alert.profile_id.encode(), value=doc)
+        await sent  # the broker has it: only now is the topic marked delivered
+        metrics.PRODUCED.labels(SERVICE, ALERTS, alert.kind).inc()
+
+    return publish
+
+
+def dead_letter_writer(app: faust.App, redis: aioredis.Redis, clock: Clock) -> DeadLetterFn:
+    dead_topic = app.topic(DEADLETTER, key_type=bytes, value_type=bytes)
+
+    async def dead_letter(alert: Alert, sink: str, reason: str) -> None:
+        letter = DeadLetter(
+            reason=f"alert delivery to {sink} failed: {reason}",
+            location=f"sink:{sink}",
+            source="notifier",
+            request_id=alert.alert_id,
+            received_at=clock(),
+            original=alert.model_dump_json(),
+        )
+        doc = letter.model_dump_json().encode()
+        await (await dead_topic.send(key=alert.profile_id.encode(), value=doc))
+        metrics.PRODUCED.labels(SERVICE, DEADLETTER, "deadletter").inc()
+        metrics.DEADLETTERS.labels(SERVICE, metrics.reason_label(reason, f"sink:{sink}")).inc()
+        pipe = redis.pipeline(transaction=False)
+        push_recent(pipe, RECENT_DEADLETTERS, [doc])
+        pipe.hincrby(STATS_KEY, "notifier.deadletters", 1)
+        await pipe.execute()
+
+    return dead_letter
