@@ -20,6 +20,7 @@ from crmhub.settings import Settings
 from crmhub.stats import RECENT_DEADLETTERS, read_counts
 from crmhub.web import Authorized, Res, Resources
 from services.ingest import collector
+from services.ingest.cors import CollectorCORS
 from services.notifier import http as alerts_http
 from services.profile import http as profiles_http
 from services.profile.store import ProfileStore, make_engine
@@ -47,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         description="Collector (Segment tracking API), unified profiles, segments and alerts.",
     )
+    app.add_middleware(CollectorCORS, origins=settings.cors_origin_list, is_collector_path=collector.is_collector_path)
     for router in (
         collector.router,
         profiles_http.router,
