@@ -19,8 +19,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -380,7 +382,20 @@ class Traits(_BoundedTraits):
     children: int | None = Field(None, ge=0, le=30)
 
 
-class Campaign(_Model):
+class ContextTraits(_BoundedTraits):
+    """Traits as a call's ``context`` repeats them: any, untyped, within the limits of every trait."""
+
+
+class _Sparse(_Model):
+    """Serialised without its unset (None) fields: most events carry few of them, and every byte of an
+    event is paid on every internal topic."""
+
+    @model_serializer(mode="wrap")
+    def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {name: value for name, value in handler(self).items() if value is not None}
+
+
+class Campaign(_Sparse):
     """The UTM parameters of a visit (Segment's ``context.campaign``; ``name`` is utm_campaign)."""
 
     source: str | None = Field(None, max_length=200)
@@ -388,7 +403,7 @@ class Campaign(_Model):
     name: str | None = Field(None, max_length=200)
 
 
-class EventContext(_Model):
+class EventContext(_Sparse):
     """What marketing keeps of a tracking call's ``context``, normalised by ingest (the rest of the
     context, the IP address included, is not kept). ``country`` is the one the sender resolved from the
     IP (``context.location.country``): crmhub never geolocates nor stores an IP."""
@@ -399,6 +414,9 @@ class EventContext(_Model):
     locale: str | None = Field(None, max_length=200)
     timezone: str | None = Field(None, max_length=200)
     country: str | None = Field(None, max_length=200)
+    traits: ContextTraits | None = Field(
+        None, description="The person's traits a call other than identify carries (``context.traits``)."
+    )
 
 
 class Envelope(_Model):
@@ -413,7 +431,7 @@ class Envelope(_Model):
     phone: str | None = None
     loyalty_id: str | None = None
     profile_id: str | None = None  # stamped by ingest after identity resolution
-    context: EventContext | None = None
+    context: EventContext | None = Field(None, exclude_if=lambda value: value is None)  # no bytes when absent
 
     def identifiers(self) -> dict[str, str]:
         """The identifiers this event carries, by kind."""

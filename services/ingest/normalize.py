@@ -87,7 +87,10 @@ def from_segment(
         "email": traits.get("email"),
         "phone": traits.get("phone"),
     }
-    if kept := marketing_context(context):
+    kept = marketing_context(context)
+    if call != "identify" and (person := _person_traits(context_traits)):
+        kept["traits"] = person  # an identify's context.traits are among its own traits already
+    if kept:
         out["context"] = kept
     if call == "identify":
         out["type"] = "identify"
@@ -131,6 +134,12 @@ def marketing_context(context: dict[str, Any]) -> dict[str, Any]:
         "country": _text(_dict(context.get("location")).get("country")),
     }
     return {name: value for name, value in kept.items() if value}
+
+
+def _person_traits(context_traits: dict[str, Any]) -> dict[str, Any]:
+    """``context.traits`` of a call other than identify (RudderStack and the mobile libraries repeat the
+    user's traits on every call): the traits facet keeps them; email and phone are the envelope's."""
+    return {name: value for name, value in context_traits.items() if name not in ("email", "phone")}
 
 
 def _campaign(campaign: dict[str, Any], url: str | None) -> dict[str, str] | None:

@@ -56,7 +56,7 @@ from schemas.profile import (
 from services.profile.context import fold_context
 from services.profile.groups import fold_group
 from services.profile.policy import DEFAULT_RULES, FoldRules
-from services.profile.traits import fold_identify
+from services.profile.traits import fold_context_traits, fold_identify
 
 MAX_IDS_PER_KIND = 50
 MAX_RECENT_ORDERS = 20  # orders (and waiting follow-ups) remembered with their amounts
@@ -133,6 +133,7 @@ def fold_event(p: Profile, e: Event, rules: FoldRules = DEFAULT_RULES) -> None:
         _add_identifier(p, kind, value, e.occurred_at)
     if e.context is not None:
         fold_context(p, e.context, e.occurred_at)
+        fold_context_traits(p, e, rules)
     match e:
         case Identify():
             fold_identify(p, e, rules)

@@ -1,5 +1,5 @@
-"""The traits facet: every trait of identify calls (and Segment ``context.traits``), and the demographics
-derived from them.
+"""The traits facet: every trait of identify calls and of the ``context.traits`` other calls repeat, and
+the demographics derived from them.
 
 Each trait keeps its latest value by event time (or what ``FoldRules.survivorship`` says for it), with
 the source and time of that value in ``trait_sources``. Email and phone are identifiers, kept with the
@@ -10,9 +10,10 @@ bounded by ``schemas.events.check_trait_limits`` at ingest).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from schemas.events import MAX_TRAITS, Identify, Traits
+from schemas.events import MAX_TRAITS, ContextTraits, Event, Identify, Traits
 from schemas.profile import Demographics, Profile, TraitSource
 from services.profile.policy import FoldRules
 
@@ -25,10 +26,12 @@ _GENDERS = {"f": "female", "female": "female", "woman": "female", "w": "female"}
 _GENDERS |= {"m": "male", "male": "male", "man": "male"}
 
 
-def trait_values(traits: Traits) -> dict[str, Any]:
-    """Every trait an identify carries but the identifiers, strings trimmed and empty values left out;
-    region also from ``state``, and city, region and country also from Segment's ``address`` trait."""
-    values = {name: getattr(traits, name) for name in Traits.model_fields} | (traits.model_extra or {})
+def trait_values(traits: Traits | ContextTraits) -> dict[str, Any]:
+    """Every trait given but the identifiers, strings trimmed and empty values left out; region also
+    from ``state``, and city, region and country also from Segment's ``address`` trait."""
+    values = {name: getattr(traits, name) for name in type(traits).model_fields} | (traits.model_extra or {})
+    values.setdefault("city", None)
+    values.setdefault("country", None)
     address: dict[str, Any] = values["address"] if isinstance(values.get("address"), dict) else {}
     if not isinstance(values.get("region"), str):
         values["region"] = values.get("state") if isinstance(values.get("state"), str) else None
@@ -44,17 +47,27 @@ def trait_values(traits: Traits) -> dict[str, Any]:
 
 
 def fold_identify(p: Profile, e: Identify, rules: FoldRules) -> None:
+    fold_traits(p, trait_values(e.traits), e.source, e.occurred_at, rules)
+
+
+def fold_context_traits(p: Profile, e: Event, rules: FoldRules) -> None:
+    """The traits a call other than identify repeats in its context (``EventContext.traits``)."""
+    if e.context is not None and e.context.traits is not None:
+        fold_traits(p, trait_values(e.context.traits), e.source, e.occurred_at, rules)
+
+
+def fold_traits(p: Profile, values: dict[str, Any], source: str, at: datetime, rules: FoldRules) -> None:
     """Per trait, the survivorship rule decides (default: latest by event time, so an older identify
     arriving late changes nothing newer)."""
     changed = False
-    for name, value in trait_values(e.traits).items():
+    for name, value in values.items():
         known = p.trait_sources.get(name)
         if known is None and len(p.traits) >= MAX_PROFILE_TRAITS:
             _refuse(p, name)
             continue
-        if rules.trait_wins(name, (e.source, e.occurred_at), (known.source, known.at) if known else None):
+        if rules.trait_wins(name, (source, at), (known.source, known.at) if known else None):
             p.traits[name] = value
-            p.trait_sources[name] = TraitSource(source=e.source, at=e.occurred_at)
+            p.trait_sources[name] = TraitSource(source=source, at=at)
             changed = True
     if changed:
         p.demographics = demographics(p.traits)

@@ -319,3 +319,11 @@ def test_page_and_alias_calls_map_to_events() -> None:
     assert (page["type"], page["properties"]) == ("page", {"url": "https://shop/", "name": "Home"})
     alias = from_segment({"type": "alias", "previousId": "a-1", "userId": "c-1"}, b"{}", "web", received, None)
     assert (alias["type"], alias["anonymous_id"], alias["customer_id"]) == ("alias", "a-1", "c-1")
+
+
+def test_context_traits_of_other_calls_are_kept_for_the_profile_and_an_identifys_are_its_own() -> None:
+    context = {"traits": {"email": "a@example.com", "plan": "gold"}}
+    track = from_segment({"type": "track", "event": "X", "userId": "u", "context": context}, b"", "web", RECEIVED, None)
+    assert (track["email"], track["context"]) == ("a@example.com", {"traits": {"plan": "gold"}})
+    identify = from_segment({"type": "identify", "userId": "u", "context": context}, b"", "web", RECEIVED, None)
+    assert identify["traits"] == {"email": "a@example.com", "plan": "gold"} and "context" not in identify

@@ -67,3 +67,15 @@ def test_a_merge_over_the_limit_keeps_the_survivors_traits_and_names_the_others(
     merged = merge_profiles(survivor, absorbed)
     assert merged.traits["t0"] == "newer" and "pets" not in merged.traits
     assert merged.traits_refused == ["pets"]
+
+
+def test_traits_repeated_in_the_context_of_other_calls_are_kept_too() -> None:
+    viewed = f.make("page", minutes=3, context={"traits": {"plan": "gold", "city": "Leeds"}})
+    p = fold_events(None, "P", [f.identify({"plan": "silver"}, minutes=1), viewed])
+    assert p.traits == {"plan": "gold", "city": "Leeds"} and p.demographics.city == "Leeds"
+
+
+def test_an_event_without_context_serialises_without_it() -> None:
+    assert b'"context"' not in f.make("page").__pydantic_serializer__.to_json(f.make("page"))
+    with_context = f.make("page", context={"locale": "en-GB"})
+    assert b'"context":{"locale":"en-GB"}' in with_context.__pydantic_serializer__.to_json(with_context)
