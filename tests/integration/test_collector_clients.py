@@ -111,6 +111,15 @@ def test_a_mobile_batch_keeps_the_device_context_and_corrects_the_device_clock(h
     occurred = datetime.fromisoformat(context["updated_at"])
     assert abs(occurred - (datetime.now(UTC) - timedelta(minutes=1))) < timedelta(seconds=30)  # not 3 h ahead
     assert profile["traits"]["app_user"] is True
+    exported = api.get(f"/v1/profiles/{profile['profile_id']}/export").json()  # GDPR: all of it, IP none
+    assert "203.0.113.9" not in orjson.dumps(exported).decode() and "Europe/Berlin" in orjson.dumps(exported).decode()
+
+
+def test_the_openapi_document_lists_every_path_of_the_tracking_api(api: httpx.Client) -> None:
+    paths = api.get("/openapi.json").json()["paths"]
+    for path in ("/v1/t", "/v1/i", "/v1/p", "/v1/s", "/v1/g", "/v1/a", "/v1/b", "/v1/screen", "/v1/group"):
+        assert "post" in paths[path], path
+    assert {"/beacon/v1/batch", "/v1/projects/{write_key}/settings", "/sourceConfig"} <= set(paths)
 
 
 def test_a_beacon_posts_text_with_the_write_key_in_the_query(hub: Hub, api: httpx.Client) -> None:
