@@ -230,7 +230,6 @@ def segment_settings(write_key: str, request: Request, res: Res) -> dict[str, An
     host = f"{request.url.netloc}{request.url.path.partition('/v1/projects/')[0]}/v1"
     return {
         "integrations": {"Segment.io": {"apiKey": write_key, "apiHost": host, "protocol": request.url.scheme}},
-        "plan": {"track": {"__default": {"enabled": True}}, "identify": {"__default": {"enabled": True}}},
         "metrics": {"sampleRate": 0},
         "remotePlugins": [],
         "enabledMiddleware": {},
@@ -243,7 +242,7 @@ def segment_settings(write_key: str, request: Request, res: Res) -> dict[str, An
 def rudderstack_source_config(request: Request, res: Res) -> dict[str, Any]:
     """What RudderStack's SDK loads before it sends anything: an enabled source without device-mode
     destinations (the SDK sends to the data plane URL it was given, this collector)."""
-    write_key = request.query_params.get("writeKey") or write_key_of(request, None) or ""
+    write_key = write_key_of(request, None) or ""  # the query's writeKey, or Basic as the mobile SDKs send it
     source = _known_key(res, write_key)
     return {
         "source": {

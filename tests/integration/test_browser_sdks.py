@@ -111,6 +111,8 @@ def test_a_shop_page_with_the_real_browser_sdk_fills_a_profile(
         re.compile(r"^(?!http://127\.0\.0\.1[:/]).*"), lambda route: (outside.append(route.request.url), route.abort())
     )
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("requestfailed", lambda request: errors.append(f"{request.url}: {request.failure}"))
+    page.on("response", lambda response: response.status >= 400 and errors.append(f"{response.url}: {response.status}"))
     try:
         page.goto(f"{shop}/{sdk}.html?{CAMPAIGN}", referer="https://search.example/?q=boots")
         user = uid(f"{sdk}-user-")
