@@ -338,7 +338,7 @@ class ConsentProperties(_Model):
 # limit is rejected whole (a dead letter naming the trait), never cut down silently.
 MAX_TRAITS = 200
 MAX_TRAIT_KEY_CHARS = 128
-MAX_TRAIT_VALUE_BYTES = 2048  # the trait's value as JSON
+MAX_TRAIT_VALUE_BYTES = 1024  # the trait's value as JSON
 
 
 def check_trait_limits(traits: dict[str, Any]) -> None:

@@ -94,7 +94,6 @@ def _working_copy(p: Profile) -> Profile:
             "identifiers": {kind: list(values) for kind, values in p.identifiers.items()},
             "identifier_seen": {kind: dict(seen) for kind, seen in p.identifier_seen.items()},
             "traits": dict(p.traits),
-            "groups": dict(p.groups),
             "trait_sources": dict(p.trait_sources),
             "consent": {channel: dict(purposes) for channel, purposes in p.consent.items()},
             "totals_by_currency": dict(p.totals_by_currency),
