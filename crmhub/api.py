@@ -22,6 +22,7 @@ from crmhub.dashboard import http as dashboard_http
 from crmhub.durable_intake import Intake
 from crmhub.ops import BrokerProbe
 from services.ingest import collector, raw_http
+from services.ingest.cors import CollectorCORS
 from services.notifier import http as alerts_http
 from services.profile import http as profiles_http
 from services.profile.store import ProfileStore
@@ -57,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         description="Collector (Segment tracking API), unified profiles, segments and alerts.",
     )
+    app.add_middleware(CollectorCORS, origins=settings.cors_origin_list, is_collector_path=collector.is_collector_path)
     for router in (
         collector.router,
         raw_http.router,

@@ -19,8 +19,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 
@@ -332,8 +334,41 @@ class ConsentProperties(_Model):
     method: str | None = Field(None, max_length=200, description="How it was given or withdrawn.")
 
 
-class Traits(_Open):
-    model_config = ConfigDict(frozen=True, extra="allow", coerce_numbers_to_str=True)
+# What one identify (or group) may carry: the store keeps every trait, so each is bounded; an event over a
+# limit is rejected whole (a dead letter naming the trait), never cut down silently.
+MAX_TRAITS = 200
+MAX_TRAIT_KEY_CHARS = 128
+MAX_TRAIT_VALUE_BYTES = 1024  # the trait's value as JSON
+
+
+def check_trait_limits(traits: dict[str, Any]) -> None:
+    """Raise ValueError naming the first trait over a limit (see MAX_TRAITS and the two below it)."""
+    if len(traits) > MAX_TRAITS:
+        raise ValueError(f"{len(traits)} traits: at most {MAX_TRAITS} may be sent at once")
+    for key, value in traits.items():
+        if len(key) > MAX_TRAIT_KEY_CHARS:
+            raise ValueError(f"trait name {key[:40]!r}… is longer than {MAX_TRAIT_KEY_CHARS} characters")
+        if len(orjson.dumps(value, default=str)) > MAX_TRAIT_VALUE_BYTES:
+            raise ValueError(f"trait {key!r} is larger than {MAX_TRAIT_VALUE_BYTES} bytes as JSON")
+
+
+class _BoundedTraits(_Open):
+    """Any traits, within the limits above (``json_schema_extra`` puts them in the JSON Schema too)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", json_schema_extra={"maxProperties": MAX_TRAITS})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _within_limits(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            check_trait_limits(data)
+        return data
+
+
+class Traits(_BoundedTraits):
+    model_config = ConfigDict(
+        frozen=True, extra="allow", coerce_numbers_to_str=True, json_schema_extra={"maxProperties": MAX_TRAITS}
+    )
 
     email: str | None = None
     phone: str | None = None
@@ -345,6 +380,43 @@ class Traits(_Open):
     city: str | None = None
     country: str | None = None
     children: int | None = Field(None, ge=0, le=30)
+
+
+class ContextTraits(_BoundedTraits):
+    """Traits as a call's ``context`` repeats them: any, untyped, within the limits of every trait."""
+
+
+class _Sparse(_Model):
+    """Serialised without its unset (None) fields: most events carry few of them, and every byte of an
+    event is paid on every internal topic."""
+
+    @model_serializer(mode="wrap")
+    def _without_nulls(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {name: value for name, value in handler(self).items() if value is not None}
+
+
+class Campaign(_Sparse):
+    """The UTM parameters of a visit (Segment's ``context.campaign``; ``name`` is utm_campaign)."""
+
+    source: str | None = Field(None, max_length=200)
+    medium: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=200)
+
+
+class EventContext(_Sparse):
+    """What marketing keeps of a tracking call's ``context``, normalised by ingest (the rest of the
+    context, the IP address included, is not kept). ``country`` is the one the sender resolved from the
+    IP (``context.location.country``): crmhub never geolocates nor stores an IP."""
+
+    campaign: Campaign | None = None
+    referrer: str | None = Field(None, max_length=2000)
+    device_type: str | None = Field(None, max_length=200, description='"mobile", "tablet", "desktop", "ios"…')
+    locale: str | None = Field(None, max_length=200)
+    timezone: str | None = Field(None, max_length=200)
+    country: str | None = Field(None, max_length=200)
+    traits: ContextTraits | None = Field(
+        None, description="The person's traits a call other than identify carries (``context.traits``)."
+    )
 
 
 class Envelope(_Model):
@@ -362,9 +434,11 @@ class Envelope(_Model):
     input_seq: int | None = Field(
         None,
         ge=1,
+        exclude_if=lambda value: value is None,
         description="Stamped by ingest: the input's place in the collector's intake journal (embedded broker), "
         "so the profile store folds an input produced again after a broker loss only once.",
     )
+    context: EventContext | None = Field(None, exclude_if=lambda value: value is None)  # no bytes when absent
 
     def identifiers(self) -> dict[str, str]:
         """The identifiers this event carries, by kind."""
@@ -394,6 +468,30 @@ class Page(Envelope):
 
     type: Literal["page"]
     properties: PageProperties = PageProperties()
+
+
+class Screen(Envelope):
+    """A Segment screen call: the mobile apps' page, a screen of the app was viewed."""
+
+    type: Literal["screen"]
+    properties: PageProperties = PageProperties()
+
+
+class GroupTraits(_BoundedTraits):
+    name: str | None = Field(None, max_length=500)
+    industry: str | None = None
+    plan: str | None = None
+    employees: int | None = Field(None, ge=0)
+    website: str | None = None
+
+
+class Group(Envelope):
+    """A Segment group call: the person belongs to an account or organisation (a B2B buyer's company, an
+    association); ``traits`` describe the group, not the person."""
+
+    type: Literal["group"]
+    group_id: Id
+    traits: GroupTraits = GroupTraits()
 
 
 class Alias(Envelope):
@@ -562,6 +660,8 @@ class ProfileMerged(Envelope):
 Event = Annotated[
     Identify
     | Page
+    | Screen
+    | Group
     | Alias
     | ProductViewed
     | ProductAdded

@@ -77,6 +77,42 @@ class Demographics(BaseModel):
     country: str | None = None
 
 
+class Touch(BaseModel):
+    """A visit's campaign (UTM source, medium and campaign name) and when it was seen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str | None = None
+    medium: str | None = None
+    campaign: str | None = None
+    at: AwareDatetime
+
+
+class MarketingContext(BaseModel):
+    """Kept from the ``context`` of tracking calls (``services.profile.context``): the first and the last
+    campaign, and the latest referrer, device type, locale, time zone and country of the IP."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    first_touch: Touch | None = Field(None, description="The earliest campaign by event time.")
+    last_touch: Touch | None = Field(None, description="The latest campaign by event time.")
+    referrer: str | None = None
+    device_type: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    country: str | None = Field(None, description="Of the last IP, as the sender resolved it (no IP is kept).")
+    updated_at: AwareDatetime | None = Field(None, description="Event time of the latest context folded in.")
+
+
+class GroupMembership(BaseModel):
+    """An account or organisation the person belongs to (Segment ``group`` calls), with its traits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    traits: dict[str, Any] = Field(default_factory=dict)
+    at: AwareDatetime = Field(description="Event time of the latest group call: its traits are these.")
+
+
 class ConsentState(BaseModel):
     """The customer's latest consent decision for one channel and purpose (latest by event time wins; a
     withdrawal wins a tie)."""
@@ -188,7 +224,12 @@ class Profile(BaseModel):
     trait_sources: dict[str, TraitSource] = Field(
         default_factory=dict, description="Per trait: the source and time of its value (see survivorship)."
     )
+    traits_refused: list[str] = Field(
+        default_factory=list, description="Traits not kept: the profile already held the most it may."
+    )
     demographics: Demographics = Field(default_factory=Demographics)
+    context: MarketingContext = Field(default_factory=MarketingContext)
+    groups: dict[str, GroupMembership] = Field(default_factory=dict, description="By group id (``group`` calls).")
     consent: dict[str, dict[str, ConsentState]] = Field(
         default_factory=dict, description="Channel -> purpose -> the latest decision."
     )

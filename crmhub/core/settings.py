@@ -24,6 +24,7 @@ SOURCES = ("web", "pos", "payment", "social", "support")
 # settings given as text, checked by their parser (PARSERS, at the end of the module) at startup
 PARSED_FIELDS = (
     "write_keys",
+    "cors_origins",
     "identity_priority",
     "identity_limits",
     "shared_ids",
@@ -58,6 +59,13 @@ class Settings(BaseSettings):
     write_keys: str = Field(
         "demo-web-key:web",
         description="Collector write keys as key:source pairs, comma separated (HTTP Basic user name).",
+    )
+    cors_origins: str = Field(
+        "*",
+        description="Web origins whose pages may send to the collector (browser SDKs), comma separated, e.g. "
+        "https://shop.example,https://www.shop.example; '*' (the default) lets any page send, as Segment's "
+        "own API does: the write key, public in every page, says which source the events are. Only the "
+        "collector answers cross-origin requests; the read API never does.",
     )
     partitions: int = Field(4, ge=1, description="Partitions of each topic crmhub creates.")
     abandonment_delay_s: float = Field(
@@ -207,6 +215,10 @@ class Settings(BaseSettings):
         return parse_write_keys(self.write_keys)
 
     @property
+    def cors_origin_list(self) -> list[str]:
+        return parse_cors_origins(self.cors_origins)
+
+    @property
     def identity_kinds(self) -> tuple[str, ...]:
         return parse_identity_priority(self.identity_priority)
 
@@ -260,6 +272,16 @@ def parse_write_keys(value: str) -> dict[str, str]:
             raise ValueError(f"write key {pair!r} must look like KEY:SOURCE with SOURCE one of {SOURCES}")
         keys[key] = source
     return keys
+
+
+def parse_cors_origins(value: str) -> list[str]:
+    """``"https://a.example, https://b.example"`` -> the list; ``"*"`` -> ``["*"]`` (any origin)."""
+    origins = [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
+    for origin in origins:
+        scheme, sep, host = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not sep or not host or "/" in host):
+            raise ValueError(f"CORS origin {origin!r} must be '*' or look like https://host[:port] (no path)")
+    return origins
 
 
 def _items(value: str) -> list[str]:
@@ -376,6 +398,7 @@ def parse_complaint_sla(value: str) -> dict[str, float]:
 
 PARSERS: dict[str, Callable[[str], object]] = {
     "write_keys": parse_write_keys,
+    "cors_origins": parse_cors_origins,
     "identity_priority": parse_identity_priority,
     "identity_limits": parse_identity_limits,
     "shared_ids": parse_shared_ids,

@@ -1,8 +1,20 @@
-"""HTTP collector speaking the public Segment tracking API (``/v1/batch``, ``/v1/track``, ``/v1/identify``…).
+"""HTTP collector speaking the public Segment tracking API as the SDKs use it.
 
-Requests are authenticated by write key (HTTP Basic user name, or ``writeKey`` in the body), limited to
-Segment's documented sizes (32 KB a message, 500 KB a batch), and each message is written unchanged to
-the raw topic of the key's source; ingest validates it there, like any other raw input.
+Paths: the long ones (``/v1/track``, ``/v1/identify``, ``/v1/page``, ``/v1/screen``, ``/v1/group``,
+``/v1/alias``, ``/v1/batch``), the short ones analytics.js posts to (``/v1/t``, ``/v1/i``, ``/v1/p``,
+``/v1/s``, ``/v1/g``, ``/v1/a``), ``/v1/b`` (the batch of Segment's mobile libraries and analytics.js's
+batching mode) and ``/beacon/v1/batch`` (RudderStack's page-unload beacon). The body is JSON whatever its
+content type: browsers send ``text/plain`` so that no CORS preflight is needed, beacons always do.
+
+Requests are authenticated by write key (HTTP Basic user name, else ``writeKey`` in the body, else the
+``writeKey`` query parameter a beacon must use, having no headers), limited to Segment's documented sizes
+(32 KB a message, 500 KB a batch: a ``keepalive`` fetch or a beacon, at most 64 KB, always fits), and each
+message is written unchanged to the raw topic of the key's source; ingest validates it there, like any
+other raw input, and corrects the device's clock from ``sentAt``.
+
+The SDKs fetch their settings from their vendor's CDN; ``/v1/projects/{writeKey}/settings`` (Segment's
+``cdnURL``) and ``/sourceConfig`` (RudderStack's ``configUrl``) answer them here instead, pointing the
+SDK at this collector and at no third-party destination.
 """
 
 from __future__ import annotations
@@ -17,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from kafka.errors import KafkaError
 from starlette.concurrency import run_in_threadpool
@@ -59,7 +71,8 @@ def write_key_of(request: Request, body: dict[str, Any] | None) -> str | None:
             return user
         except (binascii.Error, UnicodeDecodeError):
             return None
-    return body.get("writeKey") if body else None
+    in_body = body.get("writeKey") if body else None
+    return in_body if isinstance(in_body, str) else request.query_params.get("writeKey")
 
 
 def decompress(raw: bytes, encoding: str) -> bytes:
@@ -226,22 +239,26 @@ def _endpoint(call: str | None) -> Callable[[Request, Resources], Awaitable[JSON
     return endpoint
 
 
-# path -> the Segment call a single-message endpoint implies (None: a batch of calls)
-SEGMENT_ROUTES = {
-    "/v1/batch": None,
-    "/v1/track": "track",
-    "/v1/identify": "identify",
-    "/v1/page": "page",
-    "/v1/alias": "alias",
+# the Segment call a single-message endpoint implies (None: a batch of calls) -> its paths, long path first
+SEGMENT_ROUTES: dict[str | None, tuple[str, ...]] = {
+    None: ("/v1/batch", "/v1/b", "/beacon/v1/batch"),
+    "track": ("/v1/track", "/v1/t"),
+    "identify": ("/v1/identify", "/v1/i"),
+    "page": ("/v1/page", "/v1/p"),
+    "screen": ("/v1/screen", "/v1/s"),
+    "group": ("/v1/group", "/v1/g"),
+    "alias": ("/v1/alias", "/v1/a"),
 }
-for _path, _call in SEGMENT_ROUTES.items():
-    router.add_api_route(
-        _path,
-        _endpoint(_call),
-        methods=["POST"],
-        name=_call or "batch",
-        summary=f"Segment {_call or 'batch'} call" + ("" if _call else " (up to 500 KB)"),
-    )
+for _call, _paths in SEGMENT_ROUTES.items():
+    for _path in _paths:
+        router.add_api_route(
+            _path,
+            _endpoint(_call),
+            methods=["POST"],
+            name=f"{_call or 'batch'} {_path}",
+            summary=f"Segment {_call or 'batch'} call" + ("" if _call else " (up to 500 KB)"),
+            description="" if _path == _paths[0] else f"The same as `{_paths[0]}`, as the SDKs name it.",
+        )
 
 
 @router.post("/v1/events", summary='crmhub\'s own event envelopes: one event, or {"events": [...]}')
@@ -249,3 +266,53 @@ async def native(request: Request, res: Res) -> JSONResponse:
     """Stores, payment, social and support systems post crmhub envelopes (see `schemas/json/`); the
     write key's source decides the raw topic, and ingest checks each event's `source` against it."""
     return await collect(request, res, native_events)
+
+
+@router.get("/v1/projects/{write_key}/settings", summary="Settings analytics.js fetches (its cdnURL)")
+def segment_settings(write_key: str, request: Request, res: Res) -> dict[str, Any]:
+    """What analytics.js loads before it sends anything, normally from Segment's CDN: this collector as
+    its only destination, and none of Segment's own metrics or plugins."""
+    _known_key(res, write_key)
+    host = f"{request.url.netloc}{request.url.path.partition('/v1/projects/')[0]}/v1"
+    return {
+        "integrations": {"Segment.io": {"apiKey": write_key, "apiHost": host, "protocol": request.url.scheme}},
+        "metrics": {"sampleRate": 0},
+        "remotePlugins": [],
+        "enabledMiddleware": {},
+        "middlewareSettings": {},
+    }
+
+
+@router.get("/sourceConfig", summary="Source configuration RudderStack's JavaScript SDK fetches (its configUrl)")
+@router.get("/sourceConfig/", include_in_schema=False)
+def rudderstack_source_config(request: Request, res: Res) -> dict[str, Any]:
+    """What RudderStack's SDK loads before it sends anything: an enabled source without device-mode
+    destinations (the SDK sends to the data plane URL it was given, this collector)."""
+    write_key = write_key_of(request, None) or ""  # the query's writeKey, or Basic as the mobile SDKs send it
+    source = _known_key(res, write_key)
+    return {
+        "source": {
+            "id": f"crmhub-{source}",
+            "name": f"crmhub {source}",
+            "workspaceId": "crmhub",
+            "writeKey": write_key,
+            "enabled": True,
+            "config": {},
+            "destinations": [],
+        }
+    }
+
+
+def _known_key(res: Resources, write_key: str) -> str:
+    source = res.settings.write_key_sources.get(write_key)
+    if source is None:
+        raise HTTPException(404, "unknown write key")
+    return source
+
+
+COLLECTOR_PATHS = frozenset(p for paths in SEGMENT_ROUTES.values() for p in paths) | {"/v1/events", "/sourceConfig"}
+
+
+def is_collector_path(path: str) -> bool:
+    """The paths browsers may reach from another origin (see services.ingest.cors)."""
+    return path.rstrip("/") in COLLECTOR_PATHS or (path.startswith("/v1/projects/") and path.endswith("/settings"))

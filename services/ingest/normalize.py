@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import urllib.parse
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -12,10 +13,12 @@ from typing import Any
 import phonenumbers
 
 SEGMENT_CALLS = frozenset({"track", "identify", "page", "screen", "alias", "group"})
-SUPPORTED_SEGMENT_CALLS = frozenset({"track", "identify", "page", "alias"})
 # Values that identify nobody: they must never link two customers together.
 PLACEHOLDERS = frozenset({"", "null", "none", "nil", "undefined", "0", "-1", "anonymous", "unknown", "guest", "n/a"})
 _PHONE_JUNK = re.compile(r"[\s().\-/]")
+UTM_NAMES = ("source", "medium", "campaign")
+CONTEXT_CHARS, REFERRER_CHARS = 200, 2000  # longer context values are cut (EventContext's limits)
+_TABLET = re.compile(r"iPad|Tablet|Android(?!.*Mobile)")
 
 
 class NormalizeError(ValueError):
@@ -69,12 +72,11 @@ def from_segment(
 ) -> dict[str, Any]:
     """A Segment message as an envelope of ``source`` (the write key's: a store may use a Segment SDK too)."""
     call = msg["type"]
-    if call not in SUPPORTED_SEGMENT_CALLS:
-        raise NormalizeError(f"Segment '{call}' calls are not supported", "type")
     timestamp = parse_time(msg.get("timestamp") or msg.get("originalTimestamp"), "timestamp")
     sent = parse_time(msg.get("sentAt"), "sentAt") or sent_at
     context = _object(msg, "context")
-    traits: dict[str, Any] = {**_object(context, "traits", "context."), **_object(msg, "traits")}
+    context_traits = _object(context, "traits", "context.")
+    traits: dict[str, Any] = {**context_traits, **_object(msg, "traits")}
     out: dict[str, Any] = {
         "event_id": msg.get("messageId") or fallback_event_id(raw),
         "source": source,
@@ -85,13 +87,25 @@ def from_segment(
         "email": traits.get("email"),
         "phone": traits.get("phone"),
     }
+    kept = marketing_context(context)
+    if call != "identify" and (person := _person_traits(context_traits)):
+        kept["traits"] = person  # an identify's context.traits are among its own traits already
+    if kept:
+        out["context"] = kept
     if call == "identify":
         out["type"] = "identify"
         out["traits"] = traits
-    elif call == "page":
-        out["type"] = "page"
+    elif call in ("page", "screen"):
+        out["type"] = call
         props = {k: msg[k] for k in ("name", "category") if isinstance(msg.get(k), str)}
         out["properties"] = {**_object(msg, "properties"), **props}
+    elif call == "group":
+        # the group's traits describe the account, not the person: only context.traits identify them
+        out["type"] = "group"
+        if msg.get("groupId") is not None:  # else validation names the missing group_id
+            out["group_id"] = str(msg["groupId"]) if isinstance(msg["groupId"], int) else msg["groupId"]
+        out["traits"] = _object(msg, "traits")
+        out["email"], out["phone"] = context_traits.get("email"), context_traits.get("phone")
     elif call == "alias":
         # previousId is most often the anonymous id the visitor had before signing up
         out["type"] = "alias"
@@ -102,6 +116,62 @@ def from_segment(
         out["type"] = msg["event"]
         out["properties"] = _object(msg, "properties")
     return out
+
+
+def marketing_context(context: dict[str, Any]) -> dict[str, Any]:
+    """What crmhub keeps of a Segment ``context`` (see ``EventContext``): the campaign (``context.campaign``,
+    else the utm_* parameters of ``context.page.url``), the referrer, the device type, locale, time zone,
+    and the country the sender resolved from the IP. Values of the wrong shape are left out, not refused:
+    the context is the SDK's, and a shop cannot fix it."""
+    page = _dict(context.get("page"))
+    device = _dict(context.get("device"))
+    kept = {
+        "campaign": _campaign(_dict(context.get("campaign")), _text(page.get("url"))),
+        "referrer": _text(page.get("referrer"), REFERRER_CHARS) or _text(_dict(context.get("referrer")).get("url")),
+        "device_type": _text(device.get("type")) or _device_from_agent(context),
+        "locale": _text(context.get("locale")),
+        "timezone": _text(context.get("timezone")),
+        "country": _text(_dict(context.get("location")).get("country")),
+    }
+    return {name: value for name, value in kept.items() if value}
+
+
+def _person_traits(context_traits: dict[str, Any]) -> dict[str, Any]:
+    """``context.traits`` of a call other than identify (RudderStack and the mobile libraries repeat the
+    user's traits on every call): the traits facet keeps them; email and phone are the envelope's."""
+    return {name: value for name, value in context_traits.items() if name not in ("email", "phone")}
+
+
+def _campaign(campaign: dict[str, Any], url: str | None) -> dict[str, str] | None:
+    if not campaign and url and "utm_" in url:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        campaign = {name: query[f"utm_{name}"][0] for name in UTM_NAMES if f"utm_{name}" in query}
+    given = {"source": _text(campaign.get("source")), "medium": _text(campaign.get("medium"))}
+    given["name"] = _text(campaign.get("name")) or _text(campaign.get("campaign"))
+    kept = {name: value for name, value in given.items() if value}
+    return kept or None
+
+
+def _device_from_agent(context: dict[str, Any]) -> str | None:
+    """A browser's device type: from ``userAgentData.mobile`` (Chromium), else from the user agent."""
+    hints = _dict(context.get("userAgentData"))
+    agent = _text(context.get("userAgent")) or ""
+    if _TABLET.search(agent):
+        return "tablet"
+    if isinstance(hints.get("mobile"), bool):
+        return "mobile" if hints["mobile"] else "desktop"
+    if not agent:
+        return None
+    return "mobile" if "Mobi" in agent else "desktop"
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any, limit: int = CONTEXT_CHARS) -> str | None:
+    """A non-empty string, cut to ``limit`` characters (the limits of ``EventContext``)."""
+    return value.strip()[:limit] or None if isinstance(value, str) else None
 
 
 def _object(parent: dict[str, Any], key: str, prefix: str = "") -> dict[str, Any]:

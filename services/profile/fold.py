@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from schemas.events import (
     CartProduct,
@@ -21,6 +21,7 @@ from schemas.events import (
     ConsentGranted,
     ConsentWithdrawn,
     Event,
+    Group,
     Identify,
     InvoicePaid,
     OrderCancelled,
@@ -36,7 +37,6 @@ from schemas.events import (
     ProductRemoved,
     ProductViewed,
     SocialMessage,
-    Traits,
     minor_units,
 )
 from schemas.profile import (
@@ -45,17 +45,18 @@ from schemas.profile import (
     ComplaintAnswer,
     ConsentState,
     CurrencyTotals,
-    Demographics,
     Loyalty,
     OpenComplaint,
     OrderRecord,
     PaymentFailure,
     Profile,
     Seen,
-    TraitSource,
     ViewedProduct,
 )
+from services.profile.context import fold_context
+from services.profile.groups import fold_group
 from services.profile.policy import DEFAULT_RULES, FoldRules
+from services.profile.traits import fold_context_traits, fold_identify
 
 MAX_IDS_PER_KIND = 50
 MAX_RECENT_ORDERS = 20  # orders (and waiting follow-ups) remembered with their amounts
@@ -65,11 +66,6 @@ MAX_ANSWERED = 50  # answered complaints remembered, so a redelivered complaint 
 MAX_AFFINITY = 20  # categories and products with a spend kept; the smallest goes first
 TOP_N = 5
 COMPLAINT_TEXT_CHARS = 500  # kept on the profile for the alert; the full text stays in the event
-_TRAIT_FIELDS = ("name", "first_name", "last_name", "age", "gender", "city", "region", "country", "children")
-_ADDRESS_TRAITS = {"city": ("city",), "region": ("region", "state"), "country": ("country",)}
-AGE_BANDS = ((18, "under 18"), (25, "18-24"), (35, "25-34"), (45, "35-44"), (55, "45-54"), (65, "55-64"))
-_GENDERS = {"f": "female", "female": "female", "woman": "female", "w": "female"}
-_GENDERS |= {"m": "male", "male": "male", "man": "male"}
 REDEMPTION = "loyalty_points"  # the till tender paid with points: a redemption, not a payment method
 
 
@@ -134,9 +130,14 @@ def fold_event(p: Profile, e: Event, rules: FoldRules = DEFAULT_RULES) -> None:
     p.updated_at = max(p.updated_at, e.occurred_at)
     for kind, value in e.identifiers().items():
         _add_identifier(p, kind, value, e.occurred_at)
+    if e.context is not None:
+        fold_context(p, e.context, e.occurred_at)
+        fold_context_traits(p, e, rules)
     match e:
         case Identify():
-            _apply_traits(p, e, rules)
+            fold_identify(p, e, rules)
+        case Group():
+            fold_group(p, e)
         case ProductViewed():
             _viewed(p, e)
         case ProductAdded() if _after_clearing(p.cart, e):
@@ -185,59 +186,6 @@ def _add_identifier(p: Profile, kind: str, value: str, at: datetime) -> None:
         seen[value] = Seen(at, at)
     elif at > known.last or at < known.first:
         seen[value] = Seen(min(known.first, at), max(known.last, at))
-
-
-def _trait_values(traits: Traits) -> dict[str, Any]:
-    """The known traits an identify carries; region also from ``state``, and city, region and country also
-    from Segment's ``address`` trait."""
-    extra = traits.model_extra or {}
-    address: dict[str, Any] = extra["address"] if isinstance(extra.get("address"), dict) else {}
-    values = {f: getattr(traits, f) for f in _TRAIT_FIELDS if f in Traits.model_fields}
-    values["region"] = extra.get("region") or extra.get("state")
-    for trait, names in _ADDRESS_TRAITS.items():
-        values[trait] = values[trait] or next((a for n in names if isinstance(a := address.get(n), str) and a), None)
-    out = {}
-    for name, value in values.items():
-        if isinstance(value, str):
-            value = value.strip()
-        if value is not None and value != "" and (name != "region" or isinstance(value, str)):
-            out[name] = value
-    return out
-
-
-def _apply_traits(p: Profile, e: Identify, rules: FoldRules) -> None:
-    """Per trait, the survivorship rule decides (default: latest by event time, so an older identify
-    arriving late changes nothing newer)."""
-    changed = False
-    for field, value in _trait_values(e.traits).items():
-        known = p.trait_sources.get(field)
-        if rules.trait_wins(field, (e.source, e.occurred_at), (known.source, known.at) if known else None):
-            p.traits[field] = value
-            p.trait_sources[field] = TraitSource(source=e.source, at=e.occurred_at)
-            changed = True
-    if changed:
-        p.demographics = demographics(p.traits)
-
-
-def demographics(traits: dict[str, Any]) -> Demographics:
-    gender = traits.get("gender")
-    return Demographics(
-        age_band=age_band(traits.get("age")),
-        gender=_GENDERS.get(gender.lower(), gender.lower()) if isinstance(gender, str) else None,
-        city=_text(traits.get("city")),
-        region=_text(traits.get("region")),
-        country=_text(traits.get("country")),
-    )
-
-
-def age_band(age: Any) -> str | None:
-    if not isinstance(age, int) or isinstance(age, bool):
-        return None
-    return next((band for below, band in AGE_BANDS if age < below), "65+")
-
-
-def _text(value: Any) -> str | None:
-    return str(value) if value is not None else None
 
 
 def _consent(p: Profile, e: ConsentGranted | ConsentWithdrawn) -> None:

@@ -28,6 +28,7 @@ from schemas.profile import (
     Seen,
     ViewedProduct,
 )
+from services.profile.context import merge_context
 from services.profile.fold import (
     MAX_AFFINITY,
     MAX_ANSWERED,
@@ -37,14 +38,15 @@ from services.profile.fold import (
     _apply_refund,
     _per_order,
     _top,
-    demographics,
     fold_events,
     new_profile,
     preferred_method,
     remember_failures,
     upgraded,
 )
+from services.profile.groups import merge_groups
 from services.profile.policy import DEFAULT_RULES, FoldRules
+from services.profile.traits import merge_traits
 
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
@@ -64,7 +66,6 @@ def merge_profiles(survivor: Profile, absorbed: Profile, rules: FoldRules = DEFA
     absorbed = upgraded(absorbed.model_copy(update={"totals_by_currency": dict(absorbed.totals_by_currency)}), rules)
     counted = set(survivor.order_ids)
     refunds = set(survivor.refund_ids)
-    traits = _merge_traits(survivor, absorbed)
     merged = survivor.model_copy(
         update={
             "version": survivor.version + absorbed.version,
@@ -72,8 +73,9 @@ def merge_profiles(survivor: Profile, absorbed: Profile, rules: FoldRules = DEFA
             "updated_at": max(survivor.updated_at, absorbed.updated_at),
             "identifiers": (ids := _union_identifiers(survivor.identifiers, absorbed.identifiers)),
             "identifier_seen": _union_seen(ids, survivor.identifier_seen, absorbed.identifier_seen),
-            **traits,
-            "demographics": demographics(traits["traits"]),
+            **merge_traits(survivor, absorbed),
+            "context": merge_context(survivor.context, absorbed.context),
+            "groups": merge_groups(survivor.groups, absorbed.groups),
             "consent": _merge_consent(survivor.consent, absorbed.consent),
             "order_count": survivor.order_count + absorbed.order_count,
             "web_orders": survivor.web_orders + absorbed.web_orders,
@@ -265,17 +267,6 @@ def _later_failure(survivor: Profile, absorbed: Profile) -> dict[str, Any]:
 
 def _first_set(*values: float | None) -> float | None:
     return next((v for v in values if v is not None), None)
-
-
-def _merge_traits(survivor: Profile, absorbed: Profile) -> dict[str, Any]:
-    traits, sources = dict(survivor.traits), dict(survivor.trait_sources)
-    for name, value in absorbed.traits.items():
-        theirs, ours = absorbed.trait_sources.get(name), sources.get(name)
-        if name not in traits or (theirs and ours and theirs.at > ours.at):
-            traits[name] = value
-            if theirs:
-                sources[name] = theirs
-    return {"traits": traits, "trait_sources": sources}
 
 
 def _union_identifiers(first: dict[str, list[str]], second: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -33,6 +33,13 @@ _NUMBER, _TIME, _TEXT = DataType.FLOAT, DataType.DATETIME, DataType.STRING
 CONSENT_CHANNELS = ("email", "sms", "phone", "push", "post")
 
 
+CONTEXT_FIELDS = (
+    *("first_touch_source", "first_touch_medium", "first_touch_campaign"),
+    *("last_touch_source", "last_touch_medium", "last_touch_campaign"),
+    *("referrer", "device_type", "locale", "timezone", "ip_country"),
+)
+
+
 def _get(obj: dict[str, Any], name: str) -> Any:
     return obj.get(name)
 
@@ -88,7 +95,10 @@ FIELD_TYPES: dict[str, Any] = {
     "country": _TEXT,
     "age": _NUMBER,
     "children": _NUMBER,
-    "traits": DataType.MAPPING(_TEXT),
+    "traits": DataType.MAPPING(_TEXT, DataType.UNDEFINED),  # each value as its JSON type: text, number, bool…
+    # how the customer comes (the context of tracking calls) and the accounts they belong to
+    **dict.fromkeys(CONTEXT_FIELDS, _TEXT),
+    "groups": DataType.ARRAY(_TEXT),
     **{name: fn.data_type for name, fn in TIME_FUNCTIONS.items()},
 }
 BUILTINS_REFUSED = ("$now", "$today")  # they read the wall clock; use days_since/hours_since instead
@@ -271,7 +281,18 @@ def profile_view(profile: dict[str, Any]) -> dict[str, Any]:
         "age": _number(traits.get("age")),
         "children": _number(traits.get("children")),
         "traits": traits,
+        **_context_view(profile.get("context") or {}),
+        "groups": tuple(profile.get("groups") or ()),
     }
+
+
+def _context_view(context: dict[str, Any]) -> dict[str, Any]:
+    first, last = context.get("first_touch") or {}, context.get("last_touch") or {}
+    view = {f"first_touch_{name}": first.get(name) for name in ("source", "medium", "campaign")}
+    view |= {f"last_touch_{name}": last.get(name) for name in ("source", "medium", "campaign")}
+    view |= {name: context.get(name) for name in ("referrer", "device_type", "locale", "timezone")}
+    view["ip_country"] = context.get("country")
+    return view
 
 
 def evaluate(defs: list[SegmentDef], view: dict[str, Any], now: datetime) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
 from crmhub.hub import Hub, running_hub
 from tests.integration.helpers import ABANDONMENT_DELAY_S, api_client
+from tests.integration.npm import installed_packages
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +45,8 @@ def producer(hub: Hub) -> Iterator[KafkaProducer]:
     prod = kafka_io.producer(hub.settings)
     yield prod
     prod.close()
+
+
+@pytest.fixture(scope="session")
+def node_modules() -> Path:
+    return installed_packages()

@@ -35,7 +35,8 @@ SEGMENT_KEYS = {
 NATIVE_SOURCES = {"pos", "payment", "social", "support"}
 E164 = re.compile(r"^\+(49|1)\d{10,11}$")
 SOCIAL_KINDS = {"social.mention", "social.comment", "social.direct_message"}
-NOT_GENERATED = {"page", "alias", "profile.merged"}  # Segment calls the demo does not make; ingest's own
+# Segment calls the demo does not make; ingest's own
+NOT_GENERATED = {"page", "screen", "group", "alias", "profile.merged"}
 # the rare kinds (refunds, chargebacks, returns, invoices, closed cases, consent changes) made common
 AFTER_SALES = TrafficMix(
     order_cancellation=2.0,

@@ -132,13 +132,13 @@ def test_invalid_native_events_are_rejected_with_reason_and_location(obj: dict[s
 @pytest.mark.parametrize(
     ("msg", "expected"),
     [
-        ({**TRACK, "type": "screen"}, Rejection("Segment 'screen' calls are not supported", "type")),
+        ({**TRACK, "type": "group"}, Rejection("Field required", "group_id")),
         ({**TRACK, "event": None}, Rejection("a track call needs an 'event' name", "event")),
         ({**TRACK, "timestamp": 1710406800}, Rejection("expected an ISO 8601 time string", "timestamp")),
         ({**TRACK, "userId": None}, Rejection("the event carries no usable customer identifier", "identifiers")),
         ({**TRACK, "messageId": 5}, Rejection("Input should be a valid string", "event_id")),
     ],
-    ids=["screen-call", "no-event-name", "numeric-timestamp", "anonymous-nobody", "numeric-message-id"],
+    ids=["group-without-id", "no-event-name", "numeric-timestamp", "anonymous-nobody", "numeric-message-id"],
 )
 def test_invalid_segment_messages_are_rejected(msg: dict[str, Any], expected: Rejection) -> None:
     assert decode(msg, source="web") == expected

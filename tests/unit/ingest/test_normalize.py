@@ -14,6 +14,7 @@ from services.ingest.normalize import (
     from_native,
     from_segment,
     is_segment_message,
+    marketing_context,
     normalize_identifiers,
     parse_time,
     shared_identifiers,
@@ -133,11 +134,82 @@ def test_from_segment_without_message_id_gets_a_deterministic_id() -> None:
     assert fallback_event_id(raw + b" ") != fallback_event_id(raw)
 
 
-@pytest.mark.parametrize("call", ["screen", "group"])
-def test_from_segment_rejects_unsupported_calls(call: str) -> None:
-    with pytest.raises(NormalizeError) as info:
-        from_segment({"type": call}, b"raw", "web", RECEIVED, None)
-    assert (info.value.reason, info.value.location) == (f"Segment '{call}' calls are not supported", "type")
+def test_a_screen_is_the_mobile_page() -> None:
+    msg = {"type": "screen", "userId": "u1", "name": "Basket", "properties": {"items": 2}}
+    out = from_segment(msg, b"raw", "web", RECEIVED, None)
+    assert (out["type"], out["properties"]) == ("screen", {"items": 2, "name": "Basket"})
+
+
+def test_a_group_names_the_account_and_only_context_traits_identify_the_person() -> None:
+    msg = {
+        "type": "group",
+        "userId": "u1",
+        "groupId": "acme",
+        "traits": {"name": "Acme Ltd", "email": "billing@acme.example"},
+        "context": {"traits": {"email": "ann@example.com"}},
+    }
+    out = from_segment(msg, b"raw", "web", RECEIVED, None)
+    assert (out["type"], out["group_id"], out["email"]) == ("group", "acme", "ann@example.com")
+    assert out["traits"] == {"name": "Acme Ltd", "email": "billing@acme.example"}
+
+
+MOBILE_CONTEXT = {
+    "app": {"name": "Shop", "version": "4.2.0", "build": "420"},
+    "device": {"type": "ios", "model": "iPhone15,2", "id": "device-1"},
+    "os": {"name": "iOS", "version": "17.4"},
+    "locale": "de-DE",
+    "timezone": "Europe/Berlin",
+    "ip": "203.0.113.9",
+    "location": {"country": "Germany"},
+    "campaign": {"source": "newsletter", "medium": "email", "name": "spring"},
+}
+
+
+def test_the_marketing_context_is_kept_and_the_ip_is_not() -> None:
+    assert marketing_context(MOBILE_CONTEXT) == {
+        "campaign": {"source": "newsletter", "medium": "email", "name": "spring"},
+        "device_type": "ios",
+        "locale": "de-DE",
+        "timezone": "Europe/Berlin",
+        "country": "Germany",
+    }
+
+
+def test_a_browser_campaign_comes_from_the_page_url_when_the_sdk_gave_none() -> None:
+    context = {
+        "page": {"url": "https://shop.example/?utm_source=ads&utm_campaign=sale", "referrer": "https://a.example/"},
+        "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Mobile/15E148",
+    }
+    assert marketing_context(context) == {
+        "campaign": {"source": "ads", "name": "sale"},
+        "referrer": "https://a.example/",
+        "device_type": "mobile",
+    }
+
+
+@pytest.mark.parametrize(
+    ("context", "device_type"),
+    [
+        ({"userAgentData": {"mobile": False}, "userAgent": "Mozilla/5.0 (X11; Linux x86_64)"}, "desktop"),
+        ({"userAgentData": {"mobile": True}}, "mobile"),
+        ({"userAgent": "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X)"}, "tablet"),
+        ({"userAgent": "Mozilla/5.0 (Linux; Android 14; SM-X710)"}, "tablet"),
+        ({"device": {"type": "android"}, "userAgent": "okhttp/4"}, "android"),
+        ({}, None),
+    ],
+)
+def test_device_type(context: dict[str, Any], device_type: str | None) -> None:
+    assert marketing_context(context).get("device_type") == device_type
+
+
+def test_context_values_of_the_wrong_shape_are_left_out_and_long_ones_cut() -> None:
+    context = {"page": "not an object", "campaign": ["x"], "locale": 5, "timezone": "T" * 500}
+    assert marketing_context(context) == {"timezone": "T" * 200}
+
+
+def test_a_message_without_context_carries_none() -> None:
+    out = from_segment({"type": "track", "event": "X", "userId": "u"}, b"raw", "web", RECEIVED, None)
+    assert "context" not in out
 
 
 def test_from_segment_track_needs_an_event_name() -> None:
@@ -247,3 +319,11 @@ def test_page_and_alias_calls_map_to_events() -> None:
     assert (page["type"], page["properties"]) == ("page", {"url": "https://shop/", "name": "Home"})
     alias = from_segment({"type": "alias", "previousId": "a-1", "userId": "c-1"}, b"{}", "web", received, None)
     assert (alias["type"], alias["anonymous_id"], alias["customer_id"]) == ("alias", "a-1", "c-1")
+
+
+def test_context_traits_of_other_calls_are_kept_for_the_profile_and_an_identifys_are_its_own() -> None:
+    context = {"traits": {"email": "a@example.com", "plan": "gold"}}
+    track = from_segment({"type": "track", "event": "X", "userId": "u", "context": context}, b"", "web", RECEIVED, None)
+    assert (track["email"], track["context"]) == ("a@example.com", {"traits": {"plan": "gold"}})
+    identify = from_segment({"type": "identify", "userId": "u", "context": context}, b"", "web", RECEIVED, None)
+    assert identify["traits"] == {"email": "a@example.com", "plan": "gold"} and "context" not in identify

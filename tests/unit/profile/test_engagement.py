@@ -8,8 +8,9 @@ from types import MappingProxyType
 import pytest
 
 from schemas.profile import ConsentState, Demographics, Profile, Seen
-from services.profile.fold import MAX_ANSWERED, MAX_PAYMENT_FAILURES, MAX_RECENT_VIEWS, age_band, fold_events
+from services.profile.fold import MAX_ANSWERED, MAX_PAYMENT_FAILURES, MAX_RECENT_VIEWS, fold_events
 from services.profile.policy import FoldRules
+from services.profile.traits import age_band
 from tests.unit import factories as f
 from tests.unit.factories import at
 from tests.unit.profile import events as ev

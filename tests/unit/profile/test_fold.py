@@ -187,14 +187,14 @@ def test_identifiers_per_kind_are_capped() -> None:
     assert p.identifiers["anonymous_id"] == [f"a-{i}" for i in range(MAX_IDS_PER_KIND)]
 
 
-def test_identify_merges_known_traits_and_takes_identifiers_from_the_envelope() -> None:
+def test_identify_keeps_every_trait_and_takes_identifiers_from_the_envelope() -> None:
     # ingest lifts traits.email into the (normalised) envelope email; the fold reads identifiers there only
     events = [
         f.identify({"name": "Ann", "age": 31, "city": "Berlin", "plan": "gold"}, minutes=1),
         f.identify({"city": "Hamburg", "children": 2, "email": " Ann@Example.com"}, minutes=2, email="ann@example.com"),
     ]
     p = fold_events(None, "P", events)
-    assert p.traits == {"name": "Ann", "age": 31, "city": "Hamburg", "children": 2}  # 'plan' is no known trait
+    assert p.traits == {"name": "Ann", "age": 31, "city": "Hamburg", "children": 2, "plan": "gold"}  # no email
     assert p.identifiers["email"] == ["ann@example.com"]
 
 

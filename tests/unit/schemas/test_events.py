@@ -29,7 +29,17 @@ from tests.unit import factories as f
 
 
 def test_event_types_lists_every_payload_model_in_order() -> None:
-    web = ("identify", "page", "alias", "Product Viewed", "Product Added", "Product Removed", "Cart Viewed")
+    web = (
+        "identify",
+        "page",
+        "screen",
+        "group",
+        "alias",
+        "Product Viewed",
+        "Product Added",
+        "Product Removed",
+        "Cart Viewed",
+    )
     web += ("Checkout Started", "Payment Info Entered", "Order Completed", "Order Refunded", "Order Cancelled")
     stores = ("pos.sale", "pos.return")
     payment = ("payment.authorised", "payment.captured", "payment.failed", "payment.refunded", "payment.chargeback")

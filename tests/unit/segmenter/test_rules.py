@@ -247,3 +247,31 @@ def test_conditions_over_missing_fields_never_match_and_never_crash() -> None:
 def test_membership_changes_are_sorted() -> None:
     assert membership_changes({"b", "keep", "a"}, {"keep", "z", "c"}) == (["c", "z"], ["a", "b"])
     assert membership_changes({"x"}, {"x"}) == ([], [])
+
+
+def test_traits_are_read_by_name_with_their_json_types() -> None:
+    defs = [
+        compile_segment("gold", 'traits.plan == "gold"'),
+        compile_segment("regulars", 'traits["visits"] >= 5 and traits["vip"] == true'),
+        compile_segment("leeds_store", 'traits["favourite_store"] == "Leeds"'),
+    ]
+    traits = {"plan": "gold", "visits": 7, "vip": True, "favourite_store": "York"}
+    assert evaluate(defs, profile_view({"profile_id": "P", "traits": traits}), NOW) == {"gold", "regulars"}
+    assert evaluate(defs, profile_view({"profile_id": "P", "traits": {"visits": "many"}}), NOW) == set()
+
+
+def test_context_and_group_fields() -> None:
+    defs = [
+        compile_segment("came_by_newsletter", 'first_touch_source == "newsletter" and last_touch_campaign == "sale"'),
+        compile_segment("app_users", 'device_type in ["ios", "android"] and ip_country == "Germany"'),
+        compile_segment("acme", '"acme" in groups'),
+    ]
+    context = {
+        "first_touch": {"source": "newsletter", "at": "2025-03-01T00:00:00Z"},
+        "last_touch": {"source": "ads", "campaign": "sale", "at": "2025-03-02T00:00:00Z"},
+        "device_type": "ios",
+        "country": "Germany",
+    }
+    view = profile_view({"profile_id": "P", "context": context, "groups": {"acme": {"traits": {}, "at": "x"}}})
+    assert evaluate(defs, view, NOW) == {"came_by_newsletter", "app_users", "acme"}
+    assert evaluate(defs, profile_view({"profile_id": "P"}), NOW) == set()
