@@ -26,16 +26,17 @@ from tests.integration.helpers import api_client, profile_by, uid, wait_for
 pytestmark = pytest.mark.integration
 
 
-def broker_pid() -> int:
-    """The embedded broker this test process started (a child whose command line names tansu)."""
-    me = str(os.getpid())
+def broker_pid(hub: Hub) -> int:
+    """The hub's embedded broker: a child of this process whose command line names tansu and its port
+    (other hubs of the test session run brokers of their own)."""
+    me, port = str(os.getpid()), f"127.0.0.1:{hub.settings.kafka_port}".encode()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             ppid = stat.read_text().rsplit(")", 1)[1].split()[1]
             cmdline = (stat.parent / "cmdline").read_bytes()
         except (OSError, IndexError):
             continue
-        if ppid == me and b"tansu" in cmdline:
+        if ppid == me and b"tansu" in cmdline and port in cmdline:
             return int(stat.parent.name)
     raise AssertionError("no embedded broker found")
 
@@ -75,7 +76,7 @@ def test_with_the_journal_inputs_are_accepted_until_too_many_wait_then_503(tmp_p
         answers: list[httpx.Response] = []
         with httpx.Client(base_url=f"http://127.0.0.1:{hub.settings.api_port}", auth=("test-web-key", "")) as c:
             assert c.post("/v1/track", json=track(user, 0)).status_code == 200  # the forwarder is connected
-            with frozen(broker_pid()):
+            with frozen(broker_pid(hub)):
                 for n in range(1, 60):
                     started = time.monotonic()
                     answers.append(c.post("/v1/track", json=track(user, n), timeout=30))
@@ -100,7 +101,7 @@ def test_without_a_journal_an_unacknowledged_request_gets_a_503_within_seconds(t
         user = uid("bp")
         with httpx.Client(base_url=f"http://127.0.0.1:{hub.settings.api_port}", auth=("test-web-key", "")) as c:
             assert c.post("/v1/track", json=track(user, 0)).status_code == 200
-            with frozen(broker_pid()):
+            with frozen(broker_pid(hub)):
                 started = time.monotonic()
                 answer = c.post("/v1/track", json=track(user, 1), timeout=60)
                 took = time.monotonic() - started
