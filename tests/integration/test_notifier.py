@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -344,16 +345,21 @@ def test_tail_alerts_prints_each_alert_readably(s: Stack) -> None:
     assert one.returncode == 0 and len(one.stdout.splitlines()) == 1, one.stderr
     proc = subprocess.Popen(  # follows until stopped
         tail,
-        env=env,
+        env={**env, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(6)
-    proc.terminate()  # SIGTERM: a clean stop
-    out, err = proc.communicate(timeout=15)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    wait_for(lambda: any(alert["alert_id"] in x for x in lines), 60, what="tail to print the alert")
+    proc.terminate()  # SIGTERM: a clean stop, once it follows (its start-up may take seconds on a busy machine)
+    _, err = proc.communicate(timeout=15)
+    reader.join(5)
     assert proc.returncode == 0, err
-    (line,) = [x for x in out.splitlines() if alert["alert_id"] in x]
+    (line,) = [x for x in lines if alert["alert_id"] in x]
     assert " complaint " in line and profile["profile_id"] in line and "never arrived" in line, line
     assert "Traceback" not in err
 
