@@ -12,8 +12,9 @@ from faust.exceptions import ConsumerNotStarted
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core import metrics
+from crmhub.core.logs import setup_logging
 from crmhub.core.net import free_port
-from crmhub.core.runtime import METER_INTERVAL_S, setup_logging
+from crmhub.core.runtime import METER_INTERVAL_S
 from crmhub.core.settings import Settings
 
 
@@ -51,9 +52,8 @@ def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.Ap
 
 
 async def record_consumer(app: faust.App, service: str) -> None:
-    """The lag of the agents' partitions (fetch high watermark minus position; changelogs left out) and
-    the process's memory, into the metrics."""
-    metrics.record_memory(service)
+    """The lag of the agents' partitions (changelogs left out) and the process's memory, into the metrics
+    (``metrics.record_consumer``, as the kafka-python runtime does)."""
     lags: dict[tuple[str, int], int] = {}
     try:
         assigned = [tp for tp in app.consumer.assignment() if tp.topic.startswith("crm.")]
@@ -63,8 +63,9 @@ async def record_consumer(app: faust.App, service: str) -> None:
             if lag is not None:
                 lags[(tp.topic, tp.partition)] = lag
     except (ConsumerNotStarted, IllegalStateError, TimeoutError):
+        metrics.record_memory(service)
         return  # starting, or partitions moving in a rebalance: the next round has the figures
-    metrics.record_lag(service, lags)
+    metrics.record_consumer(service, lags)
 
 
 def run_worker(build: Callable[[Settings], faust.App], settings: Settings, service: str) -> None:

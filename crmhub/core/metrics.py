@@ -126,6 +126,13 @@ def record_memory(service: str) -> None:
         MEMORY.labels(service).set(rss)
 
 
+def record_consumer(service: str, lags: Mapping[tuple[str, int], int]) -> None:
+    """A consumer's lag per partition and the process's memory: what every service meters each second
+    (the kafka-python runtime and the faust app alike)."""
+    record_lag(service, lags)
+    record_memory(service)
+
+
 def lag_of(highwater: int | None, position: int | None) -> int | None:
     """Records behind: None until the first fetch brought a high watermark (Tansu's end offsets are wrong,
     so the watermark of fetch responses is the figure to trust, see ../shared/BROKER.md)."""
