@@ -119,7 +119,7 @@ class Stopper:
         self.stopped = True
 
 
-class Stopped(Exception):
+class Stopped(BaseException):  # not an Exception: no handler or poison path may swallow it
     """Asked to stop while waiting to retry: the batch is left uncommitted, read again at the next start."""
 
 
