@@ -33,7 +33,7 @@ def process_identifier() -> str:
 
 
 if os.environ.get(MULTIPROC_ENV):
-    values.ValueClass = values.MultiProcessValue(process_identifier)
+    values.ValueClass = values.MultiProcessValue(process_identifier)  # type: ignore[no-untyped-call]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -174,7 +174,7 @@ def collected() -> CollectorRegistry:
     if not path:
         return REGISTRY
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=path)
+    MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     return registry
 
 

@@ -164,6 +164,9 @@ class Backoff:
         return float(min(self.first_s * 2 ** (attempt - 1), self.max_s))
 
 
+DEFAULT_BACKOFF = Backoff()
+
+
 def poison_letter(service: str, record: Any, exc: BaseException, now: datetime) -> Outcome:
     """The dead letter of a record its handler fails on by itself: the exception is the reason, where it
     was raised (module:function:line) the location."""
@@ -204,7 +207,7 @@ class Runtime:
         handler: Handler,
         clock: Clock,
         stopper: Stopper,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.service, self.source, self.sink, self.handler = service, source, sink, handler

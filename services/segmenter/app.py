@@ -13,6 +13,7 @@ Three things move membership, one at a time (a lock), each for the partitions th
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
@@ -26,7 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from crmhub.core import metrics
-from crmhub.core.faust_app import create_app, run_worker
+from crmhub.core.faust_app import Guard, create_app, run_worker
 from crmhub.core.kafka import partition_for_key
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
@@ -236,7 +237,9 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
         key, value = change.profile_id.encode(), change.model_dump_json().encode()
         return await app.producer.send(SEGMENTS, key, value, partition=None, timestamp=None, headers=None)
 
-    membership = Membership(aioredis.Redis.from_url(settings.redis_dsn))
+    redis_client = aioredis.Redis.from_url(settings.redis_dsn)
+    membership = Membership(redis_client)
+    guard = Guard(app, SERVICE, redis_client, clock)
     seg = Segmenter(settings, membership, ProfileReader(engine), SegmentStore(engine), send, clock)
     log.info("segmenter evaluating %d segments: %s", len(seg.catalog.defs), ", ".join(seg.catalog.names))
 
@@ -247,9 +250,12 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     async def evaluate_profiles(stream: Any) -> None:
         async for event in stream.events():
             started = time.monotonic()
-            async with seg.lock:
-                await seg.apply(event.message.partition, orjson.loads(event.value))
+            await guard.process(event.message, functools.partial(evaluate, event.message.partition, event.value))
             metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
+
+    async def evaluate(partition: int, value: bytes) -> None:
+        async with seg.lock:
+            await seg.apply(partition, orjson.loads(value))
 
     @app.timer(interval=settings.segment_tick_s)
     async def clock_and_definitions() -> None:
