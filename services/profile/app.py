@@ -89,6 +89,20 @@ def new_identifiers(before: Profile | None, after: Profile) -> list[tuple[str, s
     return [(kind, v) for kind, values in after.identifiers.items() for v in values if (kind, v) not in old]
 
 
+def changed_links(current: dict[str, Profile], changed: list[Profile]) -> list[tuple[str, str, str]]:
+    """The (kind, value, profile id) identifiers the changed profiles hold that they did not before."""
+    return [(kind, v, p.profile_id) for p in changed for kind, v in new_identifiers(current.get(p.profile_id), p)]
+
+
+def timeline_of(
+    current: dict[str, Profile], changed: list[Profile], kept: list[tuple[str, Event]]
+) -> tuple[list[tuple[str, Event]], dict[str, str]]:
+    """The timeline entries of the events (on their surviving profile) and where merged profiles moved."""
+    after = {**current, **{p.profile_id: p for p in changed}}
+    timeline = [(survivor_of(after, pid), event) for pid, event in kept]
+    return timeline, {p.profile_id: survivor_of(after, p.profile_id) for p in changed if p.merged_into}
+
+
 class ProfileWorker:
     """The profile service's handler and its state: the store (SQL) and the cache of hot profiles."""
 
@@ -188,25 +202,17 @@ class ProfileWorker:
         kept, suppressed = self._without_erased(current, routed)
         kept, refolded = self._not_folded_yet(kept)
         changed = list(fold_batch(current, kept, self.rules).values())
-        after = {**current, **{p.profile_id: p for p in changed}}
-        timeline = [(survivor_of(after, pid), event) for pid, event in kept]
-        moved = {p.profile_id: survivor_of(after, p.profile_id) for p in changed if p.merged_into}
-        new_ids = [
-            (kind, value, p.profile_id)
-            for p in changed
-            for kind, value in new_identifiers(current.get(p.profile_id), p)
-        ]
-        expect = Expect({tp: self.positions.get(tp) for tp in next_offsets}, versions)
         docs = {p.profile_id: p.model_dump_json().encode() for p in changed}
+        timeline, moved = timeline_of(current, changed, kept)
         self.store.save(
             changed,
-            new_ids,
+            changed_links(current, changed),
             GROUP_ID,
             self.incarnation,
             next_offsets,
             timeline,
             moved,
-            expect=expect,
+            expect=Expect({tp: self.positions.get(tp) for tp in next_offsets}, versions),
             before_write=functools.partial(self._publish, docs, dead),
             docs=docs,
             inputs=[event.input_seq for _, event in kept if event.input_seq is not None],
