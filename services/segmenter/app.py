@@ -243,8 +243,17 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     seg = Segmenter(settings, membership, ProfileReader(engine), SegmentStore(engine), send, clock)
     log.info("segmenter evaluating %d segments: %s", len(seg.catalog.defs), ", ".join(seg.catalog.names))
 
-    def owned() -> set[int]:
-        return {tp.partition for tp in app.consumer.assignment() if tp.topic == PROFILE_CHANGES}
+    add_agent(app, changes_topic, seg, guard)
+    add_timers(app, seg, settings)
+    return app
+
+
+def add_agent(app: faust.App, changes_topic: Any, seg: Segmenter, guard: Guard) -> None:
+    """The agent on the profile changes: each record evaluated under the runtime's error rules."""
+
+    async def evaluate(partition: int, value: bytes) -> None:
+        async with seg.lock:
+            await seg.apply(partition, orjson.loads(value))
 
     @app.agent(changes_topic)
     async def evaluate_profiles(stream: Any) -> None:
@@ -253,13 +262,13 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
             await guard.process(event.message, functools.partial(evaluate, event.message.partition, event.value))
             metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
 
-    async def evaluate(partition: int, value: bytes) -> None:
-        async with seg.lock:
-            await seg.apply(partition, orjson.loads(value))
+
+def add_timers(app: faust.App, seg: Segmenter, settings: Settings) -> None:
+    """The clock and definitions tick, and the size history, for the partitions this worker owns."""
 
     @app.timer(interval=settings.segment_tick_s)
     async def clock_and_definitions() -> None:
-        partitions = owned()
+        partitions = {tp.partition for tp in app.consumer.assignment() if tp.topic == PROFILE_CHANGES}
         try:
             if partitions:
                 await seg.refresh_definitions(partitions)
@@ -270,8 +279,6 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     @app.timer(interval=settings.segment_history_s)
     async def size_history() -> None:
         await seg.sample_sizes(settings.segment_history_s)
-
-    return app
 
 
 def main() -> None:
