@@ -153,7 +153,7 @@ class Segmenter:
             self.backfill.add_done_callback(log_failure)
 
     async def run_backfill(self, work: dict[int, tuple[set[str], set[str]]], defs: dict[str, SegmentDef]) -> None:
-        started = datetime.now(UTC)
+        started = time.monotonic()
         for partition, (_, removed) in work.items():
             for name in sorted(removed):
                 await self.remove_segment(partition, name)
@@ -162,7 +162,7 @@ class Segmenter:
             await self.evaluate_stored(pending)
         for partition, (names, removed) in work.items():
             await self.membership.set_applied(partition, {n: defs[n].fingerprint for n in names}, removed)
-        log.info("backfill of %s done in %.1f s", sorted(work), (datetime.now(UTC) - started).total_seconds())
+        log.info("backfill of %s done in %.1f s", sorted(work), time.monotonic() - started)
 
     async def remove_segment(self, partition: int, name: str) -> None:
         """A deleted segment: publish its members' exits (this partition's) and forget them."""
