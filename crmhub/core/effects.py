@@ -61,10 +61,12 @@ class Count:
 
 @dataclass(frozen=True, slots=True)
 class Tally:
-    """Add to a labelled prometheus counter: one update per label set."""
+    """Add to a labelled prometheus counter: one update per label set. ``touch``: make the series exist
+    even when it adds zero (so a dashboard's query finds it before the first duplicate or merge)."""
 
     metric: Counter
     counts: Mapping[tuple[str, ...], int]
+    touch: bool = False
 
 
 @dataclass(frozen=True, slots=True)

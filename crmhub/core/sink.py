@@ -81,6 +81,9 @@ class Sink:
         for effect in effects:
             if isinstance(effect, Tally):
                 metrics.count(effect.metric, effect.counts)
+                if effect.touch:
+                    for labels in effect.counts:
+                        effect.metric.labels(*labels)
             elif isinstance(effect, Latency):
                 metrics.observe_ages(metrics.LATENCY, self.service, self.clock(), effect.received)
         if dead:

@@ -199,8 +199,8 @@ class IngestWorker:
             Count(counts),
             Tally(metrics.CONSUMED, batch.consumed),
             Tally(metrics.PRODUCED, produced),
-            Tally(metrics.DUPLICATES, {(SERVICE,): counts["ingest.duplicates"]}),
-            Tally(metrics.MERGES, {(SERVICE,): counts["ingest.merges"]}),
+            Tally(metrics.DUPLICATES, {(SERVICE,): counts["ingest.duplicates"]}, touch=True),
+            Tally(metrics.MERGES, {(SERVICE,): counts["ingest.merges"]}, touch=True),
             Latency(received),
         ]
         return Outcome(effects, Commit.SYNC)

@@ -71,7 +71,7 @@ def metered(routed: list[tuple[str, Event]], counts: Counter[str]) -> list[Effec
         Count(counts),
         Tally(metrics.CONSUMED, metrics.count_types(SERVICE, EVENTS, (event.type for _, event in routed))),
         Tally(metrics.PRODUCED, produced),
-        Tally(metrics.MERGES, {(SERVICE,): sum(isinstance(event, ProfileMerged) for _, event in routed)}),
+        Tally(metrics.MERGES, {(SERVICE,): sum(isinstance(event, ProfileMerged) for _, event in routed)}, touch=True),
         Latency([event.received_at for _, event in routed]),
     ]
 
