@@ -31,8 +31,10 @@ from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import create_engine, text
 
 from crmhub.core import kafka as kafka_io
+from crmhub.core.effects import counts_in
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
+from crmhub.core.sink import Sink
 from crmhub.core.sql import make_engine
 from crmhub.core.stats import read_counts
 from crmhub.core.topics import EVENTS, raw_topic
@@ -98,7 +100,8 @@ def fold_topic(hub: Hub, url: str, events: int, batch: int, cache_db: int) -> tu
     cache_redis = redis.Redis.from_url(hub.settings.redis_dsn.rsplit("/", 1)[0] + f"/{cache_db}")
     cache_redis.flushdb()
     producer = kafka_io.producer(hub.settings)
-    worker = ProfileWorker(store, ProfileCache(cache_redis), producer, "bench")
+    sink = Sink("profile", producer, cache_redis, lambda: datetime.now(UTC))
+    worker = ProfileWorker(store, ProfileCache(cache_redis), sink, "bench")
     consumer = KafkaConsumer(
         bootstrap_servers=hub.settings.bootstrap_servers,
         enable_auto_commit=False,
@@ -113,7 +116,9 @@ def fold_topic(hub: Hub, url: str, events: int, batch: int, cache_db: int) -> tu
         while folded < events:
             records = [r for recs in consumer.poll(timeout_ms=200, max_records=batch).values() for r in recs]
             if records:
-                folded += worker.handle(records)["profile.events"]
+                outcome = worker.handle(records, datetime.now(UTC))
+                sink.carry_out(outcome.effects)
+                folded += counts_in(outcome.effects).get("profile.events", 0)
             if time.monotonic() - started > 600:
                 raise SystemExit(f"folded only {folded} of {events} events in 600 s")
         return time.monotonic() - started, folded, store.sql_s

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from crmhub import __version__, privacy
 from crmhub.core import kafka as kafka_io
-from crmhub.core.runtime import setup_logging
+from crmhub.core.logs import setup_logging
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from crmhub.core.stats import RECENT_DEADLETTERS, read_counts

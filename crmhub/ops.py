@@ -22,7 +22,7 @@ from crmhub.core.metrics import collected, samples
 from crmhub.core.settings import SOURCES, Settings
 from crmhub.core.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts, restarts
 from crmhub.core.web import Resources
-from services.notifier.delivery import STATE_PREFIX, STATUS_FIELD
+from services.notifier.alertlog import STATE_PREFIX, STATUS_FIELD
 from services.segmenter.http import list_all
 
 # what each service has consumed, from the Redis counters (cluster-wide, survive a process restart)

@@ -32,7 +32,7 @@ def fetch(settings: Settings, over_s: float) -> dict[str, Any]:
     return {**response.json(), "ready": ready}
 
 
-def render(snap: dict[str, Any]) -> Group:
+def render(snap: dict[str, Any]) -> Group:  # noqa: C901
     flows = Table(title=f"crmhub · {snap['ready']['status']} · {snap['at'][:19]}Z", title_justify="left")
     for column in ("flow", "total", "per s"):
         flows.add_column(column, justify="left" if column == "flow" else "right")

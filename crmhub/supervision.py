@@ -32,7 +32,7 @@ class RestartPolicy:
         recent = self.recent(crashes, now)
         if recent >= self.max_crashes:
             return None
-        return min(self.first_delay_s * 2 ** max(recent - 1, 0), self.max_delay_s)
+        return float(min(self.first_delay_s * 2 ** max(recent - 1, 0), self.max_delay_s))
 
     def give_up_message(self, name: str, crashes: Sequence[float], now: float, last_log: str) -> str:
         return (

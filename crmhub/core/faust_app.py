@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import faust
@@ -12,9 +14,16 @@ from faust.exceptions import ConsumerNotStarted
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core import metrics
+from crmhub.core.effects import Count, DeadLetter, Effect
+from crmhub.core.errors import is_retryable
+from crmhub.core.logs import setup_logging
 from crmhub.core.net import free_port
-from crmhub.core.runtime import METER_INTERVAL_S, setup_logging
+from crmhub.core.runtime import DEFAULT_BACKOFF, METER_INTERVAL_S, Backoff, poison_letter
 from crmhub.core.settings import Settings
+from crmhub.core.stats import RECENT_DEADLETTERS, add_counts, push_recent
+from crmhub.core.topics import DEADLETTER
+
+log = logging.getLogger("crmhub")
 
 
 def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.App:
@@ -51,9 +60,8 @@ def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.Ap
 
 
 async def record_consumer(app: faust.App, service: str) -> None:
-    """The lag of the agents' partitions (fetch high watermark minus position; changelogs left out) and
-    the process's memory, into the metrics."""
-    metrics.record_memory(service)
+    """The lag of the agents' partitions (changelogs left out) and the process's memory, into the metrics
+    (``metrics.record_consumer``, as the kafka-python runtime does)."""
     lags: dict[tuple[str, int], int] = {}
     try:
         assigned = [tp for tp in app.consumer.assignment() if tp.topic.startswith("crm.")]
@@ -63,8 +71,9 @@ async def record_consumer(app: faust.App, service: str) -> None:
             if lag is not None:
                 lags[(tp.topic, tp.partition)] = lag
     except (ConsumerNotStarted, IllegalStateError, TimeoutError):
+        metrics.record_memory(service)
         return  # starting, or partitions moving in a rebalance: the next round has the figures
-    metrics.record_lag(service, lags)
+    metrics.record_consumer(service, lags)
 
 
 def run_worker(build: Callable[[Settings], faust.App], settings: Settings, service: str) -> None:
@@ -79,3 +88,55 @@ def run_worker(build: Callable[[Settings], faust.App], settings: Settings, servi
     )
     worker.spinner = None  # its terminal escapes would land in the log file between the (JSON) lines
     worker.execute_from_commandline()
+
+
+class Guard:
+    """The runtime's error handling for a faust agent's records (``crmhub.core.runtime`` does the same for
+    the kafka-python services): a retryable error (a server not answering) is logged and the same record
+    handled again after a backoff, never skipped; any other exception makes the record a dead letter with
+    its reason and location, and the stream goes on (a faust agent that raises stops consuming)."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        service: str,
+        redis: Any,
+        clock: Callable[[], datetime],
+        backoff: Backoff = DEFAULT_BACKOFF,
+    ) -> None:
+        self.app, self.service, self.redis, self.clock, self.backoff = app, service, redis, clock, backoff
+
+    async def process(self, message: Any, handle: Callable[[], Awaitable[object]]) -> None:
+        attempt = 0
+        while True:
+            try:
+                await handle()
+                return
+            except Exception as exc:
+                if not is_retryable(exc):
+                    await self.dead_letter(message, exc)
+                    return
+                attempt += 1
+                delay = self.backoff.delay(attempt)
+                log.warning("%s: %r; handling the same record again in %.1f s", self.service, exc, delay)
+                await asyncio.sleep(delay)
+
+    async def dead_letter(self, message: Any, exc: Exception) -> None:
+        log.error("poison %s[%d]@%d: %r", message.topic, message.partition, message.offset, exc, exc_info=exc)
+        await self.carry_out(poison_letter(self.service, message, exc, self.clock()).effects)
+
+    async def carry_out(self, effects: Sequence[Effect]) -> None:
+        """The dead letters and counters of ``effects``, on faust's producer and an asyncio Redis."""
+        dead = [e for e in effects if isinstance(e, DeadLetter)]
+        for letter in dead:
+            sent = await self.app.producer.send(DEADLETTER, None, letter.value, None, None, None)
+            await sent
+        pipe = self.redis.pipeline(transaction=False)
+        for effect in effects:
+            if isinstance(effect, Count):
+                add_counts(pipe, effect.counts)
+        push_recent(pipe, RECENT_DEADLETTERS, [d.value for d in dead])
+        await pipe.execute()
+        for letter in dead:
+            metrics.DEADLETTERS.labels(self.service, letter.reason).inc()
+            metrics.PRODUCED.labels(self.service, DEADLETTER, "deadletter").inc()

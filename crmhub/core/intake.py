@@ -29,6 +29,7 @@ import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from crmhub.core.errors import ServerUnavailable
 from crmhub.core.journal import Entry, Journal, Reader
 
 log = logging.getLogger("crmhub.intake")
@@ -36,7 +37,7 @@ SEQ_HEADER = "journal_seq"
 RETRY_S = 1.0
 
 
-class IntakeUnavailable(Exception):
+class IntakeUnavailable(ServerUnavailable):
     """The input cannot be made durable now: answer 503 with ``Retry-After``."""
 
     def __init__(self, message: str, retry_after_s: int = 2) -> None:

@@ -33,7 +33,7 @@ def process_identifier() -> str:
 
 
 if os.environ.get(MULTIPROC_ENV):
-    values.ValueClass = values.MultiProcessValue(process_identifier)
+    values.ValueClass = values.MultiProcessValue(process_identifier)  # type: ignore[no-untyped-call]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -126,6 +126,13 @@ def record_memory(service: str) -> None:
         MEMORY.labels(service).set(rss)
 
 
+def record_consumer(service: str, lags: Mapping[tuple[str, int], int]) -> None:
+    """A consumer's lag per partition and the process's memory: what every service meters each second
+    (the kafka-python runtime and the faust app alike)."""
+    record_lag(service, lags)
+    record_memory(service)
+
+
 def lag_of(highwater: int | None, position: int | None) -> int | None:
     """Records behind: None until the first fetch brought a high watermark (Tansu's end offsets are wrong,
     so the watermark of fetch responses is the figure to trust, see ../shared/BROKER.md)."""
@@ -167,7 +174,7 @@ def collected() -> CollectorRegistry:
     if not path:
         return REGISTRY
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=path)
+    MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     return registry
 
 

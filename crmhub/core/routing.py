@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -158,26 +158,32 @@ def parse_routes(doc: Any, origin: str = "routes") -> Routes:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         raise ConfigError(f"{origin}: {_where(err['loc'])}: {err['msg']}") from exc
-    reserved = {TOPIC, CONSOLE} & set(parsed.sinks)
+    _check_sink_names(parsed.sinks, origin)
+    sinks = {**parsed.sinks, CONSOLE: ConsoleSink(type="console")}
+    by_kind = {kind: _checked_route(kind, names, sinks, origin) for kind, names in parsed.routes.items()}
+    return Routes(sinks=sinks, by_kind=by_kind)
+
+
+def _check_sink_names(names: Iterable[str], origin: str) -> None:
+    reserved = {TOPIC, CONSOLE} & set(names)
     if reserved:
         raise ConfigError(f"{origin}: sink name {sorted(reserved)[0]!r} is reserved (built in)")
-    for name in parsed.sinks:
+    for name in names:
         if not _NAME.match(name):
             raise ConfigError(f"{origin}: sink name {name!r} must be letters, digits, '_', '-' or '.'")
-    sinks = {**parsed.sinks, CONSOLE: ConsoleSink(type="console")}
-    by_kind: dict[str, tuple[str, ...]] = {}
-    for kind, names in parsed.routes.items():
-        if kind not in (*KINDS, ANY_KIND):
-            raise ConfigError(f"{origin}: route {kind!r}: alert kind must be one of {', '.join(KINDS)} or '*'")
-        for name in names:
-            if name == TOPIC:
-                raise ConfigError(f"{origin}: route {kind!r}: every alert goes to the topic anyway; leave it out")
-            if name not in sinks:
-                raise ConfigError(f"{origin}: route {kind!r}: no sink named {name!r} (sinks: {', '.join(sinks)})")
-        if len(set(names)) != len(names):
-            raise ConfigError(f"{origin}: route {kind!r} names a sink twice")
-        by_kind[kind] = tuple(names)
-    return Routes(sinks=sinks, by_kind=by_kind)
+
+
+def _checked_route(kind: str, names: Sequence[str], sinks: Mapping[str, Any], origin: str) -> tuple[str, ...]:
+    if kind not in (*KINDS, ANY_KIND):
+        raise ConfigError(f"{origin}: route {kind!r}: alert kind must be one of {', '.join(KINDS)} or '*'")
+    for name in names:
+        if name == TOPIC:
+            raise ConfigError(f"{origin}: route {kind!r}: every alert goes to the topic anyway; leave it out")
+        if name not in sinks:
+            raise ConfigError(f"{origin}: route {kind!r}: no sink named {name!r} (sinks: {', '.join(sinks)})")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{origin}: route {kind!r} names a sink twice")
+    return tuple(names)
 
 
 def load_routes(path: Path | None) -> Routes:

@@ -1,91 +1,126 @@
-"""What every kafka-python service shares: logging, graceful shutdown, the batch poll loop."""
+"""The one runtime of the batch services: consume, handle, carry out the effects, commit; retry what is
+retryable, dead-letter poison, meter, stop gracefully.
+
+    handler(batch, now) -> Outcome(effects, commit)
+
+``batch`` is a list of records (anything with ``topic partition offset key value headers``: kafka-python's
+``ConsumerRecord`` or the harness's ``crmhub.core.testing.Record``), ``now`` the injected clock's time.
+The handler is a service's bound method: its state (Redis, SQL) is the object's ports, so a unit test
+builds it on in-memory or throwaway stores and calls it, or runs it here on the harness
+(``crmhub.core.testing``). The error tree (``crmhub.core.errors``) says what is retried and what is poison.
+"""
 
 from __future__ import annotations
 
 import gc
 import logging
 import signal
-import sys
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
-import orjson
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.consumer.fetcher import ConsumerRecord
+from kafka import KafkaConsumer
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core import metrics
+from crmhub.core.deadletters import build, source_of_topic
+from crmhub.core.effects import Commit, Count, DeadLetter, Effect, Outcome
+from crmhub.core.errors import Poison, is_retryable
+from crmhub.core.logs import setup_logging
 from crmhub.core.settings import Settings
+from crmhub.core.sink import Sink
 
 log = logging.getLogger("crmhub")
 METER_INTERVAL_S = 1.0
+Clock = Callable[[], datetime]
 
 
-# structured fields a log call may pass in ``extra``: identifiers of events and records, never personal data
-LOG_FIELDS = ("event_id", "alert_id", "profile_id", "topic", "partition", "offset", "reason")
+class Record(Protocol):
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, service, logger, message, and the structured fields given."""
-
-    def __init__(self, service: str) -> None:
-        super().__init__()
-        self.service = service
-
-    def format(self, record: logging.LogRecord) -> str:
-        doc: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "service": self.service,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        doc.update((name, record.__dict__[name]) for name in LOG_FIELDS if name in record.__dict__)
-        if record.exc_info:
-            doc["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(doc, default=str).decode()
+Handler = Callable[[list[Any], datetime], Outcome]
 
 
-def setup_logging(settings: Settings, service: str) -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    if settings.log_format == "json":
-        handler.setFormatter(JsonFormatter(service))
-    else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
-    for noisy in ("kafka", "aiokafka", "faust", "mode", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    for name in ("kafka.cluster", "kafka.net.transport"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _ClosingClientNoise) for f in logger.filters):
-            logger.addFilter(_ClosingClientNoise())
+class Source(Protocol):
+    """Where batches come from and where their positions are committed: Kafka or the harness."""
+
+    def poll(self, max_records: int) -> list[Any]: ...
+    def commit(self, how: Commit) -> None: ...
+    def lags(self) -> dict[tuple[str, int], int]: ...
+    def close(self) -> None: ...
 
 
-class _ClosingClientNoise(logging.Filter):
-    """kafka-python logs as ERRORs what is in flight when one of its clients closes (the admin and
-    consumer clients crmhub closes once the topics exist): a cancelled metadata refresh, and a read on the
-    socket it has just closed. Nothing failed; everything else passes."""
+class KafkaSource:
+    """A kafka-python consumer as a ``Source``."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage().startswith("Metadata refresh: failed Cancelled"):
-            return False
-        exc = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(exc, AttributeError) and "(closed)" in record.getMessage())
+    def __init__(self, consumer: KafkaConsumer) -> None:
+        self.consumer = consumer
+
+    def poll(self, max_records: int) -> list[Any]:
+        polled = self.consumer.poll(timeout_ms=100, max_records=max_records)
+        return [record for part in polled.values() for record in part]  # partition order
+
+    def commit(self, how: Commit) -> None:
+        if how is Commit.SYNC:
+            self.consumer.commit()
+        elif how is Commit.ASYNC:
+            self.consumer.commit_async()
+
+    def lags(self) -> dict[tuple[str, int], int]:
+        return consumer_lags(self.consumer)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def consumer_lags(consumer: KafkaConsumer) -> dict[tuple[str, int], int]:
+    """Lag per assigned partition: the fetch high watermark minus the position (../shared/BROKER.md)."""
+    lags: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        position = consumer.position(tp, timeout_ms=0) if highwater is not None else None
+        lag = metrics.lag_of(highwater, position)
+        if lag is not None:
+            lags[(tp.topic, tp.partition)] = lag
+    return lags
+
+
+def record_consumer(service: str, consumer: KafkaConsumer) -> None:
+    """The consumer's lag and the process's memory, into the metrics."""
+    metrics.record_consumer(service, consumer_lags(consumer))
 
 
 class Stopper:
     """Turns SIGTERM and SIGINT into a flag the loop checks between batches (graceful shutdown)."""
 
-    def __init__(self) -> None:
+    def __init__(self, install: bool = True) -> None:
         self.stopped = False
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
+        if install:
+            signal.signal(signal.SIGTERM, self._stop)
+            signal.signal(signal.SIGINT, self._stop)
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopped = True
+
+
+class Stopped(BaseException):  # not an Exception: no handler or poison path may swallow it
+    """Asked to stop while waiting to retry: the batch is left uncommitted, read again at the next start."""
 
 
 def start_service(service: str) -> tuple[Settings, str, Stopper]:
@@ -118,45 +153,161 @@ class Every:
             self.action()
 
 
-def record_consumer(service: str, consumer: KafkaConsumer) -> None:
-    """The consumer's lag per assigned partition (fetch high watermark minus position) and our memory."""
-    lags: dict[tuple[str, int], int] = {}
-    for tp in consumer.assignment():
-        highwater = consumer.highwater(tp)
-        position = consumer.position(tp, timeout_ms=0) if highwater is not None else None
-        lag = metrics.lag_of(highwater, position)
-        if lag is not None:
-            lags[(tp.topic, tp.partition)] = lag
-    metrics.record_lag(service, lags)
-    metrics.record_memory(service)
+@dataclass(frozen=True)
+class Backoff:
+    """Waits between tries of a batch that failed retryably: ``first_s`` doubling up to ``max_s``."""
+
+    first_s: float = 0.2
+    max_s: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.first_s * 2 ** (attempt - 1), self.max_s))
 
 
-def run_batches(
-    service: str,
-    consumer: KafkaConsumer,
-    producer: KafkaProducer,
-    stopper: Stopper,
-    batch_size: int,
-    handle: Callable[[list[ConsumerRecord]], Any],
-    commit: Callable[[], Any],
-    between: Callable[[], Any] | None = None,
-) -> None:
-    """The poll -> handle -> commit loop until stopped, with ``between`` (periodic work that must not run
-    during a batch) after every poll, busy or idle, and the lag and memory metrics every second; then
-    close the clients."""
-    tune_gc()
-    meter = Every(METER_INTERVAL_S, lambda: record_consumer(service, consumer))
-    try:
-        while not stopper.stopped:
-            polled = consumer.poll(timeout_ms=100, max_records=batch_size)
-            records = [record for part in polled.values() for record in part]  # partition order
-            if records:
-                handle(records)
-                commit()
-            if between is not None:
-                between()
-            meter()
-    finally:
-        consumer.close()
-        producer.close()
-        log.info("%s stopped", service)
+DEFAULT_BACKOFF = Backoff()
+
+
+def poison_letter(service: str, record: Any, exc: BaseException, now: datetime) -> Outcome:
+    """The dead letter of a record its handler fails on by itself: the exception is the reason, where it
+    was raised (module:function:line) the location."""
+    if isinstance(exc, Poison):
+        reason, location = exc.reason, exc.location
+    else:
+        reason, location = f"{type(exc).__name__}: {exc}"[:500], raised_at(exc)
+    value = build(
+        reason=reason,
+        location=location,
+        source=source_of_topic(record.topic),
+        original=bytes(record.value or b""),
+        received_at=now,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+    )
+    label = f"handler error: {type(exc).__name__}"
+    return Outcome((DeadLetter(value, label), Count({f"{service}.deadletters": 1})), Commit.SYNC)
+
+
+def raised_at(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return "handler"
+    last = frames[-1]
+    return f"{last.filename.rsplit('/', 1)[-1]}:{last.name}:{last.lineno}"
+
+
+class Runtime:
+    """Runs one handler over a ``Source``, carrying out its effects on a ``Sink``."""
+
+    def __init__(
+        self,
+        service: str,
+        source: Source,
+        sink: Sink,
+        handler: Handler,
+        clock: Clock,
+        stopper: Stopper,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.service, self.source, self.sink, self.handler = service, source, sink, handler
+        self.clock, self.stopper, self.backoff, self.sleep = clock, stopper, backoff, sleep
+        self.retries = 0  # batches tried again after a retryable error (for tests and logs)
+
+    def perform(self, effects: Sequence[Effect]) -> None:
+        """Carry out effects now (those a store must see inside its transaction)."""
+        self.sink.carry_out(effects)
+
+    def run(self, batch_size: int, between: Callable[[], Any] | None = None) -> None:
+        """Poll, process, commit until stopped, with ``between`` (periodic work that must not run during a
+        batch) after every poll and the lag and memory metrics every second; then close the source."""
+        tune_gc()
+        meter = Every(METER_INTERVAL_S, lambda: metrics.record_consumer(self.service, self.source.lags()))
+        try:
+            while not self.stopper.stopped:
+                batch = self.source.poll(batch_size)
+                if batch:
+                    self.process(batch)
+                if between is not None:
+                    between()
+                meter()
+        except Stopped:
+            log.info("%s stopped while waiting to retry a batch (left uncommitted)", self.service)
+        finally:
+            self.source.close()
+            log.info("%s stopped", self.service)
+
+    def process(self, batch: list[Any]) -> None:
+        """Handle a batch, carry out its effects and commit it; a batch that fails with poison is handled
+        again a record at a time, and a record that fails alone is dead-lettered."""
+        started = time.monotonic()
+        try:
+            commit = self._retrying(batch)
+        except Exception as exc:  # poison somewhere in the batch
+            commit = self._one_at_a_time(batch, exc)
+        self.source.commit(commit)
+        metrics.BATCH_SECONDS.labels(self.service).observe(time.monotonic() - started)
+
+    def _one_at_a_time(self, batch: list[Any], exc: Exception) -> Commit:
+        if len(batch) == 1:
+            return self._dead_letter(batch[0], exc)
+        log.warning("%s: a batch of %d failed (%r); handling it a record at a time", self.service, len(batch), exc)
+        commits = set()
+        for record in batch:
+            try:
+                commits.add(self._retrying([record]))
+            except Exception as one:
+                commits.add(self._dead_letter(record, one))
+        return Commit.SYNC if Commit.SYNC in commits else Commit.ASYNC if Commit.ASYNC in commits else Commit.NONE
+
+    def _dead_letter(self, record: Any, exc: Exception) -> Commit:
+        outcome = poison_letter(self.service, record, exc, self.clock())
+        log.error(
+            "poison %s[%d]@%d: %r",
+            record.topic,
+            record.partition,
+            record.offset,
+            exc,
+            exc_info=exc,
+            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+        )
+        self._retrying_effects(outcome.effects)
+        return Commit.SYNC
+
+    def _retrying(self, batch: list[Any]) -> Commit:
+        """Handle the batch and carry out its effects, again and again while that fails retryably."""
+        attempt = 0
+        while True:
+            try:
+                outcome = self.handler(batch, self.clock())
+                self.sink.carry_out(outcome.effects)
+                return outcome.commit
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                attempt += 1
+                self._wait(attempt, exc)
+
+    def _retrying_effects(self, effects: Sequence[Effect]) -> None:
+        attempt = 0
+        while True:
+            try:
+                self.sink.carry_out(effects)
+                return
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                attempt += 1
+                self._wait(attempt, exc)
+
+    def _wait(self, attempt: int, exc: Exception) -> None:
+        delay = self.backoff.delay(attempt)
+        self.retries += 1
+        log.warning("%s: %r; trying the same batch again in %.1f s (attempt %d)", self.service, exc, delay, attempt)
+        waited = 0.0
+        while waited < delay:
+            if self.stopper.stopped:
+                raise Stopped()
+            step = min(0.1, delay - waited)
+            self.sleep(step)
+            waited += step

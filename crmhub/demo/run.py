@@ -11,7 +11,7 @@ import click
 import httpx
 import orjson
 
-from crmhub.core.runtime import setup_logging
+from crmhub.core.logs import setup_logging
 from crmhub.core.settings import Settings
 from crmhub.demo.traffic import Generated, RetailSimulator
 from crmhub.publish import RawPublisher

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import logging
-import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
 import redis
-from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
+from crmhub.core import deadletters, metrics
 from crmhub.core import kafka as kafka_io
-from crmhub.core import metrics
+from crmhub.core.effects import Commit, Count, Effect, Latency, Outcome, PublishBatch, RedisWrite, Tally
+from crmhub.core.effects import DeadLetter as DeadLetterEffect
 from crmhub.core.intake import SEQ_HEADER
-from crmhub.core.runtime import run_batches, start_service
+from crmhub.core.runtime import KafkaSource, Runtime, start_service
 from crmhub.core.settings import Settings
-from crmhub.core.stats import RECENT_DEADLETTERS, add_counts, push_recent
-from crmhub.core.topics import DEADLETTER, EVENTS, RAW_TOPICS
+from crmhub.core.sink import Sink
+from crmhub.core.topics import EVENTS, RAW_TOPICS
 from schemas.events import Event, ProfileMerged
-from schemas.outputs import DeadLetter
 from services.ingest.decode import RawInput, Rejection, decode_raw
 from services.ingest.identity import BatchPlan, IdentityRules, Merge, Resolution, resolve_batch
 from services.ingest.normalize import parse_time, shared_identifiers
@@ -69,25 +68,16 @@ def claim_location(record: ConsumerRecord, incarnation: str) -> tuple[str, int |
 
 
 def dead_letter(record: ConsumerRecord, raw: RawInput, request_id: str | None, rejection: Rejection) -> bytes:
-    try:
-        original, encoding = raw.value.decode(), "utf-8"
-    except UnicodeDecodeError:
-        original, encoding = base64.b64encode(raw.value).decode(), "base64"
-    return (
-        DeadLetter(
-            reason=rejection.reason,
-            location=rejection.location,
-            source=raw.source,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            request_id=request_id,
-            received_at=raw.received_at,
-            original=original,
-            original_encoding=encoding,
-        )
-        .model_dump_json()
-        .encode()
+    return deadletters.build(
+        reason=rejection.reason,
+        location=rejection.location,
+        source=raw.source,
+        original=raw.value,
+        received_at=raw.received_at,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        request_id=request_id,
     )
 
 
@@ -157,82 +147,82 @@ def stamped(event: Event, res: Resolution) -> bytes:
     return event.__pydantic_serializer__.to_json(event)
 
 
+@dataclass
+class Batch:
+    """What one batch of raw inputs came to, as the handler sorts it."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    consumed: Counter[tuple[str, ...]] = field(default_factory=Counter)
+    good: list[tuple[str, Event]] = field(default_factory=list)
+    dead: list[DeadLetterEffect] = field(default_factory=list)
+
+
 class IngestWorker:
+    """ingest's handler and its state: the dedup claims and the identity graph in Redis."""
+
     def __init__(
         self,
         state: IngestState,
-        producer: KafkaProducer,
         incarnation: str,
         rules: IdentityRules,
         shared: frozenset[tuple[str, str]] = frozenset(),
     ) -> None:
         self.state = state
         self.shared = shared
-        self.producer = producer
         self.incarnation = incarnation
         self.rules = rules
-        self.event_partitions = len(producer.partitions_for(EVENTS))
 
-    def resend_pending_merges(self) -> None:
-        """Publish the merge events a crashed ingest recorded but may not have sent (see services.ingest.state)."""
+    def pending_merges(self) -> list[Effect]:
+        """The merge events a crashed ingest recorded but may not have sent (see services.ingest.state)."""
         pending = self.state.pending_merges()
-        if pending:
-            items = [(orjson.loads(doc)["profile_id"], doc) for doc in pending]
-            kafka_io.send_batched(self.producer, EVENTS, items, self.event_partitions)
-            self.producer.flush()
-            pipe = self.state.redis.pipeline(transaction=False)
-            self.state.drop_sent_merges(pipe, pending)
-            pipe.execute()
-            log.info("re-sent %d merge events left by an earlier ingest", len(pending))
+        if not pending:
+            return []
+        log.info("re-sending %d merge events left by an earlier ingest", len(pending))
+        items = [(orjson.loads(doc)["profile_id"], doc) for doc in pending]
+        return [PublishBatch(EVENTS, items), RedisWrite(functools.partial(self.state.drop_sent_merges, events=pending))]
 
-    def handle(self, records: list[ConsumerRecord]) -> Counter[str]:
+    def handle(self, records: list[ConsumerRecord], now: datetime) -> Outcome:
         """Process one batch; every record yields exactly one event, duplicate drop, suppressed drop (an
         identifier of an erased profile), or dead letter."""
-        started = time.monotonic()
-        now = datetime.now(UTC)
-        counts: Counter[str] = Counter()
-        consumed: Counter[tuple[str, ...]] = Counter()
-        reasons: Counter[tuple[str, ...]] = Counter()
-        good: list[tuple[str, Event]] = []
-        dead: list[bytes] = []
+        batch = self.sort(records, now)
+        # one customer's inputs may arrive on several raw partitions: restore time order within the batch
+        events = sorted(self._dedup(batch.good), key=lambda ev: ev.occurred_at)
+        counts = batch.counts
+        counts["ingest.duplicates"] = len(batch.good) - len(events)
+        counts["ingest.deadletters"] = len(batch.dead)
+        counts["ingest.out"] = len(events)
+        received = [event.received_at for event in events]  # before _forward: it stamps them
+        merges, items, produced = self._forward(events, counts)
+        effects: list[Effect] = [PublishBatch(EVENTS, items), *batch.dead]
+        effects += [
+            RedisWrite(functools.partial(self.state.drop_sent_merges, events=merges)),
+            Count(counts),
+            Tally(metrics.CONSUMED, batch.consumed),
+            Tally(metrics.PRODUCED, produced),
+            Tally(metrics.DUPLICATES, {(SERVICE,): counts["ingest.duplicates"]}, touch=True),
+            Tally(metrics.MERGES, {(SERVICE,): counts["ingest.merges"]}, touch=True),
+            Latency(received),
+        ]
+        return Outcome(effects, Commit.SYNC)
+
+    def sort(self, records: list[ConsumerRecord], now: datetime) -> Batch:
+        """Decode every record: an event with its claim location, or a dead letter."""
+        batch = Batch()
         for record in records:
             raw, request_id = raw_input(record, now)
-            counts[f"ingest.in.{raw.source}"] += 1
+            batch.counts[f"ingest.in.{raw.source}"] += 1
             result = decode_raw(raw, self.shared)
             if isinstance(result, Rejection):
-                dead.append(dead_letter(record, raw, request_id, result))
-                consumed[(SERVICE, record.topic, "invalid")] += 1
-                reasons[(SERVICE, log_rejection(record, raw, result))] += 1
-            else:
-                location, seq = claim_location(record, self.incarnation)
-                if seq is not None:
-                    object.__setattr__(result, "input_seq", seq)  # decoded for this batch (see stamped)
-                good.append((location, result))
-                consumed[(SERVICE, record.topic, result.type)] += 1
-        # one customer's inputs may arrive on several raw partitions: restore time order within the batch
-        events = sorted(self._dedup(good), key=lambda ev: ev.occurred_at)
-        counts["ingest.duplicates"] = len(good) - len(events)
-        counts["ingest.deadletters"] = len(dead)
-        counts["ingest.out"] = len(events)
-        received = [event.received_at for event in events]  # before _forward: it sends (and may drop) them
-        merges, produced = self._forward(events, counts)
-        for value in dead:
-            self.producer.send(DEADLETTER, value=value)
-        self.producer.flush()
-        pipe = self.state.redis.pipeline(transaction=False)
-        self.state.drop_sent_merges(pipe, merges)
-        add_counts(pipe, counts)
-        push_recent(pipe, RECENT_DEADLETTERS, dead)
-        pipe.execute()
-        done = datetime.now(UTC)
-        metrics.count(metrics.CONSUMED, consumed)
-        metrics.count(metrics.PRODUCED, {**produced, (SERVICE, DEADLETTER, "deadletter"): len(dead)})
-        metrics.count(metrics.DEADLETTERS, reasons)
-        metrics.DUPLICATES.labels(SERVICE).inc(counts["ingest.duplicates"])
-        metrics.MERGES.labels(SERVICE).inc(counts["ingest.merges"])
-        metrics.observe_ages(metrics.LATENCY, SERVICE, done, received)
-        metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
-        return counts
+                label = log_rejection(record, raw, result)
+                batch.dead.append(DeadLetterEffect(dead_letter(record, raw, request_id, result), label))
+                batch.consumed[(SERVICE, record.topic, "invalid")] += 1
+                continue
+            location, seq = claim_location(record, self.incarnation)
+            if seq is not None:
+                object.__setattr__(result, "input_seq", seq)  # decoded for this batch (see stamped)
+            batch.good.append((location, result))
+            batch.consumed[(SERVICE, record.topic, result.type)] += 1
+        return batch
 
     def _dedup(self, good: list[tuple[str, Event]]) -> list[Event]:
         won = self.state.claim([(ev.event_id, location) for location, ev in good])
@@ -244,9 +234,11 @@ class IngestWorker:
                 kept.append(event)
         return kept
 
-    def _forward(self, events: list[Event], counts: Counter[str]) -> tuple[list[bytes], Counter[tuple[str, ...]]]:
-        """Resolve identities, send the events (each merge before the event that caused it); return the
-        merge events sent and the (service, topic, type) tally of what was sent."""
+    def _forward(
+        self, events: list[Event], counts: Counter[str]
+    ) -> tuple[list[bytes], list[tuple[str, bytes]], Counter[tuple[str, ...]]]:
+        """Resolve identities; the merge events made, the (key, document) items to send (each merge before
+        the event that caused it) and the (service, topic, type) tally of what is sent."""
         plan, merges = self._resolve(events, counts)
         items: list[tuple[str, bytes]] = []
         produced: Counter[tuple[str, ...]] = Counter()
@@ -258,11 +250,10 @@ class IngestWorker:
             items += [(merge.survivor, doc) for merge, doc in zip(res.merges, docs, strict=True)]
             produced[(SERVICE, EVENTS, event.type)] += 1
             items.append((res.profile_id, stamped(event, res)))
-        kafka_io.send_batched(self.producer, EVENTS, items, self.event_partitions)
         counts["ingest.merges"] = len(plan.merges)
         produced[(SERVICE, EVENTS, "profile.merged")] = len(plan.merges)
         counts["identity.limited"] = sum(len(res.limited) for res in plan.resolutions)
-        return [doc for docs in merges for doc in docs], produced
+        return [doc for docs in merges for doc in docs], items, produced
 
     def _resolve(self, events: list[Event], counts: Counter[str]) -> tuple[BatchPlan, list[list[bytes]]]:
         """Resolve the batch on a snapshot and store the plan; if another ingest changed the graph around
@@ -282,12 +273,19 @@ class IngestWorker:
 
 def main() -> None:
     settings, incarnation, stopper = start_service("ingest")
-    state = IngestState(redis.Redis.from_url(settings.redis_dsn), settings.dedup_window_s)
-    producer = kafka_io.producer(settings)
+    redis_client = redis.Redis.from_url(settings.redis_dsn)
+    state = IngestState(redis_client, settings.dedup_window_s)
     consumer = kafka_io.consumer(settings, GROUP_ID)
     consumer.subscribe(list(RAW_TOPICS))
     log.info("ingest consuming %s", ", ".join(RAW_TOPICS))
     shared = shared_identifiers(settings.shared_identifiers)
-    worker = IngestWorker(state, producer, incarnation, identity_rules(settings), shared)
-    worker.resend_pending_merges()
-    run_batches("ingest", consumer, producer, stopper, settings.batch_size, worker.handle, consumer.commit)
+    worker = IngestWorker(state, incarnation, identity_rules(settings), shared)
+    producer = kafka_io.producer(settings)
+    clock = functools.partial(datetime.now, UTC)
+    sink = Sink(SERVICE, producer, redis_client, clock)
+    runtime = Runtime(SERVICE, KafkaSource(consumer), sink, worker.handle, clock, stopper)
+    runtime.perform(worker.pending_merges())
+    try:
+        runtime.run(settings.batch_size)
+    finally:
+        producer.close()

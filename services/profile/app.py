@@ -6,23 +6,34 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import redis
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from pydantic import ValidationError
 
+from crmhub.core import deadletters, metrics
 from crmhub.core import kafka as kafka_io
-from crmhub.core import metrics
-from crmhub.core.runtime import Every, run_batches, start_service
+from crmhub.core.effects import (
+    Commit,
+    Count,
+    DeadLetter,
+    Effect,
+    Latency,
+    Outcome,
+    Publish,
+    PublishBatch,
+    RedisWrite,
+    Tally,
+)
+from crmhub.core.runtime import Every, KafkaSource, Runtime, start_service
+from crmhub.core.sink import Sink
 from crmhub.core.sql import make_engine
-from crmhub.core.stats import RECENT_DEADLETTERS, add_counts, push_recent
-from crmhub.core.topics import DEADLETTER, EVENTS, PROFILE_CHANGES, PROFILES
+from crmhub.core.topics import EVENTS, PROFILE_CHANGES, PROFILES
 from schemas.events import Event, ProfileMerged, decode_event_batch
-from schemas.outputs import DeadLetter
 from schemas.profile import Profile
 from schemas.readmodels.profiles import ProfileCache
 from services.profile.merge import fold_batch, survivor_of
@@ -35,6 +46,36 @@ log = logging.getLogger("crmhub.profile")
 GROUP_ID = "crmhub-profile"
 SERVICE = "profile"
 MAX_ATTEMPTS = 5  # folds of one batch when other instances keep writing its profiles meanwhile
+
+
+def dead_letter(record: ConsumerRecord, reason: str, now: datetime) -> bytes:
+    return deadletters.build(
+        reason=reason,
+        location="body",
+        source="crm",
+        original=bytes(record.value or b""),
+        received_at=now,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+    )
+
+
+def metered(routed: list[tuple[str, Event]], counts: Counter[str], whole_profiles: bool) -> list[Effect]:
+    """The batch's flow counters and metrics; latency from receipt to the effects, per event.
+    ``whole_profiles``: the changes went to crm.profiles.v1 too."""
+    changed = counts["profile.updated"]
+    produced: dict[tuple[str, ...], int] = {
+        (SERVICE, PROFILES, "profile"): changed if whole_profiles else 0,
+        (SERVICE, PROFILE_CHANGES, "profile"): changed,
+    }
+    return [
+        Count(counts),
+        Tally(metrics.CONSUMED, metrics.count_types(SERVICE, EVENTS, (event.type for _, event in routed))),
+        Tally(metrics.PRODUCED, produced),
+        Tally(metrics.MERGES, {(SERVICE,): sum(isinstance(event, ProfileMerged) for _, event in routed)}, touch=True),
+        Latency([event.received_at for _, event in routed]),
+    ]
 
 
 def named_profiles(routed: list[tuple[str, Event]]) -> set[str]:
@@ -50,12 +91,28 @@ def new_identifiers(before: Profile | None, after: Profile) -> list[tuple[str, s
     return [(kind, v) for kind, values in after.identifiers.items() for v in values if (kind, v) not in old]
 
 
+def changed_links(current: dict[str, Profile], changed: list[Profile]) -> list[tuple[str, str, str]]:
+    """The (kind, value, profile id) identifiers the changed profiles hold that they did not before."""
+    return [(kind, v, p.profile_id) for p in changed for kind, v in new_identifiers(current.get(p.profile_id), p)]
+
+
+def timeline_of(
+    current: dict[str, Profile], changed: list[Profile], kept: list[tuple[str, Event]]
+) -> tuple[list[tuple[str, Event]], dict[str, str]]:
+    """The timeline entries of the events (on their surviving profile) and where merged profiles moved."""
+    after = {**current, **{p.profile_id: p for p in changed}}
+    timeline = [(survivor_of(after, pid), event) for pid, event in kept]
+    return timeline, {p.profile_id: survivor_of(after, p.profile_id) for p in changed if p.merged_into}
+
+
 class ProfileWorker:
+    """The profile service's handler and its state: the store (SQL) and the cache of hot profiles."""
+
     def __init__(
         self,
         store: ProfileStore,
         cache: ProfileCache,
-        producer: KafkaProducer,
+        sink: Sink,
         incarnation: str,
         rules: FoldRules = DEFAULT_RULES,
         publish_profiles: bool = True,
@@ -64,10 +121,8 @@ class ProfileWorker:
         self.publish_profiles = publish_profiles  # whole documents on crm.profiles.v1 too (not on Tansu)
         self.rules = rules
         self.cache = cache
-        self.producer = producer
+        self.sink = sink  # carries out the publishes the store's transaction waits for
         self.incarnation = incarnation
-        self.change_partitions = len(producer.partitions_for(PROFILE_CHANGES))
-        self.event_partitions = len(producer.partitions_for(EVENTS))  # events are keyed by profile
         # per partition, the next offset the store holds as this instance last saw it (set when the
         # consumer seeks there): the save claims it, so a partition another instance took is not written
         self.positions: dict[tuple[str, int], int | None] = {}
@@ -91,26 +146,8 @@ class ProfileWorker:
         for tp in partitions:
             self.positions.pop(tp, None)
 
-    def handle(self, records: list[ConsumerRecord]) -> Counter[str]:
-        started = time.monotonic()
-        reasons: Counter[tuple[str, ...]] = Counter()
-        routed: list[tuple[str, Event]] = []
-        next_offsets: dict[tuple[str, int], int] = {}
-        dead: list[bytes] = []
-        for record in records:
-            next_offsets[(record.topic, record.partition)] = record.offset + 1
-            try:
-                events = decode_event_batch(record.value)
-            except ValidationError as exc:
-                dead.append(self._dead_letter(record, str(exc.errors(include_url=False)[0]["msg"])))
-                reasons[(SERVICE, "invalid body")] += 1
-                continue
-            for event in events:
-                if event.profile_id is None:
-                    dead.append(self._dead_letter(record, f"event {event.event_id} has no profile_id"))
-                    reasons[(SERVICE, "no profile_id")] += 1
-                else:
-                    routed.append((event.profile_id, event))
+    def handle(self, records: list[ConsumerRecord], now: datetime) -> Outcome:
+        routed, next_offsets, dead = self.sort(records, now)
         counts: Counter[str] = Counter()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
@@ -119,49 +156,49 @@ class ProfileWorker:
             except StaleProfiles as exc:  # another instance wrote some of them: fold again from SQL
                 counts["profile.conflicts"] += 1
                 if attempt == MAX_ATTEMPTS:
-                    raise
+                    raise  # retryable: the runtime tries the batch again after a pause
                 log.info("batch folded again (attempt %d): %s", attempt + 1, exc)
             except Fenced as exc:  # the partitions are another instance's now: nothing was written
                 log.warning("batch dropped: %s", exc)
                 self.rewind(set(next_offsets))
-                add_counts(self.cache.redis, {"profile.fenced": 1})
-                return Counter()
-        pipe = self.cache.redis.pipeline(transaction=False)
-        self.cache.put_many(pipe, docs)
-        add_counts(pipe, counts)
-        push_recent(pipe, RECENT_DEADLETTERS, dead)
-        pipe.execute()
-        changed = counts["profile.updated"]
-        self._meter(routed, (changed, changed if self.publish_profiles else 0), dead, reasons, started)
-        return counts
+                return Outcome([Count({"profile.fenced": 1})], Commit.ASYNC)
+        # Kafka commits are for lag monitoring only: the offsets that count are in SQL with the profiles
+        return Outcome(
+            [
+                RedisWrite(functools.partial(self.cache.put_many, docs=docs)),
+                *metered(routed, counts, self.publish_profiles),
+            ],
+            Commit.ASYNC,
+        )
 
-    @staticmethod
-    def _meter(
-        routed: list[tuple[str, Event]],
-        sent: tuple[int, int],
-        dead: list[bytes],
-        reasons: Counter[tuple[str, ...]],
-        started: float,
-    ) -> None:
-        """The batch's metrics: one update per label set; latency from receipt to commit, per event.
-        ``sent``: the profile changes published on crm.profile-changes.v1 and on crm.profiles.v1."""
-        changed, published = sent
-        done = datetime.now(UTC)
-        metrics.count(metrics.CONSUMED, metrics.count_types(SERVICE, EVENTS, (event.type for _, event in routed)))
-        produced: dict[tuple[str, ...], int] = {
-            (SERVICE, PROFILES, "profile"): published,
-            (SERVICE, PROFILE_CHANGES, "profile"): changed,
-        }
-        metrics.count(metrics.PRODUCED, {**produced, (SERVICE, DEADLETTER, "deadletter"): len(dead)})
-        metrics.count(metrics.DEADLETTERS, reasons)
-        metrics.MERGES.labels(SERVICE).inc(sum(isinstance(event, ProfileMerged) for _, event in routed))
-        metrics.observe_ages(metrics.LATENCY, SERVICE, done, (event.received_at for _, event in routed))
-        metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
+    def sort(
+        self, records: list[ConsumerRecord], now: datetime
+    ) -> tuple[list[tuple[str, Event]], dict[tuple[str, int], int], list[DeadLetter]]:
+        """The batch's events by profile, the next offset of each partition, and its dead letters."""
+        routed: list[tuple[str, Event]] = []
+        next_offsets: dict[tuple[str, int], int] = {}
+        dead: list[DeadLetter] = []
+        for record in records:
+            next_offsets[(record.topic, record.partition)] = record.offset + 1
+            try:
+                events = decode_event_batch(record.value)
+            except ValidationError as exc:
+                dead.append(
+                    DeadLetter(dead_letter(record, str(exc.errors(include_url=False)[0]["msg"]), now), "invalid body")
+                )
+                continue
+            for event in events:
+                if event.profile_id is None:
+                    reason = f"event {event.event_id} has no profile_id"
+                    dead.append(DeadLetter(dead_letter(record, reason, now), "no profile_id"))
+                else:
+                    routed.append((event.profile_id, event))
+        return routed, next_offsets, dead
 
     def _fold_and_save(
         self,
         routed: list[tuple[str, Event]],
-        dead: list[bytes],
+        dead: list[DeadLetter],
         next_offsets: dict[tuple[str, int], int],
         counts: Counter[str],
         from_cache: bool,
@@ -173,25 +210,17 @@ class ProfileWorker:
         kept, suppressed = self._without_erased(current, routed)
         kept, refolded = self._not_folded_yet(kept)
         changed = list(fold_batch(current, kept, self.rules).values())
-        after = {**current, **{p.profile_id: p for p in changed}}
-        timeline = [(survivor_of(after, pid), event) for pid, event in kept]
-        moved = {p.profile_id: survivor_of(after, p.profile_id) for p in changed if p.merged_into}
-        new_ids = [
-            (kind, value, p.profile_id)
-            for p in changed
-            for kind, value in new_identifiers(current.get(p.profile_id), p)
-        ]
-        expect = Expect({tp: self.positions.get(tp) for tp in next_offsets}, versions)
         docs = {p.profile_id: p.model_dump_json().encode() for p in changed}
+        timeline, moved = timeline_of(current, changed, kept)
         self.store.save(
             changed,
-            new_ids,
+            changed_links(current, changed),
             GROUP_ID,
             self.incarnation,
             next_offsets,
             timeline,
             moved,
-            expect=expect,
+            expect=Expect({tp: self.positions.get(tp) for tp in next_offsets}, versions),
             before_write=functools.partial(self._publish, docs, dead),
             docs=docs,
             inputs=[event.input_seq for _, event in kept if event.input_seq is not None],
@@ -208,18 +237,16 @@ class ProfileWorker:
         )
         return docs
 
-    def _publish(self, docs: dict[str, bytes], dead: list[bytes]) -> None:
+    def _publish(self, docs: dict[str, bytes], dead: Sequence[DeadLetter]) -> None:
         """Publish the changed profiles' ``docs`` (and dead letters) and drop their stale cache entries.
 
         Publish first, then commit: a crash in between replays the batch, which folds to the same
         profiles (same versions), so downstream sees a duplicate at worst, never a gap."""
-        if self.publish_profiles:
-            for pid, doc in docs.items():
-                self.producer.send(PROFILES, key=pid.encode(), value=doc)
-        kafka_io.send_batched(self.producer, PROFILE_CHANGES, list(docs.items()), self.change_partitions)
-        for value in dead:
-            self.producer.send(DEADLETTER, value=value)
-        self.producer.flush()
+        effects: list[Effect] = (
+            [Publish(PROFILES, doc, pid.encode()) for pid, doc in docs.items()] if self.publish_profiles else []
+        )
+        effects += [PublishBatch(PROFILE_CHANGES, list(docs.items())), *dead]
+        self.sink.carry_out(effects)
         self.cache.invalidate(docs)
 
     def refresh_rfm(self, owned: set[int], now: datetime) -> int:
@@ -231,7 +258,7 @@ class ProfileWorker:
         changed = [
             refreshed
             for p in self.store.iter_profiles()
-            if kafka_io.partition_for_key(p.profile_id.encode(), self.event_partitions) in owned
+            if kafka_io.partition_for_key(p.profile_id.encode(), self.sink.partitions(EVENTS)) in owned
             and (refreshed := with_rfm(p, thresholds, now)) is not None
         ]
         saved = 0
@@ -247,10 +274,8 @@ class ProfileWorker:
             except StaleProfiles as exc:
                 log.info("RFM scores of a chunk left for the next refresh: %s", exc)
                 continue
-            pipe = self.cache.redis.pipeline(transaction=False)
-            self.cache.put_many(pipe, docs)
-            add_counts(pipe, {"profile.rfm_refreshed": len(chunk)})
-            pipe.execute()
+            put = RedisWrite(functools.partial(self.cache.put_many, docs=docs))
+            self.sink.carry_out([put, Count({"profile.rfm_refreshed": len(chunk)})])
             saved += len(chunk)
         return saved
 
@@ -298,23 +323,6 @@ class ProfileWorker:
             wanted = {p.merged_into for p in loaded.values() if p.merged_into and p.merged_into not in found}
         return found
 
-    @staticmethod
-    def _dead_letter(record: ConsumerRecord, reason: str) -> bytes:
-        return (
-            DeadLetter(
-                reason=reason,
-                location="body",
-                source="crm",
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                received_at=datetime.now(UTC),
-                original=bytes(record.value or b"").decode(errors="replace"),
-            )
-            .model_dump_json()
-            .encode()
-        )
-
 
 class SeekToStoredOffsets(ConsumerRebalanceListener):
     """On assignment, resume every partition from the offset stored with the profiles in SQL."""
@@ -334,28 +342,32 @@ class SeekToStoredOffsets(ConsumerRebalanceListener):
 def main() -> None:
     settings, incarnation, stopper = start_service("profile")
     store = ProfileStore(make_engine(settings.sql_url))
-    cache = ProfileCache(redis.Redis.from_url(settings.redis_dsn))
+    redis_client = redis.Redis.from_url(settings.redis_dsn)
     producer = kafka_io.producer(settings)
+    clock = functools.partial(datetime.now, UTC)
+    sink = Sink(SERVICE, producer, redis_client, clock)
     consumer = kafka_io.consumer(settings, GROUP_ID)
     rules = FoldRules.from_settings(settings)
-    worker = ProfileWorker(store, cache, producer, incarnation, rules, settings.publishes_profiles)
+    worker = ProfileWorker(store, ProfileCache(redis_client), sink, incarnation, rules, settings.publishes_profiles)
     if is_new_broker(store, GROUP_ID, incarnation):
         window = timedelta(seconds=settings.rebuild_window_s)
-        sent = republish_recent(store, producer, datetime.now(UTC), window, worker.change_partitions)
+        partitions = len(producer.partitions_for(PROFILE_CHANGES))
+        sent = republish_recent(store, producer, clock(), window, partitions)
         log.info("a new broker: %d profiles changed within %s published again for the faust stages", sent, window)
     worker.rewind = lambda partitions: log.info("rewound to %s", worker.resume(consumer, partitions))
     consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, worker))
     log.info("profile consuming %s into %s", EVENTS, store.engine.url.render_as_string(hide_password=True))
-    refresh = Every(settings.rfm_refresh_s, lambda: refresh_rfm(worker, consumer))
-    # Kafka commits are for lag monitoring only: the offsets that count are in SQL with the profiles
-    run_batches(
-        "profile", consumer, producer, stopper, settings.batch_size, worker.handle, consumer.commit_async, refresh
-    )
+    refresh = Every(settings.rfm_refresh_s, lambda: refresh_rfm(worker, consumer, clock()))
+    runtime = Runtime(SERVICE, KafkaSource(consumer), sink, worker.handle, clock, stopper)
+    try:
+        runtime.run(settings.batch_size, between=refresh)
+    finally:
+        producer.close()
 
 
-def refresh_rfm(worker: ProfileWorker, consumer: KafkaConsumer) -> None:
+def refresh_rfm(worker: ProfileWorker, consumer: KafkaConsumer, now: datetime) -> None:
     owned = {tp.partition for tp in consumer.assignment() if tp.topic == EVENTS}
     if owned:
         started = time.monotonic()
-        changed = worker.refresh_rfm(owned, datetime.now(UTC))
+        changed = worker.refresh_rfm(owned, now)
         log.info("RFM refreshed: %d profiles changed (%.1f s)", changed, time.monotonic() - started)

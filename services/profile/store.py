@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from crmhub.core.errors import CrmhubError, Retryable
 from crmhub.core.sql import aware, dialect_insert, upsert
 from schemas.events import Event
 from schemas.profile import Profile
@@ -54,7 +55,7 @@ def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-class Fenced(Exception):
+class Fenced(CrmhubError):
     """The stored offsets of these partitions moved on: another instance owns them now."""
 
     def __init__(self, partitions: Sequence[tuple[str, int]]) -> None:
@@ -62,7 +63,7 @@ class Fenced(Exception):
         self.partitions = list(partitions)
 
 
-class StaleProfiles(Exception):
+class StaleProfiles(Retryable):
     """These profiles changed (or appeared, or were erased) since they were read."""
 
     def __init__(self, profile_ids: Sequence[str]) -> None:

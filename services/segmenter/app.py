@@ -13,6 +13,7 @@ Three things move membership, one at a time (a lock), each for the partitions th
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter
@@ -26,7 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from crmhub.core import metrics
-from crmhub.core.faust_app import create_app, run_worker
+from crmhub.core.faust_app import Guard, create_app, run_worker
 from crmhub.core.kafka import partition_for_key
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
@@ -152,7 +153,7 @@ class Segmenter:
             self.backfill.add_done_callback(log_failure)
 
     async def run_backfill(self, work: dict[int, tuple[set[str], set[str]]], defs: dict[str, SegmentDef]) -> None:
-        started = datetime.now(UTC)
+        started = time.monotonic()
         for partition, (_, removed) in work.items():
             for name in sorted(removed):
                 await self.remove_segment(partition, name)
@@ -161,7 +162,7 @@ class Segmenter:
             await self.evaluate_stored(pending)
         for partition, (names, removed) in work.items():
             await self.membership.set_applied(partition, {n: defs[n].fingerprint for n in names}, removed)
-        log.info("backfill of %s done in %.1f s", sorted(work), (datetime.now(UTC) - started).total_seconds())
+        log.info("backfill of %s done in %.1f s", sorted(work), time.monotonic() - started)
 
     async def remove_segment(self, partition: int, name: str) -> None:
         """A deleted segment: publish its members' exits (this partition's) and forget them."""
@@ -236,24 +237,38 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
         key, value = change.profile_id.encode(), change.model_dump_json().encode()
         return await app.producer.send(SEGMENTS, key, value, partition=None, timestamp=None, headers=None)
 
-    membership = Membership(aioredis.Redis.from_url(settings.redis_dsn))
+    redis_client = aioredis.Redis.from_url(settings.redis_dsn)
+    membership = Membership(redis_client)
+    guard = Guard(app, SERVICE, redis_client, clock)
     seg = Segmenter(settings, membership, ProfileReader(engine), SegmentStore(engine), send, clock)
     log.info("segmenter evaluating %d segments: %s", len(seg.catalog.defs), ", ".join(seg.catalog.names))
 
-    def owned() -> set[int]:
-        return {tp.partition for tp in app.consumer.assignment() if tp.topic == PROFILE_CHANGES}
+    add_agent(app, changes_topic, seg, guard)
+    add_timers(app, seg, settings)
+    return app
+
+
+def add_agent(app: faust.App, changes_topic: Any, seg: Segmenter, guard: Guard) -> None:
+    """The agent on the profile changes: each record evaluated under the runtime's error rules."""
+
+    async def evaluate(partition: int, value: bytes) -> None:
+        async with seg.lock:
+            await seg.apply(partition, orjson.loads(value))
 
     @app.agent(changes_topic)
     async def evaluate_profiles(stream: Any) -> None:
         async for event in stream.events():
             started = time.monotonic()
-            async with seg.lock:
-                await seg.apply(event.message.partition, orjson.loads(event.value))
+            await guard.process(event.message, functools.partial(evaluate, event.message.partition, event.value))
             metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
+
+
+def add_timers(app: faust.App, seg: Segmenter, settings: Settings) -> None:
+    """The clock and definitions tick, and the size history, for the partitions this worker owns."""
 
     @app.timer(interval=settings.segment_tick_s)
     async def clock_and_definitions() -> None:
-        partitions = owned()
+        partitions = {tp.partition for tp in app.consumer.assignment() if tp.topic == PROFILE_CHANGES}
         try:
             if partitions:
                 await seg.refresh_definitions(partitions)
@@ -264,8 +279,6 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     @app.timer(interval=settings.segment_history_s)
     async def size_history() -> None:
         await seg.sample_sizes(settings.segment_history_s)
-
-    return app
 
 
 def main() -> None:

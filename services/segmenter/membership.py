@@ -61,7 +61,7 @@ class Membership:
                 members[pid] = {n.decode() for n in names}
         return priors, members
 
-    async def write(self, partition: int, outcomes: Sequence[Outcome], changes: int) -> tuple[int, int]:
+    async def write(self, partition: int, outcomes: Sequence[Outcome], changes: int) -> tuple[int, int]:  # noqa: C901
         """Record the outcomes of ``changes`` profile changes; (entries, exits)."""
         pipe = self.redis.pipeline(transaction=False)
         entered = exited = 0

@@ -33,7 +33,7 @@ class KeyPart:
 KeySpec = tuple[KeyPart, ...]
 
 
-def key_spec(rule: rule_engine.Rule, fields: frozenset[str]) -> KeySpec | None:
+def key_spec(rule: rule_engine.Rule, fields: frozenset[str]) -> KeySpec | None:  # noqa: C901
     """The key of ``rule`` (reading ``fields``), or None when its result cannot be remembered."""
     value_constants: dict[str, set[Decimal]] = defaultdict(set)
     elapsed_constants: dict[tuple[str, timedelta], set[Decimal]] = defaultdict(set)

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from sqlalchemy import Engine, select
 from crmhub.core import kafka as kafka_io
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
+from crmhub.core.sink import Sink
 from crmhub.core.sql import make_engine
 from crmhub.core.topics import EVENTS, raw_topic
 from crmhub.embedded import embedded_postgres
@@ -327,7 +329,8 @@ def test_replaying_the_topic_into_an_empty_store_rebuilds_the_same_profiles(
     replay_redis = redis.Redis.from_url(stack.settings.redis_dsn.rsplit("/", 1)[0] + "/1")  # a cache of its own
     replay_redis.flushdb()
     producer = kafka_io.producer(stack.settings)
-    worker = ProfileWorker(replica, ProfileCache(replay_redis), producer, "replay")
+    sink = Sink("profile", producer, replay_redis, lambda: datetime.now(UTC))
+    worker = ProfileWorker(replica, ProfileCache(replay_redis), sink, "replay")
     consumer = KafkaConsumer(bootstrap_servers=stack.settings.bootstrap_servers, enable_auto_commit=False)
     parts = [TopicPartition(EVENTS, p) for p in sorted(target)]
     consumer.assign(parts)
@@ -343,7 +346,7 @@ def test_replaying_the_topic_into_an_empty_store_rebuilds_the_same_profiles(
                 if r.offset < target[r.partition]
             ]
             if records:
-                worker.handle(records)
+                sink.carry_out(worker.handle(records, datetime.now(UTC)).effects)
     finally:
         consumer.close()
         producer.close()

@@ -22,13 +22,22 @@ from crmhub.core import kafka as kafka_io
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
-from crmhub.core.topics import SEGMENTS
+from crmhub.core.topics import DEADLETTER, PROFILE_CHANGES, SEGMENTS
 from crmhub.hub import SERVICES, Hub, running_hub, settings_env
 from services.profile.store import ProfileStore
 from services.segmenter.definitions import current
 from services.segmenter.rules import evaluate, profile_view
 from services.segmenter.store import SegmentStore
-from tests.integration.helpers import api_client, profile_by, publish, read_to_end, segment_track, uid, wait_for
+from tests.integration.helpers import (
+    api_client,
+    profile_by,
+    publish,
+    read_to_end,
+    read_topic,
+    segment_track,
+    uid,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -294,3 +303,17 @@ def test_after_a_crash_membership_equals_a_fresh_evaluation_and_no_change_is_los
     for pid, segments in fresh.items():
         assert all(runs.get((pid, s), [None])[-1] == "entered" for s in segments), f"{pid}: an entry was lost"
     print(f"changes published twice around the SIGKILL: {repeated}")
+
+
+def test_a_poison_record_is_a_dead_letter_and_the_segmenter_goes_on(
+    seg_hub: Hub, api: httpx.Client, producer: KafkaProducer
+) -> None:
+    """Poison on the real stack: a record the segmenter cannot read becomes a dead letter with its reason
+    and location (crmhub.core.faust_app.Guard), and the same worker goes on evaluating."""
+    marker = uid("poison-")
+    producer.send(PROFILE_CHANGES, key=b"P-poison", value=f"not json {marker}".encode()).get(timeout=10)
+    [letter] = read_topic(seg_hub, DEADLETTER, lambda d: marker in d["original"], want=1)
+    assert letter["topic"] == PROFILE_CHANGES and letter["source"] == "crm"
+    assert letter["reason"].startswith("JSONDecodeError") and letter["location"]
+    [pid] = customers_with_orders(api, producer, ["650.00"])
+    wait_for(lambda: pid in members(api, "big_spenders"), what="a big spender after the poison record")

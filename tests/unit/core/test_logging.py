@@ -8,7 +8,7 @@ import sys
 import orjson
 import pytest
 
-from crmhub.core.runtime import JsonFormatter, setup_logging
+from crmhub.core.logs import JsonFormatter, setup_logging
 from crmhub.core.settings import Settings
 
 
