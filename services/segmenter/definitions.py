@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from services.segmenter.clock import next_flip
+from services.segmenter.fields import profile_view
 from services.segmenter.rules import (
     SegmentDef,
     SegmentError,
     compile_segment,
     evaluate,
     load_definitions,
-    profile_view,
 )
 from services.segmenter.store import SegmentStore, StoredDefinition
 

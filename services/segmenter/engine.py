@@ -21,8 +21,9 @@ from typing import Any
 import orjson
 
 from services.segmenter.clock import next_flip, time_functions
+from services.segmenter.fields import FIELD_TYPES, profile_view
 from services.segmenter.memo import memo_key
-from services.segmenter.rules import FIELD_TYPES, SegmentDef, membership_changes, profile_view
+from services.segmenter.rules import SegmentDef, membership_changes
 
 VIEW_FIELDS = tuple(name for name in FIELD_TYPES if name in profile_view({"profile_id": ""}))
 _PRIOR = struct.Struct(f"<Hqd{len(VIEW_FIELDS)}I")  # led by the number of fields: a layout tag

@@ -26,7 +26,8 @@ from crmhub.core.topics import DEADLETTER, PROFILE_CHANGES, SEGMENTS
 from crmhub.hub import SERVICES, Hub, running_hub, settings_env
 from services.profile.store import ProfileStore
 from services.segmenter.definitions import current
-from services.segmenter.rules import evaluate, profile_view
+from services.segmenter.fields import profile_view
+from services.segmenter.rules import evaluate
 from services.segmenter.store import SegmentStore
 from tests.integration.helpers import (
     api_client,

@@ -6,8 +6,8 @@ from typing import Any
 
 from schemas.events import Event
 from schemas.profile import Touch
+from services.profile.facets.groups import MAX_GROUPS
 from services.profile.fold import fold_events
-from services.profile.groups import MAX_GROUPS
 from services.profile.merge import merge_profiles
 from tests.unit import factories as f
 

@@ -8,9 +8,12 @@ from types import MappingProxyType
 import pytest
 
 from schemas.profile import ConsentState, Demographics, Profile, Seen
-from services.profile.fold import MAX_ANSWERED, MAX_PAYMENT_FAILURES, MAX_RECENT_VIEWS, fold_events
+from services.profile.facets.cart import MAX_RECENT_VIEWS
+from services.profile.facets.complaints import MAX_ANSWERED
+from services.profile.facets.payments import MAX_PAYMENT_FAILURES
+from services.profile.facets.traits import age_band
+from services.profile.fold import fold_events
 from services.profile.policy import FoldRules
-from services.profile.traits import age_band
 from tests.unit import factories as f
 from tests.unit.factories import at
 from tests.unit.profile import events as ev

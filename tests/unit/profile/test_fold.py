@@ -8,7 +8,8 @@ import pytest
 
 from schemas.events import EVENT_ADAPTER
 from schemas.profile import Cart, CartItem
-from services.profile.fold import MAX_IDS_PER_KIND, fold_events
+from services.profile.facets.identity import MAX_IDS_PER_KIND
+from services.profile.fold import fold_events
 from tests.unit import factories as f
 from tests.unit.factories import at
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from schemas.events import Event
 from schemas.profile import Cart, CartItem, OpenComplaint, Profile
-from services.profile.fold import MAX_IDS_PER_KIND, fold_events
+from services.profile.facets.identity import MAX_IDS_PER_KIND
+from services.profile.fold import fold_events
 from services.profile.merge import fold_batch, merge_profiles, survivor_of
 from services.profile.rfm import refresh_rfm
 from tests.unit import factories as f

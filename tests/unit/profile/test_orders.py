@@ -6,7 +6,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from schemas.profile import CurrencyTotals, Profile
-from services.profile.fold import MAX_RECENT_ORDERS, fold_events, upgraded
+from services.profile.facets.orders import MAX_RECENT_ORDERS
+from services.profile.fold import fold_events, upgraded
 from tests.unit import factories as f
 from tests.unit.factories import at
 from tests.unit.profile import events as ev

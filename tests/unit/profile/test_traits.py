@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.events import MAX_TRAIT_KEY_CHARS, MAX_TRAIT_VALUE_BYTES, MAX_TRAITS
+from services.profile.facets.traits import MAX_PROFILE_TRAITS, MAX_REFUSED_NAMES
 from services.profile.fold import fold_events
 from services.profile.merge import merge_profiles
-from services.profile.traits import MAX_PROFILE_TRAITS, MAX_REFUSED_NAMES
 from tests.unit import factories as f
 
 

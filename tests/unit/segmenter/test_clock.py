@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.segmenter.clock import next_flip, time_functions
-from services.segmenter.rules import compile_segment, evaluate, profile_view
+from services.segmenter.fields import profile_view
+from services.segmenter.rules import compile_segment, evaluate
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)
@@ -68,7 +69,10 @@ def test_the_earliest_flip_over_several_fields_and_units() -> None:
     d = compile_segment(
         "s", "days_since(first_order_at) < 30 or (cart_items > 0 and hours_since(cart_updated_at) >= 1)"
     )
-    cart = {"items": [{"quantity": 1}], "updated_at": (NOW - timedelta(minutes=10)).isoformat()}
+    cart = {
+        "items": [{"product_id": "p1", "price": "5", "quantity": 1}],
+        "updated_at": (NOW - timedelta(minutes=10)).isoformat(),
+    }
     v = profile_view({"profile_id": "P", "first_order_at": (NOW - 2 * DAY).isoformat(), "cart": cart})
     assert next_flip(d.clock, v, NOW) == NOW + timedelta(minutes=50)
 

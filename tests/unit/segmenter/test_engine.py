@@ -43,7 +43,13 @@ def test_a_new_profile_is_evaluated_against_every_segment() -> None:
 def test_only_segments_reading_a_changed_field_are_evaluated() -> None:
     c = Counting(big="total_spent >= 500", unhappy="open_complaints > 0", carts="cart_items > 0")
     first = change(c.catalog, {"version": 1, "total_spent": "600"}, None, set())
-    complaint = {"version": 2, "total_spent": "600", "open_complaints": [{"message_id": "m"}]}
+    complaint = {
+        "version": 2,
+        "total_spent": "600",
+        "open_complaints": [
+            {"message_id": "m", "platform": "x", "handle": "@a", "text": "t", "at": "2026-06-01T00:00:00+00:00"}
+        ],
+    }
     second = change(c.catalog, complaint, first.prior, set(first.after))
     assert (second.entered, sorted(second.after), second.evaluated) == (["unhappy"], ["big", "unhappy"], 1)
     assert c.calls == {"big": 1, "unhappy": 2, "carts": 1}

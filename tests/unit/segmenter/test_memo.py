@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 
 from services.segmenter.engine import Catalog, serialise
+from services.segmenter.fields import profile_view
 from services.segmenter.memo import KeyPart
-from services.segmenter.rules import compile_segment, evaluate, load_definitions, profile_view
+from services.segmenter.rules import compile_segment, evaluate, load_definitions
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 TRICKY = {
@@ -52,8 +53,22 @@ def random_profile(rng: random.Random, i: int) -> dict[str, object]:
         "order_count": rng.choice([0, 1, 2, 3, 4, 7]),
         "total_spent": rng.choice(["0", "10.50", "10.51", "42", "42.00", "499.99", "500", "731.20"]),
         "last_order_at": maybe_time(120),
-        "cart": {"items": [{"quantity": rng.randint(0, 2)}], "updated_at": maybe_time(1)},
-        "rfm": rng.choice([None, {"recency": rng.randint(1, 5)}]),
+        "cart": {
+            "items": [{"product_id": "p", "price": "1", "quantity": rng.randint(0, 2)}],
+            "updated_at": maybe_time(1),
+        },
+        "rfm": rng.choice(
+            [
+                None,
+                {
+                    "recency": (r := rng.randint(1, 5)),
+                    "frequency": 1,
+                    "monetary": 1,
+                    "score": f"{r}11",
+                    "computed_at": NOW.isoformat(),
+                },
+            ]
+        ),
         "consent": {"email": {"marketing": {"granted": rng.random() < 0.5, "at": NOW.isoformat(), "source": "web"}}},
         "traits": {"age": rng.choice([None, 30, 31, "x"])},
     }

@@ -11,14 +11,13 @@ import pytest
 
 from crmhub.core.errors import ConfigError
 from services.profile.fold import fold_events
+from services.segmenter.fields import FIELD_TYPES, profile_view
 from services.segmenter.rules import (
-    FIELD_TYPES,
     SegmentError,
     compile_segment,
     evaluate,
     load_definitions,
     membership_changes,
-    profile_view,
 )
 from tests.unit import factories as f
 
@@ -100,7 +99,19 @@ def test_a_segment_knows_the_fields_it_reads_and_its_clock() -> None:
     [
         ('"electronics" in top_categories', {"top_categories": ["toys", "electronics"]}, True),
         ('"electronics" in top_categories', {}, False),
-        ("rfm.recency >= 4 and rfm.frequency >= 4", {"rfm": {"recency": 5, "frequency": 4, "monetary": 1}}, True),
+        (
+            "rfm.recency >= 4 and rfm.frequency >= 4",
+            {
+                "rfm": {
+                    "recency": 5,
+                    "frequency": 4,
+                    "monetary": 1,
+                    "score": "541",
+                    "computed_at": "2026-06-01T00:00:00+00:00",
+                }
+            },
+            True,
+        ),
         ("rfm.recency >= 4 and rfm.frequency >= 4", {}, False),  # not scored yet
         (
             'consent.email and age_band == "25-34"',
@@ -121,7 +132,15 @@ def test_a_segment_knows_the_fields_it_reads_and_its_clock() -> None:
             {"total_spent": "600", "last_order_at": "2026-03-02T00:00:00+00:00"},
             False,
         ),  # 91 days
-        ("open_complaints > 0", {"open_complaints": [{"message_id": "m"}]}, True),
+        (
+            "open_complaints > 0",
+            {
+                "open_complaints": [
+                    {"message_id": "m", "platform": "x", "handle": "@a", "text": "t", "at": "2026-06-01T00:00:00+00:00"}
+                ]
+            },
+            True,
+        ),
         ('loyalty_tier == "gold"', {"loyalty": {"tier": "gold"}}, True),
     ],
 )
@@ -222,7 +241,7 @@ def test_a_bare_profile_has_a_neutral_view_and_no_segments() -> None:
         ({"total_spent": "499.99"}, set()),
         ({"total_spent": "500"}, {"big_spenders"}),
         ({"order_count": 2, "web_orders": 2}, {"repeat_buyers"}),
-        ({"cart": {"items": [{"quantity": 1}], "value": "0"}}, {"open_carts"}),
+        ({"cart": {"items": [{"product_id": "p1", "price": "0", "quantity": 1}], "value": "0"}}, {"open_carts"}),
         ({"demographics": {"age_band": "45-54"}, "traits": {"children": 1}}, set()),
         ({"demographics": {"age_band": "25-34"}, "traits": {"children": 1}}, {"young_families"}),
         ({"demographics": {"age_band": "25-34"}}, set()),  # children unknown
@@ -272,6 +291,8 @@ def test_context_and_group_fields() -> None:
         "device_type": "ios",
         "country": "Germany",
     }
-    view = profile_view({"profile_id": "P", "context": context, "groups": {"acme": {"traits": {}, "at": "x"}}})
+    view = profile_view(
+        {"profile_id": "P", "context": context, "groups": {"acme": {"traits": {}, "at": "2026-06-01T00:00:00+00:00"}}}
+    )
     assert evaluate(defs, view, NOW) == {"came_by_newsletter", "app_users", "acme"}
     assert evaluate(defs, profile_view({"profile_id": "P"}), NOW) == set()

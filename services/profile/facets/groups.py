@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from schemas.events import Group
 from schemas.profile import GroupMembership, Profile
+from services.profile.facets import Facet
+from services.profile.policy import FoldRules
 
 MAX_GROUPS = 20
 
 
-def fold_group(p: Profile, e: Group) -> None:
+def fold_group(p: Profile, e: Group, rules: FoldRules) -> None:
     known = p.groups.get(e.group_id)
     if known is not None and known.at > e.occurred_at:
         return
@@ -24,14 +26,14 @@ def fold_group(p: Profile, e: Group) -> None:
 Groups = dict[str, GroupMembership]
 
 
-def merge_groups(survivor: Groups, absorbed: Groups) -> Groups:
+def merge(merged: Profile, survivor: Profile, absorbed: Profile, rules: FoldRules) -> None:
     """Both profiles' groups; a group both know keeps its later call (the survivor's on a tie)."""
-    merged = dict(absorbed)
-    for group_id, membership in survivor.items():
-        theirs = merged.get(group_id)
+    united = dict(absorbed.groups)
+    for group_id, membership in survivor.groups.items():
+        theirs = united.get(group_id)
         if theirs is None or membership.at >= theirs.at:
-            merged[group_id] = membership
-    return _capped(merged)
+            united[group_id] = membership
+    merged.groups = _capped(united)
 
 
 def _capped(groups: Groups) -> Groups:
@@ -39,3 +41,6 @@ def _capped(groups: Groups) -> Groups:
         return groups
     newest = sorted(groups.items(), key=lambda item: item[1].at, reverse=True)[:MAX_GROUPS]
     return dict(newest)
+
+
+FACET = Facet("groups", merge, folds={Group: fold_group})

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from schemas.events import Campaign, EventContext
+from schemas.events import Campaign, Event, EventContext
 from schemas.profile import MarketingContext, Profile, Touch
+from services.profile.facets import Facet
+from services.profile.policy import FoldRules
 
 _LATEST_FIELDS = ("referrer", "device_type", "locale", "timezone", "country")
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-def fold_context(p: Profile, context: EventContext, at: datetime) -> None:
-    p.context = with_context(p.context, context, at)
+def fold_context(p: Profile, e: Event, rules: FoldRules) -> None:
+    if e.context is not None:
+        p.context = with_context(p.context, e.context, e.occurred_at)
 
 
 def with_context(known: MarketingContext, context: EventContext, at: datetime) -> MarketingContext:
@@ -43,6 +46,10 @@ def _touch(campaign: Campaign, at: datetime) -> Touch:
     return Touch(source=campaign.source, medium=campaign.medium, campaign=campaign.name, at=at)
 
 
+def merge(merged: Profile, survivor: Profile, absorbed: Profile, rules: FoldRules) -> None:
+    merged.context = merge_context(survivor.context, absorbed.context)
+
+
 def merge_context(survivor: MarketingContext, absorbed: MarketingContext) -> MarketingContext:
     """The newer context's values win, the other fills what it lacks; the earlier first touch and the
     later last touch (the survivor's on a tie)."""
@@ -60,3 +67,6 @@ def merge_context(survivor: MarketingContext, absorbed: MarketingContext) -> Mar
 
 def _time(context: MarketingContext) -> datetime:
     return context.updated_at or _NEVER
+
+
+FACET = Facet("context", merge, every=fold_context)

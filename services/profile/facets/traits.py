@@ -15,6 +15,7 @@ from typing import Any
 
 from schemas.events import MAX_TRAITS, ContextTraits, Event, Identify, Traits
 from schemas.profile import Demographics, Profile, TraitSource
+from services.profile.facets import Facet
 from services.profile.policy import FoldRules
 
 MAX_PROFILE_TRAITS = MAX_TRAITS
@@ -78,7 +79,7 @@ def _refuse(p: Profile, name: str) -> None:
         p.traits_refused = [*p.traits_refused, name][-MAX_REFUSED_NAMES:]
 
 
-def merge_traits(survivor: Profile, absorbed: Profile) -> dict[str, Any]:
+def merge(merged: Profile, survivor: Profile, absorbed: Profile, rules: FoldRules) -> None:
     """Each trait's newer value wins (the survivor's on a tie); the survivor's traits first when the two
     together hold more than MAX_PROFILE_TRAITS (the others are named in ``traits_refused``)."""
     traits, sources = dict(survivor.traits), dict(survivor.trait_sources)
@@ -92,12 +93,9 @@ def merge_traits(survivor: Profile, absorbed: Profile) -> dict[str, Any]:
             if theirs:
                 sources[name] = theirs
     refused = [*refused, *(n for n in absorbed.traits_refused if n not in traits)]
-    return {
-        "traits": traits,
-        "trait_sources": sources,
-        "traits_refused": list(dict.fromkeys(refused))[-MAX_REFUSED_NAMES:],
-        "demographics": demographics(traits),
-    }
+    merged.traits, merged.trait_sources = traits, sources
+    merged.traits_refused = list(dict.fromkeys(refused))[-MAX_REFUSED_NAMES:]
+    merged.demographics = demographics(traits)
 
 
 def demographics(traits: dict[str, Any]) -> Demographics:
@@ -119,3 +117,6 @@ def age_band(age: Any) -> str | None:
 
 def _text(value: Any) -> str | None:
     return str(value) if value is not None else None
+
+
+FACET = Facet("traits", merge, folds={Identify: fold_identify}, every=fold_context_traits)

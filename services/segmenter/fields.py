@@ -1,0 +1,73 @@
+"""The fields the segment language reads, and the view of a profile that gives their values.
+
+The facets of the profile declare them (``schemas.profile.SEGMENT_FIELDS``): nothing here lists a field
+by hand. Each field's rule-engine type follows from its Python annotation (:func:`data_type`), and the
+view decodes, from a published profile, only the profile fields some segment field reads
+(:data:`SegmentSource`, validated by pydantic like the profile itself).
+"""
+
+from __future__ import annotations
+
+import types
+from copy import copy
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Union, get_args, get_origin, get_type_hints, is_typeddict
+
+from pydantic import AwareDatetime, ConfigDict, create_model
+from rule_engine import DataType
+
+from schemas.profile import SEGMENT_FIELDS, Profile
+from services.segmenter.clock import TIME_FUNCTIONS
+
+_NUMBERS = (int, float, Decimal)
+_SCALARS = {str: DataType.STRING, bool: DataType.BOOLEAN, datetime: DataType.DATETIME, AwareDatetime: DataType.DATETIME}
+
+
+def data_type(annotation: Any) -> Any:
+    """The rule-engine type of a Python annotation (``None`` in a union makes the field nullable, which
+    every rule-engine type is)."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (Union, types.UnionType):
+        kinds = [a for a in args if a is not type(None)]
+        if all(k in _NUMBERS for k in kinds):
+            return DataType.FLOAT
+        if len(kinds) == 1:
+            return data_type(kinds[0])
+        raise TypeError(f"no segment type for {annotation!r}")
+    if annotation in _NUMBERS:
+        return DataType.FLOAT
+    if annotation in _SCALARS:
+        return _SCALARS[annotation]
+    if origin is tuple and args[1:] == (...,):
+        return DataType.ARRAY(data_type(args[0]))
+    if origin is dict and args == (str, Any):
+        return DataType.MAPPING(DataType.STRING, DataType.UNDEFINED)  # each value as its JSON type
+    if is_typeddict(annotation):
+        members = {k: data_type(v) for k, v in get_type_hints(annotation).items()}
+        return DataType.OBJECT(annotation.__name__, members, accessor=dict.get)
+    raise TypeError(f"no segment type for {annotation!r}")
+
+
+FIELD_TYPES: dict[str, Any] = {f.name: data_type(f.type) for f in SEGMENT_FIELDS}
+FIELD_TYPES |= {name: fn.data_type for name, fn in TIME_FUNCTIONS.items()}
+
+
+def _source_field(name: str) -> Any:
+    """The profile's field, optional here (a required one defaults to None): tests and tools build views
+    of partial documents."""
+    info = Profile.model_fields[name]
+    annotation: Any = info.annotation
+    return (annotation | None, None) if info.is_required() else (annotation, copy(info))
+
+
+_READS = sorted({name for f in SEGMENT_FIELDS for name in f.reads} | {"merged_into"})
+_SOURCE_FIELDS: dict[str, Any] = {name: _source_field(name) for name in _READS}
+SegmentSource = create_model("SegmentSource", __config__=ConfigDict(extra="ignore"), **_SOURCE_FIELDS)
+
+
+def profile_view(profile: dict[str, Any]) -> dict[str, Any]:
+    """The value of every segment field (time functions aside) of a profile as published on
+    crm.profile-changes.v1 (JSON); fields it lacks take their defaults."""
+    source = SegmentSource.model_validate(profile)
+    return {f.name: f.get(source) for f in SEGMENT_FIELDS}
