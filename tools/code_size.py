@@ -16,7 +16,7 @@ from pathlib import Path
 ROOTS = ("services", "crmhub/core")
 MAX_FUNCTION, MAX_MODULE, MAX_MEDIAN = 40, 400, 10
 # being rewritten in parallel (issue 14 and the notifier's state machine): reported, not checked
-EXEMPT = ("services/notifier/", "crmhub/core/migrations/")
+EXEMPT = ("crmhub/core/migrations/",)
 
 
 def functions(tree: ast.AST) -> list[tuple[str, int, int]]:

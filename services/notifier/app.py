@@ -37,7 +37,7 @@ import redis.asyncio as aioredis
 from faust.types import TableT
 
 from crmhub.core import metrics
-from crmhub.core.faust_app import create_app, run_worker
+from crmhub.core.faust_app import Guard, create_app, run_worker
 from crmhub.core.settings import Settings, parse_complaint_sla
 from crmhub.core.stats import STATS_KEY
 from crmhub.core.topics import PROFILE_CHANGES
@@ -217,12 +217,15 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     )
     for name, table in tables.items():
         table.on_recover(partial(notifier.rebuild, name))
-    wire(app, settings, notifier, dispatcher, redis)
+    wire(app, settings, notifier, dispatcher, redis, Guard(app, SERVICE, redis, clock))
     return app
 
 
-def wire(app: faust.App, settings: Settings, notifier: Notifier, dispatcher: Dispatcher, redis: aioredis.Redis) -> None:
-    """The agent on the profile changes and the due records, and the timers."""
+def wire(
+    app: faust.App, settings: Settings, notifier: Notifier, dispatcher: Dispatcher, redis: aioredis.Redis, guard: Guard
+) -> None:
+    """The agent on the profile changes and the due records (each under the runtime's error rules: a
+    record that cannot be handled is retried or dead-lettered, never the end of the agent), and the timers."""
     # internal: faust creates the due topic (the profile changes topic exists) with the tables' partitions
     topics = app.topic(
         PROFILE_CHANGES, DUE_TOPIC, internal=True, partitions=settings.partitions, key_type=bytes, value_type=bytes
@@ -231,7 +234,8 @@ def wire(app: faust.App, settings: Settings, notifier: Notifier, dispatcher: Dis
     @app.agent(topics)
     async def notify(stream: Any) -> None:
         async for event in stream.events():
-            await notifier.handle(event.message.topic, event.message.partition, event.value)
+            message = event.message
+            await guard.process(message, partial(notifier.handle, message.topic, message.partition, event.value))
 
     async def recover_deliveries() -> None:
         try:
