@@ -92,29 +92,34 @@ def from_segment(
         kept["traits"] = person  # an identify's context.traits are among its own traits already
     if kept:
         out["context"] = kept
+    out.update(_call_fields(call, msg, traits, context_traits, out["anonymous_id"]))
+    return out
+
+
+def _call_fields(
+    call: str, msg: dict[str, Any], traits: dict[str, Any], context_traits: dict[str, Any], anonymous_id: Any
+) -> dict[str, Any]:
+    """The type of the event and what each kind of Segment call carries besides the envelope."""
     if call == "identify":
-        out["type"] = "identify"
-        out["traits"] = traits
-    elif call in ("page", "screen"):
-        out["type"] = call
+        return {"type": "identify", "traits": traits}
+    if call in ("page", "screen"):
         props = {k: msg[k] for k in ("name", "category") if isinstance(msg.get(k), str)}
-        out["properties"] = {**_object(msg, "properties"), **props}
-    elif call == "group":
-        # the group's traits describe the account, not the person: only context.traits identify them
-        out["type"] = "group"
-        if msg.get("groupId") is not None:  # else validation names the missing group_id
-            out["group_id"] = str(msg["groupId"]) if isinstance(msg["groupId"], int) else msg["groupId"]
-        out["traits"] = _object(msg, "traits")
-        out["email"], out["phone"] = context_traits.get("email"), context_traits.get("phone")
-    elif call == "alias":
-        # previousId is most often the anonymous id the visitor had before signing up
-        out["type"] = "alias"
-        out["anonymous_id"] = msg.get("previousId") or out["anonymous_id"]
-    else:
-        if not msg.get("event"):
-            raise NormalizeError("a track call needs an 'event' name", "event")
-        out["type"] = msg["event"]
-        out["properties"] = _object(msg, "properties")
+        return {"type": call, "properties": {**_object(msg, "properties"), **props}}
+    if call == "group":
+        return _group_fields(msg, context_traits)
+    if call == "alias":  # previousId is most often the anonymous id the visitor had before signing up
+        return {"type": "alias", "anonymous_id": msg.get("previousId") or anonymous_id}
+    if not msg.get("event"):
+        raise NormalizeError("a track call needs an 'event' name", "event")
+    return {"type": msg["event"], "properties": _object(msg, "properties")}
+
+
+def _group_fields(msg: dict[str, Any], context_traits: dict[str, Any]) -> dict[str, Any]:
+    """The group's traits describe the account, not the person: only context.traits identify them."""
+    out: dict[str, Any] = {"type": "group", "traits": _object(msg, "traits")}
+    out |= {"email": context_traits.get("email"), "phone": context_traits.get("phone")}
+    if msg.get("groupId") is not None:  # else validation names the missing group_id
+        out["group_id"] = str(msg["groupId"]) if isinstance(msg["groupId"], int) else msg["groupId"]
     return out
 
 

@@ -226,15 +226,9 @@ class ProfileWorker:
             inputs=[event.input_seq for _, event in kept if event.input_seq is not None],
         )
         self.positions.update(next_offsets)
-        counts.update(
-            {
-                "profile.events": len(kept),
-                "profile.suppressed": suppressed,
-                "profile.refolds_skipped": refolded,
-                "profile.updated": len(changed),
-                "profile.deadletters": len(dead),
-            }
-        )
+        counts.update({"profile.events": len(kept), "profile.suppressed": suppressed})
+        counts.update({"profile.refolds_skipped": refolded, "profile.updated": len(changed)})
+        counts["profile.deadletters"] += len(dead)
         return docs
 
     def _publish(self, docs: dict[str, bytes], dead: Sequence[DeadLetter]) -> None:

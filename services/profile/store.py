@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Table,
     delete,
     func,
     select,
@@ -102,64 +103,50 @@ class ProfileStore(ProfileReader):
         inputs: Sequence[int] = (),
     ) -> None:
         """Write profiles, their new (kind, value, profile_id) identifiers, the consumer offsets and the
-        timeline in one transaction.
-
-        With ``expect``, first check that the store holds what it says (else raise :class:`Fenced` or
-        :class:`StaleProfiles` and write nothing); ``before_write`` runs once the checks passed, inside
-        the transaction (the profile service publishes the changes there: publish, then commit).
-        ``docs``: the changed profiles' JSON by id, when the caller has it already. ``inputs``: the intake
-        journal seqs of the batch's events (see :meth:`folded_among`).
-
-        ``timeline`` is the batch's (profile id, event) pairs, each under the profile it was folded into;
-        an event stored before (a replay) is not stored again. ``moved`` maps profiles merged away in the
-        batch to their survivors, whose timelines take their events. Then the timelines touched keep
-        their newest :data:`TIMELINE_CAP` events."""
-        profile_rows = [
-            {
-                "profile_id": p.profile_id,
-                "version": p.version,
-                "updated_at": p.updated_at,
-                "doc": docs[p.profile_id].decode() if docs else p.model_dump_json(),
-            }
-            for p in changed
-        ]
-        # one row per identifier (the last profile named wins): PostgreSQL refuses to upsert a row twice
-        latest = {(kind, value): pid for kind, value, pid in new_identifiers}
-        id_rows = [{"kind": kind, "value": value, "profile_id": pid} for (kind, value), pid in latest.items()]
+        timeline in one transaction. With ``expect``, first check that the store holds what it says
+        (else raise :class:`Fenced` or :class:`StaleProfiles` and write nothing); ``before_write`` runs
+        once the checks passed, inside the transaction (the profile service publishes there: publish,
+        then commit).
+        ``docs``: the changed profiles' JSON by id, if the caller has it. ``inputs``: the intake journal
+        seqs of the batch's events (see :meth:`folded_among`)."""
+        profile_rows = _profile_rows(changed, docs)
         offset_rows = [
             {"group_id": group_id, "topic": t, "partition": part, "incarnation": incarnation, "next_offset": o}
             for (t, part), o in next_offsets.items()
         ]
         with self.engine.begin() as conn:
-            new_rows: list[dict[str, Any]] = []
             if expect is not None:
                 if self.engine.dialect.name == "sqlite":
                     conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock before the checks read
                 self._claim_offsets(conn, group_id, incarnation, next_offsets, expect.offsets)
                 offset_rows = []  # claimed
-                self._check_versions(conn, {p.profile_id: expect.versions.get(p.profile_id) for p in changed})
-                new = {p.profile_id for p in changed if expect.versions.get(p.profile_id) is None}
-                new_rows = [r for r in profile_rows if r["profile_id"] in new]
-                profile_rows = [r for r in profile_rows if r["profile_id"] not in new]
-            if new_rows:
-                try:  # a plain insert: a profile another instance made meanwhile is a conflict, not overwritten
-                    conn.execute(profiles.insert(), new_rows)
-                except IntegrityError as exc:
-                    raise StaleProfiles([r["profile_id"] for r in new_rows]) from exc
+                profile_rows = self._insert_new(conn, profile_rows, expect)
             if before_write is not None:
                 before_write()
-            if profile_rows:
-                conn.execute(upsert(self.engine, profiles, profile_rows, ["profile_id"]), profile_rows)
-            if id_rows:
-                conn.execute(upsert(self.engine, identifiers, id_rows, ["kind", "value"]), id_rows)
-            if offset_rows:
-                conn.execute(
-                    upsert(self.engine, consumer_offsets, offset_rows, ["group_id", "topic", "partition"]), offset_rows
-                )
+            self._upsert(conn, profiles, profile_rows, ["profile_id"])
+            self._upsert(conn, identifiers, _identifier_rows(new_identifiers), ["kind", "value"])
+            self._upsert(conn, consumer_offsets, offset_rows, ["group_id", "topic", "partition"])
             self._write_timeline(conn, timeline, moved or {})
             if inputs:
                 insert = dialect_insert(self.engine, folded_inputs).on_conflict_do_nothing()
                 conn.execute(insert, [{"seq": seq} for seq in inputs])
+
+    def _insert_new(self, conn: Connection, rows: list[dict[str, Any]], expect: Expect) -> list[dict[str, Any]]:
+        """Check the versions the store holds; insert the profiles it must not hold yet, and return the
+        other rows. A plain insert: a profile another instance made meanwhile is a conflict
+        (:class:`StaleProfiles`), not overwritten."""
+        self._check_versions(conn, {r["profile_id"]: expect.versions.get(r["profile_id"]) for r in rows})
+        new = [r for r in rows if expect.versions.get(r["profile_id"]) is None]
+        if new:
+            try:
+                conn.execute(profiles.insert(), new)
+            except IntegrityError as exc:
+                raise StaleProfiles([r["profile_id"] for r in new]) from exc
+        return [r for r in rows if expect.versions.get(r["profile_id"]) is not None]
+
+    def _upsert(self, conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]) -> None:
+        if rows:
+            conn.execute(upsert(self.engine, table, rows, keys), rows)
 
     def _claim_offsets(
         self,
@@ -213,6 +200,10 @@ class ProfileStore(ProfileReader):
     def _write_timeline(
         self, conn: Connection, timeline: Sequence[tuple[str, Event]], moved: Mapping[str, str]
     ) -> None:
+        """``timeline``: the batch's (profile id, event) pairs, each under the profile it was folded into;
+        an event stored before (a replay) is not stored again. ``moved``: profiles merged away in the
+        batch, to their survivors, whose timelines take their events. Then the timelines touched keep
+        their newest :data:`TIMELINE_CAP` events."""
         pe = profile_events
         for absorbed, survivor in moved.items():
             # an event both hold (stored under each before the merge) stays once, the survivor's
@@ -389,3 +380,21 @@ class ProfileStore(ProfileReader):
                 select(identifiers.c.profile_id).where(identifiers.c.kind == kind, identifiers.c.value == value)
             ).first()
             return None if row is None else str(row[0])
+
+
+def _profile_rows(changed: Sequence[Profile], docs: Mapping[str, bytes] | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "profile_id": p.profile_id,
+            "version": p.version,
+            "updated_at": p.updated_at,
+            "doc": docs[p.profile_id].decode() if docs else p.model_dump_json(),
+        }
+        for p in changed
+    ]
+
+
+def _identifier_rows(new_identifiers: Sequence[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """One row per identifier (the last profile named wins): PostgreSQL refuses to upsert a row twice."""
+    latest = {(kind, value): pid for kind, value, pid in new_identifiers}
+    return [{"kind": kind, "value": value, "profile_id": pid} for (kind, value), pid in latest.items()]

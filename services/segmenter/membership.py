@@ -61,43 +61,13 @@ class Membership:
                 members[pid] = {n.decode() for n in names}
         return priors, members
 
-    async def write(self, partition: int, outcomes: Sequence[Outcome], changes: int) -> tuple[int, int]:  # noqa: C901
-        """Record the outcomes of ``changes`` profile changes; (entries, exits)."""
+    async def write(self, partition: int, outcomes: Sequence[Outcome], changes: int) -> tuple[int, int]:
+        """Record the outcomes of ``changes`` profile changes, in one pipeline; (entries, exits)."""
         pipe = self.redis.pipeline(transaction=False)
-        entered = exited = 0
-        if outcomes:
-            states = {out.profile_id: encode_state(out.prior, out.after) for out in outcomes}
-            pipe.hset(state_key(partition), mapping=states)
-        dues = {out.profile_id: out.due.timestamp() for out in outcomes if out.due is not None}
-        if dues:
-            pipe.zadd(due_key(partition), dues)
-        never = [out.profile_id for out in outcomes if out.due is None]
-        if never:
-            pipe.zrem(due_key(partition), *never)
-        joined: dict[str, list[str]] = defaultdict(list)  # segment -> profiles that entered it
-        left: dict[str, list[str]] = defaultdict(list)
-        for out in outcomes:
-            pid = out.profile_id
-            if out.entered:
-                pipe.sadd(profile_segments_key(pid), *out.entered)
-            if out.exited:
-                pipe.srem(profile_segments_key(pid), *out.exited)
-            for name in out.entered:
-                joined[name].append(pid)
-            for name in out.exited:
-                left[name].append(pid)
-            entered, exited = entered + len(out.entered), exited + len(out.exited)
-        for name, pids in joined.items():
-            pipe.sadd(members_key(name), *pids)
-        for name, pids in left.items():
-            pipe.srem(members_key(name), *pids)
-        conditions = sum(o.evaluated for o in outcomes)
-        for name, value in (
-            ("evaluated", changes),
-            ("conditions", conditions),
-            ("entered", entered),
-            ("exited", exited),
-        ):
+        _record_states(pipe, partition, outcomes)
+        entered, exited = _record_moves(pipe, outcomes)
+        counts = {"evaluated": changes, "conditions": sum(o.evaluated for o in outcomes)}
+        for name, value in {**counts, "entered": entered, "exited": exited}.items():
             if value:
                 pipe.hincrby(STATS_KEY, f"segmenter.{name}", value)
         await pipe.execute()
@@ -165,6 +135,38 @@ class Membership:
 
 
 # the API's side (redis-py, synchronous)
+
+
+def _record_states(pipe: Any, partition: int, outcomes: Sequence[Outcome]) -> None:
+    """The segmenter's own record of each profile, and when time alone may move it next."""
+    if outcomes:
+        pipe.hset(state_key(partition), mapping={o.profile_id: encode_state(o.prior, o.after) for o in outcomes})
+    dues = {o.profile_id: o.due.timestamp() for o in outcomes if o.due is not None}
+    if dues:
+        pipe.zadd(due_key(partition), dues)
+    never = [o.profile_id for o in outcomes if o.due is None]
+    if never:
+        pipe.zrem(due_key(partition), *never)
+
+
+def _record_moves(pipe: Any, outcomes: Sequence[Outcome]) -> tuple[int, int]:
+    """The views: each profile's segments, each segment's members; (entries, exits)."""
+    joined: dict[str, list[str]] = defaultdict(list)  # segment -> profiles that entered it
+    left: dict[str, list[str]] = defaultdict(list)
+    for out in outcomes:
+        if out.entered:
+            pipe.sadd(profile_segments_key(out.profile_id), *out.entered)
+        if out.exited:
+            pipe.srem(profile_segments_key(out.profile_id), *out.exited)
+        for name in out.entered:
+            joined[name].append(out.profile_id)
+        for name in out.exited:
+            left[name].append(out.profile_id)
+    for name, pids in joined.items():
+        pipe.sadd(members_key(name), *pids)
+    for name, pids in left.items():
+        pipe.srem(members_key(name), *pids)
+    return sum(len(p) for p in joined.values()), sum(len(p) for p in left.values())
 
 
 def sizes(redis: Any, names: Sequence[str]) -> dict[str, int]:
