@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -33,35 +33,46 @@ class KeyPart:
 KeySpec = tuple[KeyPart, ...]
 
 
-def key_spec(rule: rule_engine.Rule, fields: frozenset[str]) -> KeySpec | None:  # noqa: C901
-    """The key of ``rule`` (reading ``fields``), or None when its result cannot be remembered."""
-    value_constants: dict[str, set[Decimal]] = defaultdict(set)
-    elapsed_constants: dict[tuple[str, timedelta], set[Decimal]] = defaultdict(set)
-    covered: set[int] = set()  # the symbol nodes those comparisons account for
+@dataclass
+class _Comparisons:
+    """What the comparisons of a field (or of the time elapsed since it) with a number account for."""
+
+    values: dict[str, set[Decimal]] = field(default_factory=lambda: defaultdict(set))
+    elapsed: dict[tuple[str, timedelta], set[Decimal]] = field(default_factory=lambda: defaultdict(set))
+    covered: set[int] = field(default_factory=set)  # the symbol nodes those comparisons account for
+
+    def add(self, side: Any, number: Decimal, fields: frozenset[str]) -> None:
+        if is_time_call(side) and isinstance(arg := side.arguments[0], rule_engine.ast.SymbolExpression):
+            self.elapsed[(arg.name, TIME_FUNCTIONS[side.function.name].unit)].add(number)
+            self.covered.update((id(arg), id(side.function)))
+        elif isinstance(side, rule_engine.ast.SymbolExpression) and side.name in fields:
+            self.values[side.name].add(number)
+            self.covered.add(id(side))
+
+
+def _comparisons(rule: rule_engine.Rule, fields: frozenset[str]) -> _Comparisons:
+    found = _Comparisons()
     for node in walk(rule.statement.expression):
-        if not isinstance(node, COMPARISONS):
-            continue
-        for side, other in ((node.left, node.right), (node.right, node.left)):
-            if not isinstance(other, rule_engine.ast.FloatExpression):
-                continue
-            if is_time_call(side) and isinstance(arg := side.arguments[0], rule_engine.ast.SymbolExpression):
-                elapsed_constants[(arg.name, TIME_FUNCTIONS[side.function.name].unit)].add(other.value)
-                covered.update((id(arg), id(side.function)))
-            elif isinstance(side, rule_engine.ast.SymbolExpression) and side.name in fields:
-                value_constants[side.name].add(other.value)
-                covered.add(id(side))
+        if isinstance(node, COMPARISONS):
+            for side, other in ((node.left, node.right), (node.right, node.left)):
+                if isinstance(other, rule_engine.ast.FloatExpression):
+                    found.add(side, other.value, fields)
+    return found
+
+
+def key_spec(rule: rule_engine.Rule, fields: frozenset[str]) -> KeySpec | None:
+    """The key of ``rule`` (reading ``fields``), or None when its result cannot be remembered."""
+    found = _comparisons(rule, fields)
     symbols = [n for n in walk(rule.statement.expression) if isinstance(n, rule_engine.ast.SymbolExpression)]
-    if any(n.name in TIME_FUNCTIONS and id(n) not in covered for n in symbols):
+    if any(n.name in TIME_FUNCTIONS and id(n) not in found.covered for n in symbols):
         return None
-    parts = [
-        KeyPart(field, tuple(sorted(elapsed)), unit) for (field, unit), elapsed in sorted(elapsed_constants.items())
-    ]
-    for field in sorted(fields):
-        uses = [n for n in symbols if n.name == field]
-        if uses and all(id(n) in covered for n in uses) and field in value_constants:
-            parts.append(KeyPart(field, tuple(sorted(value_constants[field]))))
-        elif any(id(n) not in covered for n in uses):
-            parts.append(KeyPart(field))  # read some other way: its whole value
+    parts = [KeyPart(name, tuple(sorted(elapsed)), unit) for (name, unit), elapsed in sorted(found.elapsed.items())]
+    for name in sorted(fields):
+        uses = [n for n in symbols if n.name == name]
+        if uses and all(id(n) in found.covered for n in uses) and name in found.values:
+            parts.append(KeyPart(name, tuple(sorted(found.values[name]))))
+        elif any(id(n) not in found.covered for n in uses):
+            parts.append(KeyPart(name))  # read some other way: its whole value
     return tuple(parts)
 
 
