@@ -93,7 +93,11 @@ def profile(rng: random.Random, pid: str, version: int, now: datetime) -> dict[s
         "product_views": rng.randint(0, 30),
         "cart": {"items": [], "value": "0"},
         "loyalty": {"earned": int(spent), "balance": int(spent), "tier": rng.choice(TIERS)},
-        "rfm": {"recency": rng.randint(1, 5), "frequency": rng.randint(1, 5), "monetary": rng.randint(1, 5)},
+        "rfm": {
+            **(scores := {"recency": rng.randint(1, 5), "frequency": rng.randint(1, 5), "monetary": rng.randint(1, 5)}),
+            "score": "".join(str(v) for v in scores.values()),
+            "computed_at": now.isoformat(),
+        },
         "demographics": {"age_band": rng.choice(BANDS)},
         "traits": {"children": rng.randint(0, 3)},
         "consent": {"email": {"marketing": {"granted": rng.random() < 0.6, "at": now.isoformat(), "source": "web"}}},
