@@ -207,7 +207,7 @@ def test_a_complaint_reaches_every_sink_once_signed_with_retries_and_a_dead_lett
         lambda: [a for a in alerts_on_topic(s, profile["profile_id"], 2) if a["details"]["message_id"] == second],
         # about 1 run in 14 the restarted notifier never raises it (waiting longer does not help): the
         # group's committed offset is the change's offset, the worker fetches it (lag 0) but its agent never
-        # handles it; see issue 16 for the evidence. Not fixed yet.
+        # handles it (evidence: the commit that wrote this note). Not fixed yet.
         180,
         what="the restarted notifier's alert",
     )
