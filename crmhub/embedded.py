@@ -23,6 +23,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import redis
+
 from crmhub.core.errors import ConfigError, PortInUse, ServerUnavailable
 from crmhub.core.net import free_port
 
@@ -146,38 +148,69 @@ def embedded_kafka(port: int, log_path: Path) -> Iterator[str]:
         stop_process(proc, timeout_s=12)
 
 
+class EmbeddedRedis:
+    """A Redis server on 127.0.0.1:port persisting (AOF) into data_dir. Every write Redis acknowledges is in
+    its append-only file (the OS's page cache, fsync'd every second) before the reply, so a crash of the
+    server process loses nothing and :meth:`restart` on the same data brings back every key."""
+
+    def __init__(self, port: int, data_dir: Path, log_path: Path) -> None:
+        self.port, self.data_dir, self.log_path = port, data_dir, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir.resolve())]
+        args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"]
+        self.proc = spawn([*args, "--daemonize", "no", "--logfile", ""], self.log_path)
+        wait_for_port(self.port, "embedded Redis server", self.proc)
+        self._wait_until_loaded()
+
+    def _wait_until_loaded(self, timeout_s: float = 60.0) -> None:
+        """Until it has read its append-only file back (it answers LOADING meanwhile)."""
+        client = redis.Redis.from_url(self.url, socket_timeout=5)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.BusyLoadingError as exc:
+                    if time.monotonic() > deadline:
+                        raise ServerUnavailable(
+                            f"the embedded Redis server still loads its data after {timeout_s:.0f} s"
+                        ) from exc
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def restart(self) -> None:
+        """Start the server again on the same port and data (after it exited)."""
+        with self.log_path.open("a") as log:
+            log.write(f"--- redis restarted by the hub after an exit (code {self.proc and self.proc.returncode}) ---\n")
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
 @contextlib.contextmanager
-def embedded_redis(port: int, data_dir: Path, log_path: Path) -> Iterator[str]:
-    """A Redis server on 127.0.0.1:port persisting (AOF) into data_dir; yields its URL."""
+def embedded_redis(port: int, data_dir: Path, log_path: Path) -> Iterator[EmbeddedRedis]:
+    """The embedded Redis server, running while the block runs."""
     check_port_free(port, "embedded Redis server", "redis_port")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    args = [
-        redis_binary(),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(data_dir.resolve()),
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--save",
-        "",
-        "--protected-mode",
-        "yes",
-        "--daemonize",
-        "no",
-        "--logfile",
-        "",
-    ]
-    proc = spawn(args, log_path)
+    server = EmbeddedRedis(port, data_dir, log_path)
     try:
-        wait_for_port(port, "embedded Redis server", proc)
-        yield f"redis://127.0.0.1:{port}/0"
+        server.start()
+        yield server
     finally:
-        stop_process(proc)
+        server.stop()
 
 
 def postgres_bin_candidates() -> list[Path]:

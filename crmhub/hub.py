@@ -3,7 +3,8 @@
 Each service is its own process (``python -m services.<name>``), configured only through ``CRMHUB_*``
 environment variables, exactly as in docker-compose; their output goes to ``<data_dir>/logs/``. With
 supervision on (``crmhub up``/``demo``), a service or the API that exits is started again (see
-:mod:`crmhub.supervision`); the broker and Redis are never restarted behind the services' backs.
+:mod:`crmhub.supervision`); the embedded Redis too, on the same data (its append-only file); the broker
+never: it keeps topics in memory only.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from crmhub.core.metrics import MULTIPROC_ENV
 from crmhub.core.settings import Settings
 from crmhub.core.stats import RESTARTS_PREFIX, add_counts
 from crmhub.embedded import (
+    EmbeddedRedis,
     check_port_free,
     check_stop,
     embedded_kafka,
@@ -85,6 +87,7 @@ class Hub:
     policy: RestartPolicy = field(default_factory=RestartPolicy)
     failure: str | None = None  # set when supervision gave up on a child: the hub must stop
     notes: list[str] = field(default_factory=list)  # what supervision did, for the console
+    redis_server: EmbeddedRedis | None = None  # the embedded Redis, restarted when it exits
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -117,9 +120,24 @@ class Hub:
         """One round of supervision at monotonic time ``now``: note the supervised children that exited,
         restart those whose backoff is over, and give up (``failure``) on one that keeps crashing."""
         with self._lock:
+            self._supervise_redis()
             for child in self.children:
                 if child.supervised and self.failure is None:
                     self._supervise_child(child, now)
+
+    def _supervise_redis(self) -> None:
+        """The embedded Redis is started again at once, on the same data: its append-only file holds every
+        write it acknowledged, so the services (which retry while it is away) go on where they were."""
+        if self.redis_server is None or not self.redis_server.exited():
+            return
+        self._note(f"redis exited (code {self.redis_server.proc and self.redis_server.proc.returncode}); restarting")
+        try:
+            self.redis_server.restart()
+        except ServerUnavailable as exc:
+            self.failure = f"the embedded Redis server could not be restarted: {exc}"
+            return
+        self._count_restart("redis")
+        self._note("redis restarted")
 
     def _supervise_child(self, child: Child, now: float) -> None:
         if child.restart_at is None and child.proc.poll() is not None:
@@ -208,11 +226,12 @@ def running_hub(
     settings: Settings, services: tuple[str, ...] = tuple(SERVICES), supervise: bool = False
 ) -> Iterator[Hub]:
     """Start servers, topics and services; stop everything, in reverse order, when the block exits.
-    With ``supervise``, a service (or the API) that exits is restarted (tests that stop and start services
-    themselves leave it off)."""
+    With ``supervise``, a service (or the API) that exits is restarted, and so is the embedded Redis (tests
+    that stop and start services themselves leave it off)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "logs").mkdir(exist_ok=True)
     logs = settings.data_dir / "logs"
+    redis_server: EmbeddedRedis | None = None
     with contextlib.ExitStack() as stack:
         if "api" in services:
             check_port_free(settings.api_port, "HTTP API", "api_port")
@@ -221,16 +240,17 @@ def running_hub(
             updates["kafka_url"] = stack.enter_context(embedded_kafka(settings.kafka_port, logs / "tansu.log"))
             updates["broker_flavour"] = "tansu"
         if settings.embedded_redis:
-            updates["redis_url"] = stack.enter_context(
+            redis_server = stack.enter_context(
                 embedded_redis(settings.redis_port, settings.data_dir / "redis", logs / "redis.log")
             )
+            updates["redis_url"] = redis_server.url
         resolved = settings.model_copy(update=updates)
         check_stop()
         kafka_io.wait_until_reachable(resolved, timeout_s=10)
         check_redis(resolved.redis_dsn)
         kafka_io.ensure_topics(resolved)
         check_stop()
-        hub = Hub(resolved)
+        hub = Hub(resolved, redis_server=redis_server)
         shutil.rmtree(hub.metrics_dir, ignore_errors=True)  # the figures of an earlier run are not this one's
         hub.metrics_dir.mkdir()
         stack.callback(hub.stop_children)

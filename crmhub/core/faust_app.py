@@ -76,6 +76,22 @@ async def record_consumer(app: faust.App, service: str) -> None:
     metrics.record_consumer(service, lags)
 
 
+def add_timer(app: faust.App, interval_s: float, action: Callable[[], Awaitable[None]]) -> None:
+    """Run ``action`` every ``interval_s`` seconds. A server that does not answer (Redis restarting, SQL
+    busy) skips that round with a warning; any other error goes up. An exception out of a faust timer
+    stops the whole worker (seen: the notifier's stats counter while the embedded Redis restarted)."""
+
+    async def guarded() -> None:
+        try:
+            await action()
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            log.warning("timer %s skipped a round: %r", action.__name__, exc)
+
+    app.timer(interval=interval_s, name=action.__name__)(guarded)
+
+
 def run_worker(build: Callable[[Settings], faust.App], settings: Settings, service: str) -> None:
     """Logging first (what ``build`` logs is kept), then the app ``build`` makes, on the topics."""
     setup_logging(settings, service)

@@ -37,7 +37,7 @@ import redis.asyncio as aioredis
 from faust.types import TableT
 
 from crmhub.core import metrics
-from crmhub.core.faust_app import Guard, create_app, run_worker
+from crmhub.core.faust_app import Guard, add_timer, create_app, run_worker
 from crmhub.core.settings import Settings, parse_complaint_sla
 from crmhub.core.stats import STATS_KEY
 from crmhub.core.topics import PROFILE_CHANGES
@@ -245,14 +245,14 @@ def wire(
 
     async def count_seen() -> None:
         if notifier.seen:
-            n, notifier.seen = notifier.seen, 0
-            metrics.CONSUMED.labels(SERVICE, PROFILE_CHANGES, "profile").inc(n)
+            n = notifier.seen
             await redis.hincrby(STATS_KEY, "notifier.profiles", n)
+            notifier.seen -= n  # counted: with Redis away they wait for the next round
+            metrics.CONSUMED.labels(SERVICE, PROFILE_CHANGES, "profile").inc(n)
 
-    # registered by call, not as decorators: faust's are untyped
-    app.timer(interval=TICK_S)(notifier.tick)
-    app.timer(interval=RECOVER_S)(recover_deliveries)
-    app.timer(interval=1.0)(count_seen)
+    add_timer(app, TICK_S, notifier.tick)
+    add_timer(app, RECOVER_S, recover_deliveries)
+    add_timer(app, 1.0, count_seen)
 
 
 def main() -> None:

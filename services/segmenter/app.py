@@ -27,7 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from crmhub.core import metrics
-from crmhub.core.faust_app import Guard, create_app, run_worker
+from crmhub.core.faust_app import Guard, add_timer, create_app, run_worker
 from crmhub.core.kafka import partition_for_key
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
@@ -266,7 +266,6 @@ def add_agent(app: faust.App, changes_topic: Any, seg: Segmenter, guard: Guard) 
 def add_timers(app: faust.App, seg: Segmenter, settings: Settings) -> None:
     """The clock and definitions tick, and the size history, for the partitions this worker owns."""
 
-    @app.timer(interval=settings.segment_tick_s)
     async def clock_and_definitions() -> None:
         partitions = {tp.partition for tp in app.consumer.assignment() if tp.topic == PROFILE_CHANGES}
         try:
@@ -276,9 +275,11 @@ def add_timers(app: faust.App, seg: Segmenter, settings: Settings) -> None:
         except Exception:  # a Redis or SQL blip: the next tick tries again; the stream goes on
             log.exception("segment tick failed; trying again at the next one")
 
-    @app.timer(interval=settings.segment_history_s)
     async def size_history() -> None:
         await seg.sample_sizes(settings.segment_history_s)
+
+    add_timer(app, settings.segment_tick_s, clock_and_definitions)
+    add_timer(app, settings.segment_history_s, size_history)
 
 
 def main() -> None:

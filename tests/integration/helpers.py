@@ -26,9 +26,15 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
+from crmhub.core.sql import make_engine
 from crmhub.core.topics import EVENTS, raw_topic
 from crmhub.embedded import stop_process
-from crmhub.hub import SERVICES, Hub
+from crmhub.hub import SERVICES, Child, Hub
+from services.profile.store import ProfileStore
+from services.segmenter.definitions import current
+from services.segmenter.fields import profile_view
+from services.segmenter.rules import evaluate
+from services.segmenter.store import SegmentStore
 
 ABANDONMENT_DELAY_S = 8.0  # long enough that a loaded CI machine still delivers the order in time
 T = TypeVar("T")
@@ -237,6 +243,40 @@ def restart_notifier(hub: Hub, kill: bool = False) -> None:
         stop_process(old.proc, timeout_s=15)
     hub.children.remove(old)
     hub.spawn("notifier", SERVICES["notifier"])
+
+
+def child(hub: Hub, name: str) -> Child:
+    """The hub's (one) child process called ``name``."""
+    (found,) = [c for c in hub.children if c.name == name]
+    return found
+
+
+def sigkill(c: Child) -> int:
+    """SIGKILL a child's process group (no goodbye); its pid."""
+    pid = c.proc.pid
+    os.killpg(pid, signal.SIGKILL)
+    return pid
+
+
+def restarts(api: httpx.Client) -> dict[str, float]:
+    """``crmhub_service_restarts_total`` per service, from the API's ``/metrics``."""
+    found = {}
+    for line in api.get("/metrics").text.splitlines():
+        if line.startswith("crmhub_service_restarts_total{"):
+            labels, value = line.split("} ")
+            found[labels.split('service="')[1].rstrip('"')] = float(value)
+    return found
+
+
+def fresh_membership(hub: Hub) -> dict[str, set[str]]:
+    """Every stored profile's segments, evaluated now from scratch (profiles merged away are in none)."""
+    engine = make_engine(hub.settings.sql_url)
+    defs, _ = current(hub.settings.segments_file, SegmentStore(engine))
+    now = datetime.now(UTC)
+    return {
+        p.profile_id: set() if p.merged_into else evaluate(defs, profile_view(p.model_dump(mode="json")), now)
+        for p in ProfileStore(engine).iter_profiles()
+    }
 
 
 def api_client(hub_settings: Settings, timeout_s: float = 30.0) -> httpx.Client:

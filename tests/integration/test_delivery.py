@@ -205,7 +205,10 @@ def test_a_complaint_reaches_every_sink_once_signed_with_retries_and_a_dead_lett
     publish(s.producer, "social", complaint_mention(email, second))
     (other,) = wait_for(
         lambda: [a for a in alerts_on_topic(s, profile["profile_id"], 2) if a["details"]["message_id"] == second],
-        180,  # seen once (in 8 runs) to take over 90 s on a loaded machine: under investigation (issue 16)
+        # about 1 run in 14 the restarted notifier never raises it (waiting longer does not help): the
+        # group's committed offset is the change's offset, the worker fetches it (lag 0) but its agent never
+        # handles it (evidence: the commit that wrote this note). Not fixed yet.
+        180,
         what="the restarted notifier's alert",
     )
     wait_for(lambda: s.http.got("/slack", other["alert_id"]), 30, what="the second alert on Slack")

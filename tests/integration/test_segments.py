@@ -21,16 +21,11 @@ from kafka import KafkaProducer
 from crmhub.core import kafka as kafka_io
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
-from crmhub.core.sql import make_engine
 from crmhub.core.topics import DEADLETTER, PROFILE_CHANGES, SEGMENTS
 from crmhub.hub import SERVICES, Hub, running_hub, settings_env
-from services.profile.store import ProfileStore
-from services.segmenter.definitions import current
-from services.segmenter.fields import profile_view
-from services.segmenter.rules import evaluate
-from services.segmenter.store import SegmentStore
 from tests.integration.helpers import (
     api_client,
+    fresh_membership,
     profile_by,
     publish,
     read_to_end,
@@ -225,17 +220,6 @@ def test_size_history_is_sampled(seg_hub: Hub, api: httpx.Client) -> None:
                        what="two size samples")  # fmt: skip
     assert history[0]["at"] > history[1]["at"]  # newest first
     assert api.get("/v1/segments/nope/history").status_code == 404
-
-
-def fresh_membership(hub: Hub) -> dict[str, set[str]]:
-    """Every stored profile's segments, evaluated now from scratch (profiles merged away are in none)."""
-    engine = make_engine(hub.settings.sql_url)
-    defs, _ = current(hub.settings.segments_file, SegmentStore(engine))
-    now = datetime.now(UTC)
-    return {
-        p.profile_id: set() if p.merged_into else evaluate(defs, profile_view(p.model_dump(mode="json")), now)
-        for p in ProfileStore(engine).iter_profiles()
-    }
 
 
 def restart_segmenter(hub: Hub, sig: signal.Signals, meanwhile: Callable[[], None]) -> None:

@@ -3,8 +3,6 @@ restarted by the hub, counted, and no acknowledged order is lost or counted twic
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -16,8 +14,8 @@ import pytest
 
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
-from crmhub.hub import Child, Hub, running_hub
-from tests.integration.helpers import api_client, profile_by, uid, wait_for
+from crmhub.hub import Hub, running_hub
+from tests.integration.helpers import api_client, child, profile_by, restarts, sigkill, uid, wait_for
 
 pytestmark = pytest.mark.integration
 CUSTOMERS = 20
@@ -37,17 +35,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     )
     with running_hub(settings, services=("ingest", "profile", "api"), supervise=True) as running:
         yield running
-
-
-def child(hub: Hub, name: str) -> Child:
-    (found,) = [c for c in hub.children if c.name == name]
-    return found
-
-
-def sigkill(c: Child) -> int:
-    pid = c.proc.pid
-    os.killpg(pid, signal.SIGKILL)
-    return pid
 
 
 def post_orders(port: int, run: str) -> None:
@@ -71,16 +58,6 @@ def post_orders(port: int, run: str) -> None:
             else:
                 raise AssertionError(f"order {n} was never accepted")
             time.sleep(0.01)
-
-
-def restarts(api: httpx.Client) -> dict[str, float]:
-    lines = api.get("/metrics").text.splitlines()
-    found = {}
-    for line in lines:
-        if line.startswith("crmhub_service_restarts_total{"):
-            labels, value = line.split("} ")
-            found[labels.split('service="')[1].rstrip('"')] = float(value)
-    return found
 
 
 def test_killed_services_and_api_are_restarted_and_no_order_is_lost(hub: Hub) -> None:
