@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import redis
 import uvicorn
 from fastapi import FastAPI
 
-from crmhub import __version__, privacy
+from crmhub import __version__, access, privacy
 from crmhub.core import kafka as kafka_io
 from crmhub.core.logs import setup_logging
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from crmhub.core.stats import RECENT_DEADLETTERS, read_counts
-from crmhub.core.web import Authorized, Res, Resources
+from crmhub.core.tokens import Principal
+from crmhub.core.web import OpsRead, Res, Resources
 from crmhub.dashboard import http as dashboard_http
 from crmhub.durable_intake import Intake
-from crmhub.ops import BrokerProbe
+from crmhub.ops import BrokerProbe, redact_letters
 from services.ingest import collector, raw_http
 from services.ingest.cors import CollectorCORS
 from services.notifier import http as alerts_http
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         segments_http.router,
         alerts_http.router,
         dashboard_http.router,
+        access.router,
     ):
         app.include_router(router)
 
@@ -74,12 +76,10 @@ def create_app(settings: Settings) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/v1/stats", tags=["ops"], dependencies=[Authorized])
-    def stats(res: Res) -> dict[str, Any]:
-        return {
-            "counts": read_counts(res.redis),
-            "recent_deadletters": [orjson.loads(d) for d in res.redis.lrange(RECENT_DEADLETTERS, 0, 19)],
-        }
+    @app.get("/v1/stats", tags=["ops"])
+    def stats(res: Res, who: Annotated[Principal, OpsRead]) -> dict[str, Any]:
+        letters = [orjson.loads(d) for d in res.redis.lrange(RECENT_DEADLETTERS, 0, 19)]
+        return {"counts": read_counts(res.redis), "recent_deadletters": redact_letters(letters, who)}
 
     return app
 

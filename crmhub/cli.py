@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from crmhub.core.errors import CrmhubError
 from crmhub.core.settings import Settings
+from crmhub.core.tokens import SCOPES
 from crmhub.embedded import shutdown
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -293,6 +294,48 @@ def identity_rebuild(settings: Settings) -> None:
         f"restored {restored} identity links and {suppressed} suppressed (erased) identifiers from "
         f"{store.engine.url.render_as_string(hide_password=True)}"
     )
+
+
+@main.group()
+def tokens() -> None:
+    """Scoped API tokens (stored as digests in the hub's database; docs/security.md)."""
+
+
+@tokens.command("create")
+@click.argument("name")
+@click.option(
+    "--scope", "scopes", multiple=True, required=True, type=click.Choice(list(SCOPES)), help="Repeat for several."
+)
+@settings_options
+@friendly_errors
+def tokens_create(settings: Settings, name: str, scopes: tuple[str, ...]) -> None:
+    """Make a token NAME with the given scopes; its secret is printed once and stored nowhere."""
+    from crmhub.tokens import create
+
+    token_id, secret = create(settings, name, frozenset(scopes))
+    click.echo(f"token {token_id} ({', '.join(sorted(scopes))}):\n{secret}")
+
+
+@tokens.command("list")
+@settings_options
+@friendly_errors
+def tokens_list(settings: Settings) -> None:
+    """Every token: id, name, scopes, made, revoked (never a secret)."""
+    from crmhub.tokens import print_list
+
+    print_list(settings)
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+@settings_options
+@friendly_errors
+def tokens_revoke(settings: Settings, token_id: str) -> None:
+    """Revoke the token TOKEN_ID at once (and the dashboard sessions opened with it)."""
+    from crmhub.tokens import revoke
+
+    revoke(settings, token_id)
+    click.echo(f"revoked token {token_id}")
 
 
 @main.group()

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from crmhub.core.stats import RECENT_ALERTS
 from crmhub.core.topics import PROFILES
-from crmhub.core.web import Authorized, Res, Resources
+from crmhub.core.web import ProfilesErase, ProfilesRead, Res, Resources
 from schemas.readmodels.profiles import ProfileCache
 from schemas.readmodels.segments import segments_of
 from services.ingest.state import IngestState
@@ -25,7 +25,7 @@ from services.notifier.alertlog import AlertLog
 from services.profile.http import load_profile, read_or_404, store_of
 from services.segmenter import membership
 
-router = APIRouter(tags=["profiles"], dependencies=[Authorized])
+router = APIRouter(tags=["profiles"])
 
 EXPORTED_ALERTS = 1000  # the newest alerts of the person in an export
 
@@ -50,7 +50,11 @@ def export_profile(res: Resources, profile_id: str) -> dict[str, Any] | None:
     }
 
 
-@router.get("/v1/profiles/{profile_id}/export", summary="Everything held about the person (GDPR Article 15)")
+@router.get(
+    "/v1/profiles/{profile_id}/export",
+    summary="Everything held about the person (GDPR Article 15)",
+    dependencies=[ProfilesRead],
+)
 async def export(profile_id: str, res: Res) -> dict[str, Any]:
     return await read_or_404(export_profile, res, profile_id)
 
@@ -84,7 +88,10 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
 
 
 @router.delete(
-    "/v1/profiles/{profile_id}", status_code=204, summary="Erase the person: delete the profile, suppress new events"
+    "/v1/profiles/{profile_id}",
+    status_code=204,
+    summary="Erase the person: delete the profile, suppress new events",
+    dependencies=[ProfilesErase],
 )
 async def erase(profile_id: str, res: Res) -> Response:
     if not await run_in_threadpool(erase_profile, res, profile_id):

@@ -86,3 +86,16 @@ segment_sizes = Table(
     Column("at", DateTime(timezone=True), primary_key=True),
     Column("size", Integer, nullable=False),
 )
+
+# API tokens (crmhub.core.tokens): only a SHA-256 digest of each secret is kept, never the secret itself;
+# a revoked token keeps its row (the audit log names it) with ``revoked_at`` set
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("scopes", String(500), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)

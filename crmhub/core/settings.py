@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     api_port: int = Field(8000, description="Port of the HTTP API (collector, profiles, segments, alerts).")
     api_token: SecretStr = Field(
-        SecretStr("crmhub-dev-token"), description="Bearer token the read endpoints of the API require."
+        SecretStr("crmhub-dev-token"),
+        description="The bootstrap admin token of the API (scoped tokens: crmhub tokens, docs/security.md).",
     )
     write_keys: str = Field(
         "demo-web-key:web",

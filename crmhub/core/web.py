@@ -1,4 +1,5 @@
-"""What the API's routers share: the process-wide resources and the token check."""
+"""What the API's routers share: the process-wide resources and the scoped token checks
+(:mod:`crmhub.core.tokens`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import Engine
 
 from crmhub.core.intake import GroupCommit
 from crmhub.core.settings import Settings
+from crmhub.core.tokens import BOOTSTRAP, Principal, TokenStore
 
 
 @dataclass
@@ -32,35 +34,58 @@ def resources(request: Request) -> Resources:
 
 
 _bearer = HTTPBearer(auto_error=False)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _check_token(res: Resources, given: str | None) -> None:
-    expected = res.settings.api_token.get_secret_value()
-    if given is None or not secrets.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            401,
-            "a valid API token is required: Authorization: Bearer <CRMHUB_API_TOKEN>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+def authenticate(res: Resources, given: str | None) -> Principal:
+    """The principal a presented token is: the bootstrap token (settings) or a live scoped one; else 401."""
+    if given is not None:
+        if secrets.compare_digest(given.encode(), res.settings.api_token.get_secret_value().encode()):
+            return BOOTSTRAP
+        found = TokenStore(res.engine).principal(given)
+        if found is not None:
+            return found
+    raise HTTPException(
+        401, "a valid API token is required: Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
+    )
 
 
-def require_token(
-    res: Annotated[Resources, Depends(resources)],
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    _check_token(res, creds.credentials if creds else None)
+def authorize(request: Request, who: Principal, scope: str) -> Principal:
+    """``who`` when it holds ``scope`` (kept on the request for the audit log); else 403 naming the scope."""
+    if not who.allows(scope):
+        raise HTTPException(403, f"this token lacks the scope {scope!r}")
+    request.state.principal = who
+    return who
 
 
-def require_token_or_query(
-    res: Annotated[Resources, Depends(resources)],
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    token: Annotated[
-        str | None, Query(description="The API token, for browsers (EventSource sends no headers).")
-    ] = None,
-) -> None:
-    _check_token(res, creds.credentials if creds else token)
+def require(scope: str) -> Any:
+    """A dependency: the request's principal, which must hold ``scope``."""
+
+    def check(request: Request, res: Annotated[Resources, Depends(resources)], creds: Credentials) -> Principal:
+        return authorize(request, authenticate(res, creds.credentials if creds else None), scope)
+
+    return Depends(check)
+
+
+def require_with_query(scope: str) -> Any:
+    """As :func:`require`, the token also taken from ``?token=`` (EventSource sends no headers)."""
+
+    def check(
+        request: Request,
+        res: Annotated[Resources, Depends(resources)],
+        creds: Credentials,
+        token: Annotated[str | None, Query(description="The API token, for browsers.")] = None,
+    ) -> Principal:
+        return authorize(request, authenticate(res, creds.credentials if creds else token), scope)
+
+    return Depends(check)
 
 
 Res = Annotated[Resources, Depends(resources)]
-Authorized = Depends(require_token)
-AuthorizedOrQuery = Depends(require_token_or_query)  # the dashboard's stream
+ProfilesRead = require("profiles:read")
+ProfilesErase = require("profiles:erase")
+SegmentsWrite = require("segments:write")
+EventsWrite = require("events:write")
+OpsRead = require("ops:read")
+Admin = require("admin")
+OpsReadOrQuery = require_with_query("ops:read")  # the dashboard's stream

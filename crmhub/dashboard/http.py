@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from importlib.resources import files
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import redis
@@ -18,8 +18,9 @@ from starlette.concurrency import run_in_threadpool
 
 from crmhub.core.metrics import exposition, restarts_exposition
 from crmhub.core.stats import read_counts, restarts
-from crmhub.core.web import Authorized, AuthorizedOrQuery, Res, Resources
-from crmhub.ops import rates, readiness, snapshot
+from crmhub.core.tokens import Principal
+from crmhub.core.web import OpsRead, OpsReadOrQuery, Res, Resources
+from crmhub.ops import rates, readiness, redact, snapshot
 
 router = APIRouter(tags=["ops"])
 PAGE = files("crmhub.dashboard").joinpath("index.html")
@@ -42,28 +43,33 @@ def ready(request: Request, res: Res) -> JSONResponse:
     return JSONResponse(body, status_code=503 if down else 200)
 
 
-def with_rates(res: Resources, over_s: float) -> dict[str, Any]:
+def with_rates(res: Resources, over_s: float, who: Principal) -> dict[str, Any]:
     first = snapshot(res, time.monotonic())
     time.sleep(over_s)
-    second = snapshot(res, time.monotonic())
+    second = redact(snapshot(res, time.monotonic()), who)
     return {**second, "rates": rates(first, second)}
 
 
-@router.get(
-    "/v1/ops", summary="Every figure of the dashboard once, rates over `over` seconds", dependencies=[Authorized]
-)
-def ops(res: Res, over: float = Query(1.0, gt=0, le=30, description="Seconds between the two samples.")) -> Any:
-    return with_rates(res, over)
+@router.get("/v1/ops", summary="Every figure of the dashboard once, rates over `over` seconds")
+def ops(
+    res: Res,
+    who: Annotated[Principal, OpsRead],
+    over: float = Query(1.0, gt=0, le=30, description="Seconds between the two samples."),
+) -> Any:
+    return with_rates(res, over, who)
 
 
-@router.get("/v1/stream", summary="The dashboard's figures as server-sent events", dependencies=[AuthorizedOrQuery])
+@router.get("/v1/stream", summary="The dashboard's figures as server-sent events")
 async def stream(
-    request: Request, res: Res, interval: float = Query(1.0, ge=0.2, le=60, description="Seconds between events.")
+    request: Request,
+    res: Res,
+    who: Annotated[Principal, OpsReadOrQuery],
+    interval: float = Query(1.0, ge=0.2, le=60, description="Seconds between events."),
 ) -> StreamingResponse:
     async def events() -> AsyncIterator[bytes]:
         before: dict[str, Any] | None = None
         while not await request.is_disconnected():
-            now = await run_in_threadpool(snapshot, res, time.monotonic())
+            now = redact(await run_in_threadpool(snapshot, res, time.monotonic()), who)
             yield b"data: " + orjson.dumps({**now, "rates": rates(before or now, now)}) + b"\n\n"
             before = now
             await asyncio.sleep(interval)

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from crmhub.core.intake import IntakeUnavailable
 from crmhub.core.journal import Entry
 from crmhub.core.topics import raw_topic
-from crmhub.core.web import Authorized, Res
+from crmhub.core.web import EventsWrite, Res
 from services.ingest.collector import REQUEST_ID_HEADER, accept, unavailable
 
 MAX_BODY_BYTES = 5 * 2**20
@@ -45,7 +45,7 @@ def line_entries(source: str, body: bytes, request_id: str) -> list[Entry]:
 
 @router.post(
     "/v1/raw/{source}",
-    dependencies=[Authorized],
+    dependencies=[EventsWrite],
     summary="JSON lines for a raw topic, unchanged (what `crmhub publish` sends); durable when answered",
 )
 async def post_raw(

@@ -7,11 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from crmhub.core.web import Authorized, Res
+from crmhub.core.web import ProfilesRead, Res
 from schemas.outputs import AlertKind
 from services.notifier.alertlog import AlertLog, Status
 
-router = APIRouter(tags=["alerts"], dependencies=[Authorized])
+router = APIRouter(tags=["alerts"], dependencies=[ProfilesRead])  # summaries and details are personal data
 
 
 @router.get("/v1/alerts", summary="Alerts, newest first, with their status and deliveries")

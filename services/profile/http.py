@@ -14,13 +14,13 @@ import orjson
 from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
-from crmhub.core.web import Authorized, Res, Resources
+from crmhub.core.web import ProfilesRead, Res, Resources
 from schemas.profile import Profile
 from schemas.readmodels.profiles import ProfileCache, current_profile
 from schemas.readmodels.segments import segments_of
 from services.profile.store import ProfileStore
 
-router = APIRouter(tags=["profiles"], dependencies=[Authorized])
+router = APIRouter(tags=["profiles"], dependencies=[ProfilesRead])
 
 # query parameter -> identifier kind (``user_id`` is Segment's name for the customer id)
 

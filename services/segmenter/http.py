@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from crmhub.core.web import Authorized, Res, Resources
+from crmhub.core.web import OpsRead, ProfilesRead, Res, Resources, SegmentsWrite
 from schemas.readmodels.profiles import ProfileCache, ProfileReader, current_profile
 from schemas.readmodels.segments import members_key
 from services.segmenter import membership
@@ -18,7 +18,7 @@ from services.segmenter.definitions import current, try_condition
 from services.segmenter.rules import SegmentDef, SegmentError, compile_segment
 from services.segmenter.store import SegmentStore
 
-router = APIRouter(tags=["segments"], dependencies=[Authorized])
+router = APIRouter(tags=["segments"])
 
 
 class SegmentBody(BaseModel):
@@ -93,33 +93,46 @@ def remove(res: Resources, name: str) -> None:
         raise HTTPException(404, f"no segment {name!r} made through the API")
 
 
-@router.get("/v1/segments", summary="Segment definitions with their current sizes")
+@router.get("/v1/segments", summary="Segment definitions with their current sizes", dependencies=[OpsRead])
 async def list_segments(res: Res) -> list[dict[str, Any]]:
     return await run_in_threadpool(list_all, res)
 
 
-@router.get("/v1/segments/{name}", summary="A segment: definition, size, backfill progress")
+@router.get("/v1/segments/{name}", summary="A segment: definition, size, backfill progress", dependencies=[OpsRead])
 async def get_segment(name: str, res: Res) -> dict[str, Any]:
     return await run_in_threadpool(show, res, name)
 
 
-@router.post("/v1/segments", status_code=201, summary="Define a segment (evaluated over every profile)")
+@router.post(
+    "/v1/segments",
+    status_code=201,
+    summary="Define a segment (evaluated over every profile)",
+    dependencies=[SegmentsWrite],
+)
 async def create_segment(body: NewSegment, res: Res) -> dict[str, Any]:
     return await run_in_threadpool(save, res, body.name, body, True)
 
 
-@router.put("/v1/segments/{name}", summary="Define or change a segment (evaluated over every profile)")
+@router.put(
+    "/v1/segments/{name}",
+    summary="Define or change a segment (evaluated over every profile)",
+    dependencies=[SegmentsWrite],
+)
 async def put_segment(name: str, body: SegmentBody, res: Res) -> dict[str, Any]:
     return await run_in_threadpool(save, res, name, body, False)
 
 
-@router.delete("/v1/segments/{name}", status_code=204, summary="Delete a segment (its members exit)")
+@router.delete(
+    "/v1/segments/{name}", status_code=204, summary="Delete a segment (its members exit)", dependencies=[SegmentsWrite]
+)
 async def delete_segment(name: str, res: Res) -> Response:
     await run_in_threadpool(remove, res, name)
     return Response(status_code=204)
 
 
-@router.get("/v1/segments/{name}/members", summary="Profile ids in a segment, a page at a time")
+@router.get(
+    "/v1/segments/{name}/members", summary="Profile ids in a segment, a page at a time", dependencies=[ProfilesRead]
+)
 def segment_members(name: str, res: Res, cursor: int = 0, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
     if name not in definitions(res)[0]:
         raise HTTPException(404, f"no segment {name!r}")
@@ -132,7 +145,7 @@ def segment_members(name: str, res: Res, cursor: int = 0, limit: int = Query(100
     }
 
 
-@router.get("/v1/segments/{name}/history", summary="The segment's size over time, newest first")
+@router.get("/v1/segments/{name}/history", summary="The segment's size over time, newest first", dependencies=[OpsRead])
 def segment_history(
     name: str, res: Res, since: datetime | None = None, limit: int = Query(1440, ge=1, le=100_000)
 ) -> dict[str, Any]:
@@ -154,6 +167,10 @@ def test_against(res: Resources, body: ConditionTest) -> dict[str, Any]:
         raise HTTPException(400, str(exc)) from exc
 
 
-@router.post("/v1/segments/test", summary="Evaluate a condition against a profile (nothing is saved)")
+@router.post(
+    "/v1/segments/test",
+    summary="Evaluate a condition against a profile (nothing is saved)",
+    dependencies=[ProfilesRead],
+)
 async def test_condition(body: ConditionTest, res: Res) -> dict[str, Any]:
     return await run_in_threadpool(test_against, res, body)
