@@ -7,12 +7,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kafka import KafkaProducer
 from sqlalchemy import Engine
 
 from crmhub.core.intake import GroupCommit
+from crmhub.core.sessions import COOKIE, SAFE_METHODS, session_principal
 from crmhub.core.settings import Settings
 from crmhub.core.tokens import BOOTSTRAP, Principal, TokenStore
 
@@ -40,7 +41,7 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 def authenticate(res: Resources, given: str | None) -> Principal:
     """The principal a presented token is: the bootstrap token (settings) or a live scoped one; else 401."""
     if given is not None:
-        if secrets.compare_digest(given.encode(), res.settings.api_token.get_secret_value().encode()):
+        if secrets.compare_digest(given.encode(), bootstrap_secret(res).encode()):
             return BOOTSTRAP
         found = TokenStore(res.engine).principal(given)
         if found is not None:
@@ -48,6 +49,20 @@ def authenticate(res: Resources, given: str | None) -> Principal:
     raise HTTPException(
         401, "a valid API token is required: Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
     )
+
+
+def bootstrap_secret(res: Resources) -> str:
+    return res.settings.api_token.get_secret_value()
+
+
+def caller(request: Request, res: Resources, creds: HTTPAuthorizationCredentials | None) -> Principal:
+    """Who the request speaks for: its bearer token, else (reads only) its dashboard session cookie."""
+    session_id = request.cookies.get(COOKIE)
+    if creds is None and session_id and request.method in SAFE_METHODS:
+        who = session_principal(res.redis, TokenStore(res.engine), session_id, bootstrap_secret(res))
+        if who is not None:
+            return who
+    return authenticate(res, creds.credentials if creds else None)
 
 
 def authorize(request: Request, who: Principal, scope: str) -> Principal:
@@ -62,21 +77,7 @@ def require(scope: str) -> Any:
     """A dependency: the request's principal, which must hold ``scope``."""
 
     def check(request: Request, res: Annotated[Resources, Depends(resources)], creds: Credentials) -> Principal:
-        return authorize(request, authenticate(res, creds.credentials if creds else None), scope)
-
-    return Depends(check)
-
-
-def require_with_query(scope: str) -> Any:
-    """As :func:`require`, the token also taken from ``?token=`` (EventSource sends no headers)."""
-
-    def check(
-        request: Request,
-        res: Annotated[Resources, Depends(resources)],
-        creds: Credentials,
-        token: Annotated[str | None, Query(description="The API token, for browsers.")] = None,
-    ) -> Principal:
-        return authorize(request, authenticate(res, creds.credentials if creds else token), scope)
+        return authorize(request, caller(request, res, creds), scope)
 
     return Depends(check)
 
@@ -88,4 +89,3 @@ SegmentsWrite = require("segments:write")
 EventsWrite = require("events:write")
 OpsRead = require("ops:read")
 Admin = require("admin")
-OpsReadOrQuery = require_with_query("ops:read")  # the dashboard's stream

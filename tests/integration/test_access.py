@@ -3,8 +3,10 @@ naming it), revocation at once, the bootstrap token (settings) an admin."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -88,3 +90,59 @@ def test_no_token_or_a_wrong_one_is_401(hub: Hub) -> None:
     assert httpx.get(f"{base}/v1/segments", timeout=10).status_code == 401
     with as_token(hub, "crm_0000_wrong") as wrong:
         assert wrong.get("/v1/segments").status_code == 401
+
+
+@contextlib.contextmanager
+def signed_in(hub: Hub, secret: str) -> Iterator[httpx.Client]:
+    """A client like a browser: signed in once, the session cookie in its jar, no token sent."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{hub.settings.api_port}", timeout=30) as browser:
+        answer = browser.post("/v1/session", json={"token": secret})
+        assert answer.status_code == 200, answer.text
+        yield browser
+
+
+def test_a_session_cookie_is_httponly_strict_and_holds_no_token(hub: Hub) -> None:
+    _, secret = made_with_cli(hub, "night shift", "ops:read")
+    with signed_in(hub, secret) as browser:
+        (cookie,) = browser.cookies.jar
+        set_cookie = browser.post("/v1/session", json={"token": secret}).headers["set-cookie"].lower()
+        assert "httponly" in set_cookie and "samesite=strict" in set_cookie
+        assert secret not in cookie.value and secret not in set_cookie
+        assert browser.get("/v1/session").json()["scopes"] == ["ops:read"]
+        assert browser.get("/v1/stats").status_code == 200
+        assert browser.get("/v1/profiles/p-nobody").status_code == 403  # the token's scopes, no more
+        assert browser.delete("/v1/session").status_code == 204
+        assert browser.get("/v1/stats").status_code == 401
+
+
+def test_a_session_reads_only_and_ends_with_its_token(hub: Hub) -> None:
+    token_id, secret = made_with_cli(hub, "admin on call", "admin")
+    with signed_in(hub, secret) as browser:
+        assert browser.get("/v1/tokens").status_code == 200
+        refused = browser.post("/v1/tokens", json={"name": "csrf", "scopes": ["admin"]})
+        assert refused.status_code == 401  # a cookie never changes anything: no cross-site forgery
+        assert cli(hub, "tokens", "revoke", token_id).returncode == 0
+        assert browser.get("/v1/tokens").status_code == 401
+
+
+def test_signing_in_wants_ops_read(hub: Hub) -> None:
+    _, secret = made_with_cli(hub, "eraser", "profiles:erase")
+    base = f"http://127.0.0.1:{hub.settings.api_port}"
+    refused = httpx.post(f"{base}/v1/session", json={"token": secret}, timeout=10)
+    assert refused.status_code == 403 and "ops:read" in refused.json()["detail"] and "set-cookie" not in refused.headers
+    assert httpx.post(f"{base}/v1/session", json={"token": "nope"}, timeout=10).status_code == 401
+
+
+def test_the_ops_views_show_personal_data_only_to_profiles_read(hub: Hub, api: httpx.Client) -> None:
+    bad = api.post("/v1/events", auth=("test-pos-key", ""), content=b'{"email": "ann.secret@example.com", "oops')
+    assert bad.status_code == 400
+    _, ops_only = made_with_cli(hub, "ops only", "ops:read")
+    with signed_in(hub, ops_only) as browser:
+        letters = browser.get("/v1/stats").json()["recent_deadletters"]
+        snap = browser.get("/v1/ops", params={"over": 0.1}).json()
+    assert letters and all("original" not in d and d["reason"] for d in letters)
+    assert all("original" not in d for d in snap["deadletters"])
+    assert all("summary" not in a and "profile_id" not in a for a in snap["alerts"])
+    assert "ann.secret" not in str(letters) + str(snap)
+    full = api.get("/v1/stats").json()["recent_deadletters"]
+    assert any("ann.secret" in d["original"] for d in full)
