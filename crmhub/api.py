@@ -18,7 +18,7 @@ from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from crmhub.core.stats import RECENT_DEADLETTERS, read_counts
 from crmhub.core.tokens import Principal
-from crmhub.core.web import OpsRead, Res, Resources
+from crmhub.core.web import OpsRead, RequestIds, Res, Resources
 from crmhub.dashboard import http as dashboard_http
 from crmhub.durable_intake import Intake
 from crmhub.ops import BrokerProbe, redact_letters
@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         description="Collector (Segment tracking API), unified profiles, segments and alerts.",
     )
+    app.add_middleware(RequestIds)
     app.add_middleware(CollectorCORS, origins=settings.cors_origin_list, is_collector_path=collector.is_collector_path)
     for router in (
         collector.router,

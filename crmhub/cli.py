@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -336,6 +336,24 @@ def tokens_revoke(settings: Settings, token_id: str) -> None:
 
     revoke(settings, token_id)
     click.echo(f"revoked token {token_id}")
+
+
+@main.group()
+def audit() -> None:
+    """The audit log: who read, exported or erased whom; replays; token changes (docs/security.md)."""
+
+
+@audit.command("export")
+@click.option("--after", type=click.IntRange(min=0), default=0, help="Only entries after this id.")
+@click.option("--out", type=click.File("wb"), default="-", help="A file (default: standard output).")
+@settings_options
+@friendly_errors
+def audit_export(settings: Settings, after: int, out: IO[bytes]) -> None:
+    """Write the audit log as JSON lines, oldest first (id, at, token_id, action, profile_id, request_id)."""
+    from crmhub.tokens import export_audit
+
+    written = export_audit(settings, out, after)
+    click.echo(f"exported {written} audit entries", err=True)
 
 
 @main.group()

@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from crmhub.core.stats import RECENT_ALERTS
 from crmhub.core.topics import PROFILES
-from crmhub.core.web import ProfilesErase, ProfilesRead, Res, Resources
+from crmhub.core.web import ProfilesErase, ProfilesRead, Res, Resources, audit
 from schemas.readmodels.profiles import ProfileCache
 from schemas.readmodels.segments import segments_of
 from services.ingest.state import IngestState
@@ -55,8 +55,8 @@ def export_profile(res: Resources, profile_id: str) -> dict[str, Any] | None:
     summary="Everything held about the person (GDPR Article 15)",
     dependencies=[ProfilesRead],
 )
-async def export(profile_id: str, res: Res) -> dict[str, Any]:
-    return await read_or_404(export_profile, res, profile_id)
+async def export(profile_id: str, request: Request, res: Res) -> dict[str, Any]:
+    return await read_or_404(request, export_profile, res, profile_id)
 
 
 def erase_profile(res: Resources, profile_id: str) -> bool:
@@ -93,7 +93,8 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     summary="Erase the person: delete the profile, suppress new events",
     dependencies=[ProfilesErase],
 )
-async def erase(profile_id: str, res: Res) -> Response:
+async def erase(profile_id: str, request: Request, res: Res) -> Response:
     if not await run_in_threadpool(erase_profile, res, profile_id):
         raise HTTPException(404, f"no profile {profile_id!r}")
+    await run_in_threadpool(audit, request, res, "profile.erase", profile_id)
     return Response(status_code=204)

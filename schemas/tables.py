@@ -99,3 +99,19 @@ api_tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
 )
+
+# the audit log (crmhub.core.audit): who read, exported or erased whom, replayed dead letters, changed
+# tokens; append-only (the migration adds triggers refusing UPDATE and DELETE); never personal data: a
+# token's id, a profile's id, a request id
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("token_id", String(32), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("profile_id", String(64), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("detail", String(500), nullable=False),
+    Index("ix_audit_log_profile", "profile_id"),
+)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -11,7 +12,10 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kafka import KafkaProducer
 from sqlalchemy import Engine
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crmhub.core.audit import Access, AuditLog
 from crmhub.core.intake import GroupCommit
 from crmhub.core.sessions import COOKIE, SAFE_METHODS, session_principal
 from crmhub.core.settings import Settings
@@ -34,6 +38,7 @@ def resources(request: Request) -> Resources:
     return res
 
 
+REQUEST_ID_HEADER = "X-Request-Id"
 _bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
@@ -80,6 +85,42 @@ def require(scope: str) -> Any:
         return authorize(request, caller(request, res, creds), scope)
 
     return Depends(check)
+
+
+def audit(request: Request, res: Resources, action: str, profile_id: str | None = None, detail: str = "") -> None:
+    """Record in the audit log that the request's principal did ``action`` (sync: call it off the loop)."""
+    who: Principal = request.state.principal
+    access = Access(who.token_id, action, profile_id, request_id_of(request), detail)
+    AuditLog(res.engine).record(access)
+
+
+def request_id_of(request: Request) -> str | None:
+    found: str | None = getattr(request.state, "request_id", None)
+    return found
+
+
+class RequestIds:
+    """ASGI middleware: every request gets an id (``request.state.request_id``, which the audit log records)
+    and the answer says it in ``X-Request-Id`` (unless the route set its own, as the collector does)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if REQUEST_ID_HEADER not in headers:
+                    headers.append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 Res = Annotated[Resources, Depends(resources)]

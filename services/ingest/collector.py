@@ -39,7 +39,7 @@ from crmhub.core.intake import IntakeUnavailable
 from crmhub.core.journal import Entry
 from crmhub.core.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.core.topics import DEADLETTER, raw_topic
-from crmhub.core.web import Res, Resources
+from crmhub.core.web import REQUEST_ID_HEADER, Res, Resources  # the id is also on the raw records, dead letters
 from schemas.outputs import DeadLetter
 
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -47,7 +47,6 @@ MAX_BATCH_BYTES = 500 * 1024
 SERVICE = "collector"  # in the API process: its metrics
 REASON_LABELS = {"invalid_json": "invalid JSON"}  # the dead-letter label of an error code, where not its words
 PRODUCE_TIMEOUT_S = 5.0  # without a journal: how long a request waits for the broker before its 503
-REQUEST_ID_HEADER = "X-Request-Id"  # also on the raw records and on any dead letter of the request
 router = APIRouter(tags=["collector"])
 
 

@@ -19,8 +19,8 @@ from fastapi.responses import JSONResponse
 from crmhub.core.intake import IntakeUnavailable
 from crmhub.core.journal import Entry
 from crmhub.core.topics import raw_topic
-from crmhub.core.web import EventsWrite, Res
-from services.ingest.collector import REQUEST_ID_HEADER, accept, unavailable
+from crmhub.core.web import REQUEST_ID_HEADER, EventsWrite, Res
+from services.ingest.collector import accept, unavailable
 
 MAX_BODY_BYTES = 5 * 2**20
 router = APIRouter(tags=["collector"])

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from crmhub.core.web import OpsRead, ProfilesRead, Res, Resources, SegmentsWrite
+from crmhub.core.web import OpsRead, ProfilesRead, Res, Resources, SegmentsWrite, audit
 from schemas.readmodels.profiles import ProfileCache, ProfileReader, current_profile
 from schemas.readmodels.segments import members_key
 from services.segmenter import membership
@@ -133,10 +133,17 @@ async def delete_segment(name: str, res: Res) -> Response:
 @router.get(
     "/v1/segments/{name}/members", summary="Profile ids in a segment, a page at a time", dependencies=[ProfilesRead]
 )
-def segment_members(name: str, res: Res, cursor: int = 0, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+def segment_members(
+    request: Request,
+    name: str,
+    res: Res,
+    cursor: int = Query(0, ge=0, lt=2**63),
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
     if name not in definitions(res)[0]:
         raise HTTPException(404, f"no segment {name!r}")
     next_cursor, members = res.redis.sscan(members_key(name), cursor=cursor, count=limit)
+    audit(request, res, "segment.members", detail=f"{len(members)} members of {name}")
     return {
         "segment": name,
         "members": sorted(m.decode() for m in members),
@@ -172,5 +179,7 @@ def test_against(res: Resources, body: ConditionTest) -> dict[str, Any]:
     summary="Evaluate a condition against a profile (nothing is saved)",
     dependencies=[ProfilesRead],
 )
-async def test_condition(body: ConditionTest, res: Res) -> dict[str, Any]:
-    return await run_in_threadpool(test_against, res, body)
+async def test_condition(body: ConditionTest, request: Request, res: Res) -> dict[str, Any]:
+    found = await run_in_threadpool(test_against, res, body)
+    await run_in_threadpool(audit, request, res, "profile.read", body.profile_id, "condition test")
+    return found

@@ -9,9 +9,11 @@ import sys
 from collections.abc import Iterator
 
 import httpx
+import orjson
 import pytest
 
 from crmhub.hub import Hub
+from tests.integration.helpers import now_iso, profile_by, uid, wait_for
 
 pytestmark = pytest.mark.integration
 CRMHUB = [sys.executable, "-m", "crmhub.cli"]
@@ -146,3 +148,56 @@ def test_the_ops_views_show_personal_data_only_to_profiles_read(hub: Hub, api: h
     assert "ann.secret" not in str(letters) + str(snap)
     full = api.get("/v1/stats").json()["recent_deadletters"]
     assert any("ann.secret" in d["original"] for d in full)
+
+
+def identified(api: httpx.Client, email: str) -> str:
+    """A new customer with this e-mail; their profile id once folded."""
+    user = uid("audit-")
+    message = {"userId": user, "messageId": uid("m-"), "timestamp": now_iso(), "traits": {"email": email}}
+    assert api.post("/v1/identify", auth=("test-web-key", ""), json=message).status_code == 200
+    found = wait_for(lambda: profile_by(api, user_id=user), 60, what="the profile")
+    return str(found["profile_id"])
+
+
+def test_reads_exports_erasures_and_token_changes_are_audited_without_personal_data(
+    hub: Hub, api: httpx.Client
+) -> None:
+    email = f"{uid('dora-')}@example.com"
+    profile_id = identified(api, email)
+    token_id, secret = made_with_cli(hub, "support agent", "profiles:read", "profiles:erase")
+    with as_token(hub, secret) as agent:
+        read = agent.get("/v1/profiles", params={"email": email})
+        export = agent.get(f"/v1/profiles/{profile_id}/export")
+        erase = agent.delete(f"/v1/profiles/{profile_id}")
+    assert (read.status_code, export.status_code, erase.status_code) == (200, 200, 204)
+    entries = api.get("/v1/audit", params={"profile_id": profile_id}).json()["entries"]
+    mine = [(e["token_id"], e["action"], e["request_id"]) for e in entries if e["token_id"] == token_id]
+    assert mine == [
+        (token_id, "profile.read", read.headers["x-request-id"]),
+        (token_id, "profile.export", export.headers["x-request-id"]),
+        (token_id, "profile.erase", erase.headers["x-request-id"]),
+    ]
+    assert email not in str(entries) and secret not in str(entries)
+    made = [e for e in api.get("/v1/audit").json()["entries"] if e["action"] == "token.create"]
+    assert any(token_id in e["detail"] and e["token_id"] == "cli" for e in made)
+
+
+def test_the_cli_exports_the_audit_log_as_json_lines(hub: Hub, api: httpx.Client) -> None:
+    token_id, _ = made_with_cli(hub, "to be revoked", "ops:read")
+    assert cli(hub, "tokens", "revoke", token_id).returncode == 0
+    result = cli(hub, "audit", "export")
+    assert result.returncode == 0, result.stderr
+    lines = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert {"id", "at", "token_id", "action", "profile_id", "request_id", "detail"} <= set(lines[0])
+    assert [line["id"] for line in lines] == sorted(line["id"] for line in lines)
+    assert ("cli", "token.revoke", token_id) in {(e["token_id"], e["action"], e["detail"]) for e in lines}
+    again = cli(hub, "audit", "export", "--after", str(lines[-1]["id"])).stdout.splitlines()
+    (export,) = (orjson.loads(line) for line in again)  # the first export, recorded once it was done
+    assert (export["token_id"], export["action"]) == ("cli", "audit.read")
+
+
+def test_only_admin_reads_the_audit_log(hub: Hub) -> None:
+    _, secret = made_with_cli(hub, "reader", "profiles:read", "ops:read")
+    with as_token(hub, secret) as reader:
+        refused = reader.get("/v1/audit")
+    assert refused.status_code == 403 and "admin" in refused.json()["detail"]
