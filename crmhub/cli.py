@@ -272,27 +272,15 @@ def identity() -> None:
 @friendly_errors
 def identity_rebuild(settings: Settings) -> None:
     """Restore the identity index from SQL after Redis lost it (links Redis still holds are kept) and the
-    suppression of erased identifiers, with a progress bar. Run it before ingest starts again, so no
-    customer gets a second profile and no erased person comes back."""
-    import redis
-    from rich.progress import Progress
+    suppression of erased identifiers, with a progress bar; identifiers kept in clear text by an older
+    crmhub are deleted and restored as keyed hashes. Run it before ingest starts again, so no customer
+    gets a second profile and no erased person comes back."""
+    from crmhub.identity_index import rebuild
 
-    from crmhub.core.sql import make_engine
-    from services.ingest.state import IngestState
-    from services.profile.store import ProfileStore
-
-    store = ProfileStore(make_engine(settings.sql_url))
-    state = IngestState(redis.Redis.from_url(settings.redis_dsn), settings.dedup_window_s)
-    restored = 0
-    with Progress() as progress:
-        task = progress.add_task("identifiers", total=store.count_identifiers())
-        for rows in store.iter_identifiers():
-            restored += state.restore_links(rows)
-            progress.advance(task, len(rows))
-    suppressed = state.restore_suppressed(store.suppressed())
+    dropped, restored, suppressed = rebuild(settings)
     click.echo(
-        f"restored {restored} identity links and {suppressed} suppressed (erased) identifiers from "
-        f"{store.engine.url.render_as_string(hide_password=True)}"
+        f"restored {restored} identity links and {suppressed} suppressed (erased) identifiers from SQL"
+        + (f"; dropped {dropped} clear-text identifiers" if dropped else "")
     )
 
 

@@ -15,6 +15,7 @@ import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from crmhub.core.pseudonyms import identity_key
 from crmhub.core.stats import RECENT_ALERTS
 from crmhub.core.topics import PROFILES
 from crmhub.core.web import ProfilesErase, ProfilesRead, Res, Resources, audit
@@ -70,7 +71,8 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     pid = profile.profile_id
     known = set(store_of(res).identifiers_of(pid))
     known.update((kind, value) for kind, values in profile.identifiers.items() for value in values)
-    suppressed = IngestState(res.redis, res.settings.dedup_window_s).erase(pid, sorted(known))
+    state = IngestState(res.redis, res.settings.dedup_window_s, identity_key(res.settings))
+    suppressed = state.erase(pid, sorted(known))
     ids = sorted({pid, profile_id})
     store_of(res).erase(ids, datetime.now(UTC), suppressed)
     ProfileCache(res.redis).invalidate(ids)

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         SecretStr("crmhub-dev-token"),
         description="The bootstrap admin token of the API (scoped tokens: crmhub tokens, docs/security.md).",
     )
+    identity_key: SecretStr | None = Field(
+        None,
+        description="Secret of the keyed hashes (HMAC) that stand for identifiers in Redis; unset = generated "
+        "once into <data dir>/identity.key. Set the same value on every machine sharing one Redis.",
+    )
     write_keys: str = Field(
         "demo-web-key:web",
         description="Collector write keys as key:source pairs, comma separated (HTTP Basic user name).",

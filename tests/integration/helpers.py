@@ -25,6 +25,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from crmhub.core.net import free_port
+from crmhub.core.pseudonyms import identity_key, pseudonym
 from crmhub.core.settings import Settings
 from crmhub.core.topics import EVENTS, raw_topic
 from crmhub.embedded import stop_process
@@ -237,6 +238,11 @@ def restart_notifier(hub: Hub, kill: bool = False) -> None:
         stop_process(old.proc, timeout_s=15)
     hub.children.remove(old)
     hub.spawn("notifier", SERVICES["notifier"])
+
+
+def id_key(hub: Hub, kind: str, value: str) -> str:
+    """The Redis key of an identifier in ingest's identity index: its keyed hash, never the value."""
+    return f"crmhub:id:{kind}:{pseudonym(identity_key(hub.settings), kind, value)}"
 
 
 def api_client(hub_settings: Settings, timeout_s: float = 30.0) -> httpx.Client:
