@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -22,12 +24,15 @@ from crmhub.core.web import OpsRead, RequestIds, Res, Resources
 from crmhub.dashboard import http as dashboard_http
 from crmhub.durable_intake import Intake
 from crmhub.ops import BrokerProbe, redact_letters
+from crmhub.retention import Retention
 from services.ingest import collector, raw_http
 from services.ingest.cors import CollectorCORS
 from services.notifier import http as alerts_http
 from services.profile import http as profiles_http
 from services.profile.store import ProfileStore
 from services.segmenter import http as segments_http
+
+clock = partial(datetime.now, UTC)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -45,9 +50,14 @@ def create_app(settings: Settings) -> FastAPI:
             intake=intake.commit if intake else None,
         )
         app.state.broker_probe = BrokerProbe(settings)
+        retention = Retention(store, app.state.resources.redis, settings.retention_days, clock)
         if intake:
             intake.start()
+        if settings.retention_days:
+            retention.start()
         yield
+        if settings.retention_days:
+            retention.stop()
         if intake:
             intake.stop()
         app.state.broker_probe.close()

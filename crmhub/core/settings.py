@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         SecretStr("crmhub-dev-token"),
         description="The bootstrap admin token of the API (scoped tokens: crmhub tokens, docs/security.md).",
     )
+    retention_days: int = Field(
+        0,
+        ge=0,
+        description="Days after which the profiles' timelines (their stored events) and the dead letters' "
+        "original inputs are deleted; 0 = keep them.",
+    )
     identity_key: SecretStr | None = Field(
         None,
         description="Secret of the keyed hashes (HMAC) that stand for identifiers in Redis; unset = generated "
