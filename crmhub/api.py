@@ -33,6 +33,7 @@ from services.profile.store import ProfileStore
 from services.segmenter import http as segments_http
 
 clock = partial(datetime.now, UTC)
+MAX_CONNECTIONS = 1000
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -108,6 +109,8 @@ def main() -> None:
         access_log=False,
         log_config=None,  # uvicorn's loggers go through ours (text or JSON, see setup_logging)
         timeout_graceful_shutdown=3,  # an open dashboard stream does not hold up a stop
+        timeout_keep_alive=5,  # an idle connection is closed after 5 s
+        limit_concurrency=MAX_CONNECTIONS,  # beyond it: 503 at once rather than memory for every slow client
     )
 
 

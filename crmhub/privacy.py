@@ -29,6 +29,7 @@ from services.segmenter import membership
 router = APIRouter(tags=["profiles"])
 
 EXPORTED_ALERTS = 1000  # the newest alerts of the person in an export
+EXPORTED_EVENTS = 10_000  # the newest events; older ones page through /v1/profiles/{id}/events
 
 
 def alerts_of(res: Resources, profile_id: str) -> list[dict[str, Any]]:
@@ -45,7 +46,9 @@ def export_profile(res: Resources, profile_id: str) -> dict[str, Any] | None:
         "generated_at": datetime.now(UTC),
         "profile": profile.model_dump(mode="json"),
         "identifiers": [{"kind": kind, "value": value} for kind, value in store_of(res).identifiers_of(pid)],
-        "events": [{**row, "event": orjson.loads(row["event"])} for row in store_of(res).timeline(pid)],
+        "events": [
+            {**row, "event": orjson.loads(row["event"])} for row in store_of(res).timeline(pid, EXPORTED_EVENTS)
+        ],
         "segments": segments_of(res.redis, pid),
         "alerts": alerts_of(res, pid),
     }

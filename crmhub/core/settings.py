@@ -72,6 +72,15 @@ class Settings(BaseSettings):
         "demo-web-key:web",
         description="Collector write keys as key:source pairs, comma separated (HTTP Basic user name).",
     )
+    write_key_rate: int = Field(
+        1000,
+        ge=0,
+        description="Most collector requests per second one write key may send; more get 429 with Retry-After "
+        "(the SDKs retry). 0 = no limit.",
+    )
+    body_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a collector request's body may take to arrive; a slower client gets 408."
+    )
     cors_origins: str = Field(
         "*",
         description="Web origins whose pages may send to the collector (browser SDKs), comma separated, e.g. "

@@ -123,7 +123,7 @@ async def profile_events(
     res: Res,
     limit: int = Query(50, ge=1, le=200),
     before: datetime | None = None,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=100_000),
 ) -> dict[str, Any]:
     if before is not None and before.tzinfo is None:
         raise HTTPException(400, "before needs a time zone (e.g. 2026-01-01T00:00:00Z)")

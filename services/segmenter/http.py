@@ -19,20 +19,23 @@ from services.segmenter.rules import SegmentDef, SegmentError, compile_segment
 from services.segmenter.store import SegmentStore
 
 router = APIRouter(tags=["segments"])
+MAX_CONDITION = 4000  # characters: a condition is compiled and evaluated on every profile change
 
 
 class SegmentBody(BaseModel):
-    condition: str = Field(description="A rule-engine expression over the profile fields (docs/segments.md).")
-    description: str = ""
+    condition: str = Field(
+        max_length=MAX_CONDITION, description="A rule-engine expression over the profile fields (docs/segments.md)."
+    )
+    description: str = Field("", max_length=1000)
 
 
 class NewSegment(SegmentBody):
-    name: str = Field(description="1-64 characters of a-z, 0-9, _ and -.")
+    name: str = Field(max_length=64, description="1-64 characters of a-z, 0-9, _ and -.")
 
 
 class ConditionTest(BaseModel):
-    condition: str
-    profile_id: str
+    condition: str = Field(max_length=MAX_CONDITION)
+    profile_id: str = Field(max_length=64)
 
 
 def segment_store(res: Resources) -> SegmentStore:
@@ -154,7 +157,7 @@ def segment_members(
 
 @router.get("/v1/segments/{name}/history", summary="The segment's size over time, newest first", dependencies=[OpsRead])
 def segment_history(
-    name: str, res: Res, since: datetime | None = None, limit: int = Query(1440, ge=1, le=100_000)
+    name: str, res: Res, since: datetime | None = None, limit: int = Query(1440, ge=1, le=10_000)
 ) -> dict[str, Any]:
     if since is not None and since.tzinfo is None:
         raise HTTPException(400, "since needs a time zone (e.g. 2026-01-01T00:00:00Z)")
