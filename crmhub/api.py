@@ -4,29 +4,36 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import UTC, datetime
+from functools import partial
+from typing import Annotated, Any
 
 import orjson
 import redis
 import uvicorn
 from fastapi import FastAPI
 
-from crmhub import __version__, privacy
+from crmhub import __version__, access, privacy
 from crmhub.core import kafka as kafka_io
 from crmhub.core.logs import setup_logging
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from crmhub.core.stats import RECENT_DEADLETTERS, read_counts
-from crmhub.core.web import Authorized, Res, Resources
+from crmhub.core.tokens import Principal
+from crmhub.core.web import OpsRead, RequestIds, Res, Resources
 from crmhub.dashboard import http as dashboard_http
 from crmhub.durable_intake import Intake
-from crmhub.ops import BrokerProbe
+from crmhub.ops import BrokerProbe, redact_letters
+from crmhub.retention import Retention
 from services.ingest import collector, raw_http
 from services.ingest.cors import CollectorCORS
 from services.notifier import http as alerts_http
 from services.profile import http as profiles_http
 from services.profile.store import ProfileStore
 from services.segmenter import http as segments_http
+
+clock = partial(datetime.now, UTC)
+MAX_CONNECTIONS = 1000
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -44,9 +51,14 @@ def create_app(settings: Settings) -> FastAPI:
             intake=intake.commit if intake else None,
         )
         app.state.broker_probe = BrokerProbe(settings)
+        retention = Retention(store, app.state.resources.redis, settings.retention_days, clock)
         if intake:
             intake.start()
+        if settings.retention_days:
+            retention.start()
         yield
+        if settings.retention_days:
+            retention.stop()
         if intake:
             intake.stop()
         app.state.broker_probe.close()
@@ -58,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         description="Collector (Segment tracking API), unified profiles, segments and alerts.",
     )
+    app.add_middleware(RequestIds)
     app.add_middleware(CollectorCORS, origins=settings.cors_origin_list, is_collector_path=collector.is_collector_path)
     for router in (
         collector.router,
@@ -67,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         segments_http.router,
         alerts_http.router,
         dashboard_http.router,
+        access.router,
     ):
         app.include_router(router)
 
@@ -74,12 +88,10 @@ def create_app(settings: Settings) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/v1/stats", tags=["ops"], dependencies=[Authorized])
-    def stats(res: Res) -> dict[str, Any]:
-        return {
-            "counts": read_counts(res.redis),
-            "recent_deadletters": [orjson.loads(d) for d in res.redis.lrange(RECENT_DEADLETTERS, 0, 19)],
-        }
+    @app.get("/v1/stats", tags=["ops"])
+    def stats(res: Res, who: Annotated[Principal, OpsRead]) -> dict[str, Any]:
+        letters = [orjson.loads(d) for d in res.redis.lrange(RECENT_DEADLETTERS, 0, 19)]
+        return {"counts": read_counts(res.redis), "recent_deadletters": redact_letters(letters, who)}
 
     return app
 
@@ -97,6 +109,8 @@ def main() -> None:
         access_log=False,
         log_config=None,  # uvicorn's loggers go through ours (text or JSON, see setup_logging)
         timeout_graceful_shutdown=3,  # an open dashboard stream does not hold up a stop
+        timeout_keep_alive=5,  # an idle connection is closed after 5 s
+        limit_concurrency=MAX_CONNECTIONS,  # beyond it: 503 at once rather than memory for every slow client
     )
 
 

@@ -10,13 +10,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 from pydantic import ValidationError
 
 from crmhub.core.errors import CrmhubError
 from crmhub.core.settings import Settings
+from crmhub.core.tokens import SCOPES
 from crmhub.embedded import shutdown
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -271,28 +272,76 @@ def identity() -> None:
 @friendly_errors
 def identity_rebuild(settings: Settings) -> None:
     """Restore the identity index from SQL after Redis lost it (links Redis still holds are kept) and the
-    suppression of erased identifiers, with a progress bar. Run it before ingest starts again, so no
-    customer gets a second profile and no erased person comes back."""
-    import redis
-    from rich.progress import Progress
+    suppression of erased identifiers, with a progress bar; identifiers kept in clear text by an older
+    crmhub are deleted and restored as keyed hashes. Run it before ingest starts again, so no customer
+    gets a second profile and no erased person comes back."""
+    from crmhub.identity_index import rebuild
 
-    from crmhub.core.sql import make_engine
-    from services.ingest.state import IngestState
-    from services.profile.store import ProfileStore
-
-    store = ProfileStore(make_engine(settings.sql_url))
-    state = IngestState(redis.Redis.from_url(settings.redis_dsn), settings.dedup_window_s)
-    restored = 0
-    with Progress() as progress:
-        task = progress.add_task("identifiers", total=store.count_identifiers())
-        for rows in store.iter_identifiers():
-            restored += state.restore_links(rows)
-            progress.advance(task, len(rows))
-    suppressed = state.restore_suppressed(store.suppressed())
+    dropped, restored, suppressed = rebuild(settings)
     click.echo(
-        f"restored {restored} identity links and {suppressed} suppressed (erased) identifiers from "
-        f"{store.engine.url.render_as_string(hide_password=True)}"
+        f"restored {restored} identity links and {suppressed} suppressed (erased) identifiers from SQL"
+        + (f"; dropped {dropped} clear-text identifiers" if dropped else "")
     )
+
+
+@main.group()
+def tokens() -> None:
+    """Scoped API tokens (stored as digests in the hub's database; docs/security.md)."""
+
+
+@tokens.command("create")
+@click.argument("name")
+@click.option(
+    "--scope", "scopes", multiple=True, required=True, type=click.Choice(list(SCOPES)), help="Repeat for several."
+)
+@settings_options
+@friendly_errors
+def tokens_create(settings: Settings, name: str, scopes: tuple[str, ...]) -> None:
+    """Make a token NAME with the given scopes; its secret is printed once and stored nowhere."""
+    from crmhub.tokens import create
+
+    token_id, secret = create(settings, name, frozenset(scopes))
+    click.echo(f"token {token_id} ({', '.join(sorted(scopes))}):\n{secret}")
+
+
+@tokens.command("list")
+@settings_options
+@friendly_errors
+def tokens_list(settings: Settings) -> None:
+    """Every token: id, name, scopes, made, revoked (never a secret)."""
+    from crmhub.tokens import print_list
+
+    print_list(settings)
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+@settings_options
+@friendly_errors
+def tokens_revoke(settings: Settings, token_id: str) -> None:
+    """Revoke the token TOKEN_ID at once (and the dashboard sessions opened with it)."""
+    from crmhub.tokens import revoke
+
+    revoke(settings, token_id)
+    click.echo(f"revoked token {token_id}")
+
+
+@main.group()
+def audit() -> None:
+    """The audit log: who read, exported or erased whom; replays; token changes (docs/security.md)."""
+
+
+@audit.command("export")
+@click.option("--after", type=click.IntRange(min=0), default=0, help="Only entries after this id.")
+@click.option("--out", type=click.File("wb"), default="-", help="A file (default: standard output).")
+@settings_options
+@friendly_errors
+def audit_export(settings: Settings, after: int, out: IO[bytes]) -> None:
+    """Write the audit log as JSON lines, oldest first (id, at, token_id, action, profile_id, request_id)."""
+    from crmhub.tokens import export_audit
+
+    written = export_audit(settings, out, after)
+    click.echo(f"exported {written} audit entries", err=True)
 
 
 @main.group()

@@ -71,7 +71,7 @@ def banner(console: Console, hub: Hub) -> None:
         f"API {api} (docs {api}/docs) · token [bold]{s.api_token.get_secret_value()}[/] · "
         f"logs {hub.log_dir}/ · Ctrl-C stops"
     )
-    console.print(f"dashboard {api}/dashboard?token={s.api_token.get_secret_value()} · crmhub status")
+    console.print(f"dashboard {api}/dashboard (sign in with the token) · crmhub status")
 
 
 def run_hub(

@@ -13,7 +13,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from crmhub.core import kafka as kafka_io
+from crmhub.core.audit import CLI, Access, AuditLog
 from crmhub.core.settings import SOURCES, Settings
+from crmhub.core.sql import make_engine
 from crmhub.core.topics import DEADLETTER
 from crmhub.publish import RawPublisher
 
@@ -107,4 +109,6 @@ def replay(settings: Settings, letters: list[dict[str, Any]]) -> tuple[int, int]
                 replayed += 1
             progress.advance(task)
     publisher.close()
+    access = Access(CLI, "deadletters.replay", detail=f"{replayed} replayed, {skipped} skipped")
+    AuditLog(make_engine(settings.sql_url)).record(access)
     return replayed, skipped

@@ -38,6 +38,7 @@ from crmhub.embedded import (
     spawn,
     stop_process,
 )
+from crmhub.identity_index import upgrade_if_needed
 from crmhub.supervision import RestartPolicy
 
 log = logging.getLogger("crmhub.hub")
@@ -250,6 +251,8 @@ def running_hub(
         check_redis(resolved.redis_dsn)
         kafka_io.ensure_topics(resolved)
         check_stop()
+        if "ingest" in services:
+            upgrade_if_needed(resolved)  # identifiers in Redis as keyed hashes before ingest reads them
         hub = Hub(resolved, redis_server=redis_server)
         shutil.rmtree(hub.metrics_dir, ignore_errors=True)  # the figures of an earlier run are not this one's
         hub.metrics_dir.mkdir()

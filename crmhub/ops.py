@@ -21,6 +21,7 @@ from crmhub.core import kafka as kafka_io
 from crmhub.core.metrics import collected, samples
 from crmhub.core.settings import SOURCES, Settings
 from crmhub.core.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts, restarts
+from crmhub.core.tokens import Principal
 from crmhub.core.web import Resources
 from services.notifier.alertlog import STATE_PREFIX, STATUS_FIELD
 from services.segmenter.http import list_all
@@ -85,6 +86,26 @@ def snapshot(res: Resources, t: float) -> dict[str, Any]:
         "alerts": with_delivery(res.redis, [orjson.loads(a) for a in alerts_raw]),
         "segments": [{"name": s["name"], "size": s["size"]} for s in list_all(res)],
     }
+
+
+PERSONAL_ALERT_FIELDS = ("profile_id", "summary", "details")  # what only profiles:read sees of an alert
+PERSONAL_LETTER_FIELDS = ("original", "original_encoding")  # a dead letter's input as it came
+
+
+def redact_letters(letters: list[dict[str, Any]], who: Principal) -> list[dict[str, Any]]:
+    """Dead letters as ``who`` may see them: the original input only with ``profiles:read``."""
+    if who.allows("profiles:read"):
+        return letters
+    return [{k: v for k, v in d.items() if k not in PERSONAL_LETTER_FIELDS} for d in letters]
+
+
+def redact(snap: dict[str, Any], who: Principal) -> dict[str, Any]:
+    """A snapshot as ``who`` may see it: without ``profiles:read``, alerts keep their kind, time and delivery
+    but not whom they are about or what they say, and dead letters their reason but not their input."""
+    if who.allows("profiles:read"):
+        return snap
+    alerts = [{k: v for k, v in a.items() if k not in PERSONAL_ALERT_FIELDS} for a in snap["alerts"]]
+    return {**snap, "alerts": alerts, "deadletters": redact_letters(snap["deadletters"], who)}
 
 
 def lag_by_topic(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, int]]:

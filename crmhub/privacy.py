@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from crmhub.core.pseudonyms import identity_key
 from crmhub.core.stats import RECENT_ALERTS
 from crmhub.core.topics import PROFILES
-from crmhub.core.web import Authorized, Res, Resources
+from crmhub.core.web import ProfilesErase, ProfilesRead, Res, Resources, audit
 from schemas.readmodels.profiles import ProfileCache
 from schemas.readmodels.segments import segments_of
 from services.ingest.state import IngestState
@@ -25,9 +26,10 @@ from services.notifier.alertlog import AlertLog
 from services.profile.http import load_profile, read_or_404, store_of
 from services.segmenter import membership
 
-router = APIRouter(tags=["profiles"], dependencies=[Authorized])
+router = APIRouter(tags=["profiles"])
 
 EXPORTED_ALERTS = 1000  # the newest alerts of the person in an export
+EXPORTED_EVENTS = 10_000  # the newest events; older ones page through /v1/profiles/{id}/events
 
 
 def alerts_of(res: Resources, profile_id: str) -> list[dict[str, Any]]:
@@ -44,15 +46,21 @@ def export_profile(res: Resources, profile_id: str) -> dict[str, Any] | None:
         "generated_at": datetime.now(UTC),
         "profile": profile.model_dump(mode="json"),
         "identifiers": [{"kind": kind, "value": value} for kind, value in store_of(res).identifiers_of(pid)],
-        "events": [{**row, "event": orjson.loads(row["event"])} for row in store_of(res).timeline(pid)],
+        "events": [
+            {**row, "event": orjson.loads(row["event"])} for row in store_of(res).timeline(pid, EXPORTED_EVENTS)
+        ],
         "segments": segments_of(res.redis, pid),
         "alerts": alerts_of(res, pid),
     }
 
 
-@router.get("/v1/profiles/{profile_id}/export", summary="Everything held about the person (GDPR Article 15)")
-async def export(profile_id: str, res: Res) -> dict[str, Any]:
-    return await read_or_404(export_profile, res, profile_id)
+@router.get(
+    "/v1/profiles/{profile_id}/export",
+    summary="Everything held about the person (GDPR Article 15)",
+    dependencies=[ProfilesRead],
+)
+async def export(profile_id: str, request: Request, res: Res) -> dict[str, Any]:
+    return await read_or_404(request, export_profile, res, profile_id)
 
 
 def erase_profile(res: Resources, profile_id: str) -> bool:
@@ -66,7 +74,8 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     pid = profile.profile_id
     known = set(store_of(res).identifiers_of(pid))
     known.update((kind, value) for kind, values in profile.identifiers.items() for value in values)
-    suppressed = IngestState(res.redis, res.settings.dedup_window_s).erase(pid, sorted(known))
+    state = IngestState(res.redis, res.settings.dedup_window_s, identity_key(res.settings))
+    suppressed = state.erase(pid, sorted(known))
     ids = sorted({pid, profile_id})
     store_of(res).erase(ids, datetime.now(UTC), suppressed)
     ProfileCache(res.redis).invalidate(ids)
@@ -84,9 +93,13 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
 
 
 @router.delete(
-    "/v1/profiles/{profile_id}", status_code=204, summary="Erase the person: delete the profile, suppress new events"
+    "/v1/profiles/{profile_id}",
+    status_code=204,
+    summary="Erase the person: delete the profile, suppress new events",
+    dependencies=[ProfilesErase],
 )
-async def erase(profile_id: str, res: Res) -> Response:
+async def erase(profile_id: str, request: Request, res: Res) -> Response:
     if not await run_in_threadpool(erase_profile, res, profile_id):
         raise HTTPException(404, f"no profile {profile_id!r}")
+    await run_in_threadpool(audit, request, res, "profile.erase", profile_id)
     return Response(status_code=204)

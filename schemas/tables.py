@@ -86,3 +86,32 @@ segment_sizes = Table(
     Column("at", DateTime(timezone=True), primary_key=True),
     Column("size", Integer, nullable=False),
 )
+
+# API tokens (crmhub.core.tokens): only a SHA-256 digest of each secret is kept, never the secret itself;
+# a revoked token keeps its row (the audit log names it) with ``revoked_at`` set
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("scopes", String(500), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+# the audit log (crmhub.core.audit): who read, exported or erased whom, replayed dead letters, changed
+# tokens; append-only (the migration adds triggers refusing UPDATE and DELETE); never personal data: a
+# token's id, a profile's id, a request id
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("token_id", String(32), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("profile_id", String(64), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("detail", String(500), nullable=False),
+    Index("ix_audit_log_profile", "profile_id"),
+)

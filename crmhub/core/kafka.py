@@ -16,7 +16,7 @@ from kafka.partitioner.default import DefaultPartitioner
 
 from crmhub.core.errors import ServerUnavailable
 from crmhub.core.settings import Settings
-from crmhub.core.topics import META, new_run_id, topic_specs
+from crmhub.core.topics import DEADLETTER, META, new_run_id, topic_specs
 
 SESSION_TIMEOUT_MS = 6000  # Tansu joins a group after about half the session timeout (BROKER.md)
 
@@ -146,6 +146,16 @@ def consumer(settings: Settings, group_id: str | None, **overrides: Any) -> Kafk
         raise ServerUnavailable(f"no Kafka broker answers at {settings.bootstrap_servers}") from exc
 
 
+def topic_configs(name: str, compacted: bool, retention_days: int) -> dict[str, str]:
+    """A new topic's configuration: compaction, and the dead letters' retention (their inputs are
+    personal data; see crmhub/retention.py)."""
+    if compacted:
+        return {"cleanup.policy": "compact"}
+    if name == DEADLETTER and retention_days:
+        return {"retention.ms": str(retention_days * 86_400_000)}
+    return {}
+
+
 def ensure_topics(settings: Settings) -> str:
     """Create every crmhub topic that is missing; return the incarnation (run id) of the topics."""
     try:
@@ -159,7 +169,7 @@ def ensure_topics(settings: Settings) -> str:
                 s.name,
                 num_partitions=s.partitions,
                 replication_factor=1,
-                topic_configs={"cleanup.policy": "compact"} if s.compacted else {},
+                topic_configs=topic_configs(s.name, s.compacted, settings.retention_days),
             )
             for s in topic_specs(settings.partitions)
             if s.name not in existing

@@ -54,11 +54,32 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Address the HTTP API binds to.")
     api_port: int = Field(8000, description="Port of the HTTP API (collector, profiles, segments, alerts).")
     api_token: SecretStr = Field(
-        SecretStr("crmhub-dev-token"), description="Bearer token the read endpoints of the API require."
+        SecretStr("crmhub-dev-token"),
+        description="The bootstrap admin token of the API (scoped tokens: crmhub tokens, docs/security.md).",
+    )
+    retention_days: int = Field(
+        0,
+        ge=0,
+        description="Days after which the profiles' timelines (their stored events) and the dead letters' "
+        "original inputs are deleted; 0 = keep them.",
+    )
+    identity_key: SecretStr | None = Field(
+        None,
+        description="Secret of the keyed hashes (HMAC) that stand for identifiers in Redis; unset = generated "
+        "once into <data dir>/identity.key. Set the same value on every machine sharing one Redis.",
     )
     write_keys: str = Field(
         "demo-web-key:web",
         description="Collector write keys as key:source pairs, comma separated (HTTP Basic user name).",
+    )
+    write_key_rate: int = Field(
+        1000,
+        ge=0,
+        description="Most collector requests per second one write key may send; more get 429 with Retry-After "
+        "(the SDKs retry). 0 = no limit.",
+    )
+    body_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a collector request's body may take to arrive; a slower client gets 408."
     )
     cors_origins: str = Field(
         "*",

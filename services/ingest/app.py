@@ -18,6 +18,7 @@ from crmhub.core import kafka as kafka_io
 from crmhub.core.effects import Commit, Count, Effect, Latency, Outcome, PublishBatch, RedisWrite, Tally
 from crmhub.core.effects import DeadLetter as DeadLetterEffect
 from crmhub.core.intake import SEQ_HEADER
+from crmhub.core.pseudonyms import identity_key
 from crmhub.core.runtime import KafkaSource, Runtime, start_service
 from crmhub.core.settings import Settings
 from crmhub.core.sink import Sink
@@ -274,7 +275,7 @@ class IngestWorker:
 def main() -> None:
     settings, incarnation, stopper = start_service("ingest")
     redis_client = redis.Redis.from_url(settings.redis_dsn)
-    state = IngestState(redis_client, settings.dedup_window_s)
+    state = IngestState(redis_client, settings.dedup_window_s, identity_key(settings))
     consumer = kafka_io.consumer(settings, GROUP_ID)
     consumer.subscribe(list(RAW_TOPICS))
     log.info("ingest consuming %s", ", ".join(RAW_TOPICS))

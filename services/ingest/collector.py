@@ -19,9 +19,12 @@ SDK at this collector and at no third-party destination.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import gzip
+import hashlib
+import time
 import uuid
 import zlib
 from collections.abc import Awaitable, Callable
@@ -39,15 +42,16 @@ from crmhub.core.intake import IntakeUnavailable
 from crmhub.core.journal import Entry
 from crmhub.core.stats import RECENT_DEADLETTERS, add_counts, push_recent
 from crmhub.core.topics import DEADLETTER, raw_topic
-from crmhub.core.web import Res, Resources
+from crmhub.core.web import REQUEST_ID_HEADER, Res, Resources  # the id is also on the raw records, dead letters
 from schemas.outputs import DeadLetter
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 SERVICE = "collector"  # in the API process: its metrics
 REASON_LABELS = {"invalid_json": "invalid JSON"}  # the dead-letter label of an error code, where not its words
+RATE_PREFIX = "crmhub:rate:"  # + the write key's hash and the second: requests counted
+NOT_KEPT = frozenset({401, 408, 429})  # refusals that make no dead letter
 PRODUCE_TIMEOUT_S = 5.0  # without a journal: how long a request waits for the broker before its 503
-REQUEST_ID_HEADER = "X-Request-Id"  # also on the raw records and on any dead letter of the request
 router = APIRouter(tags=["collector"])
 
 
@@ -58,9 +62,10 @@ class CollectorError(Exception):
 
 
 def error_response(exc: CollectorError, request_id: str) -> JSONResponse:
-    return JSONResponse(
-        {"code": exc.code, "message": exc.message}, status_code=exc.status, headers={REQUEST_ID_HEADER: request_id}
-    )
+    headers = {REQUEST_ID_HEADER: request_id}
+    if exc.status == 429:
+        headers["Retry-After"] = "1"  # the next second's budget
+    return JSONResponse({"code": exc.code, "message": exc.message}, status_code=exc.status, headers=headers)
 
 
 def write_key_of(request: Request, body: dict[str, Any] | None) -> str | None:
@@ -189,14 +194,47 @@ def native_events(body: dict[str, Any]) -> Any:
     return body.get("events") if "events" in body else [body]
 
 
+async def read_body(request: Request, res: Resources) -> bytes:
+    """The request's body; a client that sends it slower than ``body_timeout_s`` is cut off (408), so
+    slow senders cannot hold the API's connections and memory."""
+    timeout_s = res.settings.body_timeout_s
+    try:
+        return await asyncio.wait_for(request.body(), timeout_s)
+    except TimeoutError as exc:
+        raise CollectorError(408, "request_timeout", f"the body took over {timeout_s:g} s to arrive") from exc
+
+
+def within_rate(res: Resources, write_key: str) -> bool:
+    """Count the request against its write key's budget of this second (a Redis counter per key and
+    second, the key itself hashed out of the counter's name)."""
+    limit = res.settings.write_key_rate
+    if not limit:
+        return True
+    name = f"{RATE_PREFIX}{hashlib.sha256(write_key.encode()).hexdigest()[:16]}:{int(time.time())}"
+    pipe = res.redis.pipeline(transaction=False)
+    pipe.incr(name)
+    pipe.expire(name, 2)
+    return int(pipe.execute()[0]) <= limit
+
+
+async def authorized_source(request: Request, res: Resources, body: dict[str, Any]) -> str:
+    """The source of the request's write key: 401 for an unknown key, 429 over its rate."""
+    write_key = write_key_of(request, body) or ""
+    source = res.settings.write_key_sources.get(write_key)
+    if source is None:
+        raise CollectorError(401, "unauthorized", "unknown or missing write key (HTTP Basic user name)")
+    if not await run_in_threadpool(within_rate, res, write_key):
+        raise CollectorError(429, "rate_limited", f"over {res.settings.write_key_rate} requests a second")
+    return source
+
+
 async def collect(request: Request, res: Resources, extract: Extract) -> JSONResponse:
     request_id = uuid.uuid4().hex
-    raw = await request.body()
+    raw = b""
     try:
+        raw = await read_body(request, res)
         body = parse_body(raw, request.headers.get("content-encoding", "").lower())
-        source = res.settings.write_key_sources.get(write_key_of(request, body) or "")
-        if source is None:
-            raise CollectorError(401, "unauthorized", "unknown or missing write key (HTTP Basic user name)")
+        source = await authorized_source(request, res, body)
         messages = extract(body)
         if not isinstance(messages, list):
             raise CollectorError(400, "invalid_request", "'batch' (or 'events') must be a list of messages")
@@ -216,8 +254,9 @@ async def collect(request: Request, res: Resources, extract: Extract) -> JSONRes
 
 
 async def refuse(res: Resources, raw: bytes, request_id: str, exc: CollectorError) -> JSONResponse:
-    """The error answer; a refused request (but an unauthenticated one) is kept as a dead letter first."""
-    if exc.status != 401:
+    """The error answer; a refused request is kept as a dead letter first, but an unauthenticated, a
+    rate-limited or a timed-out one (nothing to learn from, or a flood)."""
+    if exc.status not in NOT_KEPT:
         try:
             await dead_letter_request(res, raw, request_id, exc)
         except IntakeUnavailable as down:  # not even the dead letter can be kept: the client must retry

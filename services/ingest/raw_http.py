@@ -19,8 +19,8 @@ from fastapi.responses import JSONResponse
 from crmhub.core.intake import IntakeUnavailable
 from crmhub.core.journal import Entry
 from crmhub.core.topics import raw_topic
-from crmhub.core.web import Authorized, Res
-from services.ingest.collector import REQUEST_ID_HEADER, accept, unavailable
+from crmhub.core.web import REQUEST_ID_HEADER, EventsWrite, Res
+from services.ingest.collector import CollectorError, accept, error_response, read_body, unavailable
 
 MAX_BODY_BYTES = 5 * 2**20
 router = APIRouter(tags=["collector"])
@@ -45,14 +45,17 @@ def line_entries(source: str, body: bytes, request_id: str) -> list[Entry]:
 
 @router.post(
     "/v1/raw/{source}",
-    dependencies=[Authorized],
+    dependencies=[EventsWrite],
     summary="JSON lines for a raw topic, unchanged (what `crmhub publish` sends); durable when answered",
 )
 async def post_raw(
     source: Literal["web", "pos", "payment", "social", "support"], request: Request, res: Res
 ) -> JSONResponse:
     request_id = uuid.uuid4().hex
-    body = await request.body()
+    try:
+        body = await read_body(request, res)
+    except CollectorError as exc:
+        return error_response(exc, request_id)
     if len(body) > MAX_BODY_BYTES:
         return JSONResponse(
             {"code": "payload_too_large", "message": f"at most {MAX_BODY_BYTES // 2**20} MB a request"},

@@ -1,6 +1,7 @@
 """ingest's Redis state: event-id claims (dedup window) and the identity graph.
 
-The identity graph is three kinds of keys:
+The identity graph is three kinds of keys, where ``<value>`` is always the identifier's keyed hash
+(``h1:…``, :mod:`crmhub.core.pseudonyms`), never the e-mail, phone or id itself:
 
 - ``crmhub:id:<kind>:<value>`` -> the profile id the identifier belongs to;
 - ``crmhub:profile-ids:<profile>:<kind>``: the set of the profile's identifiers of that kind (the
@@ -38,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from crmhub.core.pseudonyms import pseudonym
 from schemas.events import IDENTIFIER_KINDS
 from services.ingest.identity import ERASED, BatchPlan, IdKey, Snapshot
 
@@ -144,9 +146,10 @@ def parse_snapshot(keys: Sequence[IdKey], raw: bytes) -> Snapshot:
 
 
 class IngestState:
-    def __init__(self, redis: Any, dedup_window_s: int) -> None:
+    def __init__(self, redis: Any, dedup_window_s: int, identity_key: bytes) -> None:
         self.redis = redis
         self.window = dedup_window_s
+        self.key = identity_key
         self._claim = redis.register_script(_CLAIM)
         self._snapshot = redis.register_script(_SNAPSHOT)
         self._apply = redis.register_script(_APPLY)
@@ -163,9 +166,16 @@ class IngestState:
         won = self._claim(keys=keys, args=[self.window, *(location for _, location in claims)])
         return [bool(ok) for ok in won]
 
+    def hashed(self, key: IdKey) -> IdKey:
+        """The identifier as Redis knows it: its keyed hash (:mod:`crmhub.core.pseudonyms`)."""
+        return key[0], pseudonym(self.key, *key)
+
+    def _id_key(self, key: IdKey) -> str:
+        return _id_key(self.hashed(key))
+
     def snapshot(self, keys: Sequence[IdKey]) -> tuple[Snapshot, bytes]:
         """The graph around ``keys``, and the raw form ``apply`` checks it against."""
-        raw = bytes(self._snapshot(keys=[_id_key(k) for k in keys])) if keys else b"[]"
+        raw = bytes(self._snapshot(keys=[self._id_key(k) for k in keys])) if keys else b"[]"
         return parse_snapshot(keys, raw), raw
 
     def apply(self, keys: Sequence[IdKey], raw_snapshot: bytes, plan: BatchPlan, outbox: Sequence[bytes]) -> bool:
@@ -174,21 +184,21 @@ class IngestState:
             return True
         doc = {
             "merges": [[m.survivor, m.absorbed] for m in plan.merges],
-            "links": [[kind, value, pid] for (kind, value), pid in plan.links.items()],
+            "links": [[*self.hashed(key), pid] for key, pid in plan.links.items()],
             "outbox": [event.decode() for event in outbox],
         }
-        return bool(self._apply(keys=[_id_key(k) for k in keys], args=[raw_snapshot, orjson.dumps(doc)]))
+        return bool(self._apply(keys=[self._id_key(k) for k in keys], args=[raw_snapshot, orjson.dumps(doc)]))
 
     def restore_links(self, rows: Sequence[tuple[str, str, str]]) -> int:
         """Link each (kind, value, profile id) that the index does not know (SQL is the record; a link
         Redis holds is newer or an erasure, and wins). Returns how many were missing."""
         pipe = self.redis.pipeline(transaction=False)
         for kind, value, pid in rows:
-            pipe.set(_id_key((kind, value)), pid, nx=True)
+            pipe.set(self._id_key((kind, value)), pid, nx=True)
         restored = [(row, bool(ok)) for row, ok in zip(rows, pipe.execute(), strict=True)]
         for (kind, value, pid), ok in restored:
             if ok:
-                pipe.sadd(f"{PROFILE_IDS_PREFIX}{pid}:{kind}", value)
+                pipe.sadd(f"{PROFILE_IDS_PREFIX}{pid}:{kind}", pseudonym(self.key, kind, value))
         pipe.execute()
         return sum(ok for _, ok in restored)
 
@@ -197,7 +207,7 @@ class IngestState:
         returns how many Redis did not have so."""
         pipe = self.redis.pipeline(transaction=False)
         for key in keys:
-            pipe.set(_id_key(key), ERASED, get=True)
+            pipe.set(self._id_key(key), ERASED, get=True)
         return sum(old != ERASED.encode() for old in pipe.execute())
 
     def pending_merges(self) -> list[bytes]:
@@ -209,7 +219,8 @@ class IngestState:
 
     def erase(self, profile_id: str, known: Sequence[IdKey]) -> list[IdKey]:
         """Link every identifier of the profile (``known`` and those of its reverse index) to ERASED and
-        drop its reverse index; the identifiers erased."""
+        drop its reverse index; the identifiers erased, as their keyed hashes (what the suppression list
+        in SQL keeps: no clear identifier of an erased person is kept anywhere)."""
         owned = [f"{PROFILE_IDS_PREFIX}{profile_id}:{kind}" for kind in IDENTIFIER_KINDS]
         pipe = self.redis.pipeline(transaction=False)
         for owned_key in owned:
@@ -217,7 +228,7 @@ class IngestState:
         held = {
             (kind, v.decode()) for kind, values in zip(IDENTIFIER_KINDS, pipe.execute(), strict=True) for v in values
         }
-        keys = sorted(held | set(known))
+        keys = sorted(held | {self.hashed(key) for key in known})
         pipe = self.redis.pipeline(transaction=True)
         for id_key in keys:
             pipe.set(_id_key(id_key), ERASED)

@@ -11,16 +11,16 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from crmhub.core.web import Authorized, Res, Resources
+from crmhub.core.web import ProfilesRead, Res, Resources, audit
 from schemas.profile import Profile
 from schemas.readmodels.profiles import ProfileCache, current_profile
 from schemas.readmodels.segments import segments_of
 from services.profile.store import ProfileStore
 
-router = APIRouter(tags=["profiles"], dependencies=[Authorized])
+router = APIRouter(tags=["profiles"], dependencies=[ProfilesRead])
 
 # query parameter -> identifier kind (``user_id`` is Segment's name for the customer id)
 
@@ -53,21 +53,27 @@ def find_profile(res: Resources, kind: str, value: str) -> Profile | None:
 T = TypeVar("T")
 
 
-async def read_or_404(read: Callable[..., T | None], res: Resources, profile_id: str, *args: Any) -> T:
-    """``read(res, profile_id, *args)`` off the event loop; a 404 naming the id when it finds nothing."""
+async def read_or_404(
+    request: Request, read: Callable[..., T | None], res: Resources, profile_id: str, *args: Any
+) -> T:
+    """``read(res, profile_id, *args)`` off the event loop, recorded in the audit log; a 404 naming the
+    id when it finds nothing."""
     found = await run_in_threadpool(read, res, profile_id, *args)
     if found is None:
         raise HTTPException(404, f"no profile {profile_id!r}")
+    action = "profile.export" if read.__name__ == "export_profile" else "profile.read"
+    await run_in_threadpool(audit, request, res, action, profile_id)
     return found
 
 
 @router.get("/v1/profiles/{profile_id}", response_model=Profile)
-async def get_profile(profile_id: str, res: Res) -> Profile:
-    return await read_or_404(load_profile, res, profile_id)
+async def get_profile(profile_id: str, request: Request, res: Res) -> Profile:
+    return await read_or_404(request, load_profile, res, profile_id)
 
 
 @router.get("/v1/profiles", response_model=Profile, summary="Look a profile up by any identifier")
 async def lookup_profile(
+    request: Request,
     res: Res,
     email: str | None = None,
     user_id: str | None = None,
@@ -91,6 +97,7 @@ async def lookup_profile(
     profile = await run_in_threadpool(find_profile, res, kind, value)
     if profile is None:
         raise HTTPException(404, f"no profile with {kind} {value!r}")
+    await run_in_threadpool(audit, request, res, "profile.read", profile.profile_id, f"looked up by {kind}")
     return profile
 
 
@@ -111,15 +118,16 @@ def read_timeline(
 
 @router.get("/v1/profiles/{profile_id}/events", summary="The profile's recent events, newest first")
 async def profile_events(
+    request: Request,
     profile_id: str,
     res: Res,
     limit: int = Query(50, ge=1, le=200),
     before: datetime | None = None,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=100_000),
 ) -> dict[str, Any]:
     if before is not None and before.tzinfo is None:
         raise HTTPException(400, "before needs a time zone (e.g. 2026-01-01T00:00:00Z)")
-    return await read_or_404(read_timeline, res, profile_id, limit, before, offset)
+    return await read_or_404(request, read_timeline, res, profile_id, limit, before, offset)
 
 
 def read_segments(res: Resources, profile_id: str) -> dict[str, Any] | None:
@@ -132,5 +140,5 @@ def read_segments(res: Resources, profile_id: str) -> dict[str, Any] | None:
 
 
 @router.get("/v1/profiles/{profile_id}/segments", summary="The segments the profile is in now")
-async def profile_segments(profile_id: str, res: Res) -> dict[str, Any]:
-    return await read_or_404(read_segments, res, profile_id)
+async def profile_segments(profile_id: str, request: Request, res: Res) -> dict[str, Any]:
+    return await read_or_404(request, read_segments, res, profile_id)

@@ -265,6 +265,12 @@ class ProfileStore(ProfileReader):
                 for eid, kind, src, at, doc in conn.execute(query)
             ]
 
+    def forget_events_before(self, cutoff: datetime) -> int:
+        """Delete the timeline's events that occurred before ``cutoff`` (retention); how many."""
+        old = profile_events.c.occurred_at < cutoff.astimezone(UTC)
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(profile_events).where(old)).rowcount)
+
     def identifiers_of(self, profile_id: str) -> list[tuple[str, str]]:
         """The (kind, value) identifiers the identifiers table gives the profile."""
         with self.engine.connect() as conn:

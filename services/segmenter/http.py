@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from crmhub.core.web import Authorized, Res, Resources
+from crmhub.core.web import OpsRead, ProfilesRead, Res, Resources, SegmentsWrite, audit
 from schemas.readmodels.profiles import ProfileCache, ProfileReader, current_profile
 from schemas.readmodels.segments import members_key
 from services.segmenter import membership
@@ -18,21 +18,24 @@ from services.segmenter.definitions import current, try_condition
 from services.segmenter.rules import SegmentDef, SegmentError, compile_segment
 from services.segmenter.store import SegmentStore
 
-router = APIRouter(tags=["segments"], dependencies=[Authorized])
+router = APIRouter(tags=["segments"])
+MAX_CONDITION = 4000  # characters: a condition is compiled and evaluated on every profile change
 
 
 class SegmentBody(BaseModel):
-    condition: str = Field(description="A rule-engine expression over the profile fields (docs/segments.md).")
-    description: str = ""
+    condition: str = Field(
+        max_length=MAX_CONDITION, description="A rule-engine expression over the profile fields (docs/segments.md)."
+    )
+    description: str = Field("", max_length=1000)
 
 
 class NewSegment(SegmentBody):
-    name: str = Field(description="1-64 characters of a-z, 0-9, _ and -.")
+    name: str = Field(max_length=64, description="1-64 characters of a-z, 0-9, _ and -.")
 
 
 class ConditionTest(BaseModel):
-    condition: str
-    profile_id: str
+    condition: str = Field(max_length=MAX_CONDITION)
+    profile_id: str = Field(max_length=64)
 
 
 def segment_store(res: Resources) -> SegmentStore:
@@ -93,37 +96,57 @@ def remove(res: Resources, name: str) -> None:
         raise HTTPException(404, f"no segment {name!r} made through the API")
 
 
-@router.get("/v1/segments", summary="Segment definitions with their current sizes")
+@router.get("/v1/segments", summary="Segment definitions with their current sizes", dependencies=[OpsRead])
 async def list_segments(res: Res) -> list[dict[str, Any]]:
     return await run_in_threadpool(list_all, res)
 
 
-@router.get("/v1/segments/{name}", summary="A segment: definition, size, backfill progress")
+@router.get("/v1/segments/{name}", summary="A segment: definition, size, backfill progress", dependencies=[OpsRead])
 async def get_segment(name: str, res: Res) -> dict[str, Any]:
     return await run_in_threadpool(show, res, name)
 
 
-@router.post("/v1/segments", status_code=201, summary="Define a segment (evaluated over every profile)")
+@router.post(
+    "/v1/segments",
+    status_code=201,
+    summary="Define a segment (evaluated over every profile)",
+    dependencies=[SegmentsWrite],
+)
 async def create_segment(body: NewSegment, res: Res) -> dict[str, Any]:
     return await run_in_threadpool(save, res, body.name, body, True)
 
 
-@router.put("/v1/segments/{name}", summary="Define or change a segment (evaluated over every profile)")
+@router.put(
+    "/v1/segments/{name}",
+    summary="Define or change a segment (evaluated over every profile)",
+    dependencies=[SegmentsWrite],
+)
 async def put_segment(name: str, body: SegmentBody, res: Res) -> dict[str, Any]:
     return await run_in_threadpool(save, res, name, body, False)
 
 
-@router.delete("/v1/segments/{name}", status_code=204, summary="Delete a segment (its members exit)")
+@router.delete(
+    "/v1/segments/{name}", status_code=204, summary="Delete a segment (its members exit)", dependencies=[SegmentsWrite]
+)
 async def delete_segment(name: str, res: Res) -> Response:
     await run_in_threadpool(remove, res, name)
     return Response(status_code=204)
 
 
-@router.get("/v1/segments/{name}/members", summary="Profile ids in a segment, a page at a time")
-def segment_members(name: str, res: Res, cursor: int = 0, limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+@router.get(
+    "/v1/segments/{name}/members", summary="Profile ids in a segment, a page at a time", dependencies=[ProfilesRead]
+)
+def segment_members(
+    request: Request,
+    name: str,
+    res: Res,
+    cursor: int = Query(0, ge=0, lt=2**63),
+    limit: int = Query(100, ge=1, le=1000),
+) -> dict[str, Any]:
     if name not in definitions(res)[0]:
         raise HTTPException(404, f"no segment {name!r}")
     next_cursor, members = res.redis.sscan(members_key(name), cursor=cursor, count=limit)
+    audit(request, res, "segment.members", detail=f"{len(members)} members of {name}")
     return {
         "segment": name,
         "members": sorted(m.decode() for m in members),
@@ -132,9 +155,9 @@ def segment_members(name: str, res: Res, cursor: int = 0, limit: int = Query(100
     }
 
 
-@router.get("/v1/segments/{name}/history", summary="The segment's size over time, newest first")
+@router.get("/v1/segments/{name}/history", summary="The segment's size over time, newest first", dependencies=[OpsRead])
 def segment_history(
-    name: str, res: Res, since: datetime | None = None, limit: int = Query(1440, ge=1, le=100_000)
+    name: str, res: Res, since: datetime | None = None, limit: int = Query(1440, ge=1, le=10_000)
 ) -> dict[str, Any]:
     if since is not None and since.tzinfo is None:
         raise HTTPException(400, "since needs a time zone (e.g. 2026-01-01T00:00:00Z)")
@@ -154,6 +177,12 @@ def test_against(res: Resources, body: ConditionTest) -> dict[str, Any]:
         raise HTTPException(400, str(exc)) from exc
 
 
-@router.post("/v1/segments/test", summary="Evaluate a condition against a profile (nothing is saved)")
-async def test_condition(body: ConditionTest, res: Res) -> dict[str, Any]:
-    return await run_in_threadpool(test_against, res, body)
+@router.post(
+    "/v1/segments/test",
+    summary="Evaluate a condition against a profile (nothing is saved)",
+    dependencies=[ProfilesRead],
+)
+async def test_condition(body: ConditionTest, request: Request, res: Res) -> dict[str, Any]:
+    found = await run_in_threadpool(test_against, res, body)
+    await run_in_threadpool(audit, request, res, "profile.read", body.profile_id, "condition test")
+    return found

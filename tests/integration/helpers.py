@@ -25,6 +25,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from crmhub.core.net import free_port
+from crmhub.core.pseudonyms import identity_key, pseudonym
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from crmhub.core.topics import EVENTS, raw_topic
@@ -277,6 +278,11 @@ def fresh_membership(hub: Hub) -> dict[str, set[str]]:
         p.profile_id: set() if p.merged_into else evaluate(defs, profile_view(p.model_dump(mode="json")), now)
         for p in ProfileStore(engine).iter_profiles()
     }
+
+
+def id_key(hub: Hub, kind: str, value: str) -> str:
+    """The Redis key of an identifier in ingest's identity index: its keyed hash, never the value."""
+    return f"crmhub:id:{kind}:{pseudonym(identity_key(hub.settings), kind, value)}"
 
 
 def api_client(hub_settings: Settings, timeout_s: float = 30.0) -> httpx.Client:

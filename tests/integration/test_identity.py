@@ -15,6 +15,7 @@ import pytest
 import redis
 from kafka import KafkaProducer
 
+from crmhub.core.pseudonyms import identity_key, pseudonym
 from crmhub.core.topics import DEADLETTER
 from crmhub.hub import Hub
 from schemas.events import validate_event
@@ -23,6 +24,7 @@ from services.ingest.identity import BatchPlan, IdKey, Merge, Snapshot
 from services.ingest.state import MERGE_OUTBOX, MERGED_PREFIX, IngestState
 from tests.integration.helpers import (
     forwarded,
+    id_key,
     identity_rebuild,
     now_iso,
     profile_by,
@@ -155,7 +157,8 @@ def test_a_guest_email_does_not_link(hub: Hub, api: httpx.Client, producer: Kafk
 @pytest.fixture()
 def ingests(hub: Hub) -> tuple[IngestState, IngestState]:
     """Two ingest instances' states on the hub's Redis."""
-    x, y = (IngestState(redis.Redis.from_url(hub.settings.redis_dsn), 60) for _ in range(2))
+    key = identity_key(hub.settings)
+    x, y = (IngestState(redis.Redis.from_url(hub.settings.redis_dsn), 60, key) for _ in range(2))
     return x, y
 
 
@@ -213,8 +216,8 @@ def test_a_merge_repoints_every_identifier_of_the_absorbed_profile(ingests: tupl
 class RacedIngestState(IngestState):
     """An ingest state whose first snapshot another ingest makes stale as soon as it is taken."""
 
-    def __init__(self, redis_client: Any, race: Callable[[], None]) -> None:
-        super().__init__(redis_client, 60)
+    def __init__(self, redis_client: Any, key: bytes, race: Callable[[], None]) -> None:
+        super().__init__(redis_client, 60, key)
         self.race: Callable[[], None] | None = race
 
     def snapshot(self, keys: Sequence[IdKey]) -> tuple[Snapshot, bytes]:
@@ -234,7 +237,7 @@ def test_ingest_resolves_again_when_another_ingest_won_the_race(
     def other_links_the_email_first() -> None:
         assert other.apply([key], other.snapshot([key])[1], BatchPlan(links={key: "P-other"}), [])
 
-    state = RacedIngestState(other.redis, other_links_the_email_first)
+    state = RacedIngestState(other.redis, other.key, other_links_the_email_first)
     worker = IngestWorker(state, "test", identity_rules(hub.settings))
     device = ("anonymous_id", uid("anon-"))
     event = validate_event(web_order("1.00", email=key[1], anonymous_id=device[1]))
@@ -255,13 +258,13 @@ def test_identity_rebuild_restores_links_redis_lost_from_sql(
     publish(producer, "pos", pos_sale("10.00", email=email, loyalty_id=loyalty))
     profile = wait_for(lambda: profile_by(api, email=email), what="the profile folded and stored")
     r = redis.Redis.from_url(hub.settings.redis_dsn)
-    lost = [f"crmhub:id:email:{email}", f"crmhub:id:loyalty_id:{loyalty}"]
+    lost = [id_key(hub, "email", email), id_key(hub, "loyalty_id", loyalty)]
     lost += [f"crmhub:profile-ids:{profile['profile_id']}:{kind}" for kind in ("email", "loyalty_id")]
     assert r.delete(*lost) == 4  # what a Redis without persistence forgets
 
     assert "restored " in identity_rebuild(hub)
     assert r.get(lost[0]) == r.get(lost[1]) == profile["profile_id"].encode()
-    assert r.smembers(lost[2]) == {email.encode()}
+    assert r.smembers(lost[2]) == {pseudonym(identity_key(hub.settings), "email", email).encode()}
 
     publish(producer, "pos", pos_sale("5.00", loyalty_id=loyalty))
     after = wait_for(

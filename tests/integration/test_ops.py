@@ -167,13 +167,16 @@ def test_ready_names_the_servers_that_are_down(tmp_path: Path) -> None:
     assert both_down.json()["checks"]["sql"] == "ok"
 
 
-def test_the_stream_needs_the_token_and_sends_snapshots(demo: Hub) -> None:
-    url = f"http://127.0.0.1:{demo.settings.api_port}/v1/stream"
-    assert httpx.get(url, timeout=5).status_code == 401
-    with httpx.stream("GET", url, params={"token": TOKEN, "interval": 0.2}, timeout=15) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        lines = (line for line in response.iter_lines() if line.startswith("data: "))
-        first, second = (orjson.loads(next(lines)[len("data: ") :]) for _ in range(2))
+def test_the_stream_needs_a_session_and_sends_snapshots(demo: Hub) -> None:
+    base = f"http://127.0.0.1:{demo.settings.api_port}"
+    assert httpx.get(f"{base}/v1/stream", timeout=5).status_code == 401
+    assert httpx.get(f"{base}/v1/stream", params={"token": TOKEN}, timeout=5).status_code == 401  # not in URLs
+    with httpx.Client(base_url=base, timeout=15) as browser:
+        assert browser.post("/v1/session", json={"token": TOKEN}).status_code == 200
+        with browser.stream("GET", "/v1/stream", params={"interval": 0.2}) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = (line for line in response.iter_lines() if line.startswith("data: "))
+            first, second = (orjson.loads(next(lines)[len("data: ") :]) for _ in range(2))
     assert second["t"] > first["t"]
     assert set(second["rates"]) == {"sources", "services"}
     assert {s["name"] for s in second["segments"]} >= {"big_spenders", "open_carts"}
@@ -196,8 +199,10 @@ def test_the_dashboard_shows_live_figures_and_alerts_in_chromium(demo: Hub, api:
         )
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 900})
-            page.goto(f"http://127.0.0.1:{demo.settings.api_port}/?token={TOKEN}")  # / leads to /dashboard
-            assert page.url.endswith(f"/dashboard?token={TOKEN}")
+            page.goto(f"http://127.0.0.1:{demo.settings.api_port}/")  # / leads to /dashboard
+            assert page.url.endswith("/dashboard")
+            page.fill("#token", TOKEN)  # signs in once: a session cookie from then on
+            page.click("#login-form button")
             page.wait_for_function("document.getElementById('state').textContent.startsWith('live')", timeout=20_000)
             first = int(page.text_content("#in-total").replace(",", ""))  # type: ignore[union-attr]
             page.wait_for_function(
@@ -216,6 +221,10 @@ def test_the_dashboard_shows_live_figures_and_alerts_in_chromium(demo: Hub, api:
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shot = ARTIFACTS / "dashboard.png"  # for a person to look at
             page.screenshot(path=str(shot), full_page=True)
+            (cookie,) = page.context.cookies()
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and TOKEN not in cookie["value"]
+            page.reload()  # the session holds: no second sign-in
+            page.wait_for_function("document.getElementById('state').textContent.startsWith('live')", timeout=20_000)
         finally:
             browser.close()
     assert shot.stat().st_size > 10_000

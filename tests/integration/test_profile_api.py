@@ -13,6 +13,7 @@ from kafka import KafkaProducer
 from crmhub.core.topics import EVENTS
 from crmhub.hub import Hub
 from tests.integration.helpers import (
+    id_key,
     identity_rebuild,
     now_iso,
     profile_by,
@@ -158,7 +159,7 @@ def test_an_erasure_outlives_a_redis_loss(hub: Hub, api: httpx.Client, producer:
     pid = wait_for(lambda: profile_by(api, email=email), what="the profile")["profile_id"]
     assert api.delete(f"/v1/profiles/{pid}").status_code == 204
     r = redis.Redis.from_url(hub.settings.redis_dsn)
-    sentinels = [f"crmhub:id:email:{email}", f"crmhub:id:customer_id:{user}"]
+    sentinels = [id_key(hub, "email", email), id_key(hub, "customer_id", user)]
     assert r.delete(*sentinels) == 2  # what a Redis without persistence forgets
 
     assert "2 suppressed" in identity_rebuild(hub)

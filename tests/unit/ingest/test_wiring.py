@@ -33,7 +33,7 @@ def order(event_id: str, email: str, total: str = "10.00") -> bytes:
 
 
 def worker(redis_client: Any) -> IngestWorker:
-    return IngestWorker(IngestState(redis_client, 3600), "run-1", identity_rules(Settings()))
+    return IngestWorker(IngestState(redis_client, 3600, b"test-identity-key"), "run-1", identity_rules(Settings()))
 
 
 def run(redis_client: Any, *values: bytes) -> tuple[MemorySource, MemoryProducer]:

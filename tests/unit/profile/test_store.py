@@ -24,7 +24,7 @@ from services.profile.store import TIMELINE_CAP, Expect, Fenced, ProfileStore, S
 from tests.unit import factories as f
 
 T = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
-HEAD = "0005"  # the newest revision; bump with each migration
+HEAD = "0007"  # the newest revision; bump with each migration
 
 
 @pytest.fixture(scope="module")

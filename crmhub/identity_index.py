@@ -1,0 +1,64 @@
+"""ingest's identity index in Redis: rebuilt from SQL (``crmhub identity rebuild``), and upgraded from
+clear identifiers to their keyed hashes (:mod:`crmhub.core.pseudonyms`).
+
+The upgrade is a rebuild, not a rename: a clear key cannot be told from a pseudonym's by Redis alone, but
+SQL holds every link (``identifiers``) and every suppression, so the clear keys and set members are
+deleted and the index made again from SQL, hashed. ``crmhub up`` does it once, before ingest starts, when
+Redis does not carry the pseudonym mark yet; with external servers run ``crmhub identity rebuild`` with
+ingest stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from rich.progress import Progress
+
+from crmhub.core.pseudonyms import MARK, identity_key, pseudonym
+from crmhub.core.settings import Settings
+from crmhub.core.sql import make_engine
+from services.ingest.state import IDENTITY_PREFIX, PROFILE_IDS_PREFIX, IngestState
+from services.profile.store import ProfileStore
+
+FORMAT_KEY = "crmhub:identity-format"  # MARK once the index holds only keyed hashes
+
+
+def is_clear(value: str) -> bool:
+    return pseudonym(b"", "", value) != value
+
+
+def drop_clear(client: Any) -> int:
+    """Delete the identity keys and reverse-index members that are clear identifiers; how many."""
+    dropped = 0
+    for key in client.scan_iter(match=IDENTITY_PREFIX + "*", count=1000):
+        if is_clear(key.decode()[len(IDENTITY_PREFIX) :].partition(":")[2]):
+            dropped += client.delete(key)
+    for key in client.scan_iter(match=PROFILE_IDS_PREFIX + "*", count=1000):
+        clear = [m for m in client.smembers(key) if is_clear(m.decode())]
+        dropped += client.srem(key, *clear) if clear else 0
+    return dropped
+
+
+def rebuild(settings: Settings) -> tuple[int, int, int]:
+    """Drop clear identifiers, restore the links and suppressions SQL holds, hashed, with a progress bar;
+    (dropped, restored, suppressed)."""
+    client = redis.Redis.from_url(settings.redis_dsn)
+    store = ProfileStore(make_engine(settings.sql_url))
+    state = IngestState(client, settings.dedup_window_s, identity_key(settings))
+    dropped, restored = drop_clear(client), 0
+    with Progress() as progress:
+        task = progress.add_task("identifiers", total=store.count_identifiers())
+        for rows in store.iter_identifiers():
+            restored += state.restore_links(rows)
+            progress.advance(task, len(rows))
+    suppressed = state.restore_suppressed(store.suppressed())
+    client.set(FORMAT_KEY, MARK)
+    return dropped, restored, suppressed
+
+
+def upgrade_if_needed(settings: Settings) -> None:
+    """Rebuild the index hashed unless Redis says it already is (the first start after an upgrade)."""
+    client = redis.Redis.from_url(settings.redis_dsn)
+    if client.get(FORMAT_KEY) != MARK.encode():
+        rebuild(settings)
