@@ -16,6 +16,7 @@ from crmhub.core import kafka as kafka_io
 from crmhub.core import metrics
 from crmhub.core.effects import Count, DeadLetter, Effect
 from crmhub.core.errors import is_retryable
+from crmhub.core.faust_fixes import TableManager
 from crmhub.core.logs import setup_logging
 from crmhub.core.net import free_port
 from crmhub.core.runtime import DEFAULT_BACKOFF, METER_INTERVAL_S, Backoff, poison_letter
@@ -44,6 +45,7 @@ def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.Ap
         "key_serializer": "raw",
         "value_serializer": "raw",
         "consumer_auto_offset_reset": "earliest",
+        "TableManager": TableManager,  # its recovery drops no record fetched while the streams resume
     }
     if settings.broker_flavour == "tansu" and tables:
         # Tansu under-reports end offsets, so table recovery would stop early unless every changelog

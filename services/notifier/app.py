@@ -16,8 +16,9 @@ changelog partition of the record being processed. So due timers are fired throu
 
 One agent for both topics means one profile's timers are changed by one record at a time: no timer
 callback can interleave with a profile change, so the state a step starts from is the state it replaces.
-Records that are lost on the way are not a loss: the entry stays due in its table, and the index is
-rebuilt from the tables after every recovery. A due record that arrives at another worker after a
+Records that are lost on the way are not a loss: the entry stays due in its table, and the tick asks for
+it again until firing it changes it (``RESEND_S``); the index is rebuilt from the tables after every
+recovery. A due record that arrives at another worker after a
 rebalance is handled there, from that worker's (recovered) table. Earlier versions wrote back from the
 timer with ``table.data[...]`` and ``send_changelog``, re-implementing what faust does for a stream.
 """
@@ -67,6 +68,7 @@ log = logging.getLogger("crmhub.notifier")
 DUE_TOPIC = "crmhub-notifier-due"  # internal: profile ids with timers due, per partition
 TICK_S = 0.25
 RETRY_S = 1.0  # due timers whose firing failed are tried again this much later
+RESEND_S = 10.0  # due timers still due this much after they were asked for are asked for again
 RECOVER_S = 15.0
 
 Tables = Mapping[TableName, TableT[Any, Any]]
@@ -172,11 +174,15 @@ class Notifier:
                 index.rebuild(self.tables[name].items())
 
     def due(self, now: float) -> dict[int, list[str]]:
-        """The profiles with entries due at ``now``, by the partition their entries were written on."""
+        """The profiles with entries due at ``now``, by the partition their entries were written on. Each
+        entry is asked for again ``RESEND_S`` later: by then firing it has changed it (and the index skips
+        it), unless its due record was lost on the way or its firing was put off (a fresher profile said
+        "not yet" and the change that says why has not come)."""
         found: dict[int, set[str]] = {}
         for name, index in self.indexes.items():
             for key, doc in index.pop_due(now, self.tables[name].get):
                 found.setdefault(doc["partition"], set()).add(profile_of_key(name, key))
+                index.add(key, now + RESEND_S)
         return {partition: sorted(pids) for partition, pids in found.items()}
 
     async def rebuild(self, name: TableName) -> None:

@@ -14,7 +14,7 @@ import orjson
 from crmhub.core.settings import Settings
 from crmhub.core.topics import PROFILE_CHANGES
 from schemas.outputs import Alert
-from services.notifier.app import DUE_TOPIC, RETRY_S, Notifier, rules_from
+from services.notifier.app import DUE_TOPIC, RESEND_S, RETRY_S, Notifier, rules_from
 from services.notifier.machine import Fresh
 from tests.unit.notifier.fixtures import CART_AT, HOUR, RULES, complaining, with_cart
 
@@ -70,7 +70,17 @@ def test_a_due_timer_is_fired_through_a_record_to_the_partition_it_was_written_o
     assert [(a.kind, a.raised_at) for a in h.alerts] == [("cart_abandoned", DUE + timedelta(seconds=1))]
     assert h.tables["abandonment"]["cart_abandoned:P"]["due"] is None  # fired
     h.fire(2, "P")  # the record again (a replay): nothing more
-    assert len(h.alerts) == 1 and h.tick(DUE + HOUR) == []
+    assert len(h.alerts) == 1 and h.tick(DUE + HOUR) == []  # fired: not asked for again
+
+
+def test_a_due_record_lost_on_the_way_is_asked_for_again() -> None:
+    h = Harness()
+    h.changed(1, with_cart())
+    assert h.tick(DUE) == [(1, ["P"])]  # the record never reaches the agent
+    assert h.tick(DUE + timedelta(seconds=RESEND_S - 1)) == []
+    assert h.tick(DUE + timedelta(seconds=RESEND_S)) == [(1, ["P"])]
+    h.fire(1, "P")
+    assert len(h.alerts) == 1 and h.tick(DUE + 3 * timedelta(seconds=RESEND_S)) == []
 
 
 def test_profiles_due_together_share_a_record_per_partition() -> None:
