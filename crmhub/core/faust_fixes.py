@@ -13,9 +13,9 @@ queue*. A record the fetcher delivered in between (the seek is a broker round tr
 read offset moved past it: the agent never handles it, and once later records are handled their acks
 are committed over it (faust takes a one-offset gap at the head of its acks for a compacted topic).
 
-Both fit what was seen (a restarted notifier that fetched a profile change and never handled it; cart
-alerts missing after the notifier was killed mid-stream) but neither was caught in the act: a stress
-run of a killed and restarted table worker (10 kills, 12,000 records) lost nothing with or without them.
+Both were found by reading faust while looking for lost alerts (a restarted notifier that fetched a
+profile change and never handled it, issue 16) and neither was caught in the act: a stress run of a
+killed and restarted table worker (10-15 kills, 12,000 records) lost nothing with or without them.
 
 :class:`Recovery` does the same steps in the order that cannot drop anything: clear the queues (of what
 was fetched before the rebalance) while every stream partition is still paused, seek, and only then

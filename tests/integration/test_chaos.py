@@ -195,12 +195,22 @@ def cart(run: str, user: str, i: int, want: Expected) -> list[Step]:
     """A third of the customers leave an item in the cart (an alert), a third buy it at once (none)."""
     if i % 3 == 1:
         want.alerts["cart_abandoned", user] += 1
-        return [lambda sdk, _: sdk.track(user, "Product Added", product(f"{user}-cart"))]
+        return [abandoned_cart(user)]
     if i % 3 == 2:
         order_id, total = f"{run}-co{i}", Decimal("9.99")
         want.orders[user][order_id] = total
         return [bought_cart(user, order_id, total)]
     return []
+
+
+def abandoned_cart(user: str) -> Step:
+    """The item left in the cart, dated 2 s after it is sent. Each SDK batch's times are corrected by its
+    own clock skew (receivedAt - (sentAt - timestamp)); after a kill the stream catches up in a burst, and
+    an order sent a few ms before the cart, in a batch that took longer, came out dated after it: the
+    order (correctly) emptied the cart and its alert was not due (seen in CI and here, 2 of 100 carts)."""
+    return lambda sdk, _: sdk.track(
+        user, "Product Added", product(f"{user}-cart"), timestamp=datetime.now(UTC) + timedelta(seconds=2)
+    )
 
 
 def bought_cart(user: str, order_id: str, total: Decimal) -> Step:
