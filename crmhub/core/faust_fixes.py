@@ -51,11 +51,7 @@ class Recovery(FaustRecovery):
         if self.app.consumer_generation_id != generation_id:
             self.log.warning("Recovery rebalancing again")
             return
-        await self.start_streams()
-        self.tables.on_actives_ready()
-        self.tables.on_standbys_ready()
-        self.app.on_rebalance_end()
-        self.log.info("Worker ready")
+        await self.start_streams(standbys_ready=True)
 
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
         """The tables are recovered: tell them, then start the streams."""
@@ -75,15 +71,11 @@ class Recovery(FaustRecovery):
                 "Recovery rebalancing again (generation %r, not %r)", self.app.consumer_generation_id, generation_id
             )
             return
-        await self.start_streams()
-        self.tables.on_actives_ready()
-        if not self.app.assignor.assigned_standbys():
-            self.tables.on_standbys_ready()
-        self.app.on_rebalance_end()
-        self.log.info("Worker ready")
+        await self.start_streams(standbys_ready=not self.app.assignor.assigned_standbys())
 
-    async def start_streams(self) -> None:
-        """Clear the agents' queues, seek the paused stream partitions to their committed offsets, resume them."""
+    async def start_streams(self, standbys_ready: bool) -> None:
+        """Clear the agents' queues, seek the paused stream partitions to their committed offsets, resume
+        them; then the tables are ready (the standbys too when none are assigned) and the rebalance ends."""
         consumer = self.app.consumer
         assignment = consumer.assignment()
         self.app.flow_control.resume()  # clears the queues: nothing of a stream partition is fetched yet
@@ -96,6 +88,11 @@ class Recovery(FaustRecovery):
         consumer.resume_flow()
         fetcher: Any = self.app._fetcher  # type: ignore[attr-defined]
         await fetcher.maybe_start()
+        self.tables.on_actives_ready()
+        if standbys_ready:
+            self.tables.on_standbys_ready()
+        self.app.on_rebalance_end()
+        self.log.info("Worker ready")
 
 
 class TableManager(FaustTableManager):

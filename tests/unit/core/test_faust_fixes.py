@@ -71,7 +71,11 @@ def test_stream_partitions_resume_only_after_the_queues_are_cleared_and_seeked(t
     app.__dict__["_fetcher"] = SimpleNamespace(maybe_start=started)  # faust's is a cached property
     recovery: Any = app.tables.recovery
     recovery._wait = lambda coro, timeout=None: coro  # the service is not started: await the step itself
-    asyncio.run(recovery.start_streams())
+    tables: Any = app.tables  # what the tables hear once the streams run
+    tables.on_actives_ready = lambda: steps.done.append("actives ready")
+    tables.on_standbys_ready = lambda: steps.done.append("standbys ready")
+    asyncio.run(recovery.start_streams(standbys_ready=True))
     # a record fetched before the queues are cleared would be dropped unhandled: none can be, the stream
     # partition is resumed last (and the changelog partition is left to the recovery)
-    assert steps.done == ["clear queues", "seek", "resume crm.profile-changes.v1", "flow", "fetcher"]
+    assert steps.done[:5] == ["clear queues", "seek", "resume crm.profile-changes.v1", "flow", "fetcher"]
+    assert steps.done[5:] == ["actives ready", "standbys ready"]
