@@ -16,7 +16,7 @@ from crmhub.core import kafka as kafka_io
 from crmhub.core import metrics
 from crmhub.core.effects import Count, DeadLetter, Effect
 from crmhub.core.errors import is_retryable
-from crmhub.core.faust_fixes import TableManager
+from crmhub.core.faust_fixes import WATCHDOG_LOOK_S, TableManager, Watchdog
 from crmhub.core.logs import setup_logging
 from crmhub.core.net import free_port
 from crmhub.core.runtime import DEFAULT_BACKOFF, METER_INTERVAL_S, Backoff, poison_letter
@@ -57,6 +57,13 @@ def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.Ap
     @app.timer(interval=METER_INTERVAL_S)
     async def meter() -> None:
         await record_consumer(app, service)
+
+    watchdog = Watchdog(app)
+
+    async def watch_partitions() -> None:
+        await watchdog()
+
+    add_timer(app, WATCHDOG_LOOK_S, watch_partitions)
 
     return app
 

@@ -23,11 +23,12 @@ class SegmentField:
     type: Any  # a Python type annotation: int, Decimal, datetime | None, tuple[str, ...], a TypedDict…
     reads: tuple[str, ...]  # the profile fields the value is computed from
     get: Callable[[Any], Any]  # profile (or any object with the ``reads`` attributes) -> value
+    stored: bool = False  # the value is the attribute of the same name, as it is
 
 
 def stored(facet: type[BaseModel], *names: str) -> list[SegmentField]:
     """Fields of ``facet`` exposed as they are, under their own names, with their annotated types."""
-    return [SegmentField(n, facet.model_fields[n].annotation, (n,), attrgetter(n)) for n in names]
+    return [SegmentField(n, facet.model_fields[n].annotation, (n,), attrgetter(n), stored=True) for n in names]
 
 
 def computed(*reads: str) -> Callable[[Callable[[Any], Any]], SegmentField]:

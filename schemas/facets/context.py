@@ -3,6 +3,8 @@ last campaign, referrer, device type, locale, time zone, country). The IP itself
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.facets.base import SegmentField
@@ -48,11 +50,8 @@ def _touch_field(touch: str, part: str) -> SegmentField:
 
 
 def _latest_field(name: str, exposed: str) -> SegmentField:
-    def get(p: ContextFacet) -> str | None:
-        value: str | None = getattr(p.context, name)
-        return value
-
-    return SegmentField(exposed, MarketingContext.model_fields[name].annotation, ("context",), get)
+    annotation = MarketingContext.model_fields[name].annotation
+    return SegmentField(exposed, annotation, ("context",), attrgetter(f"context.{name}"))
 
 
 SEGMENT_FIELDS = [

@@ -16,6 +16,7 @@ import zlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from services.segmenter.memo import memo_key
 from services.segmenter.rules import SegmentDef, membership_changes
 
 VIEW_FIELDS = tuple(name for name in FIELD_TYPES if name in profile_view({"profile_id": ""}))
+_view_values = itemgetter(*VIEW_FIELDS)
 _PRIOR = struct.Struct(f"<Hqd{len(VIEW_FIELDS)}I")  # led by the number of fields: a layout tag
 PRIOR_SIZE = _PRIOR.size
 MEMO_SIZE = 50_000  # remembered results per segment; cleared when full
@@ -103,7 +105,7 @@ class Prior:
 
 def serialise(view: dict[str, Any]) -> list[bytes]:
     """Every view field as JSON bytes, in :data:`VIEW_FIELDS` order."""
-    return [orjson.dumps(view[name], default=str) for name in VIEW_FIELDS]
+    return [orjson.dumps(value, default=str) for value in _view_values(view)]
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def evaluate_change(
         return None
     view = profile_view(profile)
     values = serialise(view)
-    hashes = tuple(zlib.crc32(value) for value in values)
+    hashes = tuple(map(zlib.crc32, values))
     if prior is None:
         due = {d.name: d for d in catalog.defs}
     else:

@@ -12,9 +12,10 @@ import types
 from copy import copy
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any, Union, get_args, get_origin, get_type_hints, is_typeddict
 
-from pydantic import AwareDatetime, ConfigDict, create_model
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 from rule_engine import DataType
 
 from schemas.profile import SEGMENT_FIELDS, Profile
@@ -54,11 +55,18 @@ FIELD_TYPES |= {name: fn.data_type for name, fn in TIME_FUNCTIONS.items()}
 
 
 def _source_field(name: str) -> Any:
-    """The profile's field, optional here (a required one defaults to None): tests and tools build views
-    of partial documents."""
+    """The profile's field, optional here (a required one defaults to None: tests and tools build views
+    of partial documents). A nested model's default is one shared instance, not a new one per profile:
+    the source is only read."""
     info = Profile.model_fields[name]
     annotation: Any = info.annotation
-    return (annotation | None, None) if info.is_required() else (annotation, copy(info))
+    if info.is_required():
+        return (annotation | None, None)
+    factory = info.default_factory
+    if isinstance(factory, type) and issubclass(factory, BaseModel):
+        shared = factory()
+        return (annotation, Field(default_factory=lambda: shared))
+    return (annotation, copy(info))
 
 
 _READS = sorted({name for f in SEGMENT_FIELDS for name in f.reads} | {"merged_into"})
@@ -66,8 +74,16 @@ _SOURCE_FIELDS: dict[str, Any] = {name: _source_field(name) for name in _READS}
 SegmentSource = create_model("SegmentSource", __config__=ConfigDict(extra="ignore"), **_SOURCE_FIELDS)
 
 
+_STORED = tuple(f.name for f in SEGMENT_FIELDS if f.stored)
+_read_stored = attrgetter(*_STORED)  # one call for all of them (a view is built per profile change)
+_COMPUTED = tuple((f.name, f.get) for f in SEGMENT_FIELDS if not f.stored)
+
+
 def profile_view(profile: dict[str, Any]) -> dict[str, Any]:
     """The value of every segment field (time functions aside) of a profile as published on
     crm.profile-changes.v1 (JSON); fields it lacks take their defaults."""
     source = SegmentSource.model_validate(profile)
-    return {f.name: f.get(source) for f in SEGMENT_FIELDS}
+    view = dict(zip(_STORED, _read_stored(source), strict=True))
+    for name, get in _COMPUTED:
+        view[name] = get(source)
+    return view

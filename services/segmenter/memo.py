@@ -11,6 +11,7 @@ in such a comparison has no key: it is evaluated every time. Pure.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -76,10 +77,13 @@ def key_spec(rule: rule_engine.Rule, fields: frozenset[str]) -> KeySpec | None:
     return tuple(parts)
 
 
-def _sides(value: Any, constants: Sequence[Decimal]) -> tuple[int, ...] | None:
+def _sides(value: Any, constants: Sequence[Decimal]) -> tuple[int, bool] | None:
+    """Where ``value`` lies among the (sorted) constants: how many are below it, and whether it equals
+    the next; the same for every value on the same side of each constant."""
     if value is None or isinstance(value, bool) or not isinstance(value, int | Decimal):
         return None
-    return tuple((value > c) - (value < c) for c in constants)
+    below = bisect_left(constants, value)
+    return below, below < len(constants) and constants[below] == value
 
 
 def memo_key(spec: KeySpec, view: dict[str, Any], values: dict[str, bytes], now: datetime) -> tuple[Any, ...]:
