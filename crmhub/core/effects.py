@@ -28,11 +28,12 @@ from prometheus_client import Counter
 
 @dataclass(frozen=True, slots=True)
 class Publish:
-    """One record to ``topic`` (keyed or not)."""
+    """One record to ``topic`` (keyed or not; to a given partition or the key's)."""
 
     topic: str
     value: bytes
     key: bytes | None = None
+    partition: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,14 +14,14 @@ from faust.exceptions import ConsumerNotStarted
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core import metrics
-from crmhub.core.effects import Count, DeadLetter, Effect
+from crmhub.core.effects import DeadLetter, Effect, Publish
 from crmhub.core.errors import is_retryable
 from crmhub.core.faust_fixes import WATCHDOG_LOOK_S, TableManager, Watchdog
 from crmhub.core.logs import setup_logging
 from crmhub.core.net import free_port
 from crmhub.core.runtime import DEFAULT_BACKOFF, METER_INTERVAL_S, Backoff, poison_letter
 from crmhub.core.settings import Settings
-from crmhub.core.stats import RECENT_DEADLETTERS, add_counts, push_recent
+from crmhub.core.sink import count_metrics, fill_pipeline
 from crmhub.core.topics import DEADLETTER
 
 log = logging.getLogger("crmhub")
@@ -129,7 +129,8 @@ class Guard:
         clock: Callable[[], datetime],
         backoff: Backoff = DEFAULT_BACKOFF,
     ) -> None:
-        self.app, self.service, self.redis, self.clock, self.backoff = app, service, redis, clock, backoff
+        self.service, self.clock, self.backoff = service, clock, backoff
+        self.sink = FaustSink(app, service, redis, clock)
 
     async def process(self, message: Any, handle: Callable[[], Awaitable[object]]) -> None:
         attempt = 0
@@ -148,20 +149,30 @@ class Guard:
 
     async def dead_letter(self, message: Any, exc: Exception) -> None:
         log.error("poison %s[%d]@%d: %r", message.topic, message.partition, message.offset, exc, exc_info=exc)
-        await self.carry_out(poison_letter(self.service, message, exc, self.clock()).effects)
+        await self.sink.carry_out(poison_letter(self.service, message, exc, self.clock()).effects)
+
+
+class FaustSink:
+    """The runtime's effects (``crmhub.core.effects``) carried out on faust's producer and an asyncio
+    Redis, in the order ``crmhub.core.sink.Sink`` carries them out for the kafka-python services: records
+    sent and delivered, then one Redis pipeline, then the metrics."""
+
+    def __init__(self, app: faust.App, service: str, redis: Any, clock: Callable[[], datetime]) -> None:
+        self.app, self.service, self.redis, self.clock = app, service, redis, clock
 
     async def carry_out(self, effects: Sequence[Effect]) -> None:
-        """The dead letters and counters of ``effects``, on faust's producer and an asyncio Redis."""
+        if not effects:
+            return
         dead = [e for e in effects if isinstance(e, DeadLetter)]
-        for letter in dead:
-            sent = await self.app.producer.send(DEADLETTER, None, letter.value, None, None, None)
-            await sent
+        await asyncio.gather(*[await self._send(e) for e in effects if isinstance(e, Publish | DeadLetter)])
         pipe = self.redis.pipeline(transaction=False)
-        for effect in effects:
-            if isinstance(effect, Count):
-                add_counts(pipe, effect.counts)
-        push_recent(pipe, RECENT_DEADLETTERS, [d.value for d in dead])
-        await pipe.execute()
-        for letter in dead:
-            metrics.DEADLETTERS.labels(self.service, letter.reason).inc()
-            metrics.PRODUCED.labels(self.service, DEADLETTER, "deadletter").inc()
+        if fill_pipeline(pipe, effects, dead):
+            await pipe.execute()
+        count_metrics(self.service, self.clock, effects, dead)
+
+    async def _send(self, effect: Publish | DeadLetter) -> Awaitable[Any]:
+        """Enqueue on faust's producer itself (not ``Topic.send``: a third of the cost per record); the
+        result resolves once the broker has the record."""
+        if isinstance(effect, DeadLetter):
+            return await self.app.producer.send(DEADLETTER, None, effect.value, None, None, None)
+        return await self.app.producer.send(effect.topic, effect.key, effect.value, effect.partition, None, None)

@@ -51,7 +51,7 @@ class Sink:
         sent = False
         for effect in effects:
             if isinstance(effect, Publish):
-                self.producer.send(effect.topic, value=effect.value, key=effect.key)
+                self.producer.send(effect.topic, value=effect.value, key=effect.key, partition=effect.partition)
             elif isinstance(effect, PublishBatch):
                 kafka_io.send_batched(self.producer, effect.topic, list(effect.items), self.partitions(effect.topic))
             elif isinstance(effect, DeadLetter):
@@ -65,30 +65,43 @@ class Sink:
         return dead
 
     def _write(self, effects: Sequence[Effect], dead: list[DeadLetter]) -> None:
-        writes = [e for e in effects if isinstance(e, RedisWrite | Count)]
-        if not writes and not dead:
-            return
         pipe = self.redis.pipeline(transaction=False)
-        for effect in writes:
-            if isinstance(effect, RedisWrite):
-                effect.write(pipe)
-            else:
-                add_counts(pipe, effect.counts)
-        push_recent(pipe, RECENT_DEADLETTERS, [d.value for d in dead])
-        pipe.execute()
+        if fill_pipeline(pipe, effects, dead):
+            pipe.execute()
 
     def _count(self, effects: Sequence[Effect], dead: list[DeadLetter]) -> None:
-        for effect in effects:
-            if isinstance(effect, Tally):
-                metrics.count(effect.metric, effect.counts)
-                if effect.touch:
-                    for labels in effect.counts:
-                        effect.metric.labels(*labels)
-            elif isinstance(effect, Latency):
-                metrics.observe_ages(metrics.LATENCY, self.service, self.clock(), effect.received)
-        if dead:
-            reasons: dict[tuple[str, ...], int] = {}
-            for letter in dead:
-                reasons[(self.service, letter.reason)] = reasons.get((self.service, letter.reason), 0) + 1
-            metrics.count(metrics.DEADLETTERS, reasons)
-            metrics.count(metrics.PRODUCED, {(self.service, DEADLETTER, "deadletter"): len(dead)})
+        count_metrics(self.service, self.clock, effects, dead)
+
+
+def fill_pipeline(pipe: Any, effects: Sequence[Effect], dead: Sequence[DeadLetter]) -> bool:
+    """The Redis writes of ``effects`` (and the recent dead letters) into ``pipe``; False: none."""
+    writes = [e for e in effects if isinstance(e, RedisWrite | Count)]
+    if not writes and not dead:
+        return False
+    for effect in writes:
+        if isinstance(effect, RedisWrite):
+            effect.write(pipe)
+        else:
+            add_counts(pipe, effect.counts)
+    push_recent(pipe, RECENT_DEADLETTERS, [d.value for d in dead])
+    return True
+
+
+def count_metrics(
+    service: str, clock: Callable[[], datetime], effects: Sequence[Effect], dead: Sequence[DeadLetter]
+) -> None:
+    """The metrics of ``effects``: tallies, latencies, and the dead letters' counters."""
+    for effect in effects:
+        if isinstance(effect, Tally):
+            metrics.count(effect.metric, effect.counts)
+            if effect.touch:
+                for labels in effect.counts:
+                    effect.metric.labels(*labels)
+        elif isinstance(effect, Latency):
+            metrics.observe_ages(metrics.LATENCY, service, clock(), effect.received)
+    if dead:
+        reasons: dict[tuple[str, ...], int] = {}
+        for letter in dead:
+            reasons[(service, letter.reason)] = reasons.get((service, letter.reason), 0) + 1
+        metrics.count(metrics.DEADLETTERS, reasons)
+        metrics.count(metrics.PRODUCED, {(service, DEADLETTER, "deadletter"): len(dead)})

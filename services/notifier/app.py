@@ -38,9 +38,9 @@ import redis.asyncio as aioredis
 from faust.types import TableT
 
 from crmhub.core import metrics
+from crmhub.core.effects import Count, Publish, Tally
 from crmhub.core.faust_app import Guard, add_timer, create_app, run_worker
 from crmhub.core.settings import Settings, parse_complaint_sla
-from crmhub.core.stats import STATS_KEY
 from crmhub.core.topics import PROFILE_CHANGES
 from schemas.outputs import Alert
 from schemas.readmodels.profiles import CACHE_PREFIX
@@ -214,22 +214,21 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
         name: app.Table(name, default=None, partitions=settings.partitions) for name in get_args(TableName)
     }
     dispatcher = build_dispatcher(app, settings, redis, clock)
+    guard = Guard(app, SERVICE, redis, clock)
 
     async def send_due(partition: int, value: bytes) -> None:
-        await (await app.producer.send(DUE_TOPIC, None, value, partition, timestamp=None, headers=None))
+        await guard.sink.carry_out([Publish(DUE_TOPIC, value, partition=partition)])
 
     notifier = Notifier(
         rules_from(settings), tables, partial(read_fresh, redis), AlertSubmitter(dispatcher, redis), send_due, clock
     )
     for name, table in tables.items():
         table.on_recover(partial(notifier.rebuild, name))
-    wire(app, settings, notifier, dispatcher, redis, Guard(app, SERVICE, redis, clock))
+    wire(app, settings, notifier, dispatcher, guard)
     return app
 
 
-def wire(
-    app: faust.App, settings: Settings, notifier: Notifier, dispatcher: Dispatcher, redis: aioredis.Redis, guard: Guard
-) -> None:
+def wire(app: faust.App, settings: Settings, notifier: Notifier, dispatcher: Dispatcher, guard: Guard) -> None:
     """The agent on the profile changes and the due records (each under the runtime's error rules: a
     record that cannot be handled is retried or dead-lettered, never the end of the agent), and the timers."""
     # internal: faust creates the due topic (the profile changes topic exists) with the tables' partitions
@@ -252,9 +251,9 @@ def wire(
     async def count_seen() -> None:
         if notifier.seen:
             n = notifier.seen
-            await redis.hincrby(STATS_KEY, "notifier.profiles", n)
+            consumed = Tally(metrics.CONSUMED, {(SERVICE, PROFILE_CHANGES, "profile"): n})
+            await guard.sink.carry_out([Count({"notifier.profiles": n}), consumed])
             notifier.seen -= n  # counted: with Redis away they wait for the next round
-            metrics.CONSUMED.labels(SERVICE, PROFILE_CHANGES, "profile").inc(n)
 
     add_timer(app, TICK_S, notifier.tick)
     add_timer(app, RECOVER_S, recover_deliveries)

@@ -17,7 +17,7 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -27,6 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from crmhub.core import metrics
+from crmhub.core.effects import Effect, Publish, Tally
 from crmhub.core.faust_app import Guard, add_timer, create_app, run_worker
 from crmhub.core.kafka import partition_for_key
 from crmhub.core.settings import Settings
@@ -46,7 +47,7 @@ SERVICE = "segmenter"
 BACKFILL_CHUNK = 500
 DUE_BATCH = 1000
 STALE_RETRIES = 10
-Send = Callable[[SegmentChange], Awaitable[Awaitable[Any]]]  # enqueue a change; await the result: delivered
+CarryOut = Callable[[Sequence[Effect]], Awaitable[None]]  # the runtime's: returns once the records are delivered
 Clock = Callable[[], datetime]
 
 
@@ -57,13 +58,13 @@ class Segmenter:
         membership: Membership,
         profiles: ProfileReader,
         segments: SegmentStore,
-        send: Send,
+        carry_out: CarryOut,
         clock: Clock,
     ) -> None:
         self.partitions = settings.partitions
         self.file_defs = load_definitions(settings.segments_file)
         self.membership, self.profiles, self.segments = membership, profiles, segments
-        self.send, self.clock = send, clock
+        self.carry_out, self.clock = carry_out, clock
         self.lock = asyncio.Lock()
         self.catalog = Catalog(combine(self.file_defs, segments.definitions()))
         self.backfill: asyncio.Task[None] | None = None
@@ -88,31 +89,24 @@ class Segmenter:
             else:
                 outcomes.append(out)
         await self.publish(
-            SegmentChange(segment=name, profile_id=out.profile_id, change=change, at=now, profile_version=out.version)
-            for out in outcomes
-            for names, change in ((out.entered, "entered"), (out.exited, "exited"))
-            for name in names
+            [
+                SegmentChange(
+                    segment=name, profile_id=out.profile_id, change=change, at=now, profile_version=out.version
+                )
+                for out in outcomes
+                for names, change in ((out.entered, "entered"), (out.exited, "exited"))
+                for name in names
+            ],
+            consumed=len(docs),
         )
         await self.membership.write(partition, outcomes, len(docs))
-        changes: Counter[tuple[str, ...]] = Counter(
-            (name, change)
-            for out in outcomes
-            for names, change in ((out.entered, "entered"), (out.exited, "exited"))
-            for name in names
-        )
-        metrics.count(metrics.CONSUMED, {(SERVICE, PROFILE_CHANGES, "profile"): len(docs)})
-        produced: Counter[tuple[str, ...]] = Counter()
-        for (_, change), n in changes.items():
-            produced[(SERVICE, SEGMENTS, change)] += n
-        metrics.count(metrics.PRODUCED, produced)
-        metrics.count(metrics.SEGMENT_CHANGES, changes)
         return stale
 
-    async def publish(self, changes: Iterable[SegmentChange]) -> None:
-        """Send the changes and wait until the broker has them all: membership is recorded only after its
-        changes are published, so a crash in between publishes them again (at least once), never not at all."""
-        deliveries = [await self.send(change) for change in changes]
-        await asyncio.gather(*deliveries)
+    async def publish(self, changes: Sequence[SegmentChange], consumed: int = 0) -> None:
+        """Have the runtime send the changes (and count them) and wait until the broker has them all:
+        membership is recorded only after its changes are published, so a crash in between publishes them
+        again (at least once), never not at all."""
+        await self.carry_out(publication(changes, consumed))
 
     async def stored(self, pids: list[str]) -> dict[str, dict[str, Any]]:
         found = await asyncio.to_thread(self.profiles.load, pids)
@@ -171,10 +165,12 @@ class Segmenter:
             versions = await self.membership.versions(partition, pids)
             now = self.clock()
             await self.publish(
-                SegmentChange(
-                    segment=name, profile_id=pid, change="exited", at=now, profile_version=versions.get(pid, 0)
-                )
-                for pid in pids
+                [
+                    SegmentChange(
+                        segment=name, profile_id=pid, change="exited", at=now, profile_version=versions.get(pid, 0)
+                    )
+                    for pid in pids
+                ]
             )
             await self.membership.remove(partition, name, pids)
         log.info("segment %r deleted: %d exits in partition %d", name, len(pids), partition)
@@ -221,6 +217,19 @@ class Segmenter:
         await asyncio.to_thread(self.segments.record_sizes, sizes, at)
 
 
+def publication(changes: Sequence[SegmentChange], consumed: int = 0) -> list[Effect]:
+    """The segment changes as records to publish, and their counters (and ``consumed`` profile changes)."""
+    by_change: Counter[tuple[str, ...]] = Counter((c.segment, c.change) for c in changes)
+    produced: Counter[tuple[str, ...]] = Counter()
+    for (_, change), n in by_change.items():
+        produced[(SERVICE, SEGMENTS, change)] += n
+    effects: list[Effect] = [Publish(SEGMENTS, c.model_dump_json().encode(), c.profile_id.encode()) for c in changes]
+    effects += [Tally(metrics.PRODUCED, produced), Tally(metrics.SEGMENT_CHANGES, by_change)]
+    if consumed:
+        effects.append(Tally(metrics.CONSUMED, {(SERVICE, PROFILE_CHANGES, "profile"): consumed}))
+    return effects
+
+
 def log_failure(task: asyncio.Task[None]) -> None:
     """A backfill that failed is logged; the next tick finds the partitions still out of date and retries."""
     if not task.cancelled() and (exc := task.exception()) is not None:
@@ -232,15 +241,10 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     changes_topic = app.topic(PROFILE_CHANGES, key_type=bytes, value_type=bytes)
     engine = make_engine(settings.sql_url)
 
-    async def send(change: SegmentChange) -> Awaitable[Any]:
-        # the producer itself, not Topic.send: a third of the cost per record, which counts at ~10 per profile
-        key, value = change.profile_id.encode(), change.model_dump_json().encode()
-        return await app.producer.send(SEGMENTS, key, value, partition=None, timestamp=None, headers=None)
-
     redis_client = aioredis.Redis.from_url(settings.redis_dsn)
     membership = Membership(redis_client)
     guard = Guard(app, SERVICE, redis_client, clock)
-    seg = Segmenter(settings, membership, ProfileReader(engine), SegmentStore(engine), send, clock)
+    seg = Segmenter(settings, membership, ProfileReader(engine), SegmentStore(engine), guard.sink.carry_out, clock)
     log.info("segmenter evaluating %d segments: %s", len(seg.catalog.defs), ", ".join(seg.catalog.names))
 
     add_agent(app, changes_topic, seg, guard)

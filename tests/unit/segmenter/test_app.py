@@ -6,7 +6,7 @@ record goes to the runtime's guard, not through the agent."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 import pytest
 
+from crmhub.core import topics
+from crmhub.core.effects import Effect, Publish
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from schemas.outputs import SegmentChange
@@ -53,15 +55,14 @@ class Harness:
             self.membership,  # type: ignore[arg-type]
             ProfileReader(engine),
             SegmentStore(engine),
-            self.send,
+            self.carry_out,
             lambda: NOW,
         )
 
-    async def send(self, change: SegmentChange) -> Awaitable[Any]:
-        self.published.append(change)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+    async def carry_out(self, effects: Sequence[Effect]) -> None:
+        records = [e for e in effects if isinstance(e, Publish)]
+        assert {(r.topic, r.key) for r in records} <= {(topics.SEGMENTS, b"P")}
+        self.published += [SegmentChange.model_validate_json(r.value) for r in records]
 
     def changed(self, *docs: dict[str, Any]) -> list[str]:
         return asyncio.run(self.segmenter.apply(0, orjson.loads(orjson.dumps(docs))))
