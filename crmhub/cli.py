@@ -16,7 +16,7 @@ import click
 from pydantic import ValidationError
 
 from crmhub.core.errors import CrmhubError
-from crmhub.core.settings import Settings
+from crmhub.core.settings import MAX_OVER_S, Settings
 from crmhub.core.tokens import SCOPES
 from crmhub.embedded import shutdown
 
@@ -150,7 +150,7 @@ def publish(settings: Settings, file: Path, source: str | None) -> None:
 @click.option("--watch", is_flag=True, help="Refresh until Ctrl-C.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.2, max=30),
+    type=click.FloatRange(min=0.2, max=MAX_OVER_S),
     default=1.0,
     show_default=True,
     help="Seconds between the two samples the rates come from (and between refreshes).",

@@ -396,6 +396,7 @@ def parse_trait_survivorship(value: str) -> dict[str, tuple[str, ...]]:
 
 
 PRIORITIES = ("high", "normal", "low")
+MAX_OVER_S = 5.0  # the longest `GET /v1/ops` (and `crmhub status`) waits between its two samples
 
 
 def parse_complaint_sla(value: str) -> dict[str, float]:

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from crmhub.core.metrics import exposition, restarts_exposition
 from crmhub.core.sessions import COOKIE, SESSION_TTL_S, close_session, open_session
+from crmhub.core.settings import MAX_OVER_S
 from crmhub.core.stats import read_counts, restarts
 from crmhub.core.tokens import Principal
 from crmhub.core.web import OpsRead, Res, Resources, authenticate, authorize, bootstrap_secret
@@ -56,7 +57,7 @@ def with_rates(res: Resources, over_s: float, who: Principal) -> dict[str, Any]:
 def ops(
     res: Res,
     who: Annotated[Principal, OpsRead],
-    over: float = Query(1.0, gt=0, le=30, description="Seconds between the two samples."),
+    over: float = Query(1.0, gt=0, le=MAX_OVER_S, description="Seconds between the two samples."),
 ) -> Any:
     return with_rates(res, over, who)
 
