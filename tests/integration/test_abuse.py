@@ -4,6 +4,7 @@ key over its rate gets 429 with Retry-After, and limits are capped."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -74,3 +75,24 @@ def test_a_write_key_over_its_rate_gets_429_with_retry_after(strict_api: str) ->
 def test_limits_are_capped(api: httpx.Client, path: str) -> None:
     answer = api.get(path)
     assert answer.status_code == 422 and answer.json()["detail"]
+
+
+def test_a_client_sending_its_body_too_slowly_gets_408_as_json(strict_api: str) -> None:
+    host, port = strict_api.removeprefix("http://").split(":")
+    head = (
+        "POST /v1/track HTTP/1.1\r\nHost: shop\r\nAuthorization: Basic dGVzdC1wb3Mta2V5Og==\r\n"  # test-pos-key:
+        "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port)), timeout=15) as slow:
+        slow.sendall(head.encode() + b'{"userId": "slow-')  # 17 of the 200 bytes promised, then nothing
+        started = time.monotonic()
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = slow.recv(4096)  # the server answers (and may close); a hang fails on the timeout
+            if not chunk:
+                break
+            answer += chunk
+    waited = time.monotonic() - started
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.startswith(b"HTTP/1.1 408"), answer
+    assert b'"code":"request_timeout"' in rest.replace(b" ", b"") and 0.9 < waited < 10

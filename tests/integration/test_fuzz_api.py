@@ -29,7 +29,7 @@ from services.ingest.collector import is_collector_path
 pytestmark = pytest.mark.integration
 
 ADMIN, WRITE_KEY = "fuzz-admin-token", "fuzz-web-key"
-EXAMPLES = 25  # per operation and credential: ~1,200 requests each
+EXAMPLES = 40  # at most, per operation and credential (fewer where the inputs run out)
 LEFT_OUT = {"GET /v1/stream"}
 
 
@@ -102,5 +102,5 @@ def test_no_endpoint_answers_a_fuzzed_request_with_a_5xx_a_hang_or_a_non_json_er
         fuzz(op, base_url, who, statuses, problems)
     total = sum(statuses.values())
     print(f"\nfuzzed {len(ops)} operations as {who}: {total} requests, {dict(sorted(statuses.items()))}")
-    assert len(ops) >= 45 and total >= 20 * len(ops)
+    assert len(ops) >= 45 and total >= 10 * len(ops)
     assert not problems, "\n".join(sorted(set(problems))[:40])
