@@ -1,8 +1,10 @@
-"""Hypothesis on the raw decoder: whatever the bytes, ``decode_raw`` gives an Event or a Rejection with a
-documented reason, never one of its "unexpected" catch-all (an exception this code did not foresee)."""
+"""Hypothesis on the raw decoders. Whatever the bytes, ``decode_raw`` gives an Event or a Rejection with a
+documented reason, never one of its "unexpected" catch-all (an exception this code did not foresee); the
+collector's body decoding gives a JSON object or its 400; raw lines go on one entry per line."""
 
 from __future__ import annotations
 
+import gzip
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,12 +12,15 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.ingest.collector import CollectorError, parse_body
 from services.ingest.decode import RawInput, Rejection, decode_raw
+from services.ingest.raw_http import line_entries
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 CASES = settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
-scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False) | st.text(max_size=30)
+integers = st.integers(-(2**63), 2**63 - 1)  # what JSON (orjson) carries
+scalars = st.none() | st.booleans() | integers | st.floats(allow_nan=False) | st.text(max_size=30)
 json_values = st.recursive(
     scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
 )
@@ -61,3 +66,23 @@ def test_any_bytes_decode_to_an_event_or_a_documented_rejection(value: bytes) ->
 def test_any_message_shaped_object_decodes_to_an_event_or_a_documented_rejection(message: dict[str, Any]) -> None:
     result = decoded(orjson.dumps(message))
     assert foreseen(result), result
+
+
+@CASES
+@given(
+    st.binary(max_size=300) | messages.map(orjson.dumps).map(gzip.compress),
+    st.sampled_from(["identity", "gzip", "deflate", "br", "x"]),
+)
+def test_a_collector_body_is_a_json_object_or_a_collector_error(raw: bytes, encoding: str) -> None:
+    try:
+        assert isinstance(parse_body(raw, encoding), dict)
+    except CollectorError as exc:
+        assert exc.status == 400 and exc.code in {"invalid_json", "invalid_request", "payload_too_large"}
+
+
+@CASES
+@given(st.lists(st.binary(max_size=60) | messages.map(orjson.dumps), max_size=6))
+def test_raw_lines_go_on_one_entry_per_line_whatever_they_hold(lines: list[bytes]) -> None:
+    body = b"\n".join(lines)
+    entries = line_entries("pos", body, "r-1")
+    assert [e.value for e in entries] == [s for line in body.split(b"\n") if (s := line.strip())]
