@@ -88,7 +88,8 @@ class Fetching:
 
     def __init__(self, records: dict[TP, list[int]], active: set[TP], paused_meanwhile: set[TP]) -> None:
         self.records, self.active, self.paused_meanwhile = records, active, paused_meanwhile
-        self.app = SimpleNamespace(consumer_generation_id=1, monitor=SimpleNamespace(track_tp_end_offset=print))
+        monitor = SimpleNamespace(track_tp_end_offset=lambda tp, offset: None)
+        self.app = SimpleNamespace(consumer_generation_id=1, monitor=monitor)
         self.flow_active, self.should_stop = True, False
         self._buffered_partitions: set[TP] = set()
         self.scheduler = SimpleNamespace(iterate=lambda rs: ((tp, r) for tp, batch in rs.items() for r in batch))
