@@ -19,11 +19,10 @@ NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 CASES = settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 FIELDS = sorted(FIELD_TYPES)
-tokens = st.sampled_from(
-    [*FIELDS, *("and", "or", "not", "in", "==", "!=", ">=", "<=", "<", ">", "=~", "+", "-", "*", "/", "%", "**")]
-    + ["(", ")", "[", "]", ",", ".", "null", "true", "false", "0", "1", "-1", "2.5", "100", '"web"', '"gold"']
-    + ["days_since(", "hours_since(", "$now", "$today", "[0]", "['x']", ".length", "'2026-01-01'", "d'2026-01-01'"]
-)
+OPERATORS = ("and", "or", "not", "in", "==", "!=", ">=", "<=", "<", ">", "=~", "+", "-", "*", "/", "%", "**")
+LITERALS = ("(", ")", "[", "]", ",", ".", "null", "true", "false", "0", "1", "-1", "2.5", "100", '"web"', '"gold"')
+ODDS = ("days_since(", "hours_since(", "$now", "$today", "[0]", "['x']", ".length", "'2026-01-01'", "d'2026-01-01'")
+tokens = st.sampled_from([*FIELDS, *OPERATORS, *LITERALS, *ODDS])
 constants = st.sampled_from(["null", "true", "0", "-1", "2.5", "500", '"gold"', '"web"', "d'2026-01-01'", "[1, 2]"])
 operators = st.sampled_from(["==", "!=", ">=", "<", "=~", "in"])
 operands = st.sampled_from(FIELDS) | st.sampled_from(FIELDS).map(lambda f: f"days_since({f})") | constants
