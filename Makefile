@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: demo up test lint unit integration bench clean
+.PHONY: demo up test lint unit integration fuzz bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ unit: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q -ra
+
+fuzz: $(STAMP)  # explore anew: random seeds, many cases (the suite replays a fixed seed)
+	CRMHUB_FUZZ_EXAMPLES=$${CRMHUB_FUZZ_EXAMPLES:-5000} $(BIN)/pytest -q tests/unit -k fuzz
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/e2e.py $(ARGS)

@@ -48,8 +48,8 @@ class SegmentDef:
     def matches(self, view: dict[str, Any]) -> bool:
         try:
             return bool(self.rule.matches(view))
-        except rule_engine.EngineError:  # a null or missing value compared: false, never a crash
-            return False
+        except (rule_engine.EngineError, TypeError):  # a null or missing value compared: false, never a crash
+            return False  # (rule-engine raises TypeError for ``x in null``, found by the fuzz test)
 
     @property
     def fingerprint(self) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from requests.auth import _basic_auth_str
 
 from crmhub.api import create_app
@@ -25,6 +25,7 @@ from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
 from crmhub.hub import running_hub
 from services.ingest.collector import is_collector_path
+from tests.fuzzing import cases
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +82,7 @@ def problem(response: Any) -> str | None:
 def fuzz(op: Any, base: str, who: str, statuses: Counter[int], problems: list[str]) -> None:
     headers = credentials(who, op.path)
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @cases(EXAMPLES)
     @given(case=op.as_strategy())
     def call(case: Any) -> None:
         response = case.call(base_url=base, headers=headers, timeout=10)  # a hang fails the test

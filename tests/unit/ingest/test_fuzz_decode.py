@@ -9,15 +9,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from services.ingest.collector import CollectorError, parse_body
 from services.ingest.decode import RawInput, Rejection, decode_raw
 from services.ingest.raw_http import line_entries
+from tests.fuzzing import cases
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
-CASES = settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+CASES = cases(400)
 
 integers = st.integers(-(2**63), 2**63 - 1)  # what JSON (orjson) carries
 scalars = st.none() | st.booleans() | integers | st.floats(allow_nan=False) | st.text(max_size=30)

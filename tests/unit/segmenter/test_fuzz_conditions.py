@@ -8,15 +8,16 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from services.segmenter.engine import Catalog, evaluate_change
 from services.segmenter.fields import FIELD_TYPES, profile_view
 from services.segmenter.rules import SegmentDef, SegmentError, compile_segment
+from tests.fuzzing import cases
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
-CASES = settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+CASES = cases(400)
 
 FIELDS = sorted(FIELD_TYPES)
 OPERATORS = ("and", "or", "not", "in", "==", "!=", ">=", "<=", "<", ">", "=~", "+", "-", "*", "/", "%", "**")

@@ -257,6 +257,7 @@ def test_conditions_over_missing_fields_never_match_and_never_crash() -> None:
         compile_segment("gold", 'traits["plan"] == "gold"'),
         compile_segment("berliners", 'city =~ "^Ber"'),
         compile_segment("tier", 'loyalty_tier == "gold"'),
+        compile_segment("band", '"3" in age_band'),  # `in` over null: rule-engine raises TypeError
     ]
     assert evaluate(defs, profile_view({"profile_id": "P"}), NOW) == set()
     view = profile_view({"profile_id": "P", "traits": {"plan": "gold", "city": "Berlin"}})
