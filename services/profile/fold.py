@@ -8,8 +8,8 @@ of the event's type. The rules of every field are in ``docs/profile.md``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, get_args, get_origin
 
 from schemas.events import Event
 from schemas.profile import Profile
@@ -47,14 +47,27 @@ def fold_event(p: Profile, e: Event, rules: FoldRules = DEFAULT_RULES) -> None:
 def working_copy(p: Profile) -> Profile:
     """A copy safe to mutate: the folds mutate only the profile's containers, one level deep (everything
     nested in them is frozen or replaced, never changed), so copying those is enough and much cheaper
-    than a deep copy."""
-    return p.model_copy(update={name: _copy(value) for name, value in p if isinstance(value, dict | list)})
+    than a deep copy. Which fields are containers, and how deep, is read once from the model."""
+    return p.model_copy(update={name: copy(getattr(p, name)) for name, copy in _COPIERS})
 
 
-def _copy(value: dict[str, Any] | list[Any]) -> dict[str, Any] | list[Any]:
-    if isinstance(value, list):
-        return list(value)
-    return {k: v.copy() if isinstance(v, dict | list) else v for k, v in value.items()}
+def _copier(annotation: Any) -> Callable[[Any], Any] | None:
+    """How to copy a field of this type for a fold: a list or dict by one level, a dict of lists or dicts
+    by two (the folds add to ``identifiers[kind]``, ``consent[channel]``); None for a value never mutated."""
+    origin = get_origin(annotation)
+    if origin is list:
+        return list
+    if origin is not dict:
+        return None
+    inner = get_origin(get_args(annotation)[1])
+    if inner in (list, dict):
+        return lambda d: {k: inner(v) for k, v in d.items()}
+    return dict
+
+
+_COPIERS = tuple(
+    (name, copy) for name, field in Profile.model_fields.items() if (copy := _copier(field.annotation)) is not None
+)
 
 
 def upgraded(p: Profile, rules: FoldRules = DEFAULT_RULES) -> Profile:
