@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import stat
 import threading
 from pathlib import Path
 
-from crmhub.core.pseudonyms import KEY_FILE, identity_key, pseudonym
+from crmhub.core.pseudonyms import KEY_FILE, Pseudonyms, identity_key, pseudonym
 from crmhub.core.settings import Settings
 
 
@@ -17,6 +19,21 @@ def test_a_pseudonym_is_keyed_per_kind_and_stable() -> None:
     assert one != pseudonym(b"k2", "email", "ann@example.com")  # without the key, no guess can be checked
     assert one != pseudonym(b"k1", "customer_id", "ann@example.com")
     assert pseudonym(b"k1", "email", one) == one  # already hashed: kept (older suppression lists hold both)
+
+
+def test_a_pseudonym_is_hmac_sha256_for_keys_of_any_length() -> None:
+    for key in (b"", b"k", b"x" * 64, b"long key " * 20):  # shorter than, as long as, longer than a block
+        expected = "h1:" + hmac.new(key, b"phone:+4930123456", hashlib.sha256).hexdigest()[:32]
+        assert pseudonym(key, "phone", "+4930123456") == expected
+
+
+def test_the_memo_stays_bounded_and_right() -> None:
+    hashes = Pseudonyms(b"k1")
+    hashes.MEMO = 3
+    first = [hashes("email", f"{n}@example.com") for n in range(7)]
+    assert len(hashes._memo) <= 3
+    assert first == [pseudonym(b"k1", "email", f"{n}@example.com") for n in range(7)]
+    assert [hashes("email", f"{n}@example.com") for n in range(7)] == first
 
 
 def test_the_embedded_key_is_made_once_private_and_shared(tmp_path: Path) -> None:
