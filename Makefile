@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python tools/code_size.py --check
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q

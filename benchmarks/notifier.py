@@ -19,7 +19,8 @@ from typing import Any
 import orjson
 from fold import demo_events  # type: ignore[import-not-found]  # benchmarks/fold.py, run as a script
 
-from crmhub.core.settings import Settings, parse_complaint_sla
+from crmhub.core.setting_values import parse_complaint_sla
+from crmhub.core.settings import Settings
 from services.notifier.abandonment import pending_for
 from services.notifier.complaints import SlaPolicy, track_complaints
 from services.notifier.payments import payment_alerts

@@ -12,7 +12,8 @@ from rich.live import Live
 from rich.table import Table
 
 from crmhub.core.errors import ServerUnavailable
-from crmhub.core.settings import SOURCES, Settings
+from crmhub.core.setting_values import SOURCES
+from crmhub.core.settings import Settings
 from crmhub.core.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts
 from crmhub.embedded import Stopped, shutdown
 from crmhub.hub import Child, Hub, running_hub

@@ -14,7 +14,8 @@ from rich.table import Table
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core.audit import CLI, Access, AuditLog
-from crmhub.core.settings import SOURCES, Settings
+from crmhub.core.setting_values import SOURCES
+from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from crmhub.core.topics import DEADLETTER
 from crmhub.publish import RawPublisher

@@ -19,7 +19,8 @@ from sqlalchemy import text
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core.metrics import collected, samples
-from crmhub.core.settings import SOURCES, Settings
+from crmhub.core.setting_values import SOURCES
+from crmhub.core.settings import Settings
 from crmhub.core.stats import RECENT_ALERTS, RECENT_DEADLETTERS, read_counts, restarts
 from crmhub.core.tokens import Principal
 from crmhub.core.web import Resources

@@ -12,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core.errors import ConfigError, ServerUnavailable
-from crmhub.core.settings import SOURCES, Settings
+from crmhub.core.setting_values import SOURCES
+from crmhub.core.settings import Settings
 from crmhub.core.topics import raw_topic
 from services.ingest.normalize import is_segment_message
 

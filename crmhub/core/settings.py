@@ -6,8 +6,7 @@ Each field is read from the environment as ``CRMHUB_<NAME>`` and can be given as
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -16,12 +15,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from crmhub.core.errors import ConfigError
 from crmhub.core.routing import load_routes, parse_rate_limits
+from crmhub.core.setting_values import (
+    PARSERS,
+    parse_cors_origins,
+    parse_identity_limits,
+    parse_identity_priority,
+    parse_shared_ids,
+    parse_write_keys,
+)
 from schemas.events import IDENTIFIER_KINDS
 
-SOURCES = ("web", "pos", "payment", "social", "support")
+MAX_OVER_S = 5.0  # the longest `GET /v1/ops` (and `crmhub status`) waits between its two samples
 
-
-# settings given as text, checked by their parser (PARSERS, at the end of the module) at startup
+# settings given as text, checked by their parser (crmhub.core.setting_values.PARSERS) at startup
 PARSED_FIELDS = (
     "write_keys",
     "cors_origins",
@@ -282,150 +288,3 @@ class Settings(BaseSettings):
     @property
     def redis_dsn(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
-
-
-def parse_write_keys(value: str) -> dict[str, str]:
-    """``"k1:web,k2:pos"`` -> ``{"k1": "web", "k2": "pos"}``; raises ValueError naming the bad pair."""
-    keys: dict[str, str] = {}
-    for pair in filter(None, (p.strip() for p in value.split(","))):
-        key, sep, source = pair.partition(":")
-        if not sep or not key or source not in SOURCES:
-            raise ValueError(f"write key {pair!r} must look like KEY:SOURCE with SOURCE one of {SOURCES}")
-        keys[key] = source
-    return keys
-
-
-def parse_cors_origins(value: str) -> list[str]:
-    """``"https://a.example, https://b.example"`` -> the list; ``"*"`` -> ``["*"]`` (any origin)."""
-    origins = [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
-    for origin in origins:
-        scheme, sep, host = origin.partition("://")
-        if origin != "*" and (scheme not in ("http", "https") or not sep or not host or "/" in host):
-            raise ValueError(f"CORS origin {origin!r} must be '*' or look like https://host[:port] (no path)")
-    return origins
-
-
-def _items(value: str) -> list[str]:
-    return [item for item in (p.strip() for p in value.split(",")) if item]
-
-
-def parse_identity_priority(value: str) -> tuple[str, ...]:
-    """``"email,customer_id,…"`` -> the kinds in that order; raises ValueError unless every kind is there once."""
-    kinds = tuple(_items(value))
-    if sorted(kinds) != sorted(IDENTIFIER_KINDS):
-        raise ValueError(f"identity priority {value!r} must name each of {', '.join(IDENTIFIER_KINDS)} exactly once")
-    return kinds
-
-
-def parse_identity_limits(value: str) -> dict[str, int]:
-    """``"customer_id:1,email:5"`` -> ``{"customer_id": 1, "email": 5}``; raises ValueError naming the bad pair."""
-    limits: dict[str, int] = {}
-    for pair in _items(value):
-        kind, _, most = pair.partition(":")
-        if kind not in IDENTIFIER_KINDS or not most.isdigit() or int(most) < 1 or kind in limits:
-            raise ValueError(
-                f"identity limit {pair!r} must look like KIND:MAX with KIND one of {IDENTIFIER_KINDS} "
-                "(each once) and MAX a whole number of at least 1"
-            )
-        limits[kind] = int(most)
-    return limits
-
-
-def parse_shared_ids(value: str) -> frozenset[tuple[str, str]]:
-    """``"kiosk-7,loyalty_id:STAFF"`` -> ``{("anonymous_id", "kiosk-7"), ("loyalty_id", "STAFF")}``."""
-    shared = set()
-    for item in _items(value):
-        kind, sep, rest = item.partition(":")
-        if not (sep and kind in IDENTIFIER_KINDS):
-            kind, rest = "anonymous_id", item
-        if not rest.strip():
-            raise ValueError(f"shared id {item!r} has no value")
-        shared.add((kind, rest.strip()))
-    return frozenset(shared)
-
-
-def parse_loyalty_rates(value: str) -> dict[str, Decimal]:
-    """``"JPY:0.01,KWD:2"`` -> ``{"JPY": Decimal("0.01"), "KWD": Decimal(2)}``; raises ValueError naming the
-    bad pair."""
-    rates: dict[str, Decimal] = {}
-    for pair in _items(value):
-        code, _, rate = pair.partition(":")
-        try:
-            points = Decimal(rate.strip())
-        except InvalidOperation:
-            points = Decimal(-1)
-        code = code.strip().upper()
-        if len(code) != 3 or not code.isalpha() or not points.is_finite() or points < 0 or code in rates:
-            raise ValueError(f"loyalty rate {pair!r} must look like CUR:POINTS with CUR a currency code (each once)")
-        rates[code] = points
-    return rates
-
-
-def parse_loyalty_tiers(value: str) -> tuple[tuple[str, int], ...]:
-    """``"member:0,gold:2000"`` -> ``(("member", 0), ("gold", 2000))``, lowest threshold first."""
-    tiers: dict[str, int] = {}
-    for pair in _items(value):
-        name, _, points = pair.partition(":")
-        name = name.strip()
-        if not name or not points.strip().isdigit() or name in tiers:
-            raise ValueError(f"loyalty tier {pair!r} must look like NAME:POINTS, POINTS a whole number (names once)")
-        tiers[name] = int(points)
-    if len(set(tiers.values())) != len(tiers):
-        raise ValueError(f"loyalty tiers {value!r} must have different thresholds")
-    return tuple(sorted(tiers.items(), key=lambda t: t[1]))
-
-
-def parse_trait_survivorship(value: str) -> dict[str, tuple[str, ...]]:
-    """``"name:crm>web,*:latest"`` -> ``{"name": ("crm", "web"), "*": ("latest",)}``: per trait, either
-    ``("latest",)``, ``("first",)`` or the sources in rank order, best first."""
-    rules: dict[str, tuple[str, ...]] = {}
-    for pair in _items(value):
-        trait, _, rule = pair.partition(":")
-        trait, rule = trait.strip(), rule.strip()
-        ranked = tuple(s.strip() for s in rule.split(">"))
-        ok = rule in ("latest", "first") or (
-            all(s in (*SOURCES, "crm") for s in ranked) and len(set(ranked)) == len(ranked)
-        )
-        if not trait or not ok or trait in rules:
-            raise ValueError(
-                f"trait survivorship {pair!r} must look like TRAIT:latest, TRAIT:first or TRAIT:SOURCE>SOURCE… "
-                f"with sources among {(*SOURCES, 'crm')} (each trait once)"
-            )
-        rules[trait] = ranked
-    return rules
-
-
-PRIORITIES = ("high", "normal", "low")
-MAX_OVER_S = 5.0  # the longest `GET /v1/ops` (and `crmhub status`) waits between its two samples
-
-
-def parse_complaint_sla(value: str) -> dict[str, float]:
-    """``"high:900,normal:3600,low:14400"`` -> seconds per priority; every priority once, each above 0."""
-    sla: dict[str, float] = {}
-    for pair in _items(value):
-        priority, _, seconds = pair.partition(":")
-        try:
-            limit = float(seconds)
-        except ValueError:
-            limit = 0.0
-        if priority.strip() not in PRIORITIES or priority.strip() in sla or not limit > 0:
-            raise ValueError(
-                f"complaint SLA {pair!r} must look like PRIORITY:SECONDS (above 0), PRIORITY one of {PRIORITIES}"
-            )
-        sla[priority.strip()] = limit
-    if sorted(sla) != sorted(PRIORITIES):
-        raise ValueError(f"complaint SLA {value!r} must give seconds for each of {', '.join(PRIORITIES)}")
-    return sla
-
-
-PARSERS: dict[str, Callable[[str], object]] = {
-    "write_keys": parse_write_keys,
-    "cors_origins": parse_cors_origins,
-    "identity_priority": parse_identity_priority,
-    "identity_limits": parse_identity_limits,
-    "shared_ids": parse_shared_ids,
-    "loyalty_rates": parse_loyalty_rates,
-    "loyalty_tiers": parse_loyalty_tiers,
-    "trait_survivorship": parse_trait_survivorship,
-    "complaint_sla": parse_complaint_sla,
-}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from crmhub.core.settings import SOURCES
+from crmhub.core.setting_values import SOURCES
 
 EVENTS = "crm.events.v1"
 PROFILES = "crm.profiles.v1"

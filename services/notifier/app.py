@@ -40,7 +40,8 @@ from faust.types import TableT
 from crmhub.core import metrics
 from crmhub.core.effects import Count, Publish, Tally
 from crmhub.core.faust_app import Guard, add_timer, create_app, run_worker
-from crmhub.core.settings import Settings, parse_complaint_sla
+from crmhub.core.setting_values import parse_complaint_sla
+from crmhub.core.settings import Settings
 from crmhub.core.topics import PROFILE_CHANGES
 from schemas.outputs import Alert
 from schemas.readmodels.profiles import CACHE_PREFIX

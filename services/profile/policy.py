@@ -13,12 +13,8 @@ from datetime import datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from types import MappingProxyType
 
-from crmhub.core.settings import (
-    Settings,
-    parse_loyalty_rates,
-    parse_loyalty_tiers,
-    parse_trait_survivorship,
-)
+from crmhub.core.setting_values import parse_loyalty_rates, parse_loyalty_tiers, parse_trait_survivorship
+from crmhub.core.settings import Settings
 
 _DEFAULTS = Settings.model_fields
 LATEST, FIRST = ("latest",), ("first",)

@@ -47,13 +47,7 @@ from schemas.tables import (
     profiles,
     suppressed_identifiers,
 )
-
-TIMELINE_CAP = 200  # most events kept a profile; older ones are deleted as new ones come
-
-
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+from services.profile.timeline import chunks, write_timeline
 
 
 class Fenced(CrmhubError):
@@ -106,9 +100,8 @@ class ProfileStore(ProfileReader):
         timeline in one transaction. With ``expect``, first check that the store holds what it says
         (else raise :class:`Fenced` or :class:`StaleProfiles` and write nothing); ``before_write`` runs
         once the checks passed, inside the transaction (the profile service publishes there: publish,
-        then commit).
-        ``docs``: the changed profiles' JSON by id, if the caller has it. ``inputs``: the intake journal
-        seqs of the batch's events (see :meth:`folded_among`)."""
+        then commit). ``docs``: the changed profiles' JSON by id, if the caller has it. ``inputs``: the
+        intake journal seqs of the batch's events (see :meth:`folded_among`)."""
         profile_rows = _profile_rows(changed, docs)
         offset_rows = [
             {"group_id": group_id, "topic": t, "partition": part, "incarnation": incarnation, "next_offset": o}
@@ -116,8 +109,6 @@ class ProfileStore(ProfileReader):
         ]
         with self.engine.begin() as conn:
             if expect is not None:
-                if self.engine.dialect.name == "sqlite":
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock before the checks read
                 self._claim_offsets(conn, group_id, incarnation, next_offsets, expect.offsets)
                 offset_rows = []  # claimed
                 profile_rows = self._insert_new(conn, profile_rows, expect)
@@ -126,7 +117,7 @@ class ProfileStore(ProfileReader):
             self._upsert(conn, profiles, profile_rows, ["profile_id"])
             self._upsert(conn, identifiers, _identifier_rows(new_identifiers), ["kind", "value"])
             self._upsert(conn, consumer_offsets, offset_rows, ["group_id", "topic", "partition"])
-            self._write_timeline(conn, timeline, moved or {})
+            write_timeline(conn, timeline, moved or {})
             if inputs:
                 insert = dialect_insert(self.engine, folded_inputs).on_conflict_do_nothing()
                 conn.execute(insert, [{"seq": seq} for seq in inputs])
@@ -157,7 +148,9 @@ class ProfileStore(ProfileReader):
         expected: Mapping[tuple[str, int], int | None],
     ) -> None:
         """Move each partition's stored offset from the expected one to the next; :class:`Fenced` when a
-        partition's stored offset is not the expected one."""
+        partition's stored offset is not the expected one. The first statement of a guarded save."""
+        if self.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock before the checks read
         co = consumer_offsets
         lost = []
         for (topic, part), new in sorted(next_offsets.items()):
@@ -188,7 +181,7 @@ class ProfileStore(ProfileReader):
         stay locked (PostgreSQL) until the transaction ends, in id order so instances cannot deadlock."""
         ids = sorted(expected)
         stored: dict[str, int] = {}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             query = select(profiles.c.profile_id, profiles.c.version).where(profiles.c.profile_id.in_(chunk))
             stored.update(
                 (str(pid), int(v)) for pid, v in conn.execute(query.order_by(profiles.c.profile_id).with_for_update())
@@ -196,57 +189,6 @@ class ProfileStore(ProfileReader):
         stale = [pid for pid in ids if stored.get(pid) != expected[pid]]
         if stale:
             raise StaleProfiles(stale)
-
-    def _write_timeline(
-        self, conn: Connection, timeline: Sequence[tuple[str, Event]], moved: Mapping[str, str]
-    ) -> None:
-        """``timeline``: the batch's (profile id, event) pairs, each under the profile it was folded into;
-        an event stored before (a replay) is not stored again. ``moved``: profiles merged away in the
-        batch, to their survivors, whose timelines take their events. Then the timelines touched keep
-        their newest :data:`TIMELINE_CAP` events."""
-        pe = profile_events
-        for absorbed, survivor in moved.items():
-            # an event both hold (stored under each before the merge) stays once, the survivor's
-            held = select(pe.c.event_id).where(pe.c.profile_id == survivor).scalar_subquery()
-            conn.execute(delete(pe).where(pe.c.profile_id == absorbed, pe.c.event_id.in_(held)))
-            conn.execute(update(pe).where(pe.c.profile_id == absorbed).values(profile_id=survivor))
-        rows = {
-            (pid, ev.event_id): {
-                "profile_id": pid,
-                "event_id": ev.event_id,
-                "occurred_at": ev.occurred_at.astimezone(UTC),
-                "type": ev.type,
-                "source": ev.source,
-                "doc": ev.model_dump_json(),
-            }
-            for pid, ev in timeline
-        }
-        if rows:
-            conn.execute(dialect_insert(self.engine, pe).on_conflict_do_nothing(), list(rows.values()))
-        touched = sorted({pid for pid, _ in rows} | set(moved.values()))
-        for chunk in _chunks(touched):
-            over = conn.execute(
-                select(pe.c.profile_id)
-                .where(pe.c.profile_id.in_(chunk))
-                .group_by(pe.c.profile_id)
-                .having(func.count() > TIMELINE_CAP)
-            ).scalars()
-            for pid in over:
-                self._trim(conn, pid)
-
-    @staticmethod
-    def _trim(conn: Connection, profile_id: str) -> None:
-        """Delete the profile's events older than its newest :data:`TIMELINE_CAP` (ties at the cut stay)."""
-        pe = profile_events
-        cut = (
-            select(pe.c.occurred_at)
-            .where(pe.c.profile_id == profile_id)
-            .order_by(pe.c.occurred_at.desc())
-            .limit(1)
-            .offset(TIMELINE_CAP - 1)
-            .scalar_subquery()
-        )
-        conn.execute(delete(pe).where(pe.c.profile_id == profile_id, pe.c.occurred_at < cut))
 
     def timeline(
         self, profile_id: str, limit: int | None = None, before: datetime | None = None, offset: int = 0
@@ -306,7 +248,7 @@ class ProfileStore(ProfileReader):
         """Those of the intake journal ``seqs`` whose inputs were folded already."""
         found: set[int] = set()
         with self.engine.connect() as conn:
-            for chunk in _chunks(sorted(set(seqs))):
+            for chunk in chunks(sorted(set(seqs))):
                 found.update(conn.execute(select(folded_inputs.c.seq).where(folded_inputs.c.seq.in_(chunk))).scalars())
         return found
 
@@ -320,7 +262,7 @@ class ProfileStore(ProfileReader):
         ids = sorted(set(profile_ids))
         found: set[str] = set()
         with self.engine.connect() as conn:
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 rows = conn.execute(select(erased_profiles.c.profile_id).where(erased_profiles.c.profile_id.in_(chunk)))
                 found.update(rows.scalars())
         return found

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from crmhub.core.settings import (
-    Settings,
+from crmhub.core.setting_values import (
     parse_complaint_sla,
     parse_identity_limits,
     parse_identity_priority,
     parse_shared_ids,
     parse_write_keys,
 )
+from crmhub.core.settings import Settings
 
 
 @pytest.fixture(autouse=True)

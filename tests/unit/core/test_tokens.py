@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crmhub.core.settings import parse_write_keys
+from crmhub.core.setting_values import parse_write_keys
 from crmhub.core.sql import make_engine
 from crmhub.core.tokens import ADMIN, TokenStore, parse_scopes, token_id_of
 from schemas.tables import api_tokens

@@ -6,7 +6,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from crmhub.core.settings import parse_cors_origins
+from crmhub.core.setting_values import parse_cors_origins
 from services.ingest.collector import is_collector_path
 from services.ingest.cors import CollectorCORS
 

@@ -20,7 +20,8 @@ from crmhub.embedded import embedded_postgres
 from schemas.events import Event
 from schemas.profile import Profile
 from schemas.tables import consumer_offsets, identifiers, metadata, profiles
-from services.profile.store import TIMELINE_CAP, Expect, Fenced, ProfileStore, StaleProfiles
+from services.profile.store import Expect, Fenced, ProfileStore, StaleProfiles
+from services.profile.timeline import TIMELINE_CAP
 from tests.unit import factories as f
 
 T = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
