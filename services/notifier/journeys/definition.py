@@ -68,6 +68,7 @@ class SendStep(_Frozen):
     template: Template
     consent: ConsentChannel | None = None
     without_consent: Literal["skip", "internal"] = "skip"  # internal: to the team instead, as alerts do today
+    throttled: bool = True  # a message needing consent waits out quiet hours and counts towards the cap
 
     @field_validator("kind")
     @classmethod
@@ -183,7 +184,7 @@ class Journey(_Frozen):
     version: PositiveInt = 1
     status: Literal["active", "paused"] = "active"
     trigger: Trigger
-    reentry: Reentry = "never"  # or restart (a new occurrence replaces an active enrollment), or after a duration
+    reentry: Reentry = "never"  # or restart, parallel, or a duration (see parsing.Reentry)
     exit: ExitCriteria = ExitCriteria()
     goal: Goal | None = None
     policy: Policy = Policy()

@@ -30,6 +30,7 @@ class Send:
     profile_id: str
     rendered: str
     internal: bool = False  # for the team: routed like an internal alert
+    capped: bool = False  # to the customer under the policy: the wiring adds it to their sends (Customer.sent)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def on_trigger(
     if enrollment is not None and (enrollment.occurrence == key or _refused(journey, enrollment, now)):
         return enrollment, _next_date(journey, occ, customer)
     ended: list[Effect] = []
-    if enrollment is not None and enrollment.active:  # restart: the new occurrence replaces it
+    if enrollment is not None and enrollment.active and journey.reentry == "restart":
         ended = _exit(journey, enrollment, "restarted", enrollment.next_step or journey.steps[0].name)[1]
     first = journey.steps[0].name
     entered = Enrollment(journey.id, journey.version, customer.profile_id, key, now, occ.context(), first, now)
@@ -62,7 +62,16 @@ def on_trigger(
     return state, [*ended, Count(journey.id, first, "entered"), *effects, *_next_date(journey, occ, customer)]
 
 
+def state_key(journey: Journey, profile_id: str, occ: Occurrence) -> str:
+    """Where the wiring keeps the enrollment ``occ`` is about (and passes it back to :func:`on_trigger`)."""
+    if journey.reentry == "parallel":
+        return f"{journey.id}:{profile_id}:{occurrence_key(journey.trigger, occ)}"
+    return f"{journey.id}:{profile_id}"
+
+
 def _refused(journey: Journey, enrollment: Enrollment, now: datetime) -> bool:
+    if journey.reentry == "parallel":
+        return False  # another occurrence's enrollment is not this one's business
     if enrollment.active:
         return journey.reentry != "restart"
     if isinstance(journey.reentry, timedelta):
@@ -215,7 +224,7 @@ def _send(run: _Run, step: SendStep) -> bool:
     internal = step.consent is not None and not consented(view, step.consent)
     if internal and step.without_consent == "skip":
         return _skip(run, step, "consent")
-    to_customer = step.consent is not None and not internal
+    to_customer = step.consent is not None and not internal and step.throttled
     quiet_end = quiet_hours_end(policy, run.customer, run.now) if to_customer else None
     if quiet_end is not None:
         return _hold(run, step.name, quiet_end, step.name)  # the same step, once the quiet hours end
@@ -227,7 +236,7 @@ def _send(run: _Run, step: SendStep) -> bool:
         return _skip(run, step, "template")
     message_id = alert_id(step.kind, e.journey_id, str(e.version), e.profile_id, e.occurrence, step.name)
     run.effects.append(
-        Send(message_id, e.journey_id, step.name, step.send, step.kind, e.profile_id, rendered, internal)
+        Send(message_id, e.journey_id, step.name, step.send, step.kind, e.profile_id, rendered, internal, to_customer)
     )
     run.count(step.name, "sent")
     run.sent += [run.now] if to_customer else []

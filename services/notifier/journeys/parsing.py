@@ -46,13 +46,18 @@ def _condition(types_checked: bool) -> Any:
     return PlainValidator(check)
 
 
+# never: once per customer; restart: a new occurrence ends an active enrollment and enters; parallel: every
+# occurrence its own enrollment (a complaint each); a duration: again once that long has passed since entry
+REENTRY_RULES = ("never", "restart", "parallel")
+
+
 def _reentry(value: Any) -> str | timedelta:
-    if value in ("never", "restart"):
+    if value in REENTRY_RULES:
         return str(value)
     try:
         return _positive(_duration(value))
     except ValueError as exc:
-        raise ValueError(f"reentry is never, restart or a duration like 30d, not {value!r}") from exc
+        raise ValueError(f"reentry is never, restart, parallel or a duration like 30d, not {value!r}") from exc
 
 
 def _template(value: Any) -> MessageTemplate:

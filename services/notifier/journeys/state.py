@@ -1,6 +1,7 @@
 """What the engine remembers of one customer in one journey: a small frozen value the wiring keeps in a
-faust table under ``<journey id>:<profile id>`` as JSON (:meth:`Enrollment.to_json`), the latest
-enrollment only (it is what the re-entry rule and replays are checked against).
+faust table as JSON (:meth:`Enrollment.to_json`) under :func:`~services.notifier.journeys.engine.state_key`:
+per (journey, profile) the latest enrollment only (what the re-entry rule and replays are checked
+against), or per occurrence for a journey whose re-entry rule is ``parallel``.
 
 ``next_step`` is the step to run when ``due_at`` comes (None: the enrollment is over, ``ended`` says
 why); ``waiting_in`` the wait (or the send held by quiet hours) it is in, for the per-step counts.
@@ -36,10 +37,6 @@ class Enrollment:
     @property
     def active(self) -> bool:
         return self.ended is None
-
-    @property
-    def key(self) -> str:
-        return f"{self.journey_id}:{self.profile_id}"
 
     def is_due(self, now: datetime) -> bool:
         return self.active and self.due_at is not None and self.due_at <= now

@@ -34,7 +34,7 @@ class _Frozen(BaseModel):
 
 class SegmentTrigger(_Frozen):
     segment: Name
-    on: Literal["entered", "exited"] = "entered"
+    change: Literal["entered", "exited"] = "entered"  # (not "on": YAML reads an unquoted on as true)
 
 
 class EventTrigger(_Frozen):
@@ -107,7 +107,7 @@ def event_occurrence(event_type: str, event_id: str, properties: Mapping[str, An
 
 def fires(trigger: SegmentTrigger | EventTrigger | DateTrigger, occ: Occurrence) -> bool:
     if isinstance(trigger, SegmentTrigger):
-        return occ.kind == "segment" and occ.name == trigger.segment and occ.data.get("change") == trigger.on
+        return occ.kind == "segment" and occ.name == trigger.segment and occ.data.get("change") == trigger.change
     if isinstance(trigger, EventTrigger):
         where = trigger.where
         return (
