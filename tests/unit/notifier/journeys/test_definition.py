@@ -33,7 +33,10 @@ def test_the_shipped_journeys_load_and_validate() -> None:
     sla = shipped["complaint-sla"]
     assert [s.kind for s in sla.steps if isinstance(s, SendStep)] == ["complaint"] + ["complaint_escalated"] * 6
     assert {j.id for j in shipped.values() if j.status == "paused"} == {
-        "win-back", "review-request", "birthday", "warranty-ending"
+        "win-back",
+        "review-request",
+        "birthday",
+        "warranty-ending",
     }
 
 
@@ -104,7 +107,7 @@ def test_a_file_error_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(JourneyError, match="expected a mapping with a 'journeys' list"):
         parse_journeys("- 1", "x.yaml")
     twice = "journeys:\n" + "  - {id: a, trigger: {event: x}, steps: [{name: s, exit: done}]}\n" * 2
-    with pytest.raises(JourneyError, match="x.yaml: duplicate journey ids"):
+    with pytest.raises(JourneyError, match=r"x\.yaml: duplicate journey ids"):
         parse_journeys(twice, "x.yaml")
 
 
