@@ -99,6 +99,9 @@ class ExitStep(_Frozen):
     exit: str = "exit_step"  # the reason counted
 
 
+_STEP_KEYS_MESSAGE = "a step needs one of wait, until, branch, send, update, exit"
+
+
 def _step_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return type(value).__name__
@@ -107,17 +110,14 @@ def _step_kind(value: Any) -> str | None:
     return next((kind for key, kind in keys.items() if isinstance(value, dict) and key in value), None)
 
 
+AnyStep = WaitStep | BranchStep | SendStep | UpdateStep | ExitStep
 Step = Annotated[
     Annotated[WaitStep, Tag("WaitStep")]
     | Annotated[BranchStep, Tag("BranchStep")]
     | Annotated[SendStep, Tag("SendStep")]
     | Annotated[UpdateStep, Tag("UpdateStep")]
     | Annotated[ExitStep, Tag("ExitStep")],
-    Discriminator(
-        _step_kind,
-        custom_error_type="step",
-        custom_error_message="a step needs one of wait, until, branch, send, update, exit",
-    ),
+    Discriminator(_step_kind, custom_error_type="step", custom_error_message=_STEP_KEYS_MESSAGE),
 ]
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from services.notifier.journeys.definition import BranchStep, ExitStep, Journey, SendStep, UpdateStep, WaitStep
+from services.notifier.journeys.definition import AnyStep, BranchStep, Journey, SendStep, UpdateStep, WaitStep
 from services.notifier.journeys.effects import Converted, Count, Effect, Exited, Schedule, Send, UpdateProfile
 from services.notifier.journeys.gates import Customer, capped, consented, exit_reason, quiet_hours_end
 from services.notifier.journeys.state import COMPLETED, Enrollment
@@ -147,8 +147,8 @@ class _Run:
         i = self.journey.index(step) + 1
         return self.journey.steps[i].name if i < len(self.journey.steps) else None
 
-    def go(self, step: str | None, **changes: object) -> None:
-        self.enrollment = replace(self.enrollment, next_step=step, **changes)  # type: ignore[arg-type]
+    def go(self, step: str | None) -> None:
+        self.enrollment = replace(self.enrollment, next_step=step)
 
 
 def _run(journey: Journey, enrollment: Enrollment, customer: Customer, now: datetime) -> Result:
@@ -181,7 +181,7 @@ def _exit(journey: Journey, enrollment: Enrollment, reason: str, step: str) -> t
     return enrollment.end(reason), [*effects, Count(journey.id, step, f"exited: {reason}")]
 
 
-def _step(run: _Run, step: object) -> bool:
+def _step(run: _Run, step: AnyStep) -> bool:
     """Run one step; True when the enrollment stops here (a wait, quiet hours, an exit step)."""
     if isinstance(step, WaitStep):
         return _wait(run, step)
@@ -199,14 +199,13 @@ def _step(run: _Run, step: object) -> bool:
         run.count(step.name, "updated")
         run.go(run.after(step.name))
         return False
-    assert isinstance(step, ExitStep)
     run.enrollment, done = _exit(run.journey, run.enrollment, step.exit, step.name)
     run.effects += done
     return True
 
 
 def _hold(run: _Run, step: str, until: datetime, next_step: str | None) -> bool:
-    run.go(next_step, due_at=until, waiting_in=step)
+    run.enrollment = replace(run.enrollment, next_step=next_step, due_at=until, waiting_in=step)
     run.count(step, "waiting")
     run.effects.append(Schedule(run.enrollment.profile_id, run.journey.id, until))
     return True
@@ -240,7 +239,8 @@ def _send(run: _Run, step: SendStep) -> bool:
     )
     run.count(step.name, "sent")
     run.sent += [run.now] if to_customer else []
-    run.go(run.after(step.name), first_sent_at=e.first_sent_at or run.now, last_sent=step.name)
+    first_sent_at = e.first_sent_at or run.now
+    run.enrollment = replace(e, next_step=run.after(step.name), first_sent_at=first_sent_at, last_sent=step.name)
     return False
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from services.notifier.journeys.effects import Converted, Count, Effect, Exited, Schedule, Send, UpdateProfile
 from services.notifier.journeys.engine import on_due, on_event, on_trigger
 from services.notifier.journeys.state import Enrollment
+from services.notifier.journeys.triggers import segment_change
 from services.notifier.rules import alert_id
 from tests.unit.notifier.journeys.fixtures import NOW, customer, journey, order
 
@@ -65,8 +66,6 @@ def test_an_event_trigger_with_a_condition_on_its_properties() -> None:
 
 
 def test_a_segment_trigger_enters_on_the_change_it_names() -> None:
-    from services.notifier.journeys.triggers import segment_change
-
     j = journey(trigger={"segment": "vip", "change": "entered"})
     assert on_trigger(j, None, segment_change("vip", "exited", NOW), customer(), NOW) == (None, [])
     assert on_trigger(j, None, segment_change("other", "entered", NOW), customer(), NOW) == (None, [])
@@ -126,16 +125,14 @@ def test_exit_criteria_are_checked_again_before_every_step() -> None:
 
 
 def test_leaving_the_trigger_segment_and_withdrawn_consent_end_the_journey() -> None:
-    from services.notifier.journeys.triggers import segment_change
-
     j = journey(
         trigger={"segment": "vip"}, steps=WAIT_THEN_MAIL, exit={"left_segment": True, "consent_withdrawn": True}
     )
     state, _ = on_trigger(j, None, segment_change("vip", "entered", NOW), customer(segments=frozenset({"vip"})), NOW)
     assert state is not None
-    assert on_due(j, state, customer(), NOW + HOUR)[0].ended == "left_segment"  # type: ignore[union-attr]
-    withdrawn = customer(segments=frozenset({"vip"}), consent={"email": False})
-    assert on_due(j, state, withdrawn, NOW + HOUR)[0].ended == "consent_withdrawn"  # type: ignore[union-attr]
+    left, _ = on_due(j, state, customer(), NOW + HOUR)
+    withdrawn, _ = on_due(j, state, customer(segments=frozenset({"vip"}), consent={"email": False}), NOW + HOUR)
+    assert (left and left.ended, withdrawn and withdrawn.ended) == ("left_segment", "consent_withdrawn")
 
 
 def test_consent_is_per_channel() -> None:
@@ -243,7 +240,8 @@ def test_a_new_version_without_the_next_step_ends_the_enrollment() -> None:
 def test_the_enrollment_state_round_trips_through_json() -> None:
     j = journey(steps=WAIT_THEN_MAIL, goal={"event": "Order Completed", "within": "7d"})
     waiting, _ = on_trigger(j, None, order(total="12.00"), customer(), NOW)
-    done, _ = on_due(j, waiting, customer(), NOW + HOUR)  # type: ignore[arg-type]
+    assert waiting is not None
+    done, _ = on_due(j, waiting, customer(), NOW + HOUR)
     for state in (waiting, done):
         assert state is not None
         doc: Any = json.loads(json.dumps(state.to_json()))
