@@ -20,7 +20,7 @@ _ENV = SandboxedEnvironment(autoescape=False, keep_trailing_newline=False)
 
 
 class RenderError(Exception):
-    """A template failed at render time (the sandbox refused something, a filter failed)."""
+    """A template failed at render time (the sandbox refused something, a filter or an operator failed)."""
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,8 @@ class MessageTemplate:
     def render(self, profile: Mapping[str, Any], trigger: Mapping[str, Any]) -> str:
         try:
             return self.compiled.render(profile=profile, trigger=trigger)
-        except jinja2.TemplateError as exc:
-            raise RenderError(str(exc)) from exc
+        except Exception as exc:  # a user's template: a division by zero is as likely as a sandbox refusal
+            raise RenderError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def compile_template(source: str) -> MessageTemplate:

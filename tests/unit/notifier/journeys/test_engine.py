@@ -247,3 +247,17 @@ def test_the_enrollment_state_round_trips_through_json() -> None:
         doc: Any = json.loads(json.dumps(state.to_json()))
         assert Enrollment.from_json(doc) == state
     assert done is not None and done.to_json()["first_sent_at"] == (NOW + HOUR).isoformat()
+
+
+def test_a_template_that_fails_at_render_time_skips_its_message() -> None:
+    for template in ("{{ 1 / profile.order_count }}", "{{ ''.__class__.__mro__[1].__subclasses__() }}"):
+        state, effects = on_trigger(journey(steps=[{**MAIL, "template": template}]), None, order(), customer(), NOW)
+        assert sent(effects) == [] and ("mail", "skipped: template", 1) in counts(effects)
+        assert state is not None and state.ended == "completed"
+
+
+def test_templates_read_the_profile_and_the_trigger() -> None:
+    template = "{{ trigger.name }} {{ trigger.data.order_id }} for {{ profile.city }}, {{ profile.total_spent }}"
+    j = journey(steps=[{**MAIL, "template": template}])
+    (message,) = sent(on_trigger(j, None, order(), customer(total_spent=Decimal("12.50")), NOW)[1])
+    assert message.rendered == "Order Completed o1 for Bonn, 12.50"
