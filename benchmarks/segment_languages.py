@@ -17,8 +17,8 @@ from typing import Any
 import celpy
 from celpy import celtypes
 
-from services.segmenter.fields import profile_view
-from services.segmenter.rules import compile_segment, evaluate
+from crmhub.core.conditions.fields import profile_view
+from crmhub.core.conditions.language import compile_segment, evaluate
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 # (rule-engine, CEL): the examples, written in each language

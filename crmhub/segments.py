@@ -10,6 +10,7 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from crmhub.core.conditions.language import SegmentDef
 from crmhub.core.errors import ConfigError
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
@@ -18,7 +19,6 @@ from schemas.profile import Profile
 from services.profile.store import ProfileStore
 from services.segmenter import membership
 from services.segmenter.definitions import current, try_condition
-from services.segmenter.rules import SegmentDef
 from services.segmenter.store import SegmentStore
 
 

@@ -3,7 +3,9 @@
     CrmhubError
     ├── ConfigError          a setting is wrong: the user must change it (the process stops, one message)
     │   ├── PortInUse        a port crmhub should listen on is taken
-    │   └── SegmentError     a segment definition does not parse (services.segmenter.rules)
+    │   ├── ConditionError   a condition of the segment language does not compile (crmhub.core.conditions)
+    │   ├── SegmentError     a segment definition does not parse (crmhub.core.conditions.language)
+    │   └── JourneyError     a journey definition is wrong (services.notifier.journeys.catalog)
     ├── ServerUnavailable    a server (Kafka, Redis, SQL) does not answer: wait and try again
     │   └── IntakeUnavailable  the collector cannot make an input durable now: 503 (crmhub.core.intake)
     ├── Retryable            the same input may succeed if tried again (another instance wrote meanwhile)

@@ -1,6 +1,6 @@
 """What a facet declares besides its fields: the segment fields it exposes.
 
-A segment field is a value the segment language can read (``services.segmenter.rules``). Its type is
+A segment field is a value the segment language can read (``crmhub.core.conditions.language``). Its type is
 never written by hand: a field the facet stores is exposed with the type of its model annotation
 (:func:`stored`); a value computed from stored fields is exposed with the return annotation of the
 function that computes it (:func:`computed`). ``reads`` names the profile fields a segment field needs,

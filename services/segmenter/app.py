@@ -27,6 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from crmhub.core import metrics
+from crmhub.core.conditions.language import SegmentDef
 from crmhub.core.effects import Effect, Publish, Tally
 from crmhub.core.faust_app import Guard, add_timer, create_app, run_worker
 from crmhub.core.kafka import partition_for_key
@@ -39,7 +40,7 @@ from schemas.readmodels.profiles import ProfileReader
 from services.segmenter.definitions import combine
 from services.segmenter.engine import Catalog, evaluate_change
 from services.segmenter.membership import Membership
-from services.segmenter.rules import SegmentDef, load_definitions
+from services.segmenter.rules import load_definitions
 from services.segmenter.store import SegmentStore
 
 log = logging.getLogger("crmhub.segmenter")

@@ -10,15 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from services.segmenter.clock import next_flip
-from services.segmenter.fields import profile_view
-from services.segmenter.rules import (
-    SegmentDef,
-    SegmentError,
-    compile_segment,
-    evaluate,
-    load_definitions,
-)
+from crmhub.core.conditions.clock import next_flip
+from crmhub.core.conditions.fields import profile_view
+from crmhub.core.conditions.language import SegmentDef, SegmentError, compile_segment, evaluate
+from services.segmenter.rules import load_definitions
 from services.segmenter.store import SegmentStore, StoredDefinition
 
 log = logging.getLogger("crmhub.segmenter")

@@ -21,10 +21,11 @@ from typing import Any
 
 import orjson
 
-from services.segmenter.clock import next_flip, time_functions
-from services.segmenter.fields import FIELD_TYPES, profile_view
-from services.segmenter.memo import memo_key
-from services.segmenter.rules import SegmentDef, membership_changes
+from crmhub.core.conditions.clock import next_flip, time_functions
+from crmhub.core.conditions.fields import FIELD_TYPES, profile_view
+from crmhub.core.conditions.language import SegmentDef
+from crmhub.core.conditions.memo import memo_key
+from services.segmenter.rules import membership_changes
 
 VIEW_FIELDS = tuple(name for name in FIELD_TYPES if name in profile_view({"profile_id": ""}))
 _view_values = itemgetter(*VIEW_FIELDS)
@@ -55,7 +56,7 @@ class Catalog:
         self, defs: Iterable[SegmentDef], view: dict[str, Any], values: Sequence[bytes], now: datetime
     ) -> set[str]:
         """The names of ``defs`` the view is in. A result is remembered under the condition's key
-        (:mod:`services.segmenter.memo`), so a profile like one seen before costs a lookup, not an
+        (:mod:`crmhub.core.conditions.memo`), so a profile like one seen before costs a lookup, not an
         evaluation; ``values``: every view field serialised."""
         inside, scope = set(), None
         by_field = dict(zip(VIEW_FIELDS, values, strict=True))

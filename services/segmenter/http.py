@@ -10,12 +10,12 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from crmhub.core.conditions.language import SegmentDef, SegmentError, compile_segment
 from crmhub.core.web import OpsRead, ProfilesRead, Res, Resources, SegmentsWrite, audit
 from schemas.readmodels.profiles import ProfileCache, ProfileReader, current_profile
 from schemas.readmodels.segments import members_key
 from services.segmenter import membership
 from services.segmenter.definitions import current, try_condition
-from services.segmenter.rules import SegmentDef, SegmentError, compile_segment
 from services.segmenter.store import SegmentStore
 
 router = APIRouter(tags=["segments"])

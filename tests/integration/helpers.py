@@ -24,6 +24,8 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from crmhub.core.conditions.fields import profile_view
+from crmhub.core.conditions.language import evaluate
 from crmhub.core.net import free_port
 from crmhub.core.pseudonyms import identity_key, pseudonym
 from crmhub.core.settings import Settings
@@ -33,8 +35,6 @@ from crmhub.embedded import stop_process
 from crmhub.hub import SERVICES, Child, Hub
 from services.profile.store import ProfileStore
 from services.segmenter.definitions import current
-from services.segmenter.fields import profile_view
-from services.segmenter.rules import evaluate
 from services.segmenter.store import SegmentStore
 
 ABANDONMENT_DELAY_S = 8.0  # long enough that a loaded CI machine still delivers the order in time

@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from crmhub.core.conditions.fields import FIELD_TYPES, SegmentSource, data_type, profile_view
 from schemas.events import EVENT_MODELS, Identify, OrderCompleted, PosSale, SocialComment, SocialMention
 from schemas.profile import SEGMENT_FIELDS, Profile, ProfileCore
 from services.profile.facets import cart, complaints, loyalty, orders, payments
 from services.profile.facets.registry import EVERY, FACETS, FOLDS
-from services.segmenter.fields import FIELD_TYPES, SegmentSource, data_type, profile_view
 
 FACET_MODELS: list[type[BaseModel]] = [b for b in Profile.__bases__ if b is not ProfileCore]
 

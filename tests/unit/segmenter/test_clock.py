@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.segmenter.clock import next_flip, time_functions
-from services.segmenter.fields import profile_view
-from services.segmenter.rules import compile_segment, evaluate
+from crmhub.core.conditions.clock import next_flip, time_functions
+from crmhub.core.conditions.fields import profile_view
+from crmhub.core.conditions.language import compile_segment, evaluate
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DAY, HOUR = timedelta(days=1), timedelta(hours=1)

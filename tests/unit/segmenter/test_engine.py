@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crmhub.core.conditions.language import compile_segment
 from services.segmenter.engine import Catalog, Outcome, Prior, evaluate_change
-from services.segmenter.rules import compile_segment
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crmhub.core.conditions.fields import FIELD_TYPES, profile_view
+from crmhub.core.conditions.language import SegmentDef, SegmentError, compile_segment
 from services.segmenter.engine import Catalog, evaluate_change
-from services.segmenter.fields import FIELD_TYPES, profile_view
-from services.segmenter.rules import SegmentDef, SegmentError, compile_segment
 from tests.fuzzing import cases
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)

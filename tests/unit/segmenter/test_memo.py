@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import pytest
 
+from crmhub.core.conditions.fields import profile_view
+from crmhub.core.conditions.language import compile_segment, evaluate
+from crmhub.core.conditions.memo import KeyPart
 from services.segmenter.engine import Catalog, serialise
-from services.segmenter.fields import profile_view
-from services.segmenter.memo import KeyPart
-from services.segmenter.rules import compile_segment, evaluate, load_definitions
+from services.segmenter.rules import load_definitions
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 TRICKY = {

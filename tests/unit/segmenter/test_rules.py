@@ -9,16 +9,11 @@ from typing import Any
 
 import pytest
 
+from crmhub.core.conditions.fields import FIELD_TYPES, profile_view
+from crmhub.core.conditions.language import SegmentError, compile_segment, evaluate
 from crmhub.core.errors import ConfigError
 from services.profile.fold import fold_events
-from services.segmenter.fields import FIELD_TYPES, profile_view
-from services.segmenter.rules import (
-    SegmentError,
-    compile_segment,
-    evaluate,
-    load_definitions,
-    membership_changes,
-)
+from services.segmenter.rules import load_definitions, membership_changes
 from tests.unit import factories as f
 
 SHIPPED = load_definitions()

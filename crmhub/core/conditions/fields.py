@@ -18,8 +18,8 @@ from typing import Any, Union, get_args, get_origin, get_type_hints, is_typeddic
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 from rule_engine import DataType
 
+from crmhub.core.conditions.clock import TIME_FUNCTIONS
 from schemas.profile import SEGMENT_FIELDS, Profile
-from services.segmenter.clock import TIME_FUNCTIONS
 
 _NUMBERS = (int, float, Decimal)
 _SCALARS = {str: DataType.STRING, bool: DataType.BOOLEAN, datetime: DataType.DATETIME, AwareDatetime: DataType.DATETIME}

@@ -21,7 +21,7 @@ from typing import Any
 
 import rule_engine
 
-from services.segmenter.clock import COMPARISONS, TIME_FUNCTIONS, is_time_call, walk
+from crmhub.core.conditions.clock import COMPARISONS, TIME_FUNCTIONS, is_time_call, walk
 
 
 @dataclass(frozen=True)

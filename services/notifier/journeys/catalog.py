@@ -1,0 +1,73 @@
+"""Journey files: ``{policy: {...}, journeys: [...]}`` in YAML, the shipped ones (``journeys.yaml``) or the
+user's. The file's policy applies to every journey without one of its own. Every error names the file,
+the journey, the step and what is wrong, e.g.
+``journey file journeys.yaml: journey 'review', step 'ask': template: template syntax error on line 1: …``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from crmhub.core.errors import ConfigError
+from services.notifier.journeys.definition import Journey
+
+SHIPPED = "journeys.yaml"
+
+
+class JourneyError(ConfigError):
+    """A journey definition is wrong; the message names the journey, the step and what is wrong."""
+
+
+def parse_journey(doc: Any, policy: Any = None) -> Journey:
+    """One journey from its decoded document (YAML or the API's JSON); ``policy``: the default policy."""
+    if not isinstance(doc, dict):
+        raise JourneyError(f"a journey is a mapping, not {type(doc).__name__}")
+    if policy is not None and "policy" not in doc:
+        doc = {**doc, "policy": policy}
+    try:
+        return Journey.model_validate(doc)
+    except ValidationError as exc:
+        raise JourneyError(_describe(doc, exc)) from exc
+
+
+def _describe(doc: dict[str, Any], exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    loc, message = list(error["loc"]), str(error["msg"]).removeprefix("Value error, ")
+    where = f"journey {doc.get('id')!r}"
+    steps = doc.get("steps")
+    if loc[:1] == ["steps"] and len(loc) > 1 and isinstance(loc[1], int) and isinstance(steps, list):
+        step = steps[loc[1]] if loc[1] < len(steps) else {}
+        where += f", step {step.get('name') if isinstance(step, dict) else loc[1]!r}"
+        loc = loc[3:]  # past the index and the step kind's tag
+    field = ".".join(str(part) for part in loc if not str(part)[:1].isupper())
+    return f"{where}: {field + ': ' if field else ''}{message}"
+
+
+def parse_journeys(text: str, origin: str) -> list[Journey]:
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise JourneyError(f"journey file {origin}: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("journeys") or [], list):
+        raise JourneyError(f"journey file {origin}: expected a mapping with a 'journeys' list")
+    try:
+        journeys = [parse_journey(j, doc.get("policy")) for j in doc.get("journeys") or []]
+    except JourneyError as exc:
+        raise JourneyError(f"journey file {origin}: {exc}") from exc
+    ids = [j.id for j in journeys]
+    if len(set(ids)) != len(ids):
+        raise JourneyError(f"journey file {origin}: duplicate journey ids")
+    return journeys
+
+
+def load_journeys(path: Path | None = None) -> list[Journey]:
+    """The journeys of ``path``, or the shipped ones."""
+    if path is None:
+        text = resources.files("services.notifier.journeys").joinpath(SHIPPED).read_text()
+        return parse_journeys(text, SHIPPED)
+    return parse_journeys(path.read_text(), str(path))

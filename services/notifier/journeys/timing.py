@@ -1,0 +1,76 @@
+"""Durations, times of day and time zones in journeys: ``"90m"``, ``"1h30m"``, ``"7d"``; ``"09:00"`` in the
+customer's zone. Local times are resolved with :mod:`zoneinfo`, so a wait "until 09:00" is 09:00 on the
+customer's wall clock across daylight-saving changes; a local time that does not exist that day (the hour
+skipped in spring) resolves to the same distance past the gap, an ambiguous one (autumn) to its first
+occurrence. Pure: ``now`` is always given.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
+_UNITS["s"] = timedelta(seconds=1)
+_DURATION = re.compile(r"(?:\d+[wdhms])+")
+_PART = re.compile(r"(\d+)([wdhms])")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"1h30m"`` → 90 minutes; a leading ``-`` makes it negative (an offset before a date)."""
+    body = text.strip().removeprefix("-")
+    if not _DURATION.fullmatch(body):
+        raise ValueError(f"bad duration {text!r}: expected a number and a unit (w, d, h, m, s), like 30m, 1h30m or 7d")
+    total = sum((int(n) * _UNITS[u] for n, u in _PART.findall(body)), timedelta())
+    return -total if text.strip().startswith("-") else total
+
+
+def format_duration(delta: timedelta) -> str:
+    """The inverse of :func:`parse_duration` (``"1d2h"``, to the second), for writing a definition back."""
+    left, parts = int(abs(delta).total_seconds()), []
+    for unit in "dhms":
+        count, left = divmod(left, int(_UNITS[unit].total_seconds()))
+        parts += [f"{count}{unit}"] if count else []
+    return ("-" if delta < timedelta() else "") + ("".join(parts) or "0s")
+
+
+def parse_time_of_day(text: str) -> time:
+    try:
+        return time.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ValueError(f"bad time of day {text!r}: expected HH:MM") from exc
+
+
+def zone(name: str | None, default: ZoneInfo) -> ZoneInfo:
+    """The customer's time zone (an IANA name on the profile), else ``default``."""
+    if not name:
+        return default
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return default
+
+
+def at_local(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """The instant of wall-clock ``at`` on ``day`` in ``tz``, in UTC terms (see the module for DST)."""
+    local = datetime.combine(day, at, tzinfo=tz)
+    return local.astimezone(ZoneInfo("UTC")).astimezone(tz)
+
+
+def next_local(now: datetime, at: time, tz: ZoneInfo) -> datetime:
+    """The first instant after ``now`` whose wall-clock time in ``tz`` is ``at``."""
+    today = now.astimezone(tz).date()
+    for offset in (0, 1, 2):
+        candidate = at_local(today + timedelta(days=offset), at, tz)
+        if candidate > now:
+            return candidate
+    raise AssertionError("a wall-clock time recurs within two days")
+
+
+def quiet_until(now: datetime, start: time, end: time, tz: ZoneInfo) -> datetime | None:
+    """When the quiet hours ``start``-``end`` (local, may span midnight) that hold at ``now`` end; None
+    when ``now`` is outside them."""
+    local = now.astimezone(tz).time().replace(tzinfo=None)
+    inside = start <= local < end if start <= end else local >= start or local < end
+    return next_local(now, end, tz) if inside else None

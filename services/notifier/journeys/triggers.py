@@ -1,0 +1,158 @@
+"""What starts a journey: a segment entered or exited, an event of a type (with a condition on its
+properties, in the segment language), or a profile date arriving (a date field plus an offset, once or
+yearly, at a local time of day).
+
+The wiring turns what it reads into an :class:`Occurrence` (a membership change, an event, the date due
+for a profile: :func:`date_occurrence`) and hands it to the engine; :func:`fires` says whether it starts a
+journey and :func:`occurrence_key` which occurrence it is, so that one occurrence enters once however
+often it is read again. A date is scheduled per profile (the next occurrence's instant), never scanned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag, field_validator
+
+from crmhub.core.conditions.fields import FIELD_TYPES
+from crmhub.core.conditions.language import rule_matches
+from services.notifier.journeys.parsing import Duration, Name, PropertyCondition, TimeOfDay
+from services.notifier.journeys.timing import at_local
+
+TriggerKind = Literal["segment", "event", "date"]
+DATE_GRACE = timedelta(days=1)  # a date occurrence read this late still enters (the wiring was down); later: stale
+DATE_FIELDS = sorted(name for name, t in FIELD_TYPES.items() if getattr(t, "name", "") == "DATETIME")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SegmentTrigger(_Frozen):
+    segment: Name
+    change: Literal["entered", "exited"] = "entered"  # (not "on": YAML reads an unquoted on as true)
+
+
+class EventTrigger(_Frozen):
+    event: Annotated[tuple[str, ...], BeforeValidator(lambda v: (v,) if isinstance(v, str) else v)]
+    where: PropertyCondition | None = None  # over the event's properties
+    occurrence: str | None = None  # the property naming an occurrence (default: each event is one)
+
+
+class DateTrigger(_Frozen):
+    date: str  # a date field of the profile view, or traits.<name> holding an ISO date
+    offset: Duration = timedelta()  # whole days, negative before the date
+    at: TimeOfDay = time(9)  # local time of day in the customer's zone
+    yearly: bool = False  # every year on the date's anniversary (a birthday)
+
+    @field_validator("date")
+    @classmethod
+    def _known_field(cls, value: str) -> str:
+        if value in DATE_FIELDS or (value.startswith("traits.") and len(value) > len("traits.")):
+            return value
+        raise ValueError(f"unknown date field {value!r} (one of {', '.join(DATE_FIELDS)}, or traits.<name>)")
+
+    @field_validator("offset")
+    @classmethod
+    def _whole_days(cls, value: timedelta) -> timedelta:
+        if value % timedelta(days=1):
+            raise ValueError("a date offset is whole days, like -30d or 90d")
+        return value
+
+
+def _trigger_kind(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return type(value).__name__
+    kinds = {"segment": "SegmentTrigger", "event": "EventTrigger", "date": "DateTrigger"}
+    return next((kind for key, kind in kinds.items() if isinstance(value, dict) and key in value), None)
+
+
+Trigger = Annotated[
+    Annotated[SegmentTrigger, Tag("SegmentTrigger")]
+    | Annotated[EventTrigger, Tag("EventTrigger")]
+    | Annotated[DateTrigger, Tag("DateTrigger")],
+    Discriminator(
+        _trigger_kind, custom_error_type="trigger", custom_error_message="a trigger needs segment, event or date"
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One thing that happened and may start a journey: ``name`` is the segment, the event type or the
+    date field; ``data`` the change (``{"change": "entered"}``), the event's properties or the date."""
+
+    kind: TriggerKind
+    id: str
+    name: str
+    at: datetime
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def context(self) -> dict[str, Any]:
+        """What templates and the enrollment keep of it (JSON-able when ``data`` is)."""
+        return {"kind": self.kind, "id": self.id, "name": self.name, "at": self.at.isoformat(), "data": dict(self.data)}
+
+
+def segment_change(segment: str, change: Literal["entered", "exited"], at: datetime) -> Occurrence:
+    return Occurrence("segment", f"segment:{segment}:{change}:{at.isoformat()}", segment, at, {"change": change})
+
+
+def event_occurrence(event_type: str, event_id: str, properties: Mapping[str, Any], at: datetime) -> Occurrence:
+    return Occurrence("event", event_id, event_type, at, properties)
+
+
+def fires(trigger: SegmentTrigger | EventTrigger | DateTrigger, occ: Occurrence) -> bool:
+    if isinstance(trigger, SegmentTrigger):
+        return occ.kind == "segment" and occ.name == trigger.segment and occ.data.get("change") == trigger.change
+    if isinstance(trigger, EventTrigger):
+        where = trigger.where
+        return (
+            occ.kind == "event" and occ.name in trigger.event and (where is None or rule_matches(where.rule, occ.data))
+        )
+    return occ.kind == "date" and occ.name == trigger.date
+
+
+def occurrence_key(trigger: SegmentTrigger | EventTrigger | DateTrigger, occ: Occurrence) -> str:
+    """Which occurrence ``occ`` is: its id, or for an event trigger naming a property, that property's
+    value (the complaint's message, however many events mention it)."""
+    if isinstance(trigger, EventTrigger) and trigger.occurrence is not None:
+        return f"{occ.name}:{trigger.occurrence}={occ.data.get(trigger.occurrence)}"
+    return occ.id
+
+
+def _date_of(view: Mapping[str, Any], name: str, tz: ZoneInfo) -> date | None:
+    raw = (view.get("traits") or {}).get(name.removeprefix("traits.")) if name.startswith("traits.") else view.get(name)
+    if isinstance(raw, datetime):
+        return raw.astimezone(tz).date()
+    if isinstance(raw, str):
+        try:
+            return date.fromisoformat(raw[:10])
+        except ValueError:
+            return None
+    return raw if isinstance(raw, date) else None
+
+
+def _anniversary(day: date, year: int) -> date:
+    try:
+        return day.replace(year=year)
+    except ValueError:  # 29 February in a year without one
+        return date(year, 2, 28)
+
+
+def date_occurrence(trigger: DateTrigger, view: Mapping[str, Any], tz: ZoneInfo, now: datetime) -> Occurrence | None:
+    """The date occurrence the profile ``view`` calls for: once (the date plus the offset), or yearly the
+    first anniversary not past by more than :data:`DATE_GRACE`; None without a date."""
+    base = _date_of(view, trigger.date, tz)
+    if base is None:
+        return None
+    day = base + trigger.offset
+    if trigger.yearly:
+        year = now.astimezone(tz).year
+        days = (_anniversary(day, y) for y in (year - 1, year, year + 1))
+        day = next(d for d in days if at_local(d, trigger.at, tz) > now - DATE_GRACE)
+    at = at_local(day, trigger.at, tz)
+    return Occurrence("date", f"date:{trigger.date}:{day.isoformat()}", trigger.date, at, {"date": day.isoformat()})

@@ -1,0 +1,117 @@
+"""Journey definitions: the shipped file loads, everything wrong is found when defined, with a message
+naming the journey, the step and what is wrong."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crmhub.core.errors import ConfigError
+from services.notifier.journeys.catalog import JourneyError, load_journeys, parse_journey, parse_journeys
+from services.notifier.journeys.definition import SendStep, WaitStep
+from tests.unit.notifier.journeys.fixtures import journey
+
+MAIL = {"name": "mail", "send": "email", "consent": "email", "template": "Hi"}
+
+
+def test_the_shipped_journeys_load_and_validate() -> None:
+    shipped = {j.id: j for j in load_journeys()}
+    assert set(shipped) == {
+        "cart-abandonment", "browse-abandonment", "complaint-sla", "win-back", "review-request", "birthday",
+        "warranty-ending",
+    }  # fmt: skip
+    cart = shipped["cart-abandonment"]
+    assert cart.status == "active" and cart.reentry == "restart"
+    wait = cart.steps[0]
+    assert isinstance(wait, WaitStep) and (wait.wait, wait.until) == (timedelta(hours=1), None)
+    alert = cart.steps[1]
+    assert isinstance(alert, SendStep) and (alert.kind, alert.without_consent) == ("cart_abandoned", "internal")
+    assert cart.policy.cap is not None and cart.policy.cap.messages == 3  # the file's policy
+    sla = shipped["complaint-sla"]
+    assert [s.kind for s in sla.steps if isinstance(s, SendStep)] == ["complaint"] + ["complaint_escalated"] * 6
+    assert {j.id for j in shipped.values() if j.status == "paused"} == {
+        "win-back",
+        "review-request",
+        "birthday",
+        "warranty-ending",
+    }
+
+
+def test_a_definition_written_back_reads_the_same() -> None:
+    for j in load_journeys():
+        doc = j.model_dump(mode="json", by_alias=True)
+        assert parse_journey(doc).model_dump(mode="json", by_alias=True) == doc
+
+
+def error_of(**fields: Any) -> str:
+    with pytest.raises(JourneyError) as caught:
+        journey(**fields)
+    assert isinstance(caught.value, ConfigError)
+    return str(caught.value)
+
+
+def with_step(**step: Any) -> list[dict[str, Any]]:
+    return [{"name": "first", "wait": "1h"}, {**MAIL, **step}]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"steps": with_step(template="Hi {{ profile.city ")},
+         "journey 'j', step 'mail': template: template syntax error on line 1: unexpected end of template"),
+        ({"steps": with_step(send="fax")}, "journey 'j', step 'mail': send: Input should be 'webhook', 'slack', "
+                                           "'email' or 'topic'"),
+        ({"steps": with_step(consent="pigeon")}, "journey 'j', step 'mail': consent: unknown consent channel "
+                                                  "'pigeon' (one of email, sms, phone, push, post)"),
+        ({"steps": with_step(kind="party")}, "journey 'j', step 'mail': kind: unknown message kind 'party'"),
+        ({"steps": [{"name": "w", "wait": "2 days"}, MAIL]},
+         "journey 'j', step 'w': wait: bad duration '2 days': expected a number and a unit"),
+        ({"steps": [{"name": "w", "wait": "0s"}, MAIL]}, "journey 'j', step 'w': wait: duration must be positive"),
+        ({"steps": [{"name": "w", "until": "25:00"}, MAIL]}, "journey 'j', step 'w': until: bad time of day '25:00'"),
+        ({"steps": [{"name": "w"}, MAIL]}, "journey 'j', step 'w': a step needs one of wait, until, branch, send"),
+        ({"steps": [{"name": "b", "branch": "totl_spent > 5", "then": "mail"}, MAIL]},
+         "journey 'j', step 'b': branch: unknown field 'totl_spent' in 'totl_spent > 5' (did you mean 'total_spent'?)"),
+        ({"steps": [{"name": "b", "branch": "city > 5", "then": "mail"}, MAIL]},
+         "journey 'j', step 'b': branch: bad condition 'city > 5'"),
+        ({"steps": [{"name": "b", "branch": "order_count > 0", "then": "nowhere"}, MAIL]},
+         "journey 'j': step 'b' goes to unknown step 'nowhere' (steps: b, mail)"),
+        ({"steps": [MAIL, {"name": "b", "branch": "order_count > 0", "then": "mail"}]},
+         "journey 'j': step 'b' goes back to 'mail': branches only go forward"),
+        ({"steps": [MAIL, MAIL]}, "journey 'j': step names must be unique: mail"),
+        ({"steps": []}, "journey 'j': steps: Tuple should have at least 1 item"),
+        ({"trigger": {"date": "birthday"}}, "journey 'j': trigger.date: unknown date field 'birthday' (one of"),
+        ({"trigger": {"date": "traits.birthday", "offset": "12h"}},
+         "journey 'j': trigger.offset: a date offset is whole days"),
+        ({"trigger": {"event": "Order Completed", "where": "total >"}}, "journey 'j': trigger.where: bad condition"),
+        ({"trigger": {"webhook": "x"}}, "journey 'j': trigger: a trigger needs segment, event or date"),
+        ({"exit": {"left_segment": True}}, "journey 'j': exit left_segment needs a segment trigger"),
+        ({"exit": {"when": ["days_since(last_order_at) > $now"]}}, "journey 'j': exit.when.0: "),
+        ({"reentry": "sometimes"}, "journey 'j': reentry: reentry is never, restart, parallel or a duration like "
+                                   "30d, not 'sometimes'"),
+        ({"policy": {"timezone": "Mars/Olympus"}}, "journey 'j': policy.timezone: unknown time zone 'Mars/Olympus'"),
+        ({"id": "Bad Id"}, "journey 'Bad Id': id: name 'Bad Id' must be 1-64 characters of a-z, 0-9, _ and -"),
+    ],
+)  # fmt: skip
+def test_each_error_names_the_journey_the_step_and_what_is_wrong(fields: dict[str, Any], message: str) -> None:
+    assert error_of(**fields).startswith(message)
+
+
+def test_a_file_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "journeys.yaml"
+    path.write_text("journeys:\n  - id: a\n    trigger: {event: x}\n    steps: [{name: s, wait: soon}]\n")
+    with pytest.raises(JourneyError, match=rf"^journey file {path}: journey 'a', step 's': wait: bad duration 'soon'"):
+        load_journeys(path)
+    with pytest.raises(JourneyError, match="expected a mapping with a 'journeys' list"):
+        parse_journeys("- 1", "x.yaml")
+    twice = "journeys:\n" + "  - {id: a, trigger: {event: x}, steps: [{name: s, exit: done}]}\n" * 2
+    with pytest.raises(JourneyError, match=r"x\.yaml: duplicate journey ids"):
+        parse_journeys(twice, "x.yaml")
+
+
+def test_unquoted_times_of_day_in_yaml_still_read_as_times() -> None:
+    text = "journeys:\n  - {id: a, trigger: {event: x}, steps: [{name: s, until: 21:30}]}\n"  # YAML 1.1: 1290
+    (j,) = parse_journeys(text, "x.yaml")
+    assert j.steps[0].model_dump(mode="json")["until"] == "21:30"

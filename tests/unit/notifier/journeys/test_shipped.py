@@ -1,0 +1,56 @@
+"""The shipped journeys behave like the notifier's alerts they replace."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from services.notifier.journeys.catalog import load_journeys
+from services.notifier.journeys.effects import Exited, Schedule, Send
+from services.notifier.journeys.engine import on_due, on_event, on_trigger
+from services.notifier.journeys.triggers import event_occurrence
+from tests.unit.notifier.journeys.fixtures import NOW, customer
+
+SHIPPED = {j.id: j for j in load_journeys()}
+HOUR = timedelta(hours=1)
+
+
+def test_cart_abandonment_alerts_an_hour_after_the_last_cart_change_unless_emptied() -> None:
+    cart = SHIPPED["cart-abandonment"]
+    added = event_occurrence("Product Added", "ev1", {"product_id": "sku-1"}, NOW)
+    full = customer(cart_items=Decimal(2), cart_value=Decimal("59.90"), currency="EUR")
+    state, effects = on_trigger(cart, None, added, full, NOW)
+    assert effects[-1] == Schedule("P1", "cart-abandonment", NOW + HOUR) and state is not None
+    _, effects = on_due(cart, state, full, NOW + HOUR)
+    (alert,) = [e for e in effects if isinstance(e, Send)]
+    assert (alert.kind, alert.channel, alert.internal) == ("cart_abandoned", "topic", False)
+    assert alert.rendered == "cart with 2 item(s) worth 59.90 EUR abandoned"
+    _, effects = on_due(cart, state, customer(cart_items=Decimal(0)), NOW + HOUR)
+    assert Exited("P1", "cart-abandonment", "when: cart_items == 0") in effects
+    changed = event_occurrence("Product Added", "ev2", {"product_id": "sku-2"}, NOW + 0.5 * HOUR)
+    restarted, effects = on_trigger(cart, state, changed, full, NOW + 0.5 * HOUR)
+    assert Exited("P1", "cart-abandonment", "restarted") in effects
+    assert restarted is not None and restarted.due_at == NOW + 1.5 * HOUR
+
+
+def test_complaint_sla_alerts_at_once_escalates_and_stops_on_the_reply() -> None:
+    sla = SHIPPED["complaint-sla"]
+    props = {"message_id": "m1", "platform": "twitter", "handle": "angry", "text": "Late again", "complaint": True}
+    mention = event_occurrence("social.mention", "ev1", props, NOW)
+    buyer = customer(order_count=Decimal(1))
+    state, effects = on_trigger(sla, None, mention, buyer, NOW)
+    assert [(s.kind, s.rendered) for s in effects if isinstance(s, Send)] == [
+        ("complaint", "complaint on twitter by @angry: Late again")
+    ]
+    assert state is not None and (state.next_step, state.due_at) == ("normal-level-2", NOW + HOUR)
+    state, effects = on_due(sla, state, buyer, NOW + HOUR)
+    assert [s.rendered for s in effects if isinstance(s, Send)] == [
+        "level 2: twitter complaint by @angry unanswered: Late again"
+    ]
+    reply = event_occurrence("support.complaint_responded", "ev2", {"message_id": "m1", "agent": "a"}, NOW + 2 * HOUR)
+    other = event_occurrence("support.complaint_responded", "ev3", {"message_id": "m2", "agent": "a"}, NOW + 2 * HOUR)
+    assert state is not None and on_event(sla, state, other, NOW)[1] == []
+    answered, effects = on_event(sla, state, reply, NOW)
+    assert answered is not None and answered.ended == "event: support.complaint_responded"
+    praise = event_occurrence("social.mention", "ev4", {**props, "complaint": False, "sentiment": 0.9}, NOW)
+    assert on_trigger(sla, None, praise, buyer, NOW) == (None, [])
