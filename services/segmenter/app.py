@@ -23,10 +23,10 @@ from itertools import islice
 from typing import Any
 
 import faust
-import orjson
 import redis.asyncio as aioredis
 
 from crmhub.core import metrics
+from crmhub.core.conditions.fields import decode_sources
 from crmhub.core.conditions.language import SegmentDef
 from crmhub.core.effects import Effect, Publish, Tally
 from crmhub.core.faust_app import Guard, add_timer, create_app, run_worker
@@ -70,16 +70,17 @@ class Segmenter:
         self.catalog = Catalog(combine(self.file_defs, segments.definitions()))
         self.backfill: asyncio.Task[None] | None = None
 
-    async def apply(self, partition: int, docs: list[dict[str, Any]], force: Collection[str] = ()) -> list[str]:
+    async def apply(self, partition: int, docs: Sequence[Any], force: Collection[str] = ()) -> list[str]:
         """Evaluate profile changes of one partition (the caller holds the lock); publish entries and
-        exits, record the outcomes. Returns the ids of changes older than what was already evaluated."""
+        exits, record the outcomes. ``docs``: typed profiles (sources decoded from the topic, or stored
+        ``Profile`` objects). Returns the ids of changes older than what was already evaluated."""
         if not docs:
             return []
-        latest: dict[str, dict[str, Any]] = {}
+        latest: dict[str, Any] = {}
         for doc in docs:  # a batch may hold several changes of a profile: its last one counts
-            seen = latest.get(doc["profile_id"])
-            if seen is None or doc.get("version", 0) >= seen.get("version", 0):
-                latest[doc["profile_id"]] = doc
+            seen = latest.get(doc.profile_id)
+            if seen is None or (doc.version or 0) >= (seen.version or 0):
+                latest[doc.profile_id] = doc
         priors, members = await self.membership.read(partition, list(latest))
         now = self.clock()
         outcomes, stale = [], []
@@ -109,9 +110,8 @@ class Segmenter:
         again (at least once), never not at all."""
         await self.carry_out(publication(changes, consumed))
 
-    async def stored(self, pids: list[str]) -> dict[str, dict[str, Any]]:
-        found = await asyncio.to_thread(self.profiles.load, pids)
-        return {pid: p.model_dump(mode="json") for pid, p in found.items()}
+    async def stored(self, pids: list[str]) -> dict[str, Profile]:
+        return await asyncio.to_thread(self.profiles.load, pids)
 
     async def tick(self, owned: set[int]) -> None:
         """Evaluate again the profiles whose membership time alone may have changed by now."""
@@ -183,11 +183,11 @@ class Segmenter:
         rows: Iterator[Profile] = self.profiles.iter_profiles(BACKFILL_CHUNK)
         done, stale = 0, []
         while chunk := await asyncio.to_thread(lambda: list(islice(rows, BACKFILL_CHUNK))):
-            by_partition: dict[int, list[dict[str, Any]]] = {}
+            by_partition: dict[int, list[Profile]] = {}
             for profile in chunk:
                 partition = partition_for_key(profile.profile_id.encode(), self.partitions)
                 if partition in pending:
-                    by_partition.setdefault(partition, []).append(profile.model_dump(mode="json"))
+                    by_partition.setdefault(partition, []).append(profile)
             async with self.lock:
                 for partition, docs in by_partition.items():
                     stale += [(partition, pid) for pid in await self.apply(partition, docs, pending[partition])]
@@ -258,7 +258,7 @@ def add_agent(app: faust.App, changes_topic: Any, seg: Segmenter, guard: Guard) 
 
     async def evaluate(partition: int, value: bytes) -> None:
         async with seg.lock:
-            await seg.apply(partition, orjson.loads(value))
+            await seg.apply(partition, decode_sources(value))
 
     @app.agent(changes_topic)
     async def evaluate_profiles(stream: Any) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from crmhub.core.conditions.clock import next_flip, time_functions
-from crmhub.core.conditions.fields import FIELD_TYPES, profile_view
+from crmhub.core.conditions.fields import FIELD_TYPES, profile_view, source_view
 from crmhub.core.conditions.language import SegmentDef
 from crmhub.core.conditions.memo import memo_key
 from services.segmenter.rules import membership_changes
@@ -123,19 +123,20 @@ class Outcome:
 
 def evaluate_change(
     catalog: Catalog,
-    profile: dict[str, Any],
+    profile: Any,
     prior: Prior | None,
     members: Collection[str],
     now: datetime,
     force: Collection[str] = (),
 ) -> Outcome | None:
-    """The profile's membership after the change ``profile`` (a published profile, JSON) given what was
-    known before (``prior``, ``members``); segments named in ``force`` are evaluated whatever changed.
-    None when the change is older than the version already evaluated."""
-    version = int(profile.get("version", 0))
+    """The profile's membership after the change ``profile`` (typed: a ``SegmentSource`` or a ``Profile``,
+    see :func:`~crmhub.core.conditions.fields.source_view`) given what was known before (``prior``,
+    ``members``); segments named in ``force`` are evaluated whatever changed. None when the change is older
+    than the version already evaluated."""
+    version = profile.version or 0
     if prior is not None and version < prior.version:
         return None
-    view = profile_view(profile)
+    view = source_view(profile)
     values = serialise(view)
     hashes = tuple(map(zlib.crc32, values))
     if prior is None:
@@ -144,7 +145,7 @@ def evaluate_change(
         changed = [name for name, old, new in zip(VIEW_FIELDS, prior.hashes, hashes, strict=True) if old != new]
         due = catalog.reading(changed, clock_due=0 < prior.due <= now.timestamp())
     due.update((name, d) for name in force if (d := catalog.get(name)) is not None)
-    merged = bool(profile.get("merged_into"))  # merged away: the survivor holds its history and segments
+    merged = bool(profile.merged_into)  # merged away: the survivor holds its history and segments
     inside = set() if merged else catalog.evaluate(due.values(), view, values, now)
     after = set() if merged else ({m for m in members if m not in due} | inside) & catalog.names
     entered, exited = membership_changes(set(members), after)

@@ -9,13 +9,14 @@ view decodes, from a published profile, only the profile fields some segment fie
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 from copy import copy
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from operator import attrgetter
 from typing import Any, Union, get_args, get_origin, get_type_hints, is_typeddict
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, create_model
 from rule_engine import DataType
 
 from crmhub.core.conditions.clock import TIME_FUNCTIONS
@@ -77,13 +78,29 @@ SegmentSource = create_model("SegmentSource", __config__=ConfigDict(extra="ignor
 _STORED = tuple(f.name for f in SEGMENT_FIELDS if f.stored)
 _read_stored = attrgetter(*_STORED)  # one call for all of them (a view is built per profile change)
 _COMPUTED = tuple((f.name, f.get) for f in SEGMENT_FIELDS if not f.stored)
+# pydantic gives parsed times its own tzinfo class, with which every subtraction (days_since, the memo's
+# elapsed units, next_flip) costs 2 µs instead of 0.75: the view's times are moved to datetime's UTC once
+_TIMES = tuple(f.name for f in SEGMENT_FIELDS if FIELD_TYPES[f.name] == DataType.DATETIME)
 
 
 def profile_view(profile: dict[str, Any]) -> dict[str, Any]:
-    """The value of every segment field (time functions aside) of a profile as published on
-    crm.profile-changes.v1 (JSON); fields it lacks take their defaults."""
-    source = SegmentSource.model_validate(profile)
+    """The view of a profile as published on crm.profile-changes.v1 (JSON); fields it lacks take their
+    defaults. Tools and tests; a stream decodes its records straight to sources (:data:`decode_sources`)."""
+    return source_view(SegmentSource.model_validate(profile))
+
+
+def source_view(source: Any) -> dict[str, Any]:
+    """The value of every segment field (time functions aside) of a typed profile: a
+    :data:`SegmentSource`, or a :class:`schemas.profile.Profile` itself (it has every field a source has)."""
     view = dict(zip(_STORED, _read_stored(source), strict=True))
     for name, get in _COMPUTED:
         view[name] = get(source)
+    for name in _TIMES:
+        if (at := view[name]) is not None and at.tzinfo is not UTC:
+            view[name] = at.astimezone(UTC)
     return view
+
+
+# a record of crm.profile-changes.v1 (a JSON list of profiles) decoded to sources in one pass from its
+# bytes: no dict of the whole documents is built first (the profile service wrote them: trusted, typed)
+decode_sources: Callable[[bytes], list[Any]] = TypeAdapter(list[SegmentSource]).validate_json

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from crmhub.core.conditions.fields import SegmentSource
 from crmhub.core.conditions.language import compile_segment
 from services.segmenter.engine import Catalog, Outcome, Prior, evaluate_change
 
@@ -27,8 +28,12 @@ class Counting:
             object.__setattr__(d.rule, "matches", counted)
 
 
+def source(doc: dict[str, Any]) -> Any:
+    return SegmentSource.model_validate(doc)
+
+
 def change(catalog: Catalog, profile: dict[str, Any], prior: Prior | None, members: set[str], **kw: Any) -> Outcome:
-    out = evaluate_change(catalog, {"profile_id": "P", **profile}, prior, members, kw.pop("now", NOW), **kw)
+    out = evaluate_change(catalog, source({"profile_id": "P", **profile}), prior, members, kw.pop("now", NOW), **kw)
     assert out is not None
     return out
 
@@ -79,7 +84,8 @@ def test_a_replayed_older_change_is_skipped_and_the_same_version_again_changes_n
     catalog = Catalog([compile_segment("big", "total_spent >= 500")])
     out = change(catalog, {"version": 5, "total_spent": "600"}, None, set())
     assert (
-        evaluate_change(catalog, {"profile_id": "P", "version": 4, "total_spent": "0"}, out.prior, {"big"}, NOW) is None
+        evaluate_change(catalog, source({"profile_id": "P", "version": 4, "total_spent": "0"}), out.prior, {"big"}, NOW)
+        is None
     )
     again = change(catalog, {"version": 5, "total_spent": "600"}, out.prior, {"big"})
     assert (again.entered, again.exited) == ([], [])

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crmhub.core.conditions.fields import FIELD_TYPES, profile_view
+from crmhub.core.conditions.fields import FIELD_TYPES, SegmentSource, profile_view
 from crmhub.core.conditions.language import SegmentDef, SegmentError, compile_segment
 from services.segmenter.engine import Catalog, evaluate_change
 from tests.fuzzing import cases
@@ -74,5 +74,5 @@ def test_a_condition_that_compiles_evaluates_on_any_profile_without_raising(cond
         return
     for doc in profiles:
         assert definition.matches(profile_view(doc)) in (True, False)
-        out = evaluate_change(Catalog([definition]), doc, None, set(), NOW)
+        out = evaluate_change(Catalog([definition]), SegmentSource.model_validate(doc), None, set(), NOW)
         assert out is not None and out.after <= {"fuzzed"}
