@@ -8,7 +8,7 @@ of the event's type. The rules of every field are in ``docs/profile.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any, get_args, get_origin
 
 from schemas.events import Event
@@ -47,27 +47,28 @@ def fold_event(p: Profile, e: Event, rules: FoldRules = DEFAULT_RULES) -> None:
 def working_copy(p: Profile) -> Profile:
     """A copy safe to mutate: the folds mutate only the profile's containers, one level deep (everything
     nested in them is frozen or replaced, never changed), so copying those is enough and much cheaper
-    than a deep copy. Which fields are containers, and how deep, is read once from the model."""
-    return p.model_copy(update={name: copy(getattr(p, name)) for name, copy in _COPIERS})
+    than a deep copy. A dict of lists or dicts is copied two levels deep (the folds add to
+    ``identifiers[kind]``, ``consent[channel]``). Which fields are which is read once from the model."""
+    fields = p.__dict__
+    update = {name: fields[name].copy() for name in _SHALLOW}
+    for name in _NESTED:
+        update[name] = {key: inner.copy() for key, inner in fields[name].items()}
+    return p.model_copy(update=update)
 
 
-def _copier(annotation: Any) -> Callable[[Any], Any] | None:
-    """How to copy a field of this type for a fold: a list or dict by one level, a dict of lists or dicts
-    by two (the folds add to ``identifiers[kind]``, ``consent[channel]``); None for a value never mutated."""
+def _depth(annotation: Any) -> int:
+    """How deep a fold may mutate a field of this type: 0 for a value never mutated in place, 1 for a
+    list or dict, 2 for a dict of lists or dicts."""
     origin = get_origin(annotation)
     if origin is list:
-        return list
+        return 1
     if origin is not dict:
-        return None
-    inner = get_origin(get_args(annotation)[1])
-    if inner in (list, dict):
-        return lambda d: {k: inner(v) for k, v in d.items()}
-    return dict
+        return 0
+    return 2 if get_origin(get_args(annotation)[1]) in (list, dict) else 1
 
 
-_COPIERS = tuple(
-    (name, copy) for name, field in Profile.model_fields.items() if (copy := _copier(field.annotation)) is not None
-)
+_SHALLOW = tuple(name for name, field in Profile.model_fields.items() if _depth(field.annotation) == 1)
+_NESTED = tuple(name for name, field in Profile.model_fields.items() if _depth(field.annotation) == 2)
 
 
 def upgraded(p: Profile, rules: FoldRules = DEFAULT_RULES) -> Profile:

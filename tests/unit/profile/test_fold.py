@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from schemas.events import EVENT_ADAPTER
+from schemas.events import EVENT_ADAPTER, Event
 from schemas.profile import Cart, CartItem
 from services.profile.facets.identity import MAX_IDS_PER_KIND
 from services.profile.fold import fold_events
@@ -266,3 +266,21 @@ def test_each_trait_keeps_its_latest_value_by_event_time_with_its_source() -> No
     assert p.traits == {"city": "Paris", "age": 31, "name": "Ann"}
     assert (p.trait_sources["city"].source, p.trait_sources["city"].at) == ("web", at(10))
     assert p.trait_sources["name"].at == at(5)
+
+
+def test_folding_onto_a_stored_profile_leaves_it_untouched() -> None:
+    def history(start: float, email: str, order_id: str) -> list[Event]:
+        return [
+            f.identify({"email": email, "plan": order_id}, minutes=start),
+            f.added("p-1", "5.00", minutes=start + 1),
+            f.viewed("p-2", "7.00", minutes=start + 2),
+            f.order(order_id, "12.00", minutes=start + 3),
+            f.consent("email", minutes=start + 4),
+            f.pos_sale("s-1", f"r-{order_id}", "3.00", minutes=start + 5),
+        ]
+
+    stored = fold_events(None, "c-1", history(0, "a@example.com", "o-1"))
+    before = stored.model_dump()
+    later = fold_events(stored, "c-1", history(10, "b@example.com", "o-2"))
+    assert stored.model_dump() == before
+    assert later.model_dump() != before
