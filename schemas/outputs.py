@@ -21,7 +21,10 @@ class SegmentChange(_Model):
     profile_version: int
 
 
-AlertKind = Literal["cart_abandoned", "browse_abandoned", "complaint", "complaint_escalated", "payment_failed"]
+AlertKind = Literal[
+    "cart_abandoned", "browse_abandoned", "complaint", "complaint_escalated", "payment_failed", "journey"
+]
+Channel = Literal["webhook", "slack", "email", "topic"]
 
 
 class Alert(_Model):
@@ -36,6 +39,9 @@ class Alert(_Model):
     internal: bool = False
     """For the team only (e.g. an abandoned cart of a customer who consented to no channel): routed only to
     the topic, the console and sinks marked ``internal`` in the routes file."""
+    channel: Channel | None = None
+    """A journey's message names the kind of sink it is for: of its kind's routed sinks, only those of
+    this type (and the console) get it; ``topic``: none but the topic. None: every routed sink."""
 
 
 class DeadLetter(_Model):

@@ -135,11 +135,15 @@ class Routes:
     sinks: Mapping[str, WebhookSink | SlackSink | EmailSink | ConsoleSink]
     by_kind: Mapping[str, tuple[str, ...]]
 
-    def sinks_for(self, kind: str, internal: bool = False) -> tuple[str, ...]:
+    def sinks_for(self, kind: str, internal: bool = False, channel: str | None = None) -> tuple[str, ...]:
         """The sinks an alert of ``kind`` goes to: ``topic`` first, then the kind's route (or ``*``'s); of an
-        internal alert, only the routed sinks marked ``internal`` (the console is)."""
+        internal alert, only the routed sinks marked ``internal`` (the console is); for a ``channel`` (a
+        journey's message), only the routed sinks of that type, and the console."""
         routed = self.by_kind.get(kind, self.by_kind.get(ANY_KIND, ()))
-        return (TOPIC, *(name for name in routed if not internal or self.sinks[name].internal))
+        chosen = (name for name in routed if not internal or self.sinks[name].internal)
+        if channel is not None:
+            chosen = (name for name in chosen if self.sinks[name].type in (channel, CONSOLE))
+        return (TOPIC, *chosen)
 
 
 DEFAULT_ROUTES = Routes(sinks={CONSOLE: ConsoleSink(type="console")}, by_kind={ANY_KIND: (CONSOLE,)})

@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     )
     dedup_window_s: int = Field(86400, gt=0, description="How long an event id is remembered for dedup.")
     segments_file: Path | None = Field(None, description="YAML file of segment definitions; unset = shipped.")
+    journeys_file: Path | None = Field(
+        None, description="YAML file of journeys (docs/journeys.md); unset = the shipped ones."
+    )
     segment_tick_s: float = Field(
         1.0, gt=0, description="Seconds between the segmenter's checks for due clock flips and definition changes."
     )

@@ -49,16 +49,19 @@ class ProfileReader:
         self.engine = engine
 
     def load(self, profile_ids: Iterable[str]) -> dict[str, Profile]:
+        return {pid: Profile.model_validate_json(doc) for pid, doc in self.load_docs(profile_ids).items()}
+
+    def load_docs(self, profile_ids: Iterable[str]) -> dict[str, str]:
+        """The stored JSON documents of those profiles that exist."""
         ids = list(profile_ids)
-        found: dict[str, Profile] = {}
+        found: dict[str, str] = {}
         with self.engine.connect() as conn:
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
                 rows = conn.execute(
                     select(profiles.c.profile_id, profiles.c.doc).where(profiles.c.profile_id.in_(chunk))
                 )
-                for pid, doc in rows:
-                    found[pid] = Profile.model_validate_json(doc)
+                found.update((pid, doc) for pid, doc in rows)
         return found
 
     def iter_profiles(self, chunk: int = 1000) -> Iterator[Profile]:

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, cast, get_args
+from typing import Any, get_args
 
 import faust
 import orjson
@@ -44,13 +44,14 @@ from crmhub.core.setting_values import parse_complaint_sla
 from crmhub.core.settings import Settings
 from crmhub.core.topics import PROFILE_CHANGES
 from schemas.outputs import Alert
-from schemas.readmodels.profiles import CACHE_PREFIX
-from schemas.readmodels.segments import profile_segments_key
 from services.notifier.abandonment import Kind
 from services.notifier.alerting import SERVICE, AlertSubmitter, Clock, build_dispatcher
-from services.notifier.alertlog import ERASED_PREFIX
 from services.notifier.complaints import SlaPolicy
+from services.notifier.customers import read_fresh, sql_loader
 from services.notifier.delivery import Dispatcher
+from services.notifier.journeys.runner import JourneyRunner
+from services.notifier.journeys.wiring import TOPICS as JOURNEY_TOPICS
+from services.notifier.journeys.wiring import build_runner
 from services.notifier.machine import ClearTimer, Effect, Fresh, RaiseAlert, Rules, SetTimer, on_due, on_profile
 from services.notifier.state import (
     KINDS,
@@ -191,23 +192,6 @@ class Notifier:
         self.indexes[name].rebuild(self.tables[name].items())
 
 
-async def read_fresh(redis: aioredis.Redis, profile_ids: Collection[str]) -> dict[str, Fresh]:
-    """What due timers are re-checked against, in one pipeline: the profiles the profile service cached (the
-    freshest there are), the segments each is in (the segmenter's view) and whether it was erased."""
-    ids = sorted(profile_ids)
-    pipe = redis.pipeline(transaction=False)
-    for pid in ids:
-        pipe.get(CACHE_PREFIX + pid)
-        pipe.smembers(profile_segments_key(pid))
-        pipe.exists(ERASED_PREFIX + pid)
-    results = await pipe.execute()
-    fresh = {}
-    for pid, doc, members, erased in zip(ids, results[::3], results[1::3], results[2::3], strict=True):
-        segments = tuple(sorted(m.decode() for m in cast(set[bytes], members)))
-        fresh[pid] = Fresh(orjson.loads(doc) if doc else None, segments, bool(erased))
-    return fresh
-
-
 def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust.App:
     app = create_app("crmhub-notifier", settings)
     redis = aioredis.Redis.from_url(settings.redis_dsn)
@@ -220,28 +204,45 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     async def send_due(partition: int, value: bytes) -> None:
         await guard.sink.carry_out([Publish(DUE_TOPIC, value, partition=partition)])
 
-    notifier = Notifier(
-        rules_from(settings), tables, partial(read_fresh, redis), AlertSubmitter(dispatcher, redis), send_due, clock
-    )
+    fresh = partial(read_fresh, redis, sql_loader(settings))
+    submit = AlertSubmitter(dispatcher, redis)
+    notifier = Notifier(rules_from(settings), tables, fresh, submit, send_due, clock)
     for name, table in tables.items():
         table.on_recover(partial(notifier.rebuild, name))
-    wire(app, settings, notifier, dispatcher, guard)
+    runner = build_runner(app, settings, redis, fresh, submit, guard, clock)
+    wire(app, settings, notifier, runner, dispatcher, guard)
     return app
 
 
-def wire(app: faust.App, settings: Settings, notifier: Notifier, dispatcher: Dispatcher, guard: Guard) -> None:
-    """The agent on the profile changes and the due records (each under the runtime's error rules: a
-    record that cannot be handled is retried or dead-lettered, never the end of the agent), and the timers."""
-    # internal: faust creates the due topic (the profile changes topic exists) with the tables' partitions
-    topics = app.topic(
-        PROFILE_CHANGES, DUE_TOPIC, internal=True, partitions=settings.partitions, key_type=bytes, value_type=bytes
-    )
+async def route(notifier: Notifier, runner: JourneyRunner | None, topic: str, partition: int, value: bytes) -> None:
+    """A record to the notifier's rules, the journeys, or both (a profile change)."""
+    if topic in (PROFILE_CHANGES, DUE_TOPIC):
+        await notifier.handle(topic, partition, value)
+    if runner is not None and topic in JOURNEY_TOPICS:
+        await runner.handle(topic, partition, value)
+
+
+def wire(
+    app: faust.App,
+    settings: Settings,
+    notifier: Notifier,
+    runner: JourneyRunner | None,
+    dispatcher: Dispatcher,
+    guard: Guard,
+) -> None:
+    """One agent on the profile changes and the due records, and the journeys' inputs when journeys run
+    (each record under the runtime's error rules: a record that cannot be handled is retried or
+    dead-lettered, never the end of the agent), and the timers. One agent, so a profile's timers and
+    enrollments are changed by one record at a time."""
+    names = {PROFILE_CHANGES, DUE_TOPIC, *(JOURNEY_TOPICS if runner else ())}
+    # internal: faust creates the due topics (the others exist) with the tables' partitions
+    topics = app.topic(*sorted(names), internal=True, partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
     @app.agent(topics)
     async def notify(stream: Any) -> None:
         async for event in stream.events():
-            message = event.message
-            await guard.process(message, partial(notifier.handle, message.topic, message.partition, event.value))
+            message, value = event.message, event.value
+            await guard.process(message, partial(route, notifier, runner, message.topic, message.partition, value))
 
     async def recover_deliveries() -> None:
         try:
@@ -257,6 +258,8 @@ def wire(app: faust.App, settings: Settings, notifier: Notifier, dispatcher: Dis
             notifier.seen -= n  # counted: with Redis away they wait for the next round
 
     add_timer(app, TICK_S, notifier.tick)
+    if runner is not None:
+        add_timer(app, TICK_S, runner.tick)
     add_timer(app, RECOVER_S, recover_deliveries)
     add_timer(app, 1.0, count_seen)
 

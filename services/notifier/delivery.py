@@ -246,7 +246,7 @@ class Dispatcher:
 
     async def submit(self, alert: Alert) -> bool:
         """Claim ``alert`` and start its deliveries; False when it was claimed before (nothing to do)."""
-        sinks = self.routes.sinks_for(alert.kind, alert.internal)
+        sinks = self.routes.sinks_for(alert.kind, alert.internal, alert.channel)
         limit = limit_for(self.limits, alert.kind)
         limited = await self.state.claim(alert, sinks, limit, self.clock(), self.lease_s)
         if limited is None:

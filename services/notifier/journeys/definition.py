@@ -27,7 +27,7 @@ from services.notifier.journeys.parsing import (
 from services.notifier.journeys.triggers import SegmentTrigger, Trigger
 
 Channel = Literal["webhook", "slack", "email", "topic"]
-KINDS = (*get_args(AlertKind), "journey")  # "journey": a message of its own, not one of the notifier's alerts
+KINDS = get_args(AlertKind)  # "journey": a message of its own, not one of the notifier's alerts
 
 
 class _Frozen(BaseModel):

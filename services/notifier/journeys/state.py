@@ -11,7 +11,7 @@ why); ``waiting_in`` the wait (or the send held by quiet hours) it is in, for th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -53,8 +53,11 @@ class Enrollment:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Enrollment:
-        times = {name: None if doc[name] is None else datetime.fromisoformat(doc[name]) for name in _TIMES}
-        return cls(**{**doc, **times})
+        """From :meth:`to_json`'s document; other keys (what the wiring keeps beside it) are left out."""
+        kept: dict[str, Any] = {name: doc[name] for name in _FIELDS if name in doc}
+        kept.update((name, None if doc[name] is None else datetime.fromisoformat(doc[name])) for name in _TIMES)
+        return cls(**kept)
 
 
 _TIMES = ("entered_at", "due_at", "first_sent_at")
+_FIELDS = tuple(f.name for f in fields(Enrollment) if f.name not in _TIMES)

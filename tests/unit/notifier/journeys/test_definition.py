@@ -24,7 +24,7 @@ def test_the_shipped_journeys_load_and_validate() -> None:
         "warranty-ending",
     }  # fmt: skip
     cart = shipped["cart-abandonment"]
-    assert cart.status == "active" and cart.reentry == "restart"
+    assert cart.status == "paused" and cart.reentry == "restart"
     wait = cart.steps[0]
     assert isinstance(wait, WaitStep) and (wait.wait, wait.until) == (timedelta(hours=1), None)
     alert = cart.steps[1]
@@ -32,12 +32,7 @@ def test_the_shipped_journeys_load_and_validate() -> None:
     assert cart.policy.cap is not None and cart.policy.cap.messages == 3  # the file's policy
     sla = shipped["complaint-sla"]
     assert [s.kind for s in sla.steps if isinstance(s, SendStep)] == ["complaint"] + ["complaint_escalated"] * 6
-    assert {j.id for j in shipped.values() if j.status == "paused"} == {
-        "win-back",
-        "review-request",
-        "birthday",
-        "warranty-ending",
-    }
+    assert all(j.status == "paused" for j in shipped.values())  # examples, until a shop makes them its own
 
 
 def test_a_definition_written_back_reads_the_same() -> None:

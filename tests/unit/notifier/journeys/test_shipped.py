@@ -1,4 +1,4 @@
-"""The shipped journeys behave like the notifier's alerts they replace."""
+"""The shipped journeys, once switched on, behave like the notifier's alerts they are to replace."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from services.notifier.journeys.engine import on_due, on_event, on_trigger
 from services.notifier.journeys.triggers import event_occurrence
 from tests.unit.notifier.journeys.fixtures import NOW, customer
 
-SHIPPED = {j.id: j for j in load_journeys()}
+SHIPPED = {j.id: j.model_copy(update={"status": "active"}) for j in load_journeys()}  # shipped paused
 HOUR = timedelta(hours=1)
 
 

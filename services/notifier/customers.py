@@ -1,0 +1,55 @@
+"""What the notifier re-reads of a customer before it acts (a due timer, a journey step): the freshest
+profile there is, the segments the customer is in (the segmenter's view) and whether they were erased.
+
+The freshest profile is the profile service's Redis cache, else the SQL record: the cache keeps a
+profile an hour after its last change, and timers and journey waits run far longer than that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import cast
+
+import orjson
+import redis.asyncio as aioredis
+
+from crmhub.core.settings import Settings
+from crmhub.core.sql import make_engine
+from schemas.readmodels.profiles import CACHE_PREFIX, ProfileReader
+from schemas.readmodels.segments import profile_segments_key
+from services.notifier.alertlog import ERASED_PREFIX
+from services.notifier.machine import Fresh
+
+LoadDocs = Callable[[list[str]], Awaitable[Mapping[str, str]]]
+
+
+def sql_loader(settings: Settings) -> LoadDocs:
+    """The stored documents of profiles, read from SQL in a worker thread (the agent's loop goes on)."""
+    reader = ProfileReader(make_engine(settings.sql_url, migrate=False))
+
+    async def load(profile_ids: list[str]) -> Mapping[str, str]:
+        return await asyncio.to_thread(reader.load_docs, profile_ids)
+
+    return load
+
+
+async def read_fresh(redis: aioredis.Redis, load_docs: LoadDocs, profile_ids: Collection[str]) -> dict[str, Fresh]:
+    """In one Redis pipeline, then one SQL query for the profiles the cache no longer holds."""
+    ids = sorted(profile_ids)
+    pipe = redis.pipeline(transaction=False)
+    for pid in ids:
+        pipe.get(CACHE_PREFIX + pid)
+        pipe.smembers(profile_segments_key(pid))
+        pipe.exists(ERASED_PREFIX + pid)
+    results = await pipe.execute()
+    docs: dict[str, str | bytes] = {pid: doc for pid, doc in zip(ids, results[::3], strict=True) if doc}
+    missing = [pid for pid in ids if pid not in docs]
+    if missing:
+        docs.update(await load_docs(missing))
+    fresh = {}
+    for pid, members, erased in zip(ids, results[1::3], results[2::3], strict=True):
+        segments = tuple(sorted(m.decode() for m in cast(set[bytes], members)))
+        doc = docs.get(pid)
+        fresh[pid] = Fresh(orjson.loads(doc) if doc else None, segments, bool(erased))
+    return fresh

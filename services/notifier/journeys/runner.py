@@ -1,0 +1,286 @@
+"""The journey engine's wiring in the notifier: the inputs it reads, the tables it keeps, its due times.
+
+Inputs, all keyed (and so partitioned) by profile id like the notifier's tables:
+
+- ``crm.events.v1``: an event may trigger a journey, convert an enrollment (its goal) or end it (an exit
+  event);
+- ``crm.segments.v1``: a segment entered or exited may trigger a journey;
+- ``crm.profile-changes.v1``: a changed profile's dates schedule its date-triggered journeys (no scans);
+- ``crmhub-journeys-due``: the keys of entries that have come due, sent by :meth:`JourneyRunner.tick`
+  to the partition the entries live on (the notifier's timers do the same, for faust's rule that a table
+  is written while a record of the entry's partition is processed).
+
+Tables (faust, changelogged, so a restarted notifier has them back):
+
+- ``journeys``: per :func:`~services.notifier.journeys.engine.state_key` an enrollment
+  (``Enrollment.to_json()``), and per ``@date:<journey>:<profile>`` a scheduled date occurrence; each with
+  ``due`` (epoch seconds, None: nothing due) and the ``partition`` it was written on;
+- ``journey-customers``: per profile, the keys of its enrollments that may still act (active, or in their
+  goal's window) and when its messages went out (the frequency cap).
+
+Every call's effects are carried out before the new enrollment is written: should the process die in
+between, the input is read again, the engine gives the same effects and message ids, and the delivery
+outbox drops the repeats (counters and history entries may then be counted twice).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import orjson
+
+from crmhub.core.conditions.fields import profile_view
+from crmhub.core.topics import EVENTS, PROFILE_CHANGES, SEGMENTS
+from schemas.outputs import Alert
+from services.notifier.journeys.definition import Journey
+from services.notifier.journeys.effects import Effect, Schedule, Send, UpdateProfile
+from services.notifier.journeys.engine import on_due, on_event, on_trigger, state_key
+from services.notifier.journeys.gates import Customer
+from services.notifier.journeys.outputs import Tally, history_entry, tally, to_alert, update_event
+from services.notifier.journeys.routing import JourneyIndex, event_occurrence_of
+from services.notifier.journeys.state import Enrollment
+from services.notifier.journeys.triggers import DateTrigger, Occurrence, date_occurrence, segment_change
+from services.notifier.machine import Fresh
+from services.notifier.timers import DueIndex
+
+log = logging.getLogger("crmhub.notifier.journeys")
+JOURNEYS_DUE = "crmhub-journeys-due"
+ENROLLMENTS, CUSTOMERS = "journeys", "journey-customers"
+DATE_PREFIX = "@date:"  # journey ids are a-z, 0-9, _ and -: no state key starts with it
+SENT_KEPT = timedelta(days=31)  # the longest cap period a policy may name
+RESEND_S = 10.0
+
+ReadFresh = Callable[[Sequence[str]], Awaitable[dict[str, Fresh]]]
+SendDue = Callable[[int, bytes], Awaitable[None]]
+Table = MutableMapping[str, Any]
+
+
+class Outputs(Protocol):
+    async def send(self, alert: Alert) -> None: ...
+
+    async def update(self, profile_id: str, event: bytes) -> None: ...
+
+    async def record(self, counts: Tally, history: Mapping[str, list[dict[str, Any]]]) -> None: ...
+
+
+@dataclass
+class _Call:
+    """One engine call's context: where its writes go and what it read."""
+
+    partition: int
+    customer: Customer
+    now: datetime
+
+
+class JourneyRunner:
+    def __init__(
+        self,
+        journeys: Iterable[Journey],
+        tables: Mapping[str, Table],
+        read_fresh: ReadFresh,
+        outputs: Outputs,
+        send_due: SendDue,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.index = JourneyIndex.of(journeys)
+        self.enrollments, self.customers = tables[ENROLLMENTS], tables[CUSTOMERS]
+        self.read_fresh, self.outputs, self.send_due, self.clock = read_fresh, outputs, send_due, clock
+        self.due_index = DueIndex()
+
+    async def handle(self, topic: str, partition: int, value: bytes) -> None:
+        if topic == JOURNEYS_DUE:
+            await self.fire(partition, orjson.loads(value))
+        elif topic == EVENTS:
+            await self.on_event(partition, orjson.loads(value))
+        elif topic == SEGMENTS:
+            await self.on_segment(partition, orjson.loads(value))
+        elif topic == PROFILE_CHANGES and self.index.dated:
+            for change in orjson.loads(value):
+                self.schedule_dates(partition, change)
+
+    # --- inputs ----------------------------------------------------------------------------------------
+
+    async def on_event(self, partition: int, doc: dict[str, Any]) -> None:
+        pid, kind = doc.get("profile_id"), doc.get("type")
+        if not isinstance(pid, str) or not isinstance(kind, str):
+            return
+        triggered, watching = self.index.triggered_by(kind), self.index.watching(kind)
+        if not triggered and not watching:
+            return
+        occ, now = event_occurrence_of(doc), self.clock()
+        for key in self.customer_doc(pid)["keys"] if watching else ():
+            entry = self.enrollments.get(key)
+            journey = self.index.journeys.get(entry["journey_id"]) if entry else None
+            if entry and journey in watching:
+                enrollment, effects = on_event(journey, Enrollment.from_json(entry), occ, now)
+                await self.apply(
+                    journey, key, enrollment, effects, _Call(partition, Customer({"profile_id": pid}), now)
+                )
+        if triggered:
+            await self.trigger(partition, pid, triggered, occ)
+
+    async def on_segment(self, partition: int, doc: dict[str, Any]) -> None:
+        journeys = self.index.by_segment(doc["segment"], doc["change"])
+        if journeys:
+            occ = segment_change(doc["segment"], doc["change"], datetime.fromisoformat(doc["at"]))
+            await self.trigger(partition, doc["profile_id"], journeys, occ)
+
+    async def trigger(self, partition: int, pid: str, journeys: Sequence[Journey], occ: Occurrence) -> None:
+        call = await self.call(partition, pid)
+        if call is None:
+            return
+        for journey in journeys:
+            key = state_key(journey, pid, occ)
+            found = self.enrollments.get(key)
+            before = Enrollment.from_json(found) if found else None
+            enrollment, effects = on_trigger(journey, before, occ, call.customer, call.now)
+            await self.apply(journey, key, enrollment, effects, call)
+
+    def schedule_dates(self, partition: int, change: dict[str, Any]) -> None:
+        """A changed profile's next date occurrence per date-triggered journey, due when it comes."""
+        pid, now = change["profile_id"], self.clock()
+        if change.get("merged_into"):
+            return
+        view = profile_view(change)
+        customer = Customer(view)
+        for journey in self.index.dated:
+            assert isinstance(journey.trigger, DateTrigger)
+            occ = date_occurrence(journey.trigger, view, customer.zone(journey.policy), now)
+            key = f"{DATE_PREFIX}{journey.id}:{pid}"
+            due = None if occ is None else max(occ.at, now).timestamp()
+            if (self.enrollments.get(key) or {}).get("due") != due:
+                self.write(key, {"journey_id": journey.id, "profile_id": pid, "due": due}, partition)
+
+    # --- due times ---------------------------------------------------------------------------------------
+
+    async def fire(self, partition: int, keys: Sequence[str]) -> None:
+        now = self.clock()
+        due = {key: doc for key in keys if (doc := self.enrollments.get(key)) and _is_due(doc, now)}
+        fresh = await self.read_fresh(sorted({doc["profile_id"] for doc in due.values()}))
+        for key, doc in due.items():
+            journey = self.index.journeys.get(doc["journey_id"])
+            customer = _customer(fresh[doc["profile_id"]], doc["profile_id"], self.customer_doc(doc["profile_id"]))
+            if journey is None or customer is None:
+                self.write(key, {**doc, "due": None}, partition)  # the journey is gone, or the customer erased
+                continue
+            call = _Call(partition, customer, now)
+            if key.startswith(DATE_PREFIX):
+                await self.fire_date(journey, key, call)
+            else:
+                enrollment, effects = on_due(journey, Enrollment.from_json(doc), customer, now)
+                await self.apply(journey, key, enrollment, effects, call)
+
+    async def fire_date(self, journey: Journey, key: str, call: _Call) -> None:
+        assert isinstance(journey.trigger, DateTrigger)
+        pid = call.customer.profile_id
+        self.write(key, {"journey_id": journey.id, "profile_id": pid, "due": None}, call.partition)
+        occ = date_occurrence(journey.trigger, call.customer.view, call.customer.zone(journey.policy), call.now)
+        if occ is not None:
+            skey = state_key(journey, pid, occ)
+            found = self.enrollments.get(skey)
+            before = Enrollment.from_json(found) if found else None
+            enrollment, effects = on_trigger(journey, before, occ, call.customer, call.now)
+            await self.apply(journey, skey, enrollment, effects, call)
+
+    async def tick(self) -> None:
+        """Ask for the due entries to be fired: one record of keys per partition."""
+        now = self.clock().timestamp()
+        found: dict[int, list[str]] = {}
+        for key, doc in self.due_index.pop_due(now, self.enrollments.get):
+            found.setdefault(doc["partition"], []).append(key)
+            self.due_index.add(key, now + RESEND_S)  # asked again unless firing it changed it
+        for partition, keys in sorted(found.items()):
+            try:
+                await self.send_due(partition, orjson.dumps(keys))
+            except Exception:  # the broker away for a moment: asked again after RESEND_S
+                log.exception("could not ask for the due journey steps of partition %d", partition)
+        if self.due_index.needs_rebuild(len(self.enrollments)):
+            self.rebuild()
+
+    def rebuild(self) -> None:
+        self.due_index.rebuild(self.enrollments.items())
+
+    # --- effects and writes ----------------------------------------------------------------------------
+
+    async def call(self, partition: int, pid: str) -> _Call | None:
+        fresh = (await self.read_fresh([pid]))[pid]
+        customer = _customer(fresh, pid, self.customer_doc(pid))
+        return None if customer is None else _Call(partition, customer, self.clock())
+
+    async def apply(
+        self, journey: Journey, key: str, enrollment: Enrollment | None, effects: list[Effect], call: _Call
+    ) -> None:
+        """Carry out the effects, then write the enrollment and the customer's keys and sends."""
+        pid, sent = call.customer.profile_id, []
+        for effect in effects:
+            if isinstance(effect, Send):
+                await self.outputs.send(to_alert(effect, call.now))
+                sent += [call.now] if effect.capped else []
+            elif isinstance(effect, UpdateProfile):
+                await self.outputs.update(pid, update_event(effect, call.customer.view, call.now))
+            elif isinstance(effect, Schedule) and _is_date(journey, enrollment, effect):
+                doc = {"journey_id": journey.id, "profile_id": pid, "due": effect.at.timestamp()}
+                self.write(f"{DATE_PREFIX}{journey.id}:{pid}", doc, call.partition)
+        history = [entry for effect in effects if (entry := history_entry(effect, call.now))]
+        if effects:
+            await self.outputs.record(tally(effects), {pid: history} if history else {})
+        if enrollment is not None:
+            due = enrollment.due_at.timestamp() if enrollment.active and enrollment.due_at else None
+            doc = {**enrollment.to_json(), "due": due}
+            if not _same(self.enrollments.get(key), doc):
+                self.write(key, doc, call.partition)
+        self.note_customer(pid, key, journey, enrollment, sent, call)
+
+    def write(self, key: str, doc: dict[str, Any], partition: int) -> None:
+        self.enrollments[key] = {**doc, "partition": partition}
+        self.due_index.add(key, doc.get("due"))
+
+    def customer_doc(self, pid: str) -> dict[str, Any]:
+        return self.customers.get(pid) or {"keys": [], "sent": []}
+
+    def note_customer(
+        self, pid: str, key: str, journey: Journey, enrollment: Enrollment | None, sent: list[datetime], call: _Call
+    ) -> None:
+        doc = self.customer_doc(pid)
+        keys = [k for k in doc["keys"] if k != key]
+        if enrollment is not None and _may_act(journey, enrollment, call.now):
+            keys.append(key)
+        since = (call.now - SENT_KEPT).isoformat()
+        sends = [at for at in doc["sent"] if at >= since] + [at.isoformat() for at in sent]
+        if keys != doc["keys"] or sends != doc["sent"]:
+            self.customers[pid] = {"keys": keys, "sent": sends}
+
+
+def _is_date(journey: Journey, enrollment: Enrollment | None, schedule: Schedule) -> bool:
+    """A schedule for the journey's next date occurrence (not for the enrollment's own wait)."""
+    waits = enrollment is not None and enrollment.due_at == schedule.at
+    return isinstance(journey.trigger, DateTrigger) and not waits
+
+
+def _is_due(doc: Mapping[str, Any], now: datetime) -> bool:
+    return doc.get("due") is not None and doc["due"] <= now.timestamp()
+
+
+def _same(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    return old is not None and all(old.get(name) == value for name, value in new.items())
+
+
+def _may_act(journey: Journey, enrollment: Enrollment, now: datetime) -> bool:
+    """Active, or its goal's window still open (an event may convert it)."""
+    if enrollment.active:
+        return True
+    goal, first = journey.goal, enrollment.first_sent_at
+    return goal is not None and first is not None and not enrollment.converted and now <= first + goal.within
+
+
+def _customer(fresh: Fresh, pid: str, doc: Mapping[str, Any]) -> Customer | None:
+    """The customer for an engine call (None: erased, or merged into another profile)."""
+    if fresh.erased or (fresh.profile is not None and fresh.profile.get("merged_into")):
+        return None
+    view = profile_view(dict(fresh.profile) if fresh.profile is not None else {"profile_id": pid})
+    sent = tuple(datetime.fromisoformat(at) for at in doc["sent"])
+    return Customer(view, frozenset(fresh.segments), sent)

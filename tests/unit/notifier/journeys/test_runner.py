@@ -1,0 +1,219 @@
+"""The journey runner on plain dicts for tables, a fake clock and fake outputs: what each input does, due
+times through the due topic, restarts from the tables, replays, conversions, dates and erasure."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from crmhub.core.topics import EVENTS, PROFILE_CHANGES, SEGMENTS
+from schemas.outputs import Alert
+from services.notifier.journeys.catalog import parse_journey
+from services.notifier.journeys.definition import Journey
+from services.notifier.journeys.outputs import Tally
+from services.notifier.journeys.runner import CUSTOMERS, DATE_PREFIX, ENROLLMENTS, JOURNEYS_DUE, JourneyRunner
+from services.notifier.machine import Fresh
+from tests.unit.notifier.journeys.fixtures import NOW
+
+P1 = "P1"
+MAIL = {"name": "mail", "send": "email", "consent": "email", "template": "Hi {{ profile.city }}"}
+
+
+def profile(pid: str = P1, **traits: Any) -> dict[str, Any]:
+    """A stored profile document: consented to e-mail, in Bonn."""
+    decision = {"granted": True, "at": NOW.isoformat(), "source": "web"}
+    return {
+        "profile_id": pid,
+        "created_at": NOW.isoformat(),
+        "updated_at": NOW.isoformat(),
+        "traits": {"city": "Bonn", **traits},
+        "consent": {"email": {"marketing": decision}},
+    }
+
+
+def event(kind: str, event_id: str, at: datetime = NOW, pid: str = P1, **properties: Any) -> bytes:
+    doc = {"event_id": event_id, "type": kind, "occurred_at": at.isoformat(), "profile_id": pid}
+    return orjson.dumps({**doc, "properties": properties})
+
+
+@dataclass
+class Harness:
+    journeys: list[Journey]
+    now: datetime = NOW
+    profiles: dict[str, dict[str, Any]] = field(default_factory=lambda: {P1: profile()})
+    erased: set[str] = field(default_factory=set)
+    tables: dict[str, dict[str, Any]] = field(default_factory=lambda: {ENROLLMENTS: {}, CUSTOMERS: {}})
+    alerts: list[Alert] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    counts: Tally = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    due_records: list[tuple[int, list[str]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.runner = self.start()
+
+    def start(self) -> JourneyRunner:
+        """A runner on the tables as they are (a restarted notifier recovers them from the changelog)."""
+        runner = JourneyRunner(self.journeys, self.tables, self.read_fresh, self, self.send_due, lambda: self.now)
+        runner.rebuild()
+        return runner
+
+    async def read_fresh(self, pids: Sequence[str]) -> dict[str, Fresh]:
+        return {pid: Fresh(self.profiles.get(pid), ("vip",), pid in self.erased) for pid in pids}
+
+    async def send(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+    async def update(self, profile_id: str, doc: bytes) -> None:
+        self.updates.append(orjson.loads(doc))
+
+    async def record(self, counts: Tally, history: Any) -> None:
+        for key, amount in counts.items():
+            self.counts[key] = self.counts.get(key, 0) + amount
+        self.history += [entry for entries in history.values() for entry in entries]
+
+    async def send_due(self, partition: int, value: bytes) -> None:
+        self.due_records.append((partition, orjson.loads(value)))
+
+    def feed(self, topic: str, value: bytes, partition: int = 3) -> None:
+        asyncio.run(self.runner.handle(topic, partition, value))
+
+    def advance(self, delta: timedelta) -> None:
+        """Let time pass; what comes due goes round the due topic, as in the notifier."""
+        self.now += delta
+        asyncio.run(self.runner.tick())
+        records, self.due_records = self.due_records, []
+        for partition, keys in records:
+            self.feed(JOURNEYS_DUE, orjson.dumps(keys), partition)
+
+
+def journey(**fields: Any) -> Journey:
+    doc: dict[str, Any] = {"id": "j", "status": "active", "trigger": {"event": "Signed Up"}, "steps": [MAIL]}
+    return parse_journey({**doc, **fields})
+
+
+def test_an_event_enters_once_and_the_message_goes_out_once_however_often_it_is_read() -> None:
+    h = Harness([journey(reentry="never")])
+    for _ in range(3):
+        h.feed(EVENTS, event("Signed Up", "e1"))
+    h.feed(EVENTS, event("Signed Up", "e2"))  # another occurrence: re-entry never
+    (alert,) = h.alerts
+    assert (alert.kind, alert.channel, alert.profile_id, alert.summary) == ("journey", "email", P1, "Hi Bonn")
+    assert alert.details == {"journey": "j", "step": "mail", "message": "Hi Bonn"}
+    assert h.counts[("j", "mail", "entered")] == 1 and h.counts[("j", "mail", "sent")] == 1
+    assert [e["what"] for e in h.history] == ["sent", "exited"]
+
+
+def test_an_event_of_another_type_or_failing_the_condition_does_nothing() -> None:
+    h = Harness([journey(trigger={"event": "Signed Up", "where": "plan == 'gold'"})])
+    h.feed(EVENTS, event("Product Viewed", "e1"))
+    h.feed(EVENTS, event("Signed Up", "e2", plan="silver"))
+    assert not h.alerts and not h.tables[ENROLLMENTS]
+    h.feed(EVENTS, event("Signed Up", "e3", plan="gold"))
+    assert len(h.alerts) == 1
+
+
+def test_a_wait_comes_due_through_the_due_topic_on_the_entrys_partition_and_not_before() -> None:
+    h = Harness([journey(steps=[{"name": "pause", "wait": "1h"}, MAIL])])
+    h.feed(EVENTS, event("Signed Up", "e1"), partition=5)
+    h.advance(timedelta(minutes=59))
+    assert not h.alerts and not h.due_records
+    h.now += timedelta(minutes=1)
+    asyncio.run(h.runner.tick())
+    assert h.due_records == [(5, ["j:P1"])]
+    h.advance(timedelta(0))
+    assert len(h.alerts) == 1 and h.tables[ENROLLMENTS]["j:P1"]["ended"] == "completed"
+    h.advance(timedelta(hours=1))
+    assert len(h.alerts) == 1
+
+
+def test_a_restarted_notifier_fires_the_pending_wait_once_from_its_tables() -> None:
+    h = Harness([journey(steps=[{"name": "pause", "wait": "1h"}, MAIL])])
+    h.feed(EVENTS, event("Signed Up", "e1"))
+    h.runner = h.start()  # the process died; the tables came back from their changelog
+    h.feed(EVENTS, event("Signed Up", "e1"))  # and the input was read again
+    h.advance(timedelta(hours=1))
+    h.runner = h.start()
+    h.advance(timedelta(seconds=11))
+    assert len(h.alerts) == 1
+
+
+def test_exit_criteria_are_checked_before_the_step_after_a_wait() -> None:
+    h = Harness([journey(steps=[{"name": "pause", "wait": "1h"}, MAIL], exit={"when": ["city == 'Paris'"]})])
+    h.feed(EVENTS, event("Signed Up", "e1"))
+    h.profiles[P1] = profile(city="Paris")
+    h.advance(timedelta(hours=1))
+    assert not h.alerts and h.counts[("j", "mail", "exited: when: city == 'Paris'")] == 1
+
+
+def test_the_goal_event_converts_with_its_revenue_and_the_enrollment_stops_listening_after() -> None:
+    h = Harness([journey(goal={"event": "Order Completed", "within": "7d"})])
+    h.feed(EVENTS, event("Signed Up", "e1"))
+    h.feed(EVENTS, event("Order Completed", "o1", at=NOW + timedelta(days=1), total="59.90"))
+    h.feed(EVENTS, event("Order Completed", "o2", at=NOW + timedelta(days=2), total="10.00"))
+    assert h.counts[("j", "mail", "converted")] == 1 and h.counts[("j", "mail", "revenue")] == Decimal("59.90")
+    assert h.tables[CUSTOMERS][P1]["keys"] == []
+
+
+def test_an_exit_event_ends_the_enrollment_it_names_and_no_other() -> None:
+    complaint = journey(
+        trigger={"event": "social.mention", "occurrence": "message_id"},
+        reentry="parallel",
+        exit={"events": [{"event": "support.complaint_responded", "match": "message_id"}]},
+        steps=[{"name": "pause", "wait": "1h"}, {"name": "escalate", "send": "topic", "template": "unanswered"}],
+    )
+    h = Harness([complaint])
+    h.feed(EVENTS, event("social.mention", "e1", message_id="m1"))
+    h.feed(EVENTS, event("social.mention", "e2", message_id="m2"))
+    h.feed(EVENTS, event("support.complaint_responded", "e3", message_id="m1"))
+    h.advance(timedelta(hours=1))
+    (alert,) = h.alerts
+    assert alert.channel == "topic" and alert.alert_id.startswith("journey")
+    assert h.counts[("j", "escalate", "exited: event: support.complaint_responded")] == 1  # the step it was bound for
+    assert h.counts[("j", "pause", "waiting")] == 0
+
+
+def test_a_segment_change_triggers_its_journeys() -> None:
+    h = Harness([journey(trigger={"segment": "vip", "change": "entered"})])
+    change = {"segment": "vip", "profile_id": P1, "change": "entered", "at": NOW.isoformat(), "profile_version": 3}
+    h.feed(SEGMENTS, orjson.dumps({**change, "segment": "lapsed"}))
+    assert not h.alerts
+    h.feed(SEGMENTS, orjson.dumps(change))
+    h.feed(SEGMENTS, orjson.dumps(change))  # read again
+    assert len(h.alerts) == 1
+
+
+def test_a_profile_date_is_scheduled_from_the_profile_change_and_fires_on_the_day() -> None:
+    renewal = journey(trigger={"date": "traits.renews_on", "offset": "-7d", "at": "09:00"})
+    h = Harness([renewal])
+    h.profiles[P1] = profile(renews_on="2026-06-10")
+    h.feed(PROFILE_CHANGES, orjson.dumps([h.profiles[P1]]))
+    entry = h.tables[ENROLLMENTS][f"{DATE_PREFIX}j:{P1}"]
+    assert (
+        datetime.fromtimestamp(entry["due"], UTC).isoformat().startswith("2026-06-03T09:00")
+    )  # the policy's zone: UTC
+    h.advance(timedelta(days=1))
+    assert not h.alerts
+    h.advance(timedelta(days=1, hours=1))  # 3 June, 13:00 UTC
+    assert len(h.alerts) == 1
+    h.feed(PROFILE_CHANGES, orjson.dumps([h.profiles[P1]]))  # the same date again: not a second occasion
+    h.advance(timedelta(days=1))
+    assert len(h.alerts) == 1
+
+
+def test_an_erased_customer_gets_nothing_and_a_tag_update_is_an_identify_event() -> None:
+    tagging = journey(steps=[{"name": "tag", "update": "tag", "tag": "welcomed"}])
+    h = Harness([tagging])
+    h.feed(EVENTS, event("Signed Up", "e1"))
+    (update,) = h.updates
+    assert (update["type"], update["source"], update["profile_id"]) == ("identify", "crm", P1)
+    assert update["traits"]["tags"] == ["welcomed"]
+    h.erased.add(P1)
+    h.feed(EVENTS, event("Signed Up", "e2"))
+    assert len(h.updates) == 1
