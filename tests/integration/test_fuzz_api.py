@@ -30,7 +30,7 @@ from tests.fuzzing import cases
 pytestmark = pytest.mark.integration
 
 ADMIN, WRITE_KEY = "fuzz-admin-token", "fuzz-web-key"
-EXAMPLES = 20  # at most (the suite stays within its time; `make fuzz` explores further), per operation and credential (fewer where the inputs run out)
+EXAMPLES = 20  # at most, per operation and credential (`make fuzz` explores further)
 LEFT_OUT = {"GET /v1/stream"}
 
 
