@@ -28,6 +28,7 @@ from crmhub.retention import Retention
 from services.ingest import collector, raw_http
 from services.ingest.cors import CollectorCORS
 from services.notifier import http as alerts_http
+from services.notifier.journeys import http as journeys_http
 from services.profile import http as profiles_http
 from services.profile.store import ProfileStore
 from services.segmenter import http as segments_http
@@ -79,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
         privacy.router,
         segments_http.router,
         alerts_http.router,
+        journeys_http.router,
         dashboard_http.router,
         access.router,
     ):

@@ -19,6 +19,7 @@ from crmhub.core.pseudonyms import identity_key
 from crmhub.core.stats import RECENT_ALERTS
 from crmhub.core.topics import PROFILES
 from crmhub.core.web import ProfilesErase, ProfilesRead, Res, Resources, audit
+from schemas.readmodels.journeys import history_key
 from schemas.readmodels.profiles import ProfileCache
 from schemas.readmodels.segments import segments_of
 from services.ingest.state import IngestState
@@ -67,7 +68,7 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     """Erase the profile ``profile_id`` reads; False when there is none. Suppress first (ingest drops new
     events of its identifiers), then delete: SQL (profile, identifiers, timeline; its id recorded as
     erased, so the profile service drops events already past ingest), cache, segment membership, recent
-    alerts and the alert log, and a tombstone on the compacted crm.profiles.v1."""
+    alerts and the alert log, the journey history, and a tombstone on the compacted crm.profiles.v1."""
     profile = load_profile(res, profile_id)
     if profile is None:
         return False
@@ -84,6 +85,7 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     pipe = res.redis.pipeline(transaction=False)
     for doc in alerts:
         pipe.lrem(RECENT_ALERTS, 0, doc)
+    pipe.delete(*(history_key(i) for i in ids))  # their journey history
     pipe.execute()
     AlertLog(res.redis).forget(pid)
     if res.settings.publishes_profiles:  # the compacted topic forgets the profile too

@@ -26,6 +26,7 @@ ACTIONS = {
     "profile.export": "everything held about a person exported",
     "profile.erase": "a person erased",
     "alerts.read": "alerts (summaries naming people) listed or acknowledged",
+    "journeys.read": "a person's journey history read",
     "segment.members": "a page of a segment's members read",
     "deadletters.replay": "dead letters' original inputs sent back to their raw topics",
     "token.create": "an API token made",

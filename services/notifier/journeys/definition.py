@@ -12,9 +12,19 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, PositiveInt, Tag, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PositiveInt,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
-from schemas.outputs import AlertKind
+from schemas.outputs import AlertKind, Channel
 from services.notifier.journeys.parsing import (
     ConsentChannel,
     Name,
@@ -24,9 +34,8 @@ from services.notifier.journeys.parsing import (
     Template,
     TimeOfDay,
 )
-from services.notifier.journeys.triggers import SegmentTrigger, Trigger
+from services.notifier.journeys.triggers import SegmentTrigger, Trigger, known_event_type
 
-Channel = Literal["webhook", "slack", "email", "topic"]
 KINDS = get_args(AlertKind)  # "journey": a message of its own, not one of the notifier's alerts
 
 
@@ -124,7 +133,7 @@ Step = Annotated[
 class EventExit(_Frozen):
     """Leave on an event of this type; with ``match``, only one whose property equals the trigger's."""
 
-    event: str
+    event: Annotated[str, AfterValidator(known_event_type)]
     match: str | None = None
 
 
@@ -141,7 +150,7 @@ class ExitCriteria(_Frozen):
 class Goal(_Frozen):
     """A conversion: an event of this type within ``within`` of the first message sent."""
 
-    event: str
+    event: Annotated[str, AfterValidator(known_event_type)]
     within: PositiveDuration
     revenue: tuple[str, ...] = ("total", "revenue")  # the first of these properties present is the amount
 

@@ -95,7 +95,8 @@ class JourneyRunner:
         if topic == JOURNEYS_DUE:
             await self.fire(partition, orjson.loads(value))
         elif topic == EVENTS:
-            await self.on_event(partition, orjson.loads(value))
+            for doc in orjson.loads(value):  # ingest forwards events in batches, each of one partition
+                await self.on_event(partition, doc)
         elif topic == SEGMENTS:
             await self.on_segment(partition, orjson.loads(value))
         elif topic == PROFILE_CHANGES and self.index.dated:

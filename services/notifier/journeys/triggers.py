@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag,
 
 from crmhub.core.conditions.fields import FIELD_TYPES
 from crmhub.core.conditions.language import rule_matches
+from schemas.events import EVENT_TYPES
 from services.notifier.journeys.parsing import Duration, Name, PropertyCondition, TimeOfDay
 from services.notifier.journeys.timing import at_local
 
@@ -41,6 +42,18 @@ class EventTrigger(_Frozen):
     event: Annotated[tuple[str, ...], BeforeValidator(lambda v: (v,) if isinstance(v, str) else v)]
     where: PropertyCondition | None = None  # over the event's properties
     occurrence: str | None = None  # the property naming an occurrence (default: each event is one)
+
+    @field_validator("event")
+    @classmethod
+    def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(known_event_type(v) for v in value)
+
+
+def known_event_type(value: str) -> str:
+    """``value`` if crmhub has events of that type (others are dead letters at ingest: they never come)."""
+    if value not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {value!r} (docs/events.md lists them: {', '.join(EVENT_TYPES)})")
+    return value
 
 
 class DateTrigger(_Frozen):

@@ -82,6 +82,7 @@ def with_step(**step: Any) -> list[dict[str, Any]]:
          "journey 'j': trigger.offset: a date offset is whole days"),
         ({"trigger": {"event": "Order Completed", "where": "total >"}}, "journey 'j': trigger.where: bad condition"),
         ({"trigger": {"webhook": "x"}}, "journey 'j': trigger: a trigger needs segment, event or date"),
+        ({"trigger": {"event": "Signed Up"}}, "journey 'j': trigger.event: unknown event type 'Signed Up'"),
         ({"exit": {"left_segment": True}}, "journey 'j': exit left_segment needs a segment trigger"),
         ({"exit": {"when": ["days_since(last_order_at) > $now"]}}, "journey 'j': exit.when.0: "),
         ({"reentry": "sometimes"}, "journey 'j': reentry: reentry is never, restart, parallel or a duration like "
@@ -96,17 +97,17 @@ def test_each_error_names_the_journey_the_step_and_what_is_wrong(fields: dict[st
 
 def test_a_file_error_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "journeys.yaml"
-    path.write_text("journeys:\n  - id: a\n    trigger: {event: x}\n    steps: [{name: s, wait: soon}]\n")
+    path.write_text("journeys:\n  - id: a\n    trigger: {event: page}\n    steps: [{name: s, wait: soon}]\n")
     with pytest.raises(JourneyError, match=rf"^journey file {path}: journey 'a', step 's': wait: bad duration 'soon'"):
         load_journeys(path)
     with pytest.raises(JourneyError, match="expected a mapping with a 'journeys' list"):
         parse_journeys("- 1", "x.yaml")
-    twice = "journeys:\n" + "  - {id: a, trigger: {event: x}, steps: [{name: s, exit: done}]}\n" * 2
+    twice = "journeys:\n" + "  - {id: a, trigger: {event: page}, steps: [{name: s, exit: done}]}\n" * 2
     with pytest.raises(JourneyError, match=r"x\.yaml: duplicate journey ids"):
         parse_journeys(twice, "x.yaml")
 
 
 def test_unquoted_times_of_day_in_yaml_still_read_as_times() -> None:
-    text = "journeys:\n  - {id: a, trigger: {event: x}, steps: [{name: s, until: 21:30}]}\n"  # YAML 1.1: 1290
+    text = "journeys:\n  - {id: a, trigger: {event: page}, steps: [{name: s, until: 21:30}]}\n"  # YAML 1.1: 1290
     (j,) = parse_journeys(text, "x.yaml")
     assert j.steps[0].model_dump(mode="json")["until"] == "21:30"

@@ -39,7 +39,7 @@ def profile(pid: str = P1, **traits: Any) -> dict[str, Any]:
 
 def event(kind: str, event_id: str, at: datetime = NOW, pid: str = P1, **properties: Any) -> bytes:
     doc = {"event_id": event_id, "type": kind, "occurred_at": at.isoformat(), "profile_id": pid}
-    return orjson.dumps({**doc, "properties": properties})
+    return orjson.dumps([{**doc, "properties": properties}])  # a batch of one, as ingest forwards them
 
 
 @dataclass
@@ -94,15 +94,15 @@ class Harness:
 
 
 def journey(**fields: Any) -> Journey:
-    doc: dict[str, Any] = {"id": "j", "status": "active", "trigger": {"event": "Signed Up"}, "steps": [MAIL]}
+    doc: dict[str, Any] = {"id": "j", "status": "active", "trigger": {"event": "Checkout Started"}, "steps": [MAIL]}
     return parse_journey({**doc, **fields})
 
 
 def test_an_event_enters_once_and_the_message_goes_out_once_however_often_it_is_read() -> None:
     h = Harness([journey(reentry="never")])
     for _ in range(3):
-        h.feed(EVENTS, event("Signed Up", "e1"))
-    h.feed(EVENTS, event("Signed Up", "e2"))  # another occurrence: re-entry never
+        h.feed(EVENTS, event("Checkout Started", "e1"))
+    h.feed(EVENTS, event("Checkout Started", "e2"))  # another occurrence: re-entry never
     (alert,) = h.alerts
     assert (alert.kind, alert.channel, alert.profile_id, alert.summary) == ("journey", "email", P1, "Hi Bonn")
     assert alert.details == {"journey": "j", "step": "mail", "message": "Hi Bonn"}
@@ -111,17 +111,17 @@ def test_an_event_enters_once_and_the_message_goes_out_once_however_often_it_is_
 
 
 def test_an_event_of_another_type_or_failing_the_condition_does_nothing() -> None:
-    h = Harness([journey(trigger={"event": "Signed Up", "where": "plan == 'gold'"})])
+    h = Harness([journey(trigger={"event": "Checkout Started", "where": "plan == 'gold'"})])
     h.feed(EVENTS, event("Product Viewed", "e1"))
-    h.feed(EVENTS, event("Signed Up", "e2", plan="silver"))
+    h.feed(EVENTS, event("Checkout Started", "e2", plan="silver"))
     assert not h.alerts and not h.tables[ENROLLMENTS]
-    h.feed(EVENTS, event("Signed Up", "e3", plan="gold"))
+    h.feed(EVENTS, event("Checkout Started", "e3", plan="gold"))
     assert len(h.alerts) == 1
 
 
 def test_a_wait_comes_due_through_the_due_topic_on_the_entrys_partition_and_not_before() -> None:
     h = Harness([journey(steps=[{"name": "pause", "wait": "1h"}, MAIL])])
-    h.feed(EVENTS, event("Signed Up", "e1"), partition=5)
+    h.feed(EVENTS, event("Checkout Started", "e1"), partition=5)
     h.advance(timedelta(minutes=59))
     assert not h.alerts and not h.due_records
     h.now += timedelta(minutes=1)
@@ -135,9 +135,9 @@ def test_a_wait_comes_due_through_the_due_topic_on_the_entrys_partition_and_not_
 
 def test_a_restarted_notifier_fires_the_pending_wait_once_from_its_tables() -> None:
     h = Harness([journey(steps=[{"name": "pause", "wait": "1h"}, MAIL])])
-    h.feed(EVENTS, event("Signed Up", "e1"))
+    h.feed(EVENTS, event("Checkout Started", "e1"))
     h.runner = h.start()  # the process died; the tables came back from their changelog
-    h.feed(EVENTS, event("Signed Up", "e1"))  # and the input was read again
+    h.feed(EVENTS, event("Checkout Started", "e1"))  # and the input was read again
     h.advance(timedelta(hours=1))
     h.runner = h.start()
     h.advance(timedelta(seconds=11))
@@ -146,7 +146,7 @@ def test_a_restarted_notifier_fires_the_pending_wait_once_from_its_tables() -> N
 
 def test_exit_criteria_are_checked_before_the_step_after_a_wait() -> None:
     h = Harness([journey(steps=[{"name": "pause", "wait": "1h"}, MAIL], exit={"when": ["city == 'Paris'"]})])
-    h.feed(EVENTS, event("Signed Up", "e1"))
+    h.feed(EVENTS, event("Checkout Started", "e1"))
     h.profiles[P1] = profile(city="Paris")
     h.advance(timedelta(hours=1))
     assert not h.alerts and h.counts[("j", "mail", "exited: when: city == 'Paris'")] == 1
@@ -154,7 +154,7 @@ def test_exit_criteria_are_checked_before_the_step_after_a_wait() -> None:
 
 def test_the_goal_event_converts_with_its_revenue_and_the_enrollment_stops_listening_after() -> None:
     h = Harness([journey(goal={"event": "Order Completed", "within": "7d"})])
-    h.feed(EVENTS, event("Signed Up", "e1"))
+    h.feed(EVENTS, event("Checkout Started", "e1"))
     h.feed(EVENTS, event("Order Completed", "o1", at=NOW + timedelta(days=1), total="59.90"))
     h.feed(EVENTS, event("Order Completed", "o2", at=NOW + timedelta(days=2), total="10.00"))
     assert h.counts[("j", "mail", "converted")] == 1 and h.counts[("j", "mail", "revenue")] == Decimal("59.90")
@@ -210,10 +210,10 @@ def test_a_profile_date_is_scheduled_from_the_profile_change_and_fires_on_the_da
 def test_an_erased_customer_gets_nothing_and_a_tag_update_is_an_identify_event() -> None:
     tagging = journey(steps=[{"name": "tag", "update": "tag", "tag": "welcomed"}])
     h = Harness([tagging])
-    h.feed(EVENTS, event("Signed Up", "e1"))
+    h.feed(EVENTS, event("Checkout Started", "e1"))
     (update,) = h.updates
     assert (update["type"], update["source"], update["profile_id"]) == ("identify", "crm", P1)
     assert update["traits"]["tags"] == ["welcomed"]
     h.erased.add(P1)
-    h.feed(EVENTS, event("Signed Up", "e2"))
+    h.feed(EVENTS, event("Checkout Started", "e2"))
     assert len(h.updates) == 1

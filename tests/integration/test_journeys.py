@@ -1,0 +1,170 @@
+"""Journeys on the real embedded stack: a journey file (``CRMHUB_JOURNEYS_FILE``) run by the notifier.
+An event triggers a message at once, to the routed webhook of its channel only, once however often the
+customer triggers it again; a wait survives a SIGKILL of the notifier and its message goes out once, not
+early; the counts per step, the profile's journey history and its erasure through the API.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from kafka import KafkaProducer
+
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
+from crmhub.hub import Hub, running_hub
+from tests.integration.helpers import (
+    Receiver,
+    api_client,
+    now_iso,
+    profile_by,
+    publish,
+    restart_notifier,
+    segment_track,
+    uid,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 12  # longer than a notifier restart, so the test kills it in the middle
+SECRET = "whsec-journeys"
+PRODUCT = {"product_id": "p1", "name": "Lamp", "category": "home", "price": "30.00", "quantity": 1}
+JOURNEYS = {
+    "journeys": [
+        {
+            "id": "welcome",
+            "status": "active",
+            "trigger": {"event": "Checkout Started"},
+            "reentry": "never",
+            "steps": [
+                {
+                    "name": "hello",
+                    "send": "webhook",
+                    "consent": "email",
+                    "template": "Welcome {{ profile.traits.first_name }}",
+                }
+            ],
+        },
+        {
+            "id": "nudge",
+            "status": "active",
+            "trigger": {"event": "Product Added"},
+            "steps": [
+                {"name": "pause", "wait": f"{WAIT_S}s"},
+                {"name": "remind", "send": "topic", "template": "still thinking about {{ trigger.data.name }}?"},
+            ],
+        },
+    ]
+}
+
+
+@dataclass
+class Stack:
+    hub: Hub
+    http: Receiver
+    api: httpx.Client
+    producer: KafkaProducer
+
+
+@pytest.fixture(scope="module")
+def s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data = tmp_path_factory.mktemp("crmhub-journeys")
+    http = Receiver()
+    base = f"http://127.0.0.1:{http.port}"
+    routes = {
+        "sinks": {
+            "hook": {"type": "webhook", "url": f"{base}/hook", "secret": SECRET},
+            "chat": {"type": "slack", "url": f"{base}/chat"},
+        },
+        "routes": {"journey": ["hook", "chat"], "*": ["console"]},
+    }
+    (data / "routes.yaml").write_text(yaml.safe_dump(routes))
+    (data / "journeys.yaml").write_text(yaml.safe_dump(JOURNEYS))
+    settings = Settings(
+        data_dir=data,
+        kafka_port=free_port(),
+        redis_port=free_port(),
+        api_port=free_port(),
+        api_token="test-token",
+        routes_file=data / "routes.yaml",
+        journeys_file=data / "journeys.yaml",
+        delivery_backoff_s=0.05,
+        delivery_backoff_max_s=0.2,
+    )
+    with (
+        http.running(),
+        running_hub(settings, services=("ingest", "profile", "notifier", "api")) as hub,
+        api_client(settings) as api,
+    ):
+        producer = kafka_io.producer(hub.settings)
+        try:
+            yield Stack(hub, http, api, producer)
+        finally:
+            producer.close()
+
+
+def journey_alerts(s: Stack, profile_id: str) -> list[dict[str, Any]]:
+    response = s.api.get("/v1/alerts", params={"customer": profile_id, "kind": "journey", "limit": 100})
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+def customer(s: Stack) -> tuple[str, str, dict[str, Any]]:
+    """A customer with an e-mail address, a first name and e-mail consent, folded into a profile."""
+    anon, user = uid("a-"), uid("j-")
+    identify = {
+        "type": "identify",
+        "messageId": uid("m-"),
+        "anonymousId": anon,
+        "userId": user,
+        "timestamp": now_iso(),
+        "traits": {"email": f"{user}@example.com", "first_name": "Ada"},
+    }
+    publish(s.producer, "web", identify, segment_track("consent.granted", {"channel": "email"}, anon, user))
+    profile = wait_for(lambda: (p := profile_by(s.api, user_id=user)) and p["consent"].get("email") and p, 30)
+    return anon, user, profile
+
+
+def test_an_event_sends_the_message_once_to_the_webhook_of_its_channel(s: Stack) -> None:
+    anon, user, profile = customer(s)
+    pid = profile["profile_id"]
+    publish(s.producer, "web", segment_track("Checkout Started", {"order_id": uid("o-")}, anon, user))
+    (alert,) = wait_for(lambda: journey_alerts(s, pid), 30, what="the welcome message")
+    assert alert["summary"] == "Welcome Ada" and alert["details"]["journey"] == "welcome"
+    wait_for(lambda: s.http.got("/hook", alert["alert_id"]), 30, what="the webhook")
+    publish(
+        s.producer, "web", segment_track("Checkout Started", {"order_id": uid("o-")}, anon, user)
+    )  # re-entry: never
+    time.sleep(3)
+    assert len(journey_alerts(s, pid)) == 1 and len(s.http.got("/hook")) >= 1
+    assert s.http.got("/chat") == []  # routed for journeys, but a slack sink: not the message's channel
+    counts = s.api.get("/v1/journeys/welcome").json()["steps"][0]["counts"]
+    assert int(counts["sent"]) >= 1 and int(counts["entered"]) >= 1
+    history = s.api.get(f"/v1/profiles/{pid}/journeys").json()
+    assert [h["what"] for h in history] == ["exited", "sent"] and history[1]["id"] == alert["alert_id"]
+    assert s.api.delete(f"/v1/profiles/{pid}").status_code == 204
+    assert s.api.get(f"/v1/profiles/{pid}/journeys").json() == []
+
+
+def test_a_wait_survives_a_killed_notifier_and_its_message_goes_out_once_not_early(s: Stack) -> None:
+    anon, user, profile = customer(s)
+    pid = profile["profile_id"]
+    started = datetime.now(UTC)
+    publish(s.producer, "web", segment_track("Product Added", PRODUCT, anon, user))
+    time.sleep(WAIT_S / 3)
+    restart_notifier(s.hub, kill=True)  # the enrollment is in the table's changelog only
+    assert journey_alerts(s, pid) == []
+    (alert,) = wait_for(lambda: journey_alerts(s, pid), WAIT_S + 60, what="the reminder after the restart")
+    assert alert["summary"] == "still thinking about Lamp?"
+    assert datetime.fromisoformat(alert["raised_at"]) >= started + timedelta(seconds=WAIT_S)
+    time.sleep(3)
+    assert len(journey_alerts(s, pid)) == 1
