@@ -382,5 +382,44 @@ def segments_test(settings: Settings, condition: str, profile_id: str) -> None:
     print_test(settings, condition, profile_id)
 
 
+@main.group()
+def journeys() -> None:
+    """The journeys of the journeys file, their figures, and a dry run against a profile."""
+
+
+@journeys.command("list")
+@settings_options
+@friendly_errors
+def journeys_list(settings: Settings) -> None:
+    """Every journey with its status, trigger and how many entered, got a message and converted."""
+    from crmhub.journeys import print_list
+
+    print_list(settings)
+
+
+@journeys.command("show")
+@click.argument("journey_id")
+@settings_options
+@friendly_errors
+def journeys_show(settings: Settings, journey_id: str) -> None:
+    """One journey: its trigger and the counts of each step."""
+    from crmhub.journeys import print_journey
+
+    print_journey(settings, journey_id)
+
+
+@journeys.command("test")
+@click.argument("journey_id")
+@click.option("--profile", "profile_id", required=True, help="The id of a stored profile.")
+@settings_options
+@friendly_errors
+def journeys_test(settings: Settings, journey_id: str, profile_id: str) -> None:
+    """Dry-run JOURNEY_ID for a stored profile as it is now: the steps it would take and why, waits
+    passed at once (a paused journey too; nothing is sent or written)."""
+    from crmhub.journeys import print_test
+
+    print_test(settings, journey_id, profile_id)
+
+
 if __name__ == "__main__":
     main()

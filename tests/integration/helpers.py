@@ -32,7 +32,7 @@ from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from crmhub.core.topics import EVENTS, raw_topic
 from crmhub.embedded import stop_process
-from crmhub.hub import SERVICES, Child, Hub
+from crmhub.hub import SERVICES, Child, Hub, settings_env
 from services.profile.store import ProfileStore
 from services.segmenter.definitions import current
 from services.segmenter.store import SegmentStore
@@ -352,3 +352,11 @@ class HubProcess:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.kill_everything()
+
+
+def crmhub(hub: Hub, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command line on ``hub``'s settings (as a user's environment would give them)."""
+    env = {**settings_env(hub.settings), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "crmhub.cli", *args], capture_output=True, text=True, env=env, timeout=60
+    )

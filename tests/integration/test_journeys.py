@@ -24,6 +24,7 @@ from crmhub.hub import Hub, running_hub
 from tests.integration.helpers import (
     Receiver,
     api_client,
+    crmhub,
     now_iso,
     profile_by,
     publish,
@@ -168,3 +169,19 @@ def test_a_wait_survives_a_killed_notifier_and_its_message_goes_out_once_not_ear
     assert datetime.fromisoformat(alert["raised_at"]) >= started + timedelta(seconds=WAIT_S)
     time.sleep(3)
     assert len(journey_alerts(s, pid)) == 1
+
+
+def test_the_command_line_lists_shows_and_dry_runs_a_journey(s: Stack) -> None:
+    _, _, profile = customer(s)
+    listed = crmhub(s.hub, "journeys", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "welcome" in listed.stdout and "nudge" in listed.stdout
+    shown = crmhub(s.hub, "journeys", "show", "nudge")
+    assert shown.returncode == 0 and "step remind" in shown.stdout, shown.stderr
+    tried = crmhub(s.hub, "journeys", "test", "welcome", "--profile", profile["profile_id"])
+    assert tried.returncode == 0, tried.stderr
+    assert "send webhook (journey): Welcome Ada" in tried.stdout and "exited: completed" in tried.stdout
+    waited = crmhub(s.hub, "journeys", "test", "nudge", "--profile", profile["profile_id"])
+    assert "step pause: waits" in waited.stdout and f"+0:00:{WAIT_S}" in waited.stdout, waited.stdout
+    missing = crmhub(s.hub, "journeys", "show", "nope")
+    assert missing.returncode == 2 and "no journey 'nope'" in missing.stderr

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import itertools
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,9 +20,10 @@ from crmhub.core import kafka as kafka_io
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
 from crmhub.core.topics import DEADLETTER, PROFILE_CHANGES, SEGMENTS
-from crmhub.hub import SERVICES, Hub, running_hub, settings_env
+from crmhub.hub import SERVICES, Hub, running_hub
 from tests.integration.helpers import (
     api_client,
+    crmhub,
     fresh_membership,
     profile_by,
     publish,
@@ -177,13 +176,6 @@ def test_lapsed_90_days_fires_with_no_new_event(seg_hub: Hub, api: httpx.Client,
     assert profile_by(api, user_id=user)["version"] == 1  # type: ignore[index]  # no event since the order
     changes = {(e["segment"], e["change"]) for e in changes_of(seg_hub, {pid})}
     assert {("active_90_days", "entered"), ("active_90_days", "exited"), ("lapsed_90_days", "entered")} <= changes
-
-
-def crmhub(hub: Hub, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**settings_env(hub.settings), "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "crmhub.cli", *args], capture_output=True, text=True, env=env, timeout=60
-    )
 
 
 def test_the_command_line_lists_shows_and_tests(seg_hub: Hub, api: httpx.Client, producer: KafkaProducer) -> None:
