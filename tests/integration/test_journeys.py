@@ -1,7 +1,8 @@
 """Journeys on the real embedded stack: a journey file (``CRMHUB_JOURNEYS_FILE``) run by the notifier.
 An event triggers a message at once, to the routed webhook of its channel only, once however often the
 customer triggers it again; a wait survives a SIGKILL of the notifier and its message goes out once, not
-early; the counts per step, the profile's journey history and its erasure through the API.
+early, with the profile read from SQL once the cache no longer holds it; the counts per step, the
+profile's journey history and its erasure through the API; the command line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import yaml
 from kafka import KafkaProducer
 
@@ -21,6 +23,7 @@ from crmhub.core import kafka as kafka_io
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
 from crmhub.hub import Hub, running_hub
+from schemas.readmodels.profiles import CACHE_PREFIX
 from tests.integration.helpers import (
     Receiver,
     api_client,
@@ -39,6 +42,7 @@ pytestmark = pytest.mark.integration
 WAIT_S = 12  # longer than a notifier restart, so the test kills it in the middle
 SECRET = "whsec-journeys"
 PRODUCT = {"product_id": "p1", "name": "Lamp", "category": "home", "price": "30.00", "quantity": 1}
+REMINDER = "still thinking about {{ trigger.data.name }}, {{ profile.traits.first_name }}?"
 JOURNEYS = {
     "journeys": [
         {
@@ -61,7 +65,7 @@ JOURNEYS = {
             "trigger": {"event": "Product Added"},
             "steps": [
                 {"name": "pause", "wait": f"{WAIT_S}s"},
-                {"name": "remind", "send": "topic", "template": "still thinking about {{ trigger.data.name }}?"},
+                {"name": "remind", "send": "topic", "template": REMINDER},
             ],
         },
     ]
@@ -163,9 +167,10 @@ def test_a_wait_survives_a_killed_notifier_and_its_message_goes_out_once_not_ear
     publish(s.producer, "web", segment_track("Product Added", PRODUCT, anon, user))
     time.sleep(WAIT_S / 3)
     restart_notifier(s.hub, kill=True)  # the enrollment is in the table's changelog only
+    redis.Redis.from_url(s.hub.settings.redis_dsn).delete(CACHE_PREFIX + pid)  # as if an hour had passed
     assert journey_alerts(s, pid) == []
     (alert,) = wait_for(lambda: journey_alerts(s, pid), WAIT_S + 60, what="the reminder after the restart")
-    assert alert["summary"] == "still thinking about Lamp?"
+    assert alert["summary"] == "still thinking about Lamp, Ada?"  # the profile read from SQL
     assert datetime.fromisoformat(alert["raised_at"]) >= started + timedelta(seconds=WAIT_S)
     time.sleep(3)
     assert len(journey_alerts(s, pid)) == 1
