@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import httpx
 import orjson
+import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
@@ -283,6 +284,22 @@ def fresh_membership(hub: Hub) -> dict[str, set[str]]:
 def id_key(hub: Hub, kind: str, value: str) -> str:
     """The Redis key of an identifier in ingest's identity index: its keyed hash, never the value."""
     return f"crmhub:id:{kind}:{pseudonym(identity_key(hub.settings), kind, value)}"
+
+
+def alerting_settings(data: Path, routes: dict[str, Any], **extra: Any) -> Settings:
+    """Settings of a test hub in ``data`` whose alerts follow ``routes`` (written to routes.yaml there),
+    with fast delivery retries and ``extra`` settings."""
+    (data / "routes.yaml").write_text(yaml.safe_dump(routes))
+    fast = {"delivery_backoff_s": 0.05, "delivery_backoff_max_s": 0.2}
+    return Settings(
+        data_dir=data,
+        kafka_port=free_port(),
+        redis_port=free_port(),
+        api_port=free_port(),
+        api_token="test-token",
+        routes_file=data / "routes.yaml",
+        **{**fast, **extra},
+    )
 
 
 def api_client(hub_settings: Settings, timeout_s: float = 30.0) -> httpx.Client:

@@ -23,14 +23,12 @@ import orjson
 import pytest
 import redis
 import redis.asyncio as aioredis
-import yaml
 from aiosmtpd.controller import Controller
 from kafka import KafkaProducer
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core.net import free_port
 from crmhub.core.routing import RateLimit
-from crmhub.core.settings import Settings
 from crmhub.core.stats import STATS_KEY
 from crmhub.core.topics import ALERTS, DEADLETTER
 from crmhub.hub import Hub, running_hub
@@ -40,6 +38,7 @@ from services.notifier.signature import verify_signature
 from services.notifier.smtp import message_id as message_id_of
 from tests.integration.helpers import (
     Receiver,
+    alerting_settings,
     api_client,
     complaint_mention,
     profile_by,
@@ -101,19 +100,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         },
         "routes": {"complaint": ["care-hook", "down-hook", "care-slack", "care-mail", "console"]},
     }
-    (data / "routes.yaml").write_text(yaml.safe_dump(routes))
-    settings = Settings(
-        data_dir=data,
-        kafka_port=free_port(),
-        redis_port=free_port(),
-        api_port=free_port(),
-        api_token="test-token",
-        routes_file=data / "routes.yaml",
-        alert_rate_limits="complaint:2/1h",
-        delivery_attempts=ATTEMPTS,
-        delivery_backoff_s=0.05,
-        delivery_backoff_max_s=0.2,
-        delivery_timeout_s=5.0,
+    settings = alerting_settings(
+        data, routes, alert_rate_limits="complaint:2/1h", delivery_attempts=ATTEMPTS, delivery_timeout_s=5.0
     )
     smtp.start()
     try:

@@ -20,12 +20,11 @@ import yaml
 from kafka import KafkaProducer
 
 from crmhub.core import kafka as kafka_io
-from crmhub.core.net import free_port
-from crmhub.core.settings import Settings
 from crmhub.hub import Hub, running_hub
 from schemas.readmodels.profiles import CACHE_PREFIX
 from tests.integration.helpers import (
     Receiver,
+    alerting_settings,
     api_client,
     crmhub,
     now_iso,
@@ -92,19 +91,8 @@ def s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         },
         "routes": {"journey": ["hook", "chat"], "*": ["console"]},
     }
-    (data / "routes.yaml").write_text(yaml.safe_dump(routes))
     (data / "journeys.yaml").write_text(yaml.safe_dump(JOURNEYS))
-    settings = Settings(
-        data_dir=data,
-        kafka_port=free_port(),
-        redis_port=free_port(),
-        api_port=free_port(),
-        api_token="test-token",
-        routes_file=data / "routes.yaml",
-        journeys_file=data / "journeys.yaml",
-        delivery_backoff_s=0.05,
-        delivery_backoff_max_s=0.2,
-    )
+    settings = alerting_settings(data, routes, journeys_file=data / "journeys.yaml")
     with (
         http.running(),
         running_hub(settings, services=("ingest", "profile", "notifier", "api")) as hub,

@@ -23,17 +23,15 @@ from typing import Any
 import httpx
 import pytest
 import redis
-import yaml
 from kafka import KafkaProducer
 
 from crmhub.core import kafka as kafka_io
-from crmhub.core.net import free_port
-from crmhub.core.settings import Settings
 from crmhub.core.topics import ALERTS
 from crmhub.hub import Hub, running_hub
 from schemas.readmodels.segments import profile_segments_key
 from tests.integration.helpers import (
     Receiver,
+    alerting_settings,
     api_client,
     complaint_mention,
     now_iso,
@@ -75,20 +73,13 @@ def s(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         },
         "routes": {"cart_abandoned": ["marketing", "team"], "*": ["console"]},
     }
-    (data / "routes.yaml").write_text(yaml.safe_dump(routes))
-    settings = Settings(
-        data_dir=data,
-        kafka_port=free_port(),
-        redis_port=free_port(),
-        api_port=free_port(),
-        api_token="test-token",
-        routes_file=data / "routes.yaml",
+    settings = alerting_settings(
+        data,
+        routes,
         abandonment_delay_s=CART_DELAY_S,
         browse_abandonment_delay_s=BROWSE_DELAY_S,
         complaint_sla=f"high:3,normal:{SLA_NORMAL_S},low:30",
         payment_failure_window_s=60,
-        delivery_backoff_s=0.05,
-        delivery_backoff_max_s=0.2,
     )
     with (
         http.running(),
