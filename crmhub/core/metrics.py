@@ -72,12 +72,18 @@ MEMORY = Gauge(
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def resident_bytes() -> int | None:
-    """This process's resident memory (Linux ``/proc``), or None where there is no such file."""
+def resident_bytes(pid: int | None = None) -> int | None:
+    """A process's resident memory (this one's by default; Linux ``/proc``), or None where there is no
+    such file (not Linux, or the process is gone)."""
     try:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * _PAGE
+        return int(Path(f"/proc/{pid or 'self'}/statm").read_text().split()[1]) * _PAGE
     except OSError:
         return None
+
+
+def rss_mb(pid: int) -> float | None:
+    rss = resident_bytes(pid)
+    return None if rss is None else rss / 2**20
 
 
 def count(metric: Counter, tally: Mapping[tuple[str, ...], int]) -> None:

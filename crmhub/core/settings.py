@@ -136,10 +136,23 @@ class Settings(BaseSettings):
         description="After a broker loss, profiles changed within this many seconds are handed again to the "
         "segmenter and notifier (their pending timers and unread changes): longer than any alert delay.",
     )
+    broker_memory_mb: int = Field(
+        1024,
+        ge=0,
+        description="The embedded broker keeps every record in memory: when its resident memory passes this "
+        "many MB, the hub drains the services and starts a new, empty broker, keeping the faust tables "
+        "(docs/broker-memory.md); 0: no budget. External Kafka: not used.",
+    )
     intake_journal: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Journal the collector's inputs (fsync'd) before answering 2xx; 'auto': with the embedded "
         "broker, which keeps records in memory only (with external Kafka the broker is the durable step).",
+    )
+    intake_max_ahead: int = Field(
+        50_000,
+        gt=0,
+        description="Journaled inputs the forwarder puts in the broker ahead of what the profile store is known "
+        "to have folded; the rest waits in the journal (a burst never fills the embedded broker's memory).",
     )
     intake_max_unforwarded: int = Field(
         200_000, gt=0, description="Journaled inputs waiting for the broker above which the collector answers 503."

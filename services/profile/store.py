@@ -230,6 +230,16 @@ class ProfileStore(ProfileReader):
         with self.engine.connect() as conn:
             return {str(i) for i in conn.execute(query).scalars()}
 
+    def start_incarnation(self, group_id: str, topic: str, incarnation: str, partitions: int) -> None:
+        """Offsets 0 on every partition of a new incarnation: the hub drained the old broker before it
+        replaced it, so nothing of it is left to hand again (:mod:`crmhub.broker_budget`)."""
+        rows = [
+            {"group_id": group_id, "topic": topic, "partition": p, "incarnation": incarnation, "next_offset": 0}
+            for p in range(partitions)
+        ]
+        with self.engine.begin() as conn:
+            self._upsert(conn, consumer_offsets, rows, ["group_id", "topic", "partition"])
+
     def docs_changed_since(self, since: datetime, chunk: int = 1000) -> Iterator[list[tuple[str, bytes]]]:
         """(profile id, stored JSON) of the profiles changed at or after ``since``, a chunk at a time."""
         last = ""

@@ -303,11 +303,13 @@ def alerting_settings(data: Path, routes: dict[str, Any], **extra: Any) -> Setti
 
 
 def api_client(hub_settings: Settings, timeout_s: float = 30.0) -> httpx.Client:
-    """An HTTP client of the hub's API with the tests' token."""
+    """An HTTP client of the hub's API with the tests' token. A refused connection is tried again for
+    about half a minute (the hub restarts a killed API, or stops it while the broker rolls over)."""
     return httpx.Client(
         base_url=f"http://127.0.0.1:{hub_settings.api_port}",
         headers={"Authorization": "Bearer test-token"},
         timeout=timeout_s,
+        transport=httpx.HTTPTransport(retries=7),
     )
 
 

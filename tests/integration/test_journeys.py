@@ -1,7 +1,8 @@
 """Journeys on the real embedded stack: a journey file (``CRMHUB_JOURNEYS_FILE``) run by the notifier.
 An event triggers a message at once, to the routed webhook of its channel only, once however often the
 customer triggers it again; a wait survives a SIGKILL of the notifier and its message goes out once, not
-early, with the profile read from SQL once the cache no longer holds it; the counts per step, the
+early, with the profile read from SQL once the cache no longer holds it, and across a stop and start of
+the whole hub (the tables carried to the new broker); the counts per step, the
 profile's journey history and its erasure through the API; the command line.
 """
 
@@ -178,3 +179,27 @@ def test_the_command_line_lists_shows_and_dry_runs_a_journey(s: Stack) -> None:
     assert "step pause: waits" in waited.stdout and f"+0:00:{WAIT_S}" in waited.stdout, waited.stdout
     missing = crmhub(s.hub, "journeys", "show", "nope")
     assert missing.returncode == 2 and "no journey 'nope'" in missing.stderr
+
+
+def test_a_wait_survives_a_stop_and_start_of_the_whole_hub(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The embedded broker starts empty: the journey's enrollment comes back with the tables the stop saved."""
+    data = tmp_path_factory.mktemp("crmhub-journeys-restart")
+    (data / "journeys.yaml").write_text(yaml.safe_dump(JOURNEYS))
+    settings = alerting_settings(data, {"routes": {"*": ["console"]}}, journeys_file=data / "journeys.yaml")
+    services = ("ingest", "profile", "notifier", "api")
+    with running_hub(settings, services=services) as hub, api_client(settings) as api:
+        producer = kafka_io.producer(hub.settings)
+        stack = Stack(hub, Receiver(), api, producer)
+        anon, user, profile = customer(stack)
+        started = datetime.now(UTC)
+        publish(producer, "web", segment_track("Product Added", PRODUCT, anon, user))
+        producer.close()
+        counts = lambda: api.get("/v1/journeys/nudge").json()["steps"][0]["counts"]  # noqa: E731
+        wait_for(lambda: int(counts().get("waiting", 0)) > 0, 30, what="the customer waiting in the journey")
+    assert (data / "broker-tables.json").exists()
+    with running_hub(settings, services=services) as hub, api_client(settings) as api:
+        stack = Stack(hub, Receiver(), api, producer)
+        (alert,) = wait_for(lambda: journey_alerts(stack, profile["profile_id"]), WAIT_S + 60, what="the reminder")
+        assert datetime.fromisoformat(alert["raised_at"]) >= started + timedelta(seconds=WAIT_S)
+        time.sleep(3)
+        assert len(journey_alerts(stack, profile["profile_id"])) == 1

@@ -153,8 +153,10 @@ def test_ready_answers_when_every_server_does(api: httpx.Client) -> None:
 def test_ready_names_the_servers_that_are_down(tmp_path: Path) -> None:
     # an API on a broker of its own, with a Redis URL nothing listens on; then the broker stops too
     with contextlib.ExitStack() as stack:
-        with embedded_kafka(free_port(), tmp_path / "tansu.log") as kafka_url:
-            settings = Settings(data_dir=tmp_path, kafka_url=kafka_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+        with embedded_kafka(free_port(), tmp_path / "tansu.log") as broker:
+            settings = Settings(
+                data_dir=tmp_path, kafka_url=broker.address, redis_url=f"redis://127.0.0.1:{free_port()}/0"
+            )
             client = stack.enter_context(TestClient(create_app(settings)))
             redis_down = client.get("/ready")
         both_down = client.get("/ready")

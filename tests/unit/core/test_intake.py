@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crmhub.core.intake import GroupCommit, IntakeState, IntakeUnavailable
+from crmhub.core.intake import Forwarder, GroupCommit, IntakeState, IntakeUnavailable, wait_forwarded
 from crmhub.core.journal import Entry, Journal, Reader
 
 
@@ -75,3 +75,37 @@ def test_state_survives_a_restart_and_a_missing_file_means_from_the_start(tmp_pa
     assert IntakeState.load(path) == IntakeState()
     IntakeState("run-1", 7, 3).save(path)
     assert IntakeState.load(path) == IntakeState("run-1", 7, 3)
+
+
+class RecordingProducer:
+    """Stands in for the Kafka producer: acknowledges every record at once, in order per topic."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, topic: str, key: bytes | None, value: bytes, headers: object) -> object:
+        self.sent.append(value)
+        meta = type("Meta", (), {"topic": topic, "partition": 0, "offset": len(self.sent) - 1})()
+        return type("Done", (), {"get": lambda self, timeout: meta})()
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
+
+
+def test_the_forwarder_keeps_at_most_max_ahead_unfolded_records_in_the_broker(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.append([Entry("crm.raw.web.v1", None, b"r%d" % i) for i in range(25)])
+    producer = RecordingProducer()
+    forwarder = Forwarder(journal, producer, tmp_path / "state.json", "run-1", max_ahead=10)  # type: ignore[arg-type]
+    forwarder.start()
+    try:
+        assert wait_forwarded(forwarder, 10, timeout_s=5)
+        assert not wait_forwarded(forwarder, 11, timeout_s=0.5)  # the rest waits in the journal
+        forwarder.folded_through(8)
+        assert wait_forwarded(forwarder, 18, timeout_s=5)
+        assert not wait_forwarded(forwarder, 19, timeout_s=0.5)
+        forwarder.folded_through(25)
+        assert wait_forwarded(forwarder, 25, timeout_s=5)
+    finally:
+        forwarder.stop()
+    assert producer.sent == [b"r%d" % i for i in range(25)]
