@@ -1,4 +1,5 @@
-"""``crmhub journeys list``, ``show`` and ``test``: the journeys of the journeys file with their counts,
+"""``crmhub journeys list``, ``show`` and ``test``: the journeys in force (the journeys file's and those
+made through the API) with their counts,
 and a dry run of a journey against a stored profile (nothing is sent, nothing is written)."""
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from crmhub.core.settings import Settings
 from crmhub.segments import Hub, print_rows
 from schemas.readmodels.journeys import step_counts
 from schemas.readmodels.segments import segments_of
-from services.notifier.journeys.catalog import load_journeys
+from services.notifier.journeys.catalog import current_journeys
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.effects import Count, Effect, Send, UpdateProfile
 from services.notifier.journeys.engine import on_due, on_trigger
 from services.notifier.journeys.gates import Customer
+from services.notifier.journeys.store import JourneyStore
 from services.notifier.journeys.triggers import (
     DateTrigger,
     EventTrigger,
@@ -32,8 +34,13 @@ from services.notifier.journeys.triggers import (
 MAX_CALLS = 100  # a dry run follows the waits of at most this many calls
 
 
-def find(settings: Settings, journey_id: str) -> Journey:
-    found = next((j for j in load_journeys(settings.journeys_file) if j.id == journey_id), None)
+def in_force(hub: Hub) -> list[Journey]:
+    """The journeys file's and those made through the API."""
+    return current_journeys(hub.settings.journeys_file, JourneyStore(hub.engine))[0]
+
+
+def find(hub: Hub, journey_id: str) -> Journey:
+    found = next((j for j in in_force(hub) if j.id == journey_id), None)
     if found is None:
         raise ConfigError(f"no journey {journey_id!r}; `crmhub journeys list` shows them")
     return found
@@ -42,8 +49,8 @@ def find(settings: Settings, journey_id: str) -> Journey:
 def print_list(settings: Settings) -> None:
     hub = Hub(settings)
     hub.check_redis()
-    journeys = load_journeys(settings.journeys_file)
-    table = Table(title=f"{len(journeys)} journeys ({settings.journeys_file or 'shipped'})")
+    journeys = in_force(hub)
+    table = Table(title=f"{len(journeys)} journeys ({settings.journeys_file or 'shipped'} file and API)")
     for column in ("id", "status", "trigger", "entered", "sent", "converted"):
         table.add_column(column, overflow="fold")
     for j in journeys:
@@ -57,7 +64,7 @@ def print_list(settings: Settings) -> None:
 def print_journey(settings: Settings, journey_id: str) -> None:
     hub = Hub(settings)
     hub.check_redis()
-    journey = find(settings, journey_id)
+    journey = find(hub, journey_id)
     counts = step_counts(hub.redis, journey_id)
     rows: list[tuple[str, Any]] = [("name", journey.name), ("version", journey.version), ("status", journey.status)]
     rows.append(("trigger", journey.trigger.model_dump(mode="json", exclude_defaults=True)))
@@ -111,7 +118,7 @@ def describe(effect: Effect) -> str | None:
 
 def print_test(settings: Settings, journey_id: str, profile_id: str) -> None:
     hub = Hub(settings)
-    journey = find(settings, journey_id)
+    journey = find(hub, journey_id)
     profile = hub.profile(profile_id)
     customer = Customer(source_view(profile), frozenset(segments_of(hub.redis, profile.profile_id)))
     now = datetime.now(UTC)

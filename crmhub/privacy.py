@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from crmhub.core.pseudonyms import identity_key
 from crmhub.core.stats import RECENT_ALERTS
-from crmhub.core.topics import PROFILES
+from crmhub.core.topics import ERASURES, PROFILES
 from crmhub.core.web import ProfilesErase, ProfilesRead, Res, Resources, audit
 from schemas.readmodels.journeys import history_key
 from schemas.readmodels.profiles import ProfileCache
@@ -68,7 +68,8 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     """Erase the profile ``profile_id`` reads; False when there is none. Suppress first (ingest drops new
     events of its identifiers), then delete: SQL (profile, identifiers, timeline; its id recorded as
     erased, so the profile service drops events already past ingest), cache, segment membership, recent
-    alerts and the alert log, the journey history, and a tombstone on the compacted crm.profiles.v1."""
+    alerts and the alert log, the journey history, a tombstone on the compacted crm.profiles.v1, and a
+    record on crm.erasures.v1 for the state the notifier keeps in its tables (journey enrollments)."""
     profile = load_profile(res, profile_id)
     if profile is None:
         return False
@@ -90,7 +91,10 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     AlertLog(res.redis).forget(pid)
     if res.settings.publishes_profiles:  # the compacted topic forgets the profile too
         res.producer.send(PROFILES, key=pid.encode(), value=None)
-        res.producer.flush()
+    at = datetime.now(UTC).isoformat()
+    for i in ids:  # the journeys forget their enrollments (faust tables, on the profile's partition)
+        res.producer.send(ERASURES, key=i.encode(), value=orjson.dumps({"profile_id": i, "erased_at": at}))
+    res.producer.flush()
     return True
 
 

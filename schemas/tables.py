@@ -79,6 +79,23 @@ segment_definitions = Table(
     Column("condition", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+journey_definitions = Table(  # journeys made through the API: the version in force
+    "journey_definitions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("doc", Text, nullable=False),  # the journey as JSON, as it was posted (with its version)
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+journey_versions = Table(  # every version saved, and deletions (doc NULL)
+    "journey_versions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("doc", Text, nullable=True),
+    Column("saved_at", DateTime(timezone=True), nullable=False),
+    Column("saved_by", String(32), nullable=False),  # the token id
+)
 segment_sizes = Table(
     "segment_sizes",
     metadata,

@@ -32,6 +32,8 @@ ACTIONS = {
     "token.create": "an API token made",
     "token.revoke": "an API token revoked",
     "audit.read": "the audit log read or exported",
+    "journey.save": "a journey made, changed, paused or resumed through the API",
+    "journey.delete": "a journey deleted through the API",
 }
 
 

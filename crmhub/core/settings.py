@@ -163,7 +163,10 @@ class Settings(BaseSettings):
         None, description="YAML file of journeys (docs/journeys.md); unset = the shipped ones."
     )
     segment_tick_s: float = Field(
-        1.0, gt=0, description="Seconds between the segmenter's checks for due clock flips and definition changes."
+        1.0,
+        gt=0,
+        description="Seconds between the segmenter's checks for due clock flips and definition changes (and the "
+        "notifier's for journeys made or changed through the API).",
     )
     segment_history_s: float = Field(60.0, gt=0, description="Seconds between two samples of the segment sizes.")
     # alert delivery (services/notifier/delivery.py, docs/alerts.md)

@@ -19,6 +19,7 @@ PROFILE_CHANGES = "crm.profile-changes.v1"  # internal: the same changes, in bat
 SEGMENTS = "crm.segments.v1"
 ALERTS = "crm.alerts.v1"
 DEADLETTER = "crm.deadletter.v1"
+ERASURES = "crm.erasures.v1"  # a profile erased (keyed by its id): whoever keeps state about it forgets it
 META = "crm.meta.v1"
 
 
@@ -45,6 +46,7 @@ def topic_specs(partitions: int) -> list[TopicSpec]:
         TopicSpec(SEGMENTS, partitions),
         TopicSpec(ALERTS, partitions),
         TopicSpec(DEADLETTER, partitions),
+        TopicSpec(ERASURES, partitions),
         TopicSpec(META, 1),
     ]
 

@@ -214,11 +214,11 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     return app
 
 
-async def route(notifier: Notifier, runner: JourneyRunner | None, topic: str, partition: int, value: bytes) -> None:
+async def route(notifier: Notifier, runner: JourneyRunner, topic: str, partition: int, value: bytes) -> None:
     """A record to the notifier's rules, the journeys, or both (a profile change)."""
     if topic in (PROFILE_CHANGES, DUE_TOPIC):
         await notifier.handle(topic, partition, value)
-    if runner is not None and topic in JOURNEY_TOPICS:
+    if topic in JOURNEY_TOPICS:
         await runner.handle(topic, partition, value)
 
 
@@ -226,15 +226,15 @@ def wire(
     app: faust.App,
     settings: Settings,
     notifier: Notifier,
-    runner: JourneyRunner | None,
+    runner: JourneyRunner,
     dispatcher: Dispatcher,
     guard: Guard,
 ) -> None:
-    """One agent on the profile changes and the due records, and the journeys' inputs when journeys run
+    """One agent on the profile changes and the due records, and the journeys' inputs
     (each record under the runtime's error rules: a record that cannot be handled is retried or
     dead-lettered, never the end of the agent), and the timers. One agent, so a profile's timers and
     enrollments are changed by one record at a time."""
-    names = {PROFILE_CHANGES, DUE_TOPIC, *(JOURNEY_TOPICS if runner else ())}
+    names = {PROFILE_CHANGES, DUE_TOPIC, *JOURNEY_TOPICS}
     # internal: faust creates the due topics (the others exist) with the tables' partitions
     topics = app.topic(*sorted(names), internal=True, partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
@@ -258,8 +258,7 @@ def wire(
             notifier.seen -= n  # counted: with Redis away they wait for the next round
 
     add_timer(app, TICK_S, notifier.tick)
-    if runner is not None:
-        add_timer(app, TICK_S, runner.tick)
+    add_timer(app, TICK_S, runner.tick)
     add_timer(app, RECOVER_S, recover_deliveries)
     add_timer(app, 1.0, count_seen)
 

@@ -3,7 +3,7 @@ An event triggers a message at once, to the routed webhook of its channel only, 
 customer triggers it again; a wait survives a SIGKILL of the notifier and its message goes out once, not
 early, with the profile read from SQL once the cache no longer holds it, and across a stop and start of
 the whole hub (the tables carried to the new broker); the counts per step, the
-profile's journey history and its erasure through the API; the command line.
+profile's journey history and its erasure through the API (history and table entries); the command line.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import redis
 import yaml
 from kafka import KafkaProducer
 
+from crmhub.broker_tables import read_changelogs
 from crmhub.core import kafka as kafka_io
 from crmhub.hub import Hub, running_hub
 from schemas.readmodels.profiles import CACHE_PREFIX
@@ -145,8 +146,19 @@ def test_an_event_sends_the_message_once_to_the_webhook_of_its_channel(s: Stack)
     assert int(counts["sent"]) >= 1 and int(counts["entered"]) >= 1
     history = s.api.get(f"/v1/profiles/{pid}/journeys").json()
     assert [h["what"] for h in history] == ["exited", "sent"] and history[1]["id"] == alert["alert_id"]
+    assert pid.encode() in b"".join(journey_keys(s.hub))
     assert s.api.delete(f"/v1/profiles/{pid}").status_code == 204
     assert s.api.get(f"/v1/profiles/{pid}/journeys").json() == []
+    wait_for(lambda: pid.encode() not in b"".join(journey_keys(s.hub)), 30, what="the enrollments erased")
+
+
+def journey_keys(hub: Hub) -> list[bytes]:
+    """The keys the journey tables hold now (their changelogs read to the end)."""
+    tables = [
+        c for c in read_changelogs(hub.settings) if c.topic.endswith(("-journeys-changelog", "-customers-changelog"))
+    ]
+    assert len(tables) == 2, [c.topic for c in tables]
+    return [key for table in tables for _, key in table.state]
 
 
 def test_a_wait_survives_a_killed_notifier_and_its_message_goes_out_once_not_early(s: Stack) -> None:
@@ -203,3 +215,50 @@ def test_a_wait_survives_a_stop_and_start_of_the_whole_hub(tmp_path_factory: pyt
         assert datetime.fromisoformat(alert["raised_at"]) >= started + timedelta(seconds=WAIT_S)
         time.sleep(3)
         assert len(journey_alerts(stack, profile["profile_id"])) == 1
+
+
+CART_VIEWED = {
+    "id": "cart-look",
+    "trigger": {"event": "Cart Viewed"},
+    "steps": [{"name": "say", "send": "topic", "template": "v1 for {{ profile.traits.first_name }}"}],
+}
+
+
+def test_journeys_made_changed_paused_and_deleted_through_the_api_run_without_a_restart(s: Stack) -> None:
+    bad = s.api.post("/v1/journeys", json={**CART_VIEWED, "steps": [{"name": "say", "send": "topic"}]})
+    assert bad.status_code == 400 and "journey 'cart-look', step 'say'" in bad.json()["detail"], bad.text
+    assert s.api.post("/v1/journeys", json={**CART_VIEWED, "id": "welcome"}).status_code == 409  # the file's
+    made = s.api.post("/v1/journeys", json=CART_VIEWED)
+    assert made.status_code == 201 and made.json()["version"] == 1, made.text
+    assert s.api.post("/v1/journeys", json=CART_VIEWED).status_code == 409
+    assert [j["id"] for j in s.api.get("/v1/journeys").json() if not j["from_file"]] == ["cart-look"]
+
+    def views_cart() -> dict[str, Any]:
+        anon, user, profile = customer(s)
+        publish(s.producer, "web", segment_track("Cart Viewed", {"cart_id": uid("c-")}, anon, user))
+        return profile
+
+    first = views_cart()
+    (alert,) = wait_for(lambda: journey_alerts(s, first["profile_id"]), 30, what="the API journey's message")
+    assert alert["summary"] == "v1 for Ada"
+
+    steps = [{"name": "say", "send": "topic", "template": "v2 for {{ profile.traits.first_name }}"}]
+    changed = s.api.put("/v1/journeys/cart-look", json={**CART_VIEWED, "steps": steps})
+    assert changed.status_code == 200 and changed.json()["version"] == 2, changed.text
+    time.sleep(2)  # the notifier reads the definitions every CRMHUB_SEGMENT_TICK_S (1 s)
+    second = views_cart()
+    (alert,) = wait_for(lambda: journey_alerts(s, second["profile_id"]), 30, what="the changed message")
+    assert alert["summary"] == "v2 for Ada"
+
+    paused = s.api.post("/v1/journeys/cart-look/pause")
+    assert paused.status_code == 200 and paused.json()["status"] == "paused" and paused.json()["version"] == 3
+    time.sleep(2)
+    third = views_cart()
+    assert s.api.delete("/v1/journeys/cart-look").status_code == 204
+    assert s.api.get("/v1/journeys/cart-look").status_code == 404
+    assert s.api.delete("/v1/journeys/cart-look").status_code == 404
+    versions = s.api.get("/v1/journeys/cart-look/versions").json()
+    assert [(v["version"], v["deleted"]) for v in versions] == [(4, True), (3, False), (2, False), (1, False)]
+    assert versions[1]["journey"]["status"] == "paused" and versions[0]["saved_by"] == "bootstrap"
+    time.sleep(3)
+    assert journey_alerts(s, third["profile_id"]) == []  # paused, then deleted: never sent

@@ -1,11 +1,14 @@
-"""Journey files: ``{policy: {...}, journeys: [...]}`` in YAML, the shipped ones (``journeys.yaml``) or the
-user's. The file's policy applies to every journey without one of its own. Every error names the file,
+"""Where journeys come from: the journeys file (``{policy: {...}, journeys: [...]}`` in YAML, the shipped
+``journeys.yaml`` or the user's, read-only) and the ones made through the API (SQL); ids are unique across
+both. The file's policy applies to every journey without one of its own. Every error names the file,
 the journey, the step and what is wrong, e.g.
 ``journey file journeys.yaml: journey 'review', step 'ask': template: template syntax error on line 1: …``.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,9 @@ from pydantic import ValidationError
 
 from crmhub.core.errors import ConfigError
 from services.notifier.journeys.definition import Journey
+from services.notifier.journeys.store import JourneyStore, StoredJourney
 
+log = logging.getLogger("crmhub.notifier.journeys")
 SHIPPED = "journeys.yaml"
 
 
@@ -71,3 +76,25 @@ def load_journeys(path: Path | None = None) -> list[Journey]:
         text = resources.files("services.notifier.journeys").joinpath(SHIPPED).read_text()
         return parse_journeys(text, SHIPPED)
     return parse_journeys(path.read_text(), str(path))
+
+
+def combine(file_journeys: Sequence[Journey], stored: Sequence[StoredJourney]) -> list[Journey]:
+    """The file's journeys, then the ones made through the API (one the file shadows, or that no longer
+    parses after an upgrade, is left out with a warning)."""
+    journeys = list(file_journeys)
+    ids = {j.id for j in journeys}
+    for s in stored:
+        if s.id in ids:
+            log.warning("journey %r is defined in the journeys file; the API definition is ignored", s.id)
+            continue
+        try:
+            journeys.append(parse_journey(s.doc))
+        except JourneyError as exc:
+            log.warning("stored journey left out: %s", exc)
+    return journeys
+
+
+def current_journeys(path: Path | None, store: JourneyStore) -> tuple[list[Journey], set[str]]:
+    """The journeys in force (file, then SQL), and the ids the file defines."""
+    file_journeys = load_journeys(path)
+    return combine(file_journeys, store.journeys()), {j.id for j in file_journeys}

@@ -39,6 +39,13 @@ class JourneyIndex:
         dated = tuple(j for j in running if isinstance(j.trigger, DateTrigger))
         return cls({j.id: j for j in journeys}, _frozen(events), _frozen(watchers), _frozen(segments), dated)
 
+    def signature(self) -> list[tuple[str, int, str]]:
+        """(id, version, status) of every journey: what tells a changed set of journeys."""
+        return sorted((j.id, j.version, j.status) for j in self.journeys.values())
+
+    def reads_events(self) -> bool:
+        return bool(self.events or self.watchers)
+
     def triggered_by(self, event_type: str) -> tuple[Journey, ...]:
         return self.events.get(event_type, ())
 

@@ -6,6 +6,7 @@ Inputs, all keyed (and so partitioned) by profile id like the notifier's tables:
   event);
 - ``crm.segments.v1``: a segment entered or exited may trigger a journey;
 - ``crm.profile-changes.v1``: a changed profile's dates schedule its date-triggered journeys (no scans);
+- ``crm.erasures.v1``: an erased profile, whose entries leave the tables;
 - ``crmhub-journeys-due``: the keys of entries that have come due, sent by :meth:`JourneyRunner.tick`
   to the partition the entries live on (the notifier's timers do the same, for faust's rule that a table
   is written while a record of the entry's partition is processed).
@@ -34,7 +35,7 @@ from typing import Any, Protocol
 import orjson
 
 from crmhub.core.conditions.fields import profile_view
-from crmhub.core.topics import EVENTS, PROFILE_CHANGES, SEGMENTS
+from crmhub.core.topics import ERASURES, EVENTS, PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import Alert
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.effects import Effect, Schedule, Send, UpdateProfile
@@ -91,17 +92,26 @@ class JourneyRunner:
         self.read_fresh, self.outputs, self.send_due, self.clock = read_fresh, outputs, send_due, clock
         self.due_index = DueIndex()
 
+    def use(self, journeys: Iterable[Journey]) -> None:
+        """The journeys in force from now on (a journey made, changed, paused or deleted)."""
+        index = JourneyIndex.of(journeys)
+        if index.signature() != self.index.signature():
+            log.info("journeys in force: %s", ", ".join(f"{j} v{v} {s}" for j, v, s in index.signature()) or "none")
+            self.index = index
+
     async def handle(self, topic: str, partition: int, value: bytes) -> None:
         if topic == JOURNEYS_DUE:
             await self.fire(partition, orjson.loads(value))
-        elif topic == EVENTS:
+        elif topic == EVENTS and self.index.reads_events():  # else not even decoded: nothing to do
             for doc in orjson.loads(value):  # ingest forwards events in batches, each of one partition
                 await self.on_event(partition, doc)
-        elif topic == SEGMENTS:
+        elif topic == SEGMENTS and self.index.segments:
             await self.on_segment(partition, orjson.loads(value))
         elif topic == PROFILE_CHANGES and self.index.dated:
             for change in orjson.loads(value):
                 self.schedule_dates(partition, change)
+        elif topic == ERASURES:
+            self.forget(orjson.loads(value)["profile_id"])
 
     # --- inputs ----------------------------------------------------------------------------------------
 
@@ -201,6 +211,15 @@ class JourneyRunner:
                 log.exception("could not ask for the due journey steps of partition %d", partition)
         if self.due_index.needs_rebuild(len(self.enrollments)):
             self.rebuild()
+
+    def forget(self, pid: str) -> None:
+        """An erased customer: every entry about them leaves the tables (a tombstone on each changelog). All
+        were written on the partition of the customer's records, the one the erasure arrives on. A scan of
+        the enrollments: erasures are rare, and ended enrollments are not indexed per customer."""
+        for key in [k for k, doc in self.enrollments.items() if doc is not None and doc.get("profile_id") == pid]:
+            del self.enrollments[key]
+        if self.customers.get(pid) is not None:
+            del self.customers[pid]
 
     def rebuild(self) -> None:
         self.due_index.rebuild(self.enrollments.items())

@@ -1,8 +1,10 @@
-"""The journey runner inside the notifier's faust app: its tables, its due topic and its outputs. With no
-active journey nothing is built and the notifier reads no more than its own topics."""
+"""The journey runner inside the notifier's faust app: its tables, its due topic, its outputs, and the
+journeys in force (file and SQL) read again as they change."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -11,15 +13,19 @@ import faust
 import redis.asyncio as aioredis
 
 from crmhub.core.effects import Publish
-from crmhub.core.faust_app import Guard
+from crmhub.core.faust_app import Guard, add_timer
 from crmhub.core.settings import Settings
-from crmhub.core.topics import EVENTS, PROFILE_CHANGES, SEGMENTS
+from crmhub.core.sql import make_engine
+from crmhub.core.topics import ERASURES, EVENTS, PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import Alert
-from services.notifier.journeys.catalog import load_journeys
+from services.notifier.journeys.catalog import JourneyError, current_journeys
 from services.notifier.journeys.runner import CUSTOMERS, ENROLLMENTS, JOURNEYS_DUE, JourneyRunner, ReadFresh
 from services.notifier.journeys.sinks import JourneyOutputs
+from services.notifier.journeys.store import JourneyStore
 
-TOPICS = (EVENTS, SEGMENTS, PROFILE_CHANGES, JOURNEYS_DUE)
+log = logging.getLogger("crmhub.notifier.journeys")
+
+TOPICS = (EVENTS, SEGMENTS, PROFILE_CHANGES, JOURNEYS_DUE, ERASURES)
 
 
 def build_runner(
@@ -30,10 +36,11 @@ def build_runner(
     submit: Callable[[Alert], Awaitable[None]],
     guard: Guard,
     clock: Callable[[], datetime],
-) -> JourneyRunner | None:
-    journeys = load_journeys(settings.journeys_file)
-    if not any(j.status == "active" for j in journeys):
-        return None
+) -> JourneyRunner:
+    """The runner, its tables and its due topic. Built whether or not a journey is active: one made through
+    the API later runs without a restart (the definitions are read again every ``segment_tick_s``)."""
+    store = JourneyStore(make_engine(settings.sql_url, migrate=False))
+    journeys, _ = current_journeys(settings.journeys_file, store)
     tables: dict[str, Any] = {
         name: app.Table(name, default=None, partitions=settings.partitions) for name in (ENROLLMENTS, CUSTOMERS)
     }
@@ -47,5 +54,14 @@ def build_runner(
     async def rebuild() -> None:
         runner.rebuild()
 
+    async def refresh() -> None:
+        try:
+            found, _ = await asyncio.to_thread(current_journeys, settings.journeys_file, store)
+        except JourneyError as exc:  # the file edited into an error: the journeys in force go on
+            log.error("journeys not reloaded: %s", exc)
+            return
+        runner.use(found)
+
     tables[ENROLLMENTS].on_recover(rebuild)
+    add_timer(app, settings.segment_tick_s, refresh)
     return runner

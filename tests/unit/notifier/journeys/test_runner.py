@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from crmhub.core.topics import EVENTS, PROFILE_CHANGES, SEGMENTS
+from crmhub.core.topics import ERASURES, EVENTS, PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import Alert
 from services.notifier.journeys.catalog import parse_journey
 from services.notifier.journeys.definition import Journey
@@ -205,6 +205,19 @@ def test_a_profile_date_is_scheduled_from_the_profile_change_and_fires_on_the_da
     h.feed(PROFILE_CHANGES, orjson.dumps([h.profiles[P1]]))  # the same date again: not a second occasion
     h.advance(timedelta(days=1))
     assert len(h.alerts) == 1
+
+
+def test_an_erasure_takes_every_entry_about_the_customer_out_of_the_tables() -> None:
+    waiting = journey(id="w", steps=[{"name": "pause", "wait": "1h"}, MAIL])
+    h = Harness([journey(id="done"), waiting])
+    h.profiles["P2"] = profile("P2")
+    h.feed(EVENTS, event("Checkout Started", "e1"))  # "done" ends at once, "w" waits
+    h.feed(EVENTS, event("Checkout Started", "e2", pid="P2"))
+    assert {k for k in h.tables[ENROLLMENTS] if "P1" in k} == {"done:P1", "w:P1"} and P1 in h.tables[CUSTOMERS]
+    h.feed(ERASURES, orjson.dumps({"profile_id": P1, "erased_at": NOW.isoformat()}))
+    assert sorted(h.tables[ENROLLMENTS]) == ["done:P2", "w:P2"] and P1 not in h.tables[CUSTOMERS]
+    h.advance(timedelta(hours=1))
+    assert [a.profile_id for a in h.alerts] == [P1, "P2", "P2"]  # P1's wait is gone with it
 
 
 def test_an_erased_customer_gets_nothing_and_a_tag_update_is_an_identify_event() -> None:
