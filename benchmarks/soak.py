@@ -21,10 +21,13 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
+import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from crmhub.core.metrics import rss_mb
@@ -60,13 +63,16 @@ def process_rss(hub: Hub) -> dict[str, float]:
 
 
 class TopicMeter(threading.Thread):
-    """Reads every topic of the broker from its beginning, adding up records and bytes per topic."""
+    """Reads every topic of the broker from its beginning, adding up records and bytes per topic, over the
+    first broker incarnation: a rollover empties the broker, so the meter counts until the hub starts the
+    first one (``rolled()``), reads on while the services drain the old broker, and stops there; ``events``
+    is what the publisher had sent then (the API stops taking inputs at that moment)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, rolled: Callable[[], bool], sent: Callable[[], int]) -> None:
         super().__init__(daemon=True)
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False, auto_offset_reset="earliest"
-        )  # earliest: after a rollover of the broker (new, empty topics) it reads the new ones from the start
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+        self.rolled, self.sent = rolled, sent
+        self.events: int | None = None  # inputs the counts stand for, once the first rollover began
         self.bytes: Counter[str] = Counter()
         self.records: Counter[str] = Counter()
         self.stop = threading.Event()
@@ -81,20 +87,30 @@ class TopicMeter(threading.Thread):
             self.consumer.seek_to_beginning(*new)
 
     def run(self) -> None:
-        next_assign = 0.0
+        next_assign, idle_since = 0.0, time.monotonic()
         while not self.stop.is_set():
-            if time.monotonic() >= next_assign:  # faust makes its changelog topics when it starts
+            if self.events is None and self.rolled():
+                self.events = self.sent()
+            if time.monotonic() >= next_assign and self.events is None:  # faust makes its changelogs when it starts
                 self.assign_all()
                 next_assign = time.monotonic() + 10
-            for tp, records in self.consumer.poll(timeout_ms=200).items():
-                size = sum(
-                    len(r.key or b"") + len(r.value or b"") + sum(len(k) + len(v or b"") for k, v in r.headers)
-                    for r in records
-                )
-                with self.lock:
-                    self.bytes[tp.topic] += size
-                    self.records[tp.topic] += len(records)
+            polled = self.consumer.poll(timeout_ms=200)
+            if polled:
+                idle_since = time.monotonic()
+            elif self.events is not None and time.monotonic() - idle_since > 5:
+                break  # the old broker is drained (or gone): its records are all counted
+            self._count(polled)
         self.consumer.close()
+
+    def _count(self, polled: dict[TopicPartition, list[Any]]) -> None:
+        for tp, records in polled.items():
+            size = sum(
+                len(r.key or b"") + len(r.value or b"") + sum(len(k) + len(v or b"") for k, v in r.headers)
+                for r in records
+            )
+            with self.lock:
+                self.bytes[tp.topic] += size
+                self.records[tp.topic] += len(records)
 
     def snapshot(self) -> tuple[Counter[str], Counter[str]]:
         with self.lock:
@@ -107,7 +123,7 @@ class Publisher(threading.Thread):
 
     def __init__(self, settings: Settings, rate: float, customers: int, seed: int) -> None:
         super().__init__(daemon=True)
-        self.api = ApiPublisher(settings)
+        self.api = ApiPublisher(settings, patience_s=600)  # the API is away while the broker rolls over
         self.sim = RetailSimulator(seed=seed, customers=customers, bad_fraction=0.0)
         self.rate = rate
         self.sent = 0
@@ -139,19 +155,44 @@ def growth_mb_per_min(samples: list[tuple[float, dict[str, float]]], name: str) 
     return sum((t - mean_t) * (y - mean_y) for t, y in zip(ts, ys, strict=True)) / var if var else None
 
 
-def report(samples: list[tuple[float, dict[str, float]]], meter: TopicMeter, sent: int) -> None:
+def redis_families(settings: Settings, sample_every: int = 50) -> list[tuple[str, int, float]]:
+    """What Redis holds, by key family (``crmhub:<family>:``): (family, keys, MB estimated from every
+    ``sample_every``-th key's MEMORY USAGE), biggest first. Each family is kept for its own window
+    (docs/broker-memory.md): this is what the growth of the Redis process is made of."""
+    client = redis.Redis.from_url(settings.redis_dsn)
+    keys: Counter[str] = Counter()
+    size: Counter[str] = Counter()
+    for i, key in enumerate(client.scan_iter(count=2000)):
+        family = ":".join(key.decode(errors="replace").split(":")[:2])
+        keys[family] += 1
+        if i % sample_every == 0:
+            size[family] += (client.memory_usage(key) or 0) * sample_every
+    client.close()
+    return [(family, n, size[family] / 1e6) for family, n in keys.most_common()]
+
+
+def report(samples: list[tuple[float, dict[str, float]]], meter: TopicMeter, sent: int, settings: Settings) -> None:
     names = sorted({name for _, rss in samples for name in rss})
-    print("\nRSS per process (MB): first, last, max, growth over the second half (MB/min)")
+    print(
+        "\nRSS per process (MB): first, last, max of the first half, max of the second half, growth over the"
+        " second half (MB/min; a rollover restarts the services, so their RSS saws: compare the maxima)"
+    )
+    halves = (samples[: len(samples) // 2], samples[len(samples) // 2 :])
     for name in names:
         values = [rss[name] for _, rss in samples if name in rss]
+        first, second = ([rss[name] for _, rss in part if name in rss] or [0.0] for part in halves)
         slope = growth_mb_per_min(samples, name)
         growth = f"{slope:+.2f}" if slope is not None else "n/a"
-        print(f"  {name:<12} {values[0]:8.0f} {values[-1]:8.0f} {max(values):8.0f}   {growth}")
+        print(f"  {name:<12} {values[0]:8.0f} {values[-1]:8.0f} {max(first):8.0f} {max(second):8.0f}   {growth}")
     size, records = meter.snapshot()
-    print(f"\nbroker: bytes per input event per topic ({sent:,} events sent)")
+    per = meter.events or sent
+    print(f"\nbroker: bytes per input event per topic (its first incarnation: {per:,} events sent)")
     for topic, n in size.most_common():
-        print(f"  {topic:<45} {n / max(sent, 1):9.0f} B/event  {records[topic] / max(sent, 1):6.2f} records/event")
-    print(f"  {'total':<45} {sum(size.values()) / max(sent, 1):9.0f} B/event")
+        print(f"  {topic:<45} {n / max(per, 1):9.0f} B/event  {records[topic] / max(per, 1):6.2f} records/event")
+    print(f"  {'total':<45} {sum(size.values()) / max(per, 1):9.0f} B/event")
+    print("\nRedis by key family: keys, MB (estimated), bytes per input event")
+    for family, n, mb in redis_families(settings):
+        print(f"  {family:<30} {n:10,} {mb:8.1f} MB {mb * 1e6 / max(sent, 1):8.1f} B/event")
 
 
 def main() -> None:
@@ -167,8 +208,8 @@ def main() -> None:
     settings = Settings(data_dir=data_dir, kafka_port=free_port(), redis_port=free_port(), api_port=free_port())
     print(f"soak: {args.rate:g} events/s for {args.minutes:g} min; embedded stack in {data_dir}", flush=True)
     with running_hub(settings, supervise=True) as hub:
-        meter = TopicMeter(hub.settings)
         publisher = Publisher(hub.settings, args.rate, args.customers, args.seed or int(time.time()))
+        meter = TopicMeter(hub.settings, lambda: any("rolling over" in n for n in hub.notes), lambda: publisher.sent)
         meter.start()
         publisher.start()
         samples: list[tuple[float, dict[str, float]]] = []
@@ -189,7 +230,7 @@ def main() -> None:
             time.sleep(2)
             meter.stop.set()
             meter.join(30)
-            report(samples, meter, publisher.sent)
+            report(samples, meter, publisher.sent, hub.settings)
             print(f"restarts: {hub.notes or 'none'}")
 
 

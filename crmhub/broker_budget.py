@@ -76,3 +76,22 @@ def wait_drained(
         sleep(interval_s)
     log.warning("the services did not drain within %.0f s: the new broker gets the recent profiles again", timeout_s)
     return False
+
+
+class Laps:
+    """How long each phase of a rollover took (what the note reports, so its pause can be told apart)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started = self.last = clock()
+        self.laps: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        now = self.clock()
+        self.laps[phase], self.last = now - self.last, now
+
+    def total(self) -> float:
+        return self.clock() - self.started
+
+    def __str__(self) -> str:
+        return ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in self.laps.items())

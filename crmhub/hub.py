@@ -30,7 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
 
 from crmhub import broker_tables
-from crmhub.broker_budget import ROLL_AT, Budget, wait_drained
+from crmhub.broker_budget import ROLL_AT, Budget, Laps, wait_drained
 from crmhub.core import kafka as kafka_io
 from crmhub.core.errors import ServerUnavailable
 from crmhub.core.metrics import MULTIPROC_ENV, rss_mb, samples
@@ -154,15 +154,19 @@ class Hub:
         self._note(f"broker at {rss:.0f} MB of its {self.budget.limit_mb} MB budget: rolling over to a new one")
         running = [c for c in self.children if c.proc.poll() is None or c.restart_at is not None]
         paused = [c for c in running if c.name in PAUSED]
+        laps = Laps()
         self._signal(paused, signal.SIGSTOP)
         self._stop([c for c in running if c.name == "api"])
         drained = wait_drained(self._lags, self._service_counts)
+        laps.mark("drain")
         self._stop([c for c in running if c.name not in PAUSED])
+        laps.mark("stop")
         try:
             tables = broker_tables.read_changelogs(self.settings)
             self.broker.restart(f"{rss:.0f} MB, past {ROLL_AT:.0%} of its {self.budget.limit_mb} MB budget")
             incarnation = kafka_io.ensure_topics(self.settings)
             carried = broker_tables.write_changelogs(self.settings, tables)
+            laps.mark("tables")
             if drained:
                 store = ProfileStore(make_engine(self.settings.sql_url))
                 store.start_incarnation(PROFILE_GROUP, EVENTS, incarnation, self.settings.partitions)
@@ -179,7 +183,10 @@ class Hub:
                 child.proc = self._start(child.name, child.args, child.log_path)
         self._signal(paused, signal.SIGCONT)
         self._count_restart("broker")
-        self._note(f"broker rolled over: {carried} table records carried, drained: {'yes' if drained else 'no'}")
+        self._note(
+            f"broker rolled over: {carried} table records carried, drained: {'yes' if drained else 'no'}; "
+            f"took {laps.total():.0f} s ({laps})"
+        )
 
     @staticmethod
     def _signal(children: list[Child], signum: int) -> None:

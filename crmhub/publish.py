@@ -50,9 +50,9 @@ class ApiPublisher:
     the API's intake journal is the durable step, so "published" means durable in both modes."""
 
     CHUNK = 1000  # lines a request
-    PATIENCE_S = 60.0
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, patience_s: float = 60.0) -> None:
+        self.patience_s = patience_s  # how long an API that does not answer is tried again
         self.url = f"http://127.0.0.1:{settings.api_port}"
         token = settings.api_token.get_secret_value()
         self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -67,9 +67,9 @@ class ApiPublisher:
 
     def _post(self, source: str, lines: list[bytes]) -> None:
         """Post until the hub takes the lines: a 503 asks to come back after ``Retry-After`` seconds, and an
-        API that does not answer is tried again for a minute (the hub restarts it, or rolls its broker
+        API that does not answer is tried again for ``patience_s`` (the hub restarts it, or rolls its broker
         over: docs/broker-memory.md)."""
-        deadline = time.monotonic() + self.PATIENCE_S
+        deadline = time.monotonic() + self.patience_s
         while True:
             try:
                 response = self.client.post(f"/v1/raw/{source}", content=b"\n".join(lines))
