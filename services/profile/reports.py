@@ -216,4 +216,4 @@ def _add(into: dict[K, Money3], key: K, value: Money3) -> None:
 
 
 def _nonzero(counts: Mapping[K, V]) -> dict[K, V]:
-    return {k: v for k, v in counts.items() if v not in (0, (0, 0, 0))}
+    return {k: v for k, v in counts.items() if (any(v) if isinstance(v, tuple) else v)}
