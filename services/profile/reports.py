@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from schemas.profile import OrderRecord, Profile
-from services.profile.facets.orders import month_of
+from services.profile.facets.order_months import month_of
 
 UNITS = Decimal(10_000)  # money in ten-thousandths: amounts have at most 4 decimal places
 DIMENSIONS = ("channel", "store", "payment_method")

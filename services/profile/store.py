@@ -104,8 +104,7 @@ class ProfileStore(ProfileReader):
         (else raise :class:`Fenced` or :class:`StaleProfiles` and write nothing); ``before_write`` runs
         once the checks passed, inside the transaction (the profile service publishes there: publish,
         then commit). ``docs``: the changed profiles' JSON by id, if the caller has it. ``inputs``: the
-        intake journal seqs of the batch's events (see :meth:`folded_among`). ``reports``: what the batch
-        adds to the report roll-ups."""
+        intake journal seqs of the batch's events (see :meth:`folded_among`); ``reports``: its roll-ups."""
         profile_rows = _profile_rows(changed, docs)
         offset_rows = [
             {"group_id": group_id, "topic": t, "partition": part, "incarnation": incarnation, "next_offset": o}
@@ -122,11 +121,13 @@ class ProfileStore(ProfileReader):
             self._upsert(conn, identifiers, _identifier_rows(new_identifiers), ["kind", "value"])
             self._upsert(conn, consumer_offsets, offset_rows, ["group_id", "topic", "partition"])
             write_timeline(conn, timeline, moved or {})
-            if inputs:
-                insert = dialect_insert(self.engine, folded_inputs).on_conflict_do_nothing()
-                conn.execute(insert, [{"seq": seq} for seq in inputs])
-            if reports:
-                add_deltas(conn, reports)
+            self._mark_folded(conn, inputs)
+            add_deltas(conn, reports or ReportDeltas())
+
+    def _mark_folded(self, conn: Connection, inputs: Sequence[int]) -> None:
+        if inputs:
+            insert = dialect_insert(self.engine, folded_inputs).on_conflict_do_nothing()
+            conn.execute(insert, [{"seq": seq} for seq in inputs])
 
     def _insert_new(self, conn: Connection, rows: list[dict[str, Any]], expect: Expect) -> list[dict[str, Any]]:
         """Check the versions the store holds; insert the profiles it must not hold yet, and return the

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from schemas.events import (
     Event,
@@ -24,11 +23,11 @@ from schemas.events import (
     PosReturn,
     PosSale,
     Product,
-    Tender,
     minor_units,
 )
 from schemas.profile import CurrencyTotals, OrderRecord, Profile
 from services.profile.facets import Facet, cart, loyalty, payments
+from services.profile.facets.order_months import count_month, month_of
 from services.profile.policy import FoldRules
 
 MAX_RECENT_ORDERS = 20  # orders (and waiting follow-ups) remembered with their amounts
@@ -41,7 +40,7 @@ def fold_order(p: Profile, e: OrderCompleted, rules: FoldRules) -> None:
     """A web order; a new one empties the cart (unless the cart changed after it)."""
     props = e.properties
     method = (props.model_extra or {}).get("payment_method")
-    paid = Paid(str(method)[:64] if method else None)
+    paid = payments.Paid(str(method)[:64] if method else None)
     if _place_order(p, props.order_id, "web", props.order_amount, props.currency, props.products, e, rules, paid):
         cart.clear_for_order(p, e)
 
@@ -71,32 +70,11 @@ def fold_sale(p: Profile, e: PosSale, rules: FoldRules) -> None:
     props = e.properties
     with_points = sum((t.amount for t in props.tenders if t.method == REDEMPTION), Decimal(0))
     key = f"pos:{props.store_id}:{props.receipt_id}"
-    paid = Paid(main_tender(props.tenders), with_points)
+    paid = payments.Paid(payments.main_tender(props.tenders, REDEMPTION), with_points)
     if _place_order(p, key, "pos", props.total, props.currency, props.line_items, e, rules, paid):
         payments.count_methods(p, [t.method for t in props.tenders if t.method != REDEMPTION])
         if with_points:
             loyalty.redeem(p, rules, rules.points_paid(with_points))
-
-
-def main_tender(tenders: Sequence[Tender]) -> str | None:
-    """The method of the tender paying most of a receipt (a tie: the first by name), points left out."""
-    paying: dict[str, Decimal] = {}
-    for t in tenders:
-        if t.method != REDEMPTION:
-            paying[t.method] = paying.get(t.method, Decimal(0)) + t.amount
-    return min(paying, key=lambda m: (-paying[m], m)) if paying else None
-
-
-def month_of(at: datetime) -> str:
-    """The (UTC) month of a time as ``order_months`` keys it: ``"2026-03"``."""
-    return at.astimezone(UTC).strftime("%Y-%m")
-
-
-class Paid(NamedTuple):
-    """How an order was paid: its payment method (None: not said) and the part paid with loyalty points."""
-
-    method: str | None
-    with_points: Decimal = Decimal(0)
 
 
 def _place_order(
@@ -108,7 +86,7 @@ def _place_order(
     products: Sequence[Product],
     e: Event,
     rules: FoldRules,
-    paid: Paid,
+    paid: payments.Paid,
 ) -> bool:
     """Count an order once per key (False: seen before); follow-ups that arrived first apply now."""
     if key in p.order_ids:
@@ -140,18 +118,9 @@ def _count_order(p: Profile, order: OrderRecord, products: Sequence[Product], si
     """Add a counted order to the totals (sign +1), or take it out again with its refunds (-1)."""
     assert order.amount is not None
     p.order_count += sign
-    _count_month(p.order_months, month_of(order.at), sign)
+    count_month(p.order_months, month_of(order.at), sign)
     _add_totals(p, order.currency, orders=sign, spent=sign * order.amount, refunded=sign * order.refunded)
     _affinity(p, products, order.currency, sign)
-
-
-def _count_month(months: dict[str, int], month: str, sign: int) -> None:
-    """Add ``sign`` orders to a month (a month left with none is dropped)."""
-    left = months.get(month, 0) + sign
-    if left > 0:
-        months[month] = left
-    else:
-        months.pop(month, None)
 
 
 def fold_cancel(p: Profile, e: OrderCancelled, rules: FoldRules) -> None:
@@ -361,7 +330,7 @@ def _count_shared_orders_once(
                 _apply_refund(merged, key, mine, None if dup.whole_refund else dup.refunded, (), rules)
             continue
         merged.order_count -= 1
-        _count_month(merged.order_months, month_of(dup.at), -1)
+        count_month(merged.order_months, month_of(dup.at), -1)
         if dup.channel == "web":
             merged.web_orders -= 1
         else:
