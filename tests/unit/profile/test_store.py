@@ -19,7 +19,8 @@ from crmhub.core.sql import current_revision, make_engine, normalise_url, upgrad
 from crmhub.embedded import embedded_postgres
 from schemas.events import Event
 from schemas.profile import Profile
-from schemas.tables import consumer_offsets, identifiers, metadata, profiles
+from schemas.tables import consumer_offsets, identifiers, metadata, profiles, report_cohorts, report_sales
+from services.profile.reports import ReportDeltas
 from services.profile.store import Expect, Fenced, ProfileStore, StaleProfiles
 from services.profile.timeline import TIMELINE_CAP
 from tests.unit import factories as f
@@ -329,3 +330,14 @@ def test_folded_inputs_are_written_with_the_profiles_and_forgotten_once_trimmed(
     assert store.folded_among([4, 5, 9, 10, 11]) == {5, 9, 10}
     store.forget_folded_inputs(9)
     assert store.folded_among(range(1, 12)) == {10}
+
+
+def test_report_deltas_add_up_in_the_save(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    day = T.date()
+    deltas = ReportDeltas(sales={(day, "channel", "web", "EUR"): (1, 100_000, 0)}, cohorts={"2026-01": (1, 0)})
+    store.save([profile("p1")], [], "g", "inc", {("t", 0): 1}, reports=deltas)
+    store.save([profile("p2")], [], "g", "inc", {("t", 0): 2}, reports=deltas)
+    with store.engine.connect() as conn:
+        assert conn.execute(select(report_sales.c.orders, report_sales.c.gross_units)).all() == [(2, 200_000)]
+        assert conn.execute(select(report_cohorts.c.customers)).scalars().all() == [2]
