@@ -13,7 +13,7 @@ import redis
 import uvicorn
 from fastapi import FastAPI
 
-from crmhub import __version__, access, privacy
+from crmhub import __version__, access, privacy, reports
 from crmhub.core import kafka as kafka_io
 from crmhub.core.logs import setup_logging
 from crmhub.core.settings import Settings
@@ -81,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
         segments_http.router,
         alerts_http.router,
         journeys_http.router,
+        reports.router,
         dashboard_http.router,
         access.router,
     ):

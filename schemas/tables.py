@@ -8,7 +8,7 @@ segmenter reading profiles) go through the read models in :mod:`schemas.readmode
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Date, DateTime, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -22,6 +22,10 @@ profiles = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("doc", Text, nullable=False),
+    # the profile's currency and net revenue in it (ten-thousandths), for the top customers report
+    Column("currency", String(3), nullable=True),
+    Column("net_units", BigInteger, nullable=True),
+    Index("ix_profiles_net", "currency", "net_units"),
 )
 identifiers = Table(
     "identifiers",
@@ -69,6 +73,42 @@ suppressed_identifiers = Table(
 # the intake journal's seqs of the inputs folded, written with the profiles: an input the journal produces
 # again after a broker loss is folded once (crmhub.core.intake); forgotten once the journal is trimmed
 folded_inputs = Table("folded_inputs", metadata, Column("seq", BigInteger, primary_key=True))
+
+# report roll-ups (docs/reports.md), written by the profile service with the profiles (services/profile/
+# reports.py) and read by the API (crmhub/reports.py); counts and sums, never a row per person.
+# Money in ten-thousandths of the currency (exact integers).
+report_sales = Table(
+    "report_sales",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("dimension", String(16), primary_key=True),  # channel, store, payment_method
+    Column("key", String(200), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("orders", Integer, nullable=False),
+    Column("gross_units", BigInteger, nullable=False),
+    Column("refunded_units", BigInteger, nullable=False),
+)
+report_cohorts = Table(  # customers by the month of their first order, and those of them with two or more
+    "report_cohorts",
+    metadata,
+    Column("cohort", String(7), primary_key=True),
+    Column("customers", Integer, nullable=False),
+    Column("repeaters", Integer, nullable=False),
+)
+report_retention = Table(  # customers of a cohort who ordered in a month
+    "report_retention",
+    metadata,
+    Column("cohort", String(7), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("customers", Integer, nullable=False),
+)
+report_responses = Table(  # complaints answered, by the day they were made and whole seconds to the answer
+    "report_responses",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("seconds", Integer, primary_key=True),
+    Column("complaints", Integer, nullable=False),
+)
 
 # written by the segmenter: segment definitions made through the API, and segment sizes over time
 segment_definitions = Table(

@@ -117,6 +117,13 @@ def upsert(engine: Engine, table: Table, rows: list[dict[str, Any]], keys: Seque
     return stmt.on_conflict_do_update(index_elements=list(keys), set_=updates)
 
 
+def add_up(engine: Engine, table: Table, keys: Sequence[str]) -> Any:
+    """An insert that, on a row already there, adds its values (the columns besides ``keys``) to it."""
+    stmt = dialect_insert(engine, table)
+    sums = {c.name: table.c[c.name] + stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=sums)
+
+
 def aware(at: datetime) -> datetime:
     """SQLite gives back naive datetimes; they were stored in UTC."""
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

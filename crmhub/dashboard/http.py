@@ -1,5 +1,6 @@
 """``/metrics`` (every process's metrics, aggregated), ``/ready``, ``/v1/ops`` (one snapshot with rates),
-``/v1/stream`` (server-sent snapshots, every second) and ``/dashboard`` (the page that shows them)."""
+``/v1/stream`` (server-sent snapshots, every second), ``/dashboard`` (the page that shows them) and
+``/dashboard/reports`` (the reports page, reading ``/v1/reports/*``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from crmhub.ops import rates, readiness, redact, snapshot
 
 router = APIRouter(tags=["ops"])
 PAGE = files("crmhub.dashboard").joinpath("index.html")
+REPORTS_PAGE = files("crmhub.dashboard").joinpath("reports.html")
 
 
 @router.get("/metrics", summary="Prometheus metrics of every crmhub process", response_class=Response)
@@ -85,6 +87,15 @@ async def stream(
 )
 def dashboard() -> HTMLResponse:
     return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+
+
+@router.get(
+    "/dashboard/reports",
+    summary="The reports page (figures of /v1/reports; sign in on /dashboard)",
+    response_class=HTMLResponse,
+)
+def reports_page() -> HTMLResponse:
+    return HTMLResponse(REPORTS_PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/", include_in_schema=False)

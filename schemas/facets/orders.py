@@ -32,6 +32,9 @@ class OrderRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     channel: Literal["web", "pos"] | None = None
+    payment_method: str | None = Field(
+        None, description="Web: the order's ``payment_method`` property; till: the tender paying most."
+    )
     at: AwareDatetime = Field(description="When the order was placed (or, until it arrives, its first follow-up).")
     currency: str
     amount: Decimal | None = Field(None, description="None: the order itself has not arrived (yet).")
@@ -55,6 +58,9 @@ class OrdersFacet(BaseModel):
     currency: str | None = Field(None, description="The currency of the first order counted.")
     totals_by_currency: dict[str, CurrencyTotals] = Field(default_factory=dict)
     first_order_at: AwareDatetime | None = None
+    order_months: dict[str, int] = Field(
+        default_factory=dict, description='Orders counted per month of their time ("2026-03"): retention by cohort.'
+    )
     last_order_at: AwareDatetime | None = None
     order_ids: list[str] = Field(default_factory=list, description="Orders counted, so a replay counts none twice.")
     recent_orders: dict[str, OrderRecord] = Field(

@@ -40,6 +40,7 @@ from schemas.readmodels.profiles import ProfileCache
 from services.profile.merge import fold_batch, survivor_of
 from services.profile.policy import DEFAULT_RULES, FoldRules
 from services.profile.rebuild import is_new_broker, republish_recent
+from services.profile.reports import report_deltas
 from services.profile.rfm import base_thresholds, with_rfm
 from services.profile.store import Expect, Fenced, ProfileStore, StaleProfiles
 
@@ -205,8 +206,9 @@ class ProfileWorker:
         counts: Counter[str],
         from_cache: bool,
     ) -> dict[str, bytes]:
-        """Fold the batch into the profiles it names and save them, guarded by the offsets and versions
-        read (publishing inside the save's transaction); the published docs."""
+        """Fold the batch into the profiles it names and save them with what they add to the report
+        roll-ups, guarded by the offsets and versions read (publishing inside the save's transaction);
+        the published docs."""
         current = self._load(named_profiles(routed), from_cache)
         versions: dict[str, int | None] = {pid: p.version for pid, p in current.items()}  # before the fold
         kept, suppressed = self._without_erased(current, routed)
@@ -226,6 +228,7 @@ class ProfileWorker:
             before_write=functools.partial(self._publish, docs, dead),
             docs=docs,
             inputs=[event.input_seq for _, event in kept if event.input_seq is not None],
+            reports=report_deltas(current, changed),
         )
         self.positions.update(next_offsets)
         counts.update({"profile.events": len(kept), "profile.suppressed": suppressed})

@@ -47,6 +47,8 @@ from schemas.tables import (
     profiles,
     suppressed_identifiers,
 )
+from services.profile.report_store import add_deltas
+from services.profile.reports import ReportDeltas, units
 from services.profile.timeline import chunks, write_timeline
 
 
@@ -95,13 +97,14 @@ class ProfileStore(ProfileReader):
         before_write: Callable[[], object] | None = None,
         docs: Mapping[str, bytes] | None = None,
         inputs: Sequence[int] = (),
+        reports: ReportDeltas | None = None,
     ) -> None:
         """Write profiles, their new (kind, value, profile_id) identifiers, the consumer offsets and the
         timeline in one transaction. With ``expect``, first check that the store holds what it says
         (else raise :class:`Fenced` or :class:`StaleProfiles` and write nothing); ``before_write`` runs
         once the checks passed, inside the transaction (the profile service publishes there: publish,
         then commit). ``docs``: the changed profiles' JSON by id, if the caller has it. ``inputs``: the
-        intake journal seqs of the batch's events (see :meth:`folded_among`)."""
+        intake journal seqs of the batch's events (see :meth:`folded_among`); ``reports``: its roll-ups."""
         profile_rows = _profile_rows(changed, docs)
         offset_rows = [
             {"group_id": group_id, "topic": t, "partition": part, "incarnation": incarnation, "next_offset": o}
@@ -118,9 +121,13 @@ class ProfileStore(ProfileReader):
             self._upsert(conn, identifiers, _identifier_rows(new_identifiers), ["kind", "value"])
             self._upsert(conn, consumer_offsets, offset_rows, ["group_id", "topic", "partition"])
             write_timeline(conn, timeline, moved or {})
-            if inputs:
-                insert = dialect_insert(self.engine, folded_inputs).on_conflict_do_nothing()
-                conn.execute(insert, [{"seq": seq} for seq in inputs])
+            self._mark_folded(conn, inputs)
+            add_deltas(conn, reports or ReportDeltas())
+
+    def _mark_folded(self, conn: Connection, inputs: Sequence[int]) -> None:
+        if inputs:
+            insert = dialect_insert(self.engine, folded_inputs).on_conflict_do_nothing()
+            conn.execute(insert, [{"seq": seq} for seq in inputs])
 
     def _insert_new(self, conn: Connection, rows: list[dict[str, Any]], expect: Expect) -> list[dict[str, Any]]:
         """Check the versions the store holds; insert the profiles it must not hold yet, and return the
@@ -347,6 +354,8 @@ def _profile_rows(changed: Sequence[Profile], docs: Mapping[str, bytes] | None) 
             "version": p.version,
             "updated_at": p.updated_at,
             "doc": docs[p.profile_id].decode() if docs else p.model_dump_json(),
+            "currency": p.currency,
+            "net_units": units(p.net_revenue) if p.currency else None,
         }
         for p in changed
     ]

@@ -9,6 +9,7 @@ the delivery count; follow-ups (refunds, cancellations) that overtake their orde
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
@@ -26,6 +27,7 @@ from schemas.events import (
 )
 from schemas.profile import CurrencyTotals, OrderRecord, Profile
 from services.profile.facets import Facet, cart, loyalty, payments
+from services.profile.facets.order_months import count_month, month_of
 from services.profile.policy import FoldRules
 
 MAX_RECENT_ORDERS = 20  # orders (and waiting follow-ups) remembered with their amounts
@@ -37,7 +39,9 @@ REDEMPTION = "loyalty_points"  # the till tender paid with points: a redemption,
 def fold_order(p: Profile, e: OrderCompleted, rules: FoldRules) -> None:
     """A web order; a new one empties the cart (unless the cart changed after it)."""
     props = e.properties
-    if _place_order(p, props.order_id, "web", props.order_amount, props.currency, props.products, e, rules):
+    method = (props.model_extra or {}).get("payment_method")
+    paid = payments.Paid(str(method)[:64] if method else None)
+    if _place_order(p, props.order_id, "web", props.order_amount, props.currency, props.products, e, rules, paid):
         cart.clear_for_order(p, e)
 
 
@@ -66,7 +70,8 @@ def fold_sale(p: Profile, e: PosSale, rules: FoldRules) -> None:
     props = e.properties
     with_points = sum((t.amount for t in props.tenders if t.method == REDEMPTION), Decimal(0))
     key = f"pos:{props.store_id}:{props.receipt_id}"
-    if _place_order(p, key, "pos", props.total, props.currency, props.line_items, e, rules, with_points):
+    paid = payments.Paid(payments.main_tender(props.tenders, REDEMPTION), with_points)
+    if _place_order(p, key, "pos", props.total, props.currency, props.line_items, e, rules, paid):
         payments.count_methods(p, [t.method for t in props.tenders if t.method != REDEMPTION])
         if with_points:
             loyalty.redeem(p, rules, rules.points_paid(with_points))
@@ -81,16 +86,16 @@ def _place_order(
     products: Sequence[Product],
     e: Event,
     rules: FoldRules,
-    paid_with_points: Decimal = Decimal(0),
+    paid: payments.Paid,
 ) -> bool:
     """Count an order once per key (False: seen before); follow-ups that arrived first apply now."""
     if key in p.order_ids:
         return False
     p.order_ids.append(key)
     waiting = p.recent_orders.get(key)
-    points = rules.points_for(amount - paid_with_points, currency)
-    order = OrderRecord(channel=channel, at=e.occurred_at, currency=currency, amount=amount,
-                        paid_with_points=paid_with_points, points=points)  # fmt: skip
+    points = rules.points_for(amount - paid.with_points, currency)
+    order = OrderRecord(channel=channel, payment_method=paid.method, at=e.occurred_at, currency=currency,
+                        amount=amount, paid_with_points=paid.with_points, points=points)  # fmt: skip
     if waiting is not None and waiting.cancelled:  # cancelled before it arrived: never counts
         _put_order(p, key, order.model_copy(update={"cancelled": True}), rules)
         return True
@@ -113,6 +118,7 @@ def _count_order(p: Profile, order: OrderRecord, products: Sequence[Product], si
     """Add a counted order to the totals (sign +1), or take it out again with its refunds (-1)."""
     assert order.amount is not None
     p.order_count += sign
+    count_month(p.order_months, month_of(order.at), sign)
     _add_totals(p, order.currency, orders=sign, spent=sign * order.amount, refunded=sign * order.refunded)
     _affinity(p, products, order.currency, sign)
 
@@ -286,6 +292,7 @@ def merge(merged: Profile, survivor: Profile, absorbed: Profile, rules: FoldRule
     merged.chargebacks = survivor.chargebacks + absorbed.chargebacks
     merged.currency = survivor.currency or absorbed.currency
     merged.totals_by_currency = _sum_totals(survivor.totals_by_currency, absorbed.totals_by_currency)
+    merged.order_months = dict(Counter(survivor.order_months) + Counter(absorbed.order_months))
     merged.first_order_at = min(filter(None, (survivor.first_order_at, absorbed.first_order_at)), default=None)
     merged.last_order_at = max(filter(None, (survivor.last_order_at, absorbed.last_order_at)), default=None)
     merged.order_ids = survivor.order_ids + [o for o in absorbed.order_ids if o not in counted]
@@ -323,6 +330,7 @@ def _count_shared_orders_once(
                 _apply_refund(merged, key, mine, None if dup.whole_refund else dup.refunded, (), rules)
             continue
         merged.order_count -= 1
+        count_month(merged.order_months, month_of(dup.at), -1)
         if dup.channel == "web":
             merged.web_orders -= 1
         else:

@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import NamedTuple
 
-from schemas.events import InvoicePaid, PaymentCaptured, PaymentFailed
+from schemas.events import InvoicePaid, PaymentCaptured, PaymentFailed, Tender
 from schemas.profile import PaymentFailure, Profile
 from services.profile.facets import Facet
 from services.profile.policy import FoldRules
@@ -48,6 +50,23 @@ def count_methods(p: Profile, methods: Iterable[str]) -> None:
     for method in set(methods):
         p.payment_methods[method] = p.payment_methods.get(method, 0) + 1
     p.preferred_payment_method = preferred_method(p.payment_methods)
+
+
+class Paid(NamedTuple):
+    """How an order was paid: its payment method (None: not said) and the part paid with loyalty points."""
+
+    method: str | None
+    with_points: Decimal = Decimal(0)
+
+
+def main_tender(tenders: Sequence[Tender], redemption: str) -> str | None:
+    """The method of the tender paying most of a receipt (a tie: the first by name), ``redemption`` (paying
+    with points) left out."""
+    paying: dict[str, Decimal] = {}
+    for t in tenders:
+        if t.method != redemption:
+            paying[t.method] = paying.get(t.method, Decimal(0)) + t.amount
+    return min(paying, key=lambda m: (-paying[m], m)) if paying else None
 
 
 def preferred_method(counts: dict[str, int]) -> str | None:

@@ -48,6 +48,7 @@ def test_every_profile_field_has_a_merge_rule() -> None:
         *("trait_sources", "demographics", "consent", "order_count", "web_orders", "pos_orders"),
         *("cancelled_orders", "total_spent", "refunded_total", "net_revenue", "average_order_value"),
         *("lifetime_value", "currency", "totals_by_currency", "first_order_at", "last_order_at", "order_ids"),
+        "order_months",
         *("recent_orders", "refund_ids", "refund_count", "return_count", "category_spend", "top_categories"),
         *("product_spend", "top_products", "product_views", "recent_views", "cart", "complaints_total"),
         *("open_complaints", "complaints_answered", "answered_complaints", "last_first_response_s"),

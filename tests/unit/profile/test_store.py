@@ -12,20 +12,21 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from crmhub.core.sql import current_revision, make_engine, normalise_url, upgrade
 from crmhub.embedded import embedded_postgres
 from schemas.events import Event
 from schemas.profile import Profile
-from schemas.tables import consumer_offsets, identifiers, metadata, profiles
+from schemas.tables import consumer_offsets, identifiers, metadata, profiles, report_cohorts, report_sales
+from services.profile.reports import ReportDeltas
 from services.profile.store import Expect, Fenced, ProfileStore, StaleProfiles
 from services.profile.timeline import TIMELINE_CAP
 from tests.unit import factories as f
 
 T = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
-HEAD = "0008"  # the newest revision; bump with each migration
+HEAD = "0009"  # the newest revision; bump with each migration
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +84,19 @@ def test_upgrade_again_changes_nothing(engine: Engine) -> None:
 
 def test_a_store_made_before_migrations_is_stamped_not_recreated(url: str) -> None:
     old = make_engine(url, migrate=False)
-    metadata.create_all(old, tables=[profiles, identifiers, consumer_offsets])  # the baseline's tables
-    ProfileStore(old).save([profile("p1")], [], "g", "inc", {})
+    baseline = MetaData()  # the baseline's tables: the profiles without the columns 0009 added
+    Table("profiles", baseline, *(c._copy() for c in profiles.columns if c.name not in ("currency", "net_units")))
+    metadata.create_all(old, tables=[identifiers, consumer_offsets])
+    baseline.create_all(old)
+    stored = profile("p1").model_copy(update={"currency": "EUR", "net_revenue": Decimal("12.5")})
+    with old.begin() as conn:
+        conn.execute(baseline.tables["profiles"].insert(), [{"profile_id": "p1", "version": 1, "updated_at": T,
+                                                             "doc": stored.model_dump_json()}])  # fmt: skip
     upgrade(old)
     assert current_revision(old) == HEAD
-    assert ProfileStore(old).load(["p1"])["p1"] == profile("p1")
+    assert ProfileStore(old).load(["p1"])["p1"] == stored
+    with old.connect() as conn:  # the top customers' columns filled from the stored profile
+        assert conn.execute(select(profiles.c.currency, profiles.c.net_units)).all() == [("EUR", 125_000)]
     old.dispose()
 
 
@@ -321,3 +330,14 @@ def test_folded_inputs_are_written_with_the_profiles_and_forgotten_once_trimmed(
     assert store.folded_among([4, 5, 9, 10, 11]) == {5, 9, 10}
     store.forget_folded_inputs(9)
     assert store.folded_among(range(1, 12)) == {10}
+
+
+def test_report_deltas_add_up_in_the_save(engine: Engine) -> None:
+    store = ProfileStore(engine)
+    day = T.date()
+    deltas = ReportDeltas(sales={(day, "channel", "web", "EUR"): (1, 100_000, 0)}, cohorts={"2026-01": (1, 0)})
+    store.save([profile("p1")], [], "g", "inc", {("t", 0): 1}, reports=deltas)
+    store.save([profile("p2")], [], "g", "inc", {("t", 0): 2}, reports=deltas)
+    with store.engine.connect() as conn:
+        assert conn.execute(select(report_sales.c.orders, report_sales.c.gross_units)).all() == [(2, 200_000)]
+        assert conn.execute(select(report_cohorts.c.customers)).scalars().all() == [2]
