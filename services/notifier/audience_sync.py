@@ -101,6 +101,10 @@ class AudienceSyncer:
                 found[segment] = (sync, sink)
             elif segment not in self.syncs:
                 log.error("segment %s: sync.webhook %r is no webhook sink of the routes file", segment, sync.webhook)
+        if found != self.syncs:
+            log.info(
+                "audience syncs in force: %s", ", ".join(f"{n} to {s.webhook}" for n, (s, _) in found.items()) or "none"
+            )
         self.syncs = found
 
     async def on_change(self, value: bytes) -> None:
