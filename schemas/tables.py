@@ -118,6 +118,7 @@ segment_definitions = Table(
     Column("description", Text, nullable=False),
     Column("condition", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sync", Text, nullable=True),  # the audience sync setting as JSON (crmhub.core.audience), or none
 )
 journey_definitions = Table(  # journeys made through the API: the version in force
     "journey_definitions",

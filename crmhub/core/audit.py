@@ -28,6 +28,7 @@ ACTIONS = {
     "alerts.read": "alerts (summaries naming people) listed or acknowledged",
     "journeys.read": "a person's journey history read",
     "segment.members": "a page of a segment's members read",
+    "segment.export": "a segment's members exported with their consented contact points",
     "deadletters.replay": "dead letters' original inputs sent back to their raw topics",
     "token.create": "an API token made",
     "token.revoke": "an API token revoked",

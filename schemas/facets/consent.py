@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -48,6 +49,26 @@ def consent(p: ConsentFacet) -> ChannelConsent:
         if channel in granted and decision is not None:
             granted[channel] = decision.granted
     return granted  # type: ignore[return-value]  # every channel of ChannelConsent: built from CHANNELS
+
+
+MARKETING = "marketing"
+# the identifier kind that holds each channel's address (None: the channel needs no address on the profile)
+ADDRESS_KINDS: dict[str, str | None] = {"email": "email", "sms": "phone", "phone": "phone", "push": None, "post": None}
+
+
+def consented_contacts(profile: Mapping[str, Any]) -> dict[str, str | None]:
+    """The channels a profile (its JSON document) may be marketed on, in the order of :data:`CHANNELS`,
+    with their address: marketing consent granted and, for a channel that needs one, an address on the
+    profile (the first identifier of its kind; None for push and post, which need none)."""
+    consent = profile.get("consent") or {}
+    identifiers = profile.get("identifiers") or {}
+    found: dict[str, str | None] = {}
+    for channel in CHANNELS:
+        kind = ADDRESS_KINDS[channel]
+        address = next(iter(identifiers.get(kind) or []), None) if kind else None
+        if ((consent.get(channel) or {}).get(MARKETING) or {}).get("granted") and (kind is None or address):
+            found[channel] = address
+    return found
 
 
 SEGMENT_FIELDS = [consent]

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, exists, func, select
 
 from schemas.profile import Profile
-from schemas.tables import profiles
+from schemas.tables import erased_profiles, profiles
 
 CACHE_PREFIX = "crmhub:profile:"
 CACHE_TTL_S = 3600
@@ -76,6 +76,20 @@ class ProfileReader:
             for _, doc in rows:
                 yield Profile.model_validate_json(doc)
             last = rows[-1][0]
+
+    def id_pages(self, chunk: int = 1000) -> Iterator[list[str]]:
+        """The ids of every stored, not erased profile, in id order, a page at a time (keyset: each page
+        starts after the last id of the one before, so the pages cost the same however far they go)."""
+        erased = exists().where(erased_profiles.c.profile_id == profiles.c.profile_id)
+        last = ""
+        while True:
+            query = select(profiles.c.profile_id).where(profiles.c.profile_id > last, ~erased)
+            with self.engine.connect() as conn:
+                ids = list(conn.execute(query.order_by(profiles.c.profile_id).limit(chunk)).scalars())
+            if not ids:
+                return
+            yield ids
+            last = ids[-1]
 
     def count(self) -> int:
         with self.engine.connect() as conn:

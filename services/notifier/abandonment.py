@@ -10,20 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from schemas.facets.consent import consented_contacts
 from schemas.outputs import Alert
 from services.notifier.rules import alert_id
 from services.notifier.view import ProfileDoc
 
 Kind = Literal["cart_abandoned", "browse_abandoned"]
-MARKETING = "marketing"
-# channels in order of preference, with the identifier kind that holds their address (None: none needed)
-CHANNELS: tuple[tuple[str, str | None], ...] = (
-    ("email", "email"),
-    ("sms", "phone"),
-    ("phone", "phone"),
-    ("push", None),
-    ("post", None),
-)
 
 
 @dataclass(frozen=True)
@@ -57,14 +49,9 @@ class Pending:
 def contact_channel(profile: ProfileDoc) -> dict[str, str | None] | None:
     """The first channel (email, sms, phone, push, post) the customer granted marketing consent for and
     that has an address on the profile; None: the customer may not be contacted."""
-    consent = profile.get("consent") or {}
-    identifiers = profile.get("identifiers") or {}
-    for channel, id_kind in CHANNELS:
-        state = (consent.get(channel) or {}).get(MARKETING) or {}
-        address = next(iter(identifiers.get(id_kind) or []), None) if id_kind else None
-        if state.get("granted") and (id_kind is None or address):
-            return {"channel": channel, "address": address}
-    return None
+    contacts = consented_contacts(profile)
+    channel = next(iter(contacts), None)
+    return None if channel is None else {"channel": channel, "address": contacts[channel]}
 
 
 def pending_cart(profile: ProfileDoc, delay: timedelta) -> Pending | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import faust
@@ -79,7 +79,7 @@ def alert_publisher(app: faust.App) -> Publish:
 
 
 def dead_letter_writer(app: faust.App, redis: aioredis.Redis, clock: Clock) -> DeadLetterFn:
-    dead_topic = app.topic(DEADLETTER, key_type=bytes, value_type=bytes)
+    write = letter_writer(app, redis)
 
     async def dead_letter(alert: Alert, sink: str, reason: str) -> None:
         letter = DeadLetter(
@@ -90,13 +90,24 @@ def dead_letter_writer(app: faust.App, redis: aioredis.Redis, clock: Clock) -> D
             received_at=clock(),
             original=alert.model_dump_json(),
         )
+        await write(letter, alert.profile_id.encode())
+
+    return dead_letter
+
+
+def letter_writer(app: faust.App, redis: aioredis.Redis) -> Callable[[DeadLetter, bytes], Awaitable[None]]:
+    """Dead letters of the notifier's deliveries to crm.deadletter.v1 (under ``key``), counted, and listed
+    among the recent ones on the dashboard."""
+    dead_topic = app.topic(DEADLETTER, key_type=bytes, value_type=bytes)
+
+    async def write(letter: DeadLetter, key: bytes) -> None:
         doc = letter.model_dump_json().encode()
-        await (await dead_topic.send(key=alert.profile_id.encode(), value=doc))
+        await (await dead_topic.send(key=key, value=doc))
         metrics.PRODUCED.labels(SERVICE, DEADLETTER, "deadletter").inc()
-        metrics.DEADLETTERS.labels(SERVICE, metrics.reason_label(reason, f"sink:{sink}")).inc()
+        metrics.DEADLETTERS.labels(SERVICE, metrics.reason_label(letter.reason, letter.location)).inc()
         pipe = redis.pipeline(transaction=False)
         push_recent(pipe, RECENT_DEADLETTERS, [doc])
         pipe.hincrby(STATS_KEY, "notifier.deadletters", 1)
         await pipe.execute()
 
-    return dead_letter
+    return write

@@ -42,10 +42,11 @@ from crmhub.core.effects import Count, Publish, Tally
 from crmhub.core.faust_app import Guard, add_timer, create_app, run_worker
 from crmhub.core.setting_values import parse_complaint_sla
 from crmhub.core.settings import Settings
-from crmhub.core.topics import PROFILE_CHANGES
+from crmhub.core.topics import ERASURES, PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import Alert
 from services.notifier.abandonment import Kind
 from services.notifier.alerting import SERVICE, AlertSubmitter, Clock, build_dispatcher
+from services.notifier.audience_sync import AudienceSyncer, build_syncer
 from services.notifier.complaints import SlaPolicy
 from services.notifier.customers import read_fresh, sql_loader
 from services.notifier.delivery import Dispatcher
@@ -210,16 +211,23 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     for name, table in tables.items():
         table.on_recover(partial(notifier.rebuild, name))
     runner = build_runner(app, settings, redis, fresh, submit, guard, clock)
-    wire(app, settings, notifier, runner, dispatcher, guard)
+    wire(app, settings, notifier, runner, build_syncer(app, settings, redis, fresh), dispatcher, guard)
     return app
 
 
-async def route(notifier: Notifier, runner: JourneyRunner, topic: str, partition: int, value: bytes) -> None:
-    """A record to the notifier's rules, the journeys, or both (a profile change)."""
+async def route(
+    notifier: Notifier, runner: JourneyRunner, syncer: AudienceSyncer, topic: str, partition: int, value: bytes
+) -> None:
+    """A record to the notifier's rules, the journeys, or both (a profile change); a segment change and an
+    erasure to the audience syncs too."""
     if topic in (PROFILE_CHANGES, DUE_TOPIC):
         await notifier.handle(topic, partition, value)
     if topic in JOURNEY_TOPICS:
         await runner.handle(topic, partition, value)
+    if topic == SEGMENTS:
+        await syncer.on_change(value)
+    elif topic == ERASURES:
+        await syncer.forget(orjson.loads(value)["profile_id"])
 
 
 def wire(
@@ -227,13 +235,12 @@ def wire(
     settings: Settings,
     notifier: Notifier,
     runner: JourneyRunner,
+    syncer: AudienceSyncer,
     dispatcher: Dispatcher,
     guard: Guard,
 ) -> None:
-    """One agent on the profile changes and the due records, and the journeys' inputs
-    (each record under the runtime's error rules: a record that cannot be handled is retried or
-    dead-lettered, never the end of the agent), and the timers. One agent, so a profile's timers and
-    enrollments are changed by one record at a time."""
+    """One agent on the profile changes, the due records and the journeys' inputs (each record retried or
+    dead-lettered, never the end of the agent), so a profile is changed by one record at a time; the timers."""
     names = {PROFILE_CHANGES, DUE_TOPIC, *JOURNEY_TOPICS}
     # internal: faust creates the due topics (the others exist) with the tables' partitions
     topics = app.topic(*sorted(names), internal=True, partitions=settings.partitions, key_type=bytes, value_type=bytes)
@@ -242,7 +249,9 @@ def wire(
     async def notify(stream: Any) -> None:
         async for event in stream.events():
             message, value = event.message, event.value
-            await guard.process(message, partial(route, notifier, runner, message.topic, message.partition, value))
+            await guard.process(
+                message, partial(route, notifier, runner, syncer, message.topic, message.partition, value)
+            )
 
     async def recover_deliveries() -> None:
         try:

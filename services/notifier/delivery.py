@@ -239,8 +239,7 @@ class Dispatcher:
         self.clock = clock
         self.sleep = sleep
         self.jitter = jitter
-        # long enough for every attempt to time out and every backoff to pass, with a margin
-        self.lease_s = policy.attempts * attempt_timeout_s + policy.longest_s + 60.0
+        self.lease_s = policy.lease_s(attempt_timeout_s)
         self._active: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 

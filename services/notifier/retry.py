@@ -47,6 +47,10 @@ class RetryPolicy:
         """The most all the waits of one delivery add up to."""
         return sum(self.schedule())
 
+    def lease_s(self, attempt_timeout_s: float) -> float:
+        """How long a delivery holds its lease: every attempt timing out and every backoff, with a margin."""
+        return self.attempts * attempt_timeout_s + self.longest_s + 60.0
+
 
 @dataclass(frozen=True)
 class Outcome:

@@ -1,21 +1,26 @@
 """Segments over HTTP: definitions (the file's, read-only, and the API's, made here), sizes, members (a
-page at a time), size history, and trying a condition against a profile before saving it."""
+page at a time, or all of them with their consented contact points as a streamed export), size history,
+and trying a condition against a profile before saving it."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from crmhub.core.audience import AudienceSync, current_syncs, sync_json
 from crmhub.core.conditions.language import SegmentDef, SegmentError, compile_segment
+from crmhub.core.routing import WebhookSink, load_routes
 from crmhub.core.web import OpsRead, ProfilesRead, Res, Resources, SegmentsWrite, audit
 from schemas.readmodels.profiles import ProfileCache, ProfileReader, current_profile
 from schemas.readmodels.segments import members_key
 from services.segmenter import membership
 from services.segmenter.definitions import current, try_condition
+from services.segmenter.export import MEDIA_TYPES, Format, export_lines
 from services.segmenter.store import SegmentStore
 
 router = APIRouter(tags=["segments"])
@@ -27,6 +32,9 @@ class SegmentBody(BaseModel):
         max_length=MAX_CONDITION, description="A rule-engine expression over the profile fields (docs/segments.md)."
     )
     description: str = Field("", max_length=1000)
+    sync: AudienceSync | None = Field(
+        None, description="Send membership changes in batches to a webhook sink of the routes file (docs/segments.md)."
+    )
 
 
 class NewSegment(SegmentBody):
@@ -48,7 +56,7 @@ def definitions(res: Resources) -> tuple[dict[str, SegmentDef], set[str]]:
     return {d.name: d for d in defs}, from_file
 
 
-def describe(d: SegmentDef, size: int, from_file: bool) -> dict[str, Any]:
+def describe(d: SegmentDef, size: int, from_file: bool, sync: AudienceSync | None) -> dict[str, Any]:
     return {
         "name": d.name,
         "description": d.description,
@@ -57,20 +65,21 @@ def describe(d: SegmentDef, size: int, from_file: bool) -> dict[str, Any]:
         "fields": sorted(d.fields),
         "clock_dependent": bool(d.clock),
         "size": size,
+        "sync": None if sync is None else sync.model_dump(mode="json"),
     }
 
 
 def list_all(res: Resources) -> list[dict[str, Any]]:
     defs, from_file = definitions(res)
-    sizes = membership.sizes(res.redis, list(defs))
-    return [describe(d, sizes[name], name in from_file) for name, d in defs.items()]
+    sizes, syncs = membership.sizes(res.redis, list(defs)), syncs_of(res)
+    return [describe(d, sizes[name], name in from_file, syncs.get(name)) for name, d in defs.items()]
 
 
 def show(res: Resources, name: str) -> dict[str, Any]:
     defs, from_file = definitions(res)
     if name not in defs:
         raise HTTPException(404, f"no segment {name!r}")
-    doc = describe(defs[name], membership.sizes(res.redis, [name])[name], name in from_file)
+    doc = describe(defs[name], membership.sizes(res.redis, [name])[name], name in from_file, syncs_of(res).get(name))
     return {**doc, "backfill": membership.backfill_progress(res.redis, name)}
 
 
@@ -84,8 +93,26 @@ def save(res: Resources, name: str, body: SegmentBody, create: bool) -> dict[str
         d = compile_segment(name, body.condition, body.description)
     except SegmentError as exc:
         raise HTTPException(400, str(exc)) from exc
-    segment_store(res).put(d.name, d.description, d.condition, datetime.now(UTC))
-    return describe(d, membership.sizes(res.redis, [name])[name], False)
+    if body.sync is not None:
+        check_webhook(res, name, body.sync)
+    segment_store(res).put(d.name, d.description, d.condition, datetime.now(UTC), sync_json(body.sync))
+    return describe(d, membership.sizes(res.redis, [name])[name], False, body.sync)
+
+
+def syncs_of(res: Resources) -> dict[str, AudienceSync]:
+    return current_syncs(res.settings.segments_file, res.engine)
+
+
+def check_webhook(res: Resources, name: str, sync: AudienceSync) -> None:
+    """A sync must name a webhook sink of the routes file (400 otherwise, naming the ones there are)."""
+    sinks = load_routes(res.settings.routes_file).sinks
+    if not isinstance(sinks.get(sync.webhook), WebhookSink):
+        webhooks = ", ".join(sorted(n for n, s in sinks.items() if isinstance(s, WebhookSink))) or "none"
+        raise HTTPException(
+            400,
+            f"segment {name!r}: sync.webhook {sync.webhook!r} is no webhook sink of the routes file"
+            f" (webhooks: {webhooks})",
+        )
 
 
 def remove(res: Resources, name: str) -> None:
@@ -153,6 +180,24 @@ def segment_members(
         "next_cursor": int(next_cursor),
         "size": membership.sizes(res.redis, [name])[name],
     }
+
+
+@router.get(
+    "/v1/segments/{name}/export",
+    summary="Every member with the contact points they consented to, as CSV or JSON Lines (streamed)",
+    dependencies=[ProfilesRead],
+)
+def export_segment(
+    request: Request, name: str, res: Res, fmt: Annotated[Format, Query(alias="format")] = "csv"
+) -> StreamingResponse:
+    if name not in definitions(res)[0]:
+        raise HTTPException(404, f"no segment {name!r}")
+    audit(request, res, "segment.export", detail=f"{name} as {fmt}")
+    return StreamingResponse(
+        export_lines(ProfileReader(res.engine), res.redis, name, fmt),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
+    )
 
 
 @router.get("/v1/segments/{name}/history", summary="The segment's size over time, newest first", dependencies=[OpsRead])

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import yaml
 
-from crmhub.core.conditions.language import SegmentDef, SegmentError, compile_segment
+from crmhub.core.audience import parse_sync
+from crmhub.core.conditions.language import SegmentDef, compile_segment
 from crmhub.core.errors import ConfigError
 
 SHIPPED = "segments.yaml"
 
 
 def parse_definitions(text: str, origin: str) -> list[SegmentDef]:
-    """The definitions of a YAML document ``{segments: [{name, description, condition}, …]}``."""
+    """The definitions of a YAML document ``{segments: [{name, description, condition, sync?}, …]}`` (a
+    ``sync`` setting is checked here, so a bad one stops the segmenter at start-up with a clear error)."""
     try:
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -29,7 +31,9 @@ def parse_definitions(text: str, origin: str) -> list[SegmentDef]:
             raise ConfigError(f"segment file {origin}: entry {i} needs a name and a condition")
         try:
             defs.append(compile_segment(str(item["name"]), str(item["condition"]), str(item.get("description", ""))))
-        except SegmentError as exc:
+            if item.get("sync") is not None:  # sent by the notifier, which reads it again (crmhub.core.audience)
+                parse_sync(item["sync"], str(item["name"]))
+        except ConfigError as exc:  # a SegmentError too
             raise ConfigError(f"segment file {origin}: {exc}") from exc
     names = [d.name for d in defs]
     if len(set(names)) != len(names):

@@ -36,8 +36,9 @@ class SegmentStore:
             )
             return [StoredDefinition(n, d, c, aware(u)) for n, d, c, u in rows]
 
-    def put(self, name: str, description: str, condition: str, now: datetime) -> None:
-        row = {"name": name, "description": description, "condition": condition, "updated_at": now}
+    def put(self, name: str, description: str, condition: str, now: datetime, sync: str | None = None) -> None:
+        """Define or change ``name``; ``sync``: its audience sync setting as JSON (crmhub.core.audience)."""
+        row = {"name": name, "description": description, "condition": condition, "updated_at": now, "sync": sync}
         with self.engine.begin() as conn:
             conn.execute(upsert(self.engine, segment_definitions, [row], ["name"]), [row])
 

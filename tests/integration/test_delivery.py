@@ -45,6 +45,7 @@ from tests.integration.helpers import (
     publish,
     read_topic,
     restart_notifier,
+    segment_track,
     uid,
     wait_for,
 )
@@ -90,6 +91,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "care-hook": {"type": "webhook", "url": f"{base}/flaky", "secret": SECRET},
             "down-hook": {"type": "webhook", "url": f"{base}/down", "secret": SECRET},
             "care-slack": {"type": "slack", "url": f"{base}/slack"},
+            "sync-hook": {"type": "webhook", "url": f"{base}/flaky", "secret": SECRET},
             "care-mail": {
                 "type": "email",
                 "host": "127.0.0.1",
@@ -101,13 +103,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "routes": {"complaint": ["care-hook", "down-hook", "care-slack", "care-mail", "console"]},
     }
     settings = alerting_settings(
-        data, routes, alert_rate_limits="complaint:2/1h", delivery_attempts=ATTEMPTS, delivery_timeout_s=5.0
+        data,
+        routes,
+        alert_rate_limits="complaint:2/1h",
+        delivery_attempts=ATTEMPTS,
+        delivery_timeout_s=5.0,
+        segment_tick_s=0.5,  # a segment's sync setting reaches the notifier within this
     )
     smtp.start()
     try:
         with (
             http.running(),
-            running_hub(settings, services=("ingest", "profile", "notifier", "api")) as hub,
+            running_hub(settings, services=("ingest", "profile", "segmenter", "notifier", "api")) as hub,
             api_client(settings) as api,
         ):
             producer = kafka_io.producer(hub.settings)
@@ -233,6 +240,59 @@ def test_over_the_rate_limit_an_alert_reaches_only_the_topic(s: Stack) -> None:
     assert set(delivery_statuses(s, limited).values()) == {"delivered", "rate_limited"}  # the topic: delivered
     assert s.http.got("/flaky", limited) == [] and s.mail.about(limited) == []
     assert stat(s, "notifier.delivery.rate_limited") - limited_before == 5  # every routed sink but the topic
+
+
+def member(s: Stack, tag: str, consent: bool, user: str | None = None) -> str:
+    """A customer (``user``: again, with a new tag) with an e-mail address and the trait ``sync == tag``,
+    consenting to e-mail marketing or not; the profile id once folded."""
+    anon, user = uid("a-"), user or uid("s-")
+    traits = {"email": f"{user}@example.com", "sync": tag}
+    identify = {"type": "identify", "messageId": uid("m-"), "anonymousId": anon, "userId": user,
+                "timestamp": datetime.now(UTC).isoformat(), "traits": traits}  # fmt: skip
+    granted = [segment_track("consent.granted", {"channel": "email"}, anon, user)] if consent else []
+    publish(s.producer, "web", identify, *granted)
+    return str(wait_for(lambda: (p := profile_by(s.api, user_id=user)) and (p["consent"].get("email") or not consent)
+                        and p["traits"].get("sync") == tag and p["profile_id"], 30, what=user))  # fmt: skip
+
+
+def synced(s: Stack, name: str) -> list[dict[str, Any]]:
+    """The changes of every batch the sync webhook accepted for segment ``name``."""
+    return [c for r in s.http.got("/flaky", f"{name}-") if r.status == 204 for c in orjson.loads(r.body)["changes"]]
+
+
+def test_a_sync_webhook_gets_a_segments_changes_in_signed_batches_once_each(s: Stack) -> None:
+    tag, name = uid(), uid("sync_")
+    sync = {"webhook": "sync-hook", "batch": 2, "every": "1s"}
+    bad = s.api.post(
+        "/v1/segments", json={"name": name, "condition": "order_count > 0", "sync": {"webhook": "care-slack"}}
+    )
+    assert bad.status_code == 400 and "sync-hook" in bad.json()["detail"]
+    made = s.api.post("/v1/segments", json={"name": name, "condition": f'traits["sync"] == "{tag}"', "sync": sync})
+    assert made.status_code == 201 and made.json()["sync"] == sync, made.text
+    notifier_log = s.hub.log_dir / "notifier.log"  # the notifier reads the settings every segment_tick_s
+    wait_for(lambda: f"{name} to sync-hook" in notifier_log.read_text(errors="replace"), 30, what="the setting read")
+    users = [uid("s-") for _ in range(3)]
+    pids = [member(s, tag, consent, user) for user, consent in zip(users, (True, False, False), strict=True)]
+    wait_for(lambda: len(synced(s, name)) == 3, 30, what="the three entries synced")
+    member(s, "left", False, users[1])
+    wait_for(lambda: len(synced(s, name)) == 4, 30, what="the exit synced")
+    time.sleep(2.0)  # nothing more comes: every change once, every batch accepted once
+
+    changes = synced(s, name)
+    assert sorted((c["profile_id"], c["change"]) for c in changes) == sorted(
+        [(pid, "entered") for pid in pids] + [(pids[1], "exited")]
+    )
+    contacts = {c["profile_id"]: c["contacts"] for c in changes if c["change"] == "entered"}
+    assert contacts == {pids[0]: {"email": f"{users[0]}@example.com"}, pids[1]: {}, pids[2]: {}}
+    requests = s.http.got("/flaky", f"{name}-")
+    by_batch: dict[str, list[Any]] = {}
+    for r in requests:
+        assert verify_signature(SECRET, r.headers["crmhub-signature"], r.body)
+        by_batch.setdefault(r.alert_id, []).append(r)
+    for batch, attempts in by_batch.items():
+        assert [r.status for r in attempts] == [500, 500, 204]  # retried under one id, accepted once
+        assert len({r.body for r in attempts}) == 1 and orjson.loads(attempts[0].body)["batch_id"] == batch
+        assert 1 <= len(orjson.loads(attempts[0].body)["changes"]) <= 2
 
 
 def test_the_claim_script_on_a_real_redis(s: Stack) -> None:

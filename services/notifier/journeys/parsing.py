@@ -13,9 +13,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, PlainSerializer, PlainValidator
 
 from crmhub.core.conditions.language import NAME_CHARS, Condition, ConditionError, compile_condition
+from crmhub.core.durations import format_duration, parse_duration
 from schemas.facets.consent import CHANNELS
 from services.notifier.journeys.templates import MessageTemplate, compile_template
-from services.notifier.journeys.timing import format_duration, parse_duration, parse_time_of_day
+from services.notifier.journeys.timing import parse_time_of_day
 
 
 def _duration(value: Any) -> timedelta:

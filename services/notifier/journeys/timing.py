@@ -1,4 +1,4 @@
-"""Durations, times of day and time zones in journeys: ``"90m"``, ``"1h30m"``, ``"7d"``; ``"09:00"`` in the
+"""Times of day and time zones in journeys (durations: :mod:`crmhub.core.durations`): ``"09:00"`` in the
 customer's zone. Local times are resolved with :mod:`zoneinfo`, so a wait "until 09:00" is 09:00 on the
 customer's wall clock across daylight-saving changes; a local time that does not exist that day (the hour
 skipped in spring) resolves to the same distance past the gap, an ambiguous one (autumn) to its first
@@ -7,32 +7,8 @@ occurrence. Pure: ``now`` is always given.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-_UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=1), "m": timedelta(minutes=1)}
-_UNITS["s"] = timedelta(seconds=1)
-_DURATION = re.compile(r"(?:\d+[wdhms])+")
-_PART = re.compile(r"(\d+)([wdhms])")
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"1h30m"`` → 90 minutes; a leading ``-`` makes it negative (an offset before a date)."""
-    body = text.strip().removeprefix("-")
-    if not _DURATION.fullmatch(body):
-        raise ValueError(f"bad duration {text!r}: expected a number and a unit (w, d, h, m, s), like 30m, 1h30m or 7d")
-    total = sum((int(n) * _UNITS[u] for n, u in _PART.findall(body)), timedelta())
-    return -total if text.strip().startswith("-") else total
-
-
-def format_duration(delta: timedelta) -> str:
-    """The inverse of :func:`parse_duration` (``"1d2h"``, to the second), for writing a definition back."""
-    left, parts = int(abs(delta).total_seconds()), []
-    for unit in "dhms":
-        count, left = divmod(left, int(_UNITS[unit].total_seconds()))
-        parts += [f"{count}{unit}"] if count else []
-    return ("-" if delta < timedelta() else "") + ("".join(parts) or "0s")
 
 
 def parse_time_of_day(text: str) -> time:

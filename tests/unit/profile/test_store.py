@@ -26,7 +26,7 @@ from services.profile.timeline import TIMELINE_CAP
 from tests.unit import factories as f
 
 T = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
-HEAD = "0009"  # the newest revision; bump with each migration
+HEAD = "0010"  # the newest revision; bump with each migration
 
 
 @pytest.fixture(scope="module")

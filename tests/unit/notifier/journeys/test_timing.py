@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.notifier.journeys.timing import format_duration, next_local, parse_duration, quiet_until, zone
+from crmhub.core.durations import format_duration, parse_duration
+from services.notifier.journeys.timing import next_local, quiet_until, zone
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
