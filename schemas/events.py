@@ -30,7 +30,7 @@ from schemas.versions import SCHEMA_VERSION, upcast
 
 DEFAULT_CURRENCY = "USD"
 
-Source = Literal["web", "pos", "payment", "social", "support", "crm"]
+Source = Literal["web", "pos", "payment", "social", "support", "catalog", "crm"]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(max_length=5000)]
@@ -657,6 +657,84 @@ class ProfileMerged(Envelope):
     properties: ProfileMergedProperties
 
 
+# ---- the product catalogue and order fulfilment ---------------------------------------------------
+
+
+class CatalogProductProperties(_Priced, _Model):
+    """A product as the catalogue knows it (``product.upserted`` replaces the whole entry): what owned
+    items on profiles read to date their warranty and their replacement."""
+
+    _amounts = ("price",)
+
+    product_id: Id
+    name: str | None = Field(None, max_length=500)
+    category: str | None = Field(None, max_length=200)
+    price: Money | None = None
+    currency: Currency = DEFAULT_CURRENCY
+    warranty_months: int | None = Field(None, ge=0, le=1200, description="None: no warranty known.")
+    lifespan_months: int | None = Field(
+        None, ge=1, le=1200, description="Expected life: its owners are due a replacement this long after buying."
+    )
+    successor_id: Id | None = Field(None, description="The product that replaces this one, once there is one.")
+
+
+class ProductUpserted(Envelope):
+    """A product added to or changed in the catalogue (source ``catalog``, on ``crm.raw.catalog.v1``): about
+    no customer, so ingest writes it to the catalogue instead of forwarding it. The entry of the latest
+    ``occurred_at`` wins."""
+
+    type: Literal["product.upserted"]
+    properties: CatalogProductProperties
+
+
+class ShipmentProperties(_Model):
+    order_id: Id
+    carrier: str | None = Field(None, max_length=200)
+    tracking_number: str | None = Field(None, max_length=200)
+    tracking_url: str | None = Field(None, max_length=2000)
+    promised_by: AwareDatetime | None = Field(
+        None, description="The delivery the shop promised: late once this passes without a delivery."
+    )
+
+
+class DeliveryProperties(_Model):
+    order_id: Id
+    carrier: str | None = Field(None, max_length=200)
+
+
+class DeliveryFailedProperties(DeliveryProperties):
+    reason: str | None = Field(None, max_length=500, description='"nobody home", "address not found"…')
+
+
+class OrderReturnProperties(_Model):
+    order_id: Id
+    return_id: Id | None = None
+    product_ids: list[Id] = Field([], max_length=1000, description="The products sent back; empty: the whole order.")
+    reason: str | None = Field(None, max_length=500)
+
+
+class OrderShipped(Envelope):
+    type: Literal["order.shipped"]
+    properties: ShipmentProperties
+
+
+class OrderDelivered(Envelope):
+    type: Literal["order.delivered"]
+    properties: DeliveryProperties
+
+
+class OrderDeliveryFailed(Envelope):
+    type: Literal["order.delivery_failed"]
+    properties: DeliveryFailedProperties
+
+
+class OrderReturned(Envelope):
+    """The goods of a web order came back (the money goes back with ``Order Refunded``)."""
+
+    type: Literal["order.returned"]
+    properties: OrderReturnProperties
+
+
 Event = Annotated[
     Identify
     | Page
@@ -688,7 +766,13 @@ Event = Annotated[
     | CaseClosed
     | ConsentGranted
     | ConsentWithdrawn
-    | ProfileMerged,
+    | ProfileMerged
+    # the product catalogue and order fulfilment
+    | ProductUpserted
+    | OrderShipped
+    | OrderDelivered
+    | OrderDeliveryFailed
+    | OrderReturned,
     Field(discriminator="type"),
 ]
 

@@ -22,7 +22,15 @@ class SegmentChange(_Model):
 
 
 AlertKind = Literal[
-    "cart_abandoned", "browse_abandoned", "complaint", "complaint_escalated", "payment_failed", "journey"
+    "cart_abandoned",
+    "browse_abandoned",
+    "complaint",
+    "complaint_escalated",
+    "payment_failed",
+    "journey",
+    # order fulfilment
+    "delivery_failed",
+    "delivery_late",
 ]
 Channel = Literal["webhook", "slack", "email", "topic"]
 

@@ -9,9 +9,24 @@ small nested values are frozen and replaced, never changed in place (the fold co
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from schemas.facets import cart, complaints, consent, context, groups, identity, loyalty, orders, payments, traits
+from schemas.facets import (
+    cart,
+    complaints,
+    consent,
+    context,
+    fulfilment,
+    groups,
+    identity,
+    loyalty,
+    orders,
+    payments,
+    products,
+    traits,
+)
 from schemas.facets.base import SegmentField, stored
 from schemas.facets.cart import Cart, CartFacet, CartItem, ViewedProduct
 from schemas.facets.complaints import ComplaintAnswer, ComplaintsFacet, OpenComplaint
@@ -22,6 +37,7 @@ from schemas.facets.identity import IdentityFacet, Seen
 from schemas.facets.loyalty import RFM, Loyalty, LoyaltyFacet
 from schemas.facets.orders import CurrencyTotals, OrderRecord, OrdersFacet
 from schemas.facets.payments import PaymentFailure, PaymentsFacet
+from schemas.facets.products import OwnedItem, ProductsFacet
 from schemas.facets.traits import Demographics, TraitsFacet, TraitSource
 
 __all__ = [  # the facets' models, so readers import the whole profile contract from one place
@@ -38,6 +54,7 @@ __all__ = [  # the facets' models, so readers import the whole profile contract 
     "MarketingContext",
     "OpenComplaint",
     "OrderRecord",
+    "OwnedItem",
     "PaymentFailure",
     "Profile",
     "Seen",
@@ -64,6 +81,7 @@ class ProfileCore(BaseModel):
 # pydantic orders the fields of a model with several bases from the last base to the first: listed in
 # reverse, the document reads core, identity, traits, context, groups, consent, orders, cart, …
 class Profile(
+    ProductsFacet,  # products owned
     LoyaltyFacet,
     PaymentsFacet,
     ComplaintsFacet,
@@ -81,7 +99,19 @@ class Profile(
     model_config = ConfigDict(extra="forbid")
 
 
-FACETS = (identity, traits, context, groups, consent, orders, cart, complaints, payments, loyalty)
+FACETS: tuple[ModuleType, ...] = (
+    identity,
+    traits,
+    context,
+    groups,
+    consent,
+    orders,
+    cart,
+    complaints,
+    payments,
+    loyalty,
+)
+FACETS += (products, fulfilment)  # products owned, order fulfilment
 SEGMENT_FIELDS: tuple[SegmentField, ...] = (
     *stored(ProfileCore, "profile_id", "version", "created_at", "updated_at"),
     *(field for facet in FACETS for field in facet.SEGMENT_FIELDS),

@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 
 from schemas.events import IDENTIFIER_KINDS
 
-SOURCES = ("web", "pos", "payment", "social", "support")
+SOURCES = ("web", "pos", "payment", "social", "support", "catalog")
 
 
 def parse_write_keys(value: str) -> dict[str, str]:

@@ -25,6 +25,9 @@ class CurrencyTotals(BaseModel):
     net: Decimal = Field(Decimal(0), description="spent - refunded.")
 
 
+OrderStatus = Literal["placed", "shipped", "delivered", "delivery_failed", "returned"]
+
+
 class OrderRecord(BaseModel):
     """What the profile remembers of one recent order (the last ``MAX_RECENT_ORDERS``), so that a refund,
     return or cancellation can be applied exactly, and one arriving before its order waits for it."""
@@ -43,6 +46,13 @@ class OrderRecord(BaseModel):
     cancelled: bool = False
     paid_with_points: Decimal = Decimal(0)
     points: int = Field(0, description="Loyalty points the order earns now (net of its refunds).")
+    # fulfilment (services.profile.facets.fulfilment): where the goods are
+    status: OrderStatus = Field("placed", description="The latest fulfilment event's (by its time).")
+    status_at: AwareDatetime | None = Field(None, description="The time of the event that set the status.")
+    carrier: str | None = None
+    tracking_number: str | None = None
+    promised_by: AwareDatetime | None = Field(None, description="The delivery promised when it was shipped.")
+    returned_products: tuple[str, ...] = Field((), description="Products sent back (order.returned).")
 
 
 class OrdersFacet(BaseModel):

@@ -23,7 +23,8 @@ from crmhub.core.runtime import KafkaSource, Runtime, start_service
 from crmhub.core.settings import Settings
 from crmhub.core.sink import Sink
 from crmhub.core.topics import EVENTS, RAW_TOPICS
-from schemas.events import Event, ProfileMerged
+from schemas.events import Event, ProductUpserted, ProfileMerged
+from schemas.readmodels.catalog import put_products
 from services.ingest.decode import RawInput, Rejection, decode_raw
 from services.ingest.identity import BatchPlan, IdentityRules, Merge, Resolution, resolve_batch
 from services.ingest.normalize import parse_time, shared_identifiers
@@ -191,10 +192,15 @@ class IngestWorker:
         counts = batch.counts
         counts["ingest.duplicates"] = len(batch.good) - len(events)
         counts["ingest.deadletters"] = len(batch.dead)
+        products = [event for event in events if isinstance(event, ProductUpserted)]
+        events = [event for event in events if not isinstance(event, ProductUpserted)] if products else events
         counts["ingest.out"] = len(events)
         received = [event.received_at for event in events]  # before _forward: it stamps them
         merges, items, produced = self._forward(events, counts)
         effects: list[Effect] = [PublishBatch(EVENTS, items), *batch.dead]
+        if products:  # about no customer: they go to the catalogue, not to crm.events.v1
+            counts["ingest.catalog"] = len(products)
+            effects.append(RedisWrite(functools.partial(put_products, events=products), "catalog"))
         effects += [
             RedisWrite(functools.partial(self.state.drop_sent_merges, events=merges)),
             Count(counts),

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.events import EVENT_TYPES, Event, validate_event
+from schemas.events import EVENT_TYPES, Event, ProductUpserted, validate_event
 from schemas.versions import VersionError, upcast
 from services.ingest.normalize import (
     NormalizeError,
@@ -20,6 +20,7 @@ from services.ingest.normalize import (
 )
 
 INTERNAL_TYPES = frozenset({"profile.merged"})
+CATALOG = "catalog"  # the source of product.upserted, and of nothing else: it names no customer
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,9 @@ def validate(envelope: dict[str, Any]) -> Event | Rejection:
         event = validate_event(envelope)
     except ValidationError as exc:
         return rejection_from(exc)
-    if not event.identifiers():
+    if isinstance(event, ProductUpserted) != (event.source == CATALOG):
+        return Rejection(f"{event.type} does not belong on the {event.source} topic (products go to catalog)", "type")
+    if not event.identifiers() and not isinstance(event, ProductUpserted):
         return Rejection("the event carries no usable customer identifier", "identifiers")
     return event
 

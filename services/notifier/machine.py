@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from schemas.outputs import Alert
 from services.notifier.abandonment import Kind, abandonment_alert, pending_for, still_due
 from services.notifier.complaints import ComplaintTimer, SlaPolicy, escalate, still_open, track_complaints
+from services.notifier.deliveries import delivery_alerts
 from services.notifier.payments import payment_alerts
 from services.notifier.state import ComplaintClock, Entry, ProfileTimers, TableName, Wait, wait_key
 from services.notifier.view import ProfileDoc
@@ -83,6 +84,7 @@ def on_profile(rules: Rules, state: ProfileTimers, change: ProfileDoc, now: date
         if wait is not None:
             waits[kind] = wait
     payments: list[Effect] = [RaiseAlert(a) for a in payment_alerts(change, rules.payment_window, now)]
+    payments += [RaiseAlert(a) for a in delivery_alerts(change, now)]
     return ProfileTimers(state.profile_id, waits, clock), [*payments, *complaint_effects, *wait_effects]
 
 

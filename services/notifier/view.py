@@ -52,6 +52,13 @@ class PaymentFailureDoc(TypedDict, total=False):
     at: Required[str]
 
 
+class OrderDoc(TypedDict, total=False):
+    status: str
+    status_at: str | None
+    carrier: str | None
+    tracking_number: str | None
+
+
 class ConsentStateDoc(TypedDict, total=False):
     granted: bool
 
@@ -74,4 +81,5 @@ class ProfileDoc(TypedDict, total=False):
     cart: CartDoc
     open_complaints: list[ComplaintDoc]
     recent_payment_failures: list[PaymentFailureDoc]
+    recent_orders: dict[str, OrderDoc]
     rfm: RfmDoc | None

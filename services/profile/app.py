@@ -36,7 +36,9 @@ from crmhub.core.sql import make_engine
 from crmhub.core.topics import EVENTS, PROFILE_CHANGES, PROFILES
 from schemas.events import Event, ProfileMerged, decode_event_batch
 from schemas.profile import Profile
+from schemas.readmodels.catalog import CatalogReader
 from schemas.readmodels.profiles import ProfileCache
+from services.profile.facets.products import products_bought, redate
 from services.profile.merge import fold_batch, survivor_of
 from services.profile.policy import DEFAULT_RULES, FoldRules
 from services.profile.rebuild import is_new_broker, republish_recent
@@ -124,6 +126,8 @@ class ProfileWorker:
         self.publish_profiles = publish_profiles  # whole documents on crm.profiles.v1 too (not on Tansu)
         self.rules = rules
         self.cache = cache
+        self.catalog = CatalogReader(cache.redis)  # the catalogue ingest keeps beside the cache
+        self.catalog_seq = 0  # the catalogue's change count when its changes were last applied
         self.sink = sink  # carries out the publishes the store's transaction waits for
         self.incarnation = incarnation
         # per partition, the next offset the store holds as this instance last saw it (set when the
@@ -213,7 +217,9 @@ class ProfileWorker:
         versions: dict[str, int | None] = {pid: p.version for pid, p in current.items()}  # before the fold
         kept, suppressed = self._without_erased(current, routed)
         kept, refolded = self._not_folded_yet(kept)
-        changed = list(fold_batch(current, kept, self.rules).values())
+        bought = products_bought(event for _, event in kept)
+        rules = self.rules.with_catalog(self.catalog.products(bought)) if bought else self.rules
+        changed = list(fold_batch(current, kept, rules).values())
         docs = {p.profile_id: p.model_dump_json().encode() for p in changed}
         timeline, moved = timeline_of(current, changed, kept)
         self.store.save(
@@ -258,26 +264,43 @@ class ProfileWorker:
         changed = (
             refreshed
             for p in self.store.iter_profiles()
-            if kafka_io.partition_for_key(p.profile_id.encode(), self.sink.partitions(EVENTS)) in owned
-            and (refreshed := with_rfm(p, thresholds, now)) is not None
+            if self._owns(p, owned) and (refreshed := with_rfm(p, thresholds, now)) is not None
         )
         saved = 0
         while chunk := list(itertools.islice(changed, RFM_CHUNK)):
-            saved += self._save_rfm(chunk)
+            saved += self._save_refreshed(chunk, "profile.rfm_refreshed")
         return saved
 
-    def _save_rfm(self, chunk: list[Profile]) -> int:
+    def redate_owned(self, owned: set[int]) -> int:
+        """Apply the catalogue's changes since the last call (a product learnt after it was bought, a new
+        successor…) to the owned items of the profiles of the ``owned`` partitions: a pass over SQL only
+        when it changed; a chunk a fold left stale keeps them for the next call. How many changed."""
+        seq, changed_ids = self.catalog.changed_since(self.catalog_seq)
+        catalog = self.catalog.products(changed_ids)
+        rows = self.store.iter_profiles() if catalog else iter(())
+        changed = (p for p in rows if p.owned_items and self._owns(p, owned) and redate(p, catalog))
+        saved, complete = 0, True
+        while chunk := list(itertools.islice(changed, RFM_CHUNK)):
+            done = self._save_refreshed(chunk, "profile.catalog_redated")
+            saved, complete = saved + done, complete and done == len(chunk)
+        self.catalog_seq = seq if complete else self.catalog_seq
+        return saved
+
+    def _owns(self, p: Profile, partitions: set[int]) -> bool:
+        return kafka_io.partition_for_key(p.profile_id.encode(), self.sink.partitions(EVENTS)) in partitions
+
+    def _save_refreshed(self, chunk: list[Profile], counter: str) -> int:
         """Save and publish one chunk of refreshed profiles; how many (0: left for the next refresh)."""
         docs = {p.profile_id: p.model_dump_json().encode() for p in chunk}
         publish = functools.partial(self._publish, docs, [])
-        try:  # the scores do not change the version: a profile folded meanwhile is scored next time
+        try:  # refreshed values do not change the version: a profile folded meanwhile is done next time
             expect = Expect(versions={p.profile_id: p.version for p in chunk})
             self.store.save(chunk, [], GROUP_ID, self.incarnation, {}, expect=expect, before_write=publish, docs=docs)
         except StaleProfiles as exc:
-            log.info("RFM scores of a chunk left for the next refresh: %s", exc)
+            log.info("a chunk refreshed between batches left for the next refresh: %s", exc)
             return 0
         put = RedisWrite(functools.partial(self.cache.put_many, docs=docs))
-        self.sink.carry_out([put, Count({"profile.rfm_refreshed": len(chunk)})])
+        self.sink.carry_out([put, Count({counter: len(chunk)})])
         return len(chunk)
 
     def _without_erased(
@@ -358,7 +381,7 @@ def main() -> None:
     worker.rewind = lambda partitions: log.info("rewound to %s", worker.resume(consumer, partitions))
     consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, worker))
     log.info("profile consuming %s into %s", EVENTS, store.engine.url.render_as_string(hide_password=True))
-    refresh = Every(settings.rfm_refresh_s, lambda: refresh_rfm(worker, consumer, clock()))
+    refresh = Every(settings.rfm_refresh_s, lambda: refresh_profiles(worker, consumer, clock()))
     runtime = Runtime(SERVICE, KafkaSource(consumer), sink, worker.handle, clock, stopper)
     try:
         runtime.run(settings.batch_size, between=refresh)
@@ -366,9 +389,12 @@ def main() -> None:
         producer.close()
 
 
-def refresh_rfm(worker: ProfileWorker, consumer: KafkaConsumer, now: datetime) -> None:
+def refresh_profiles(worker: ProfileWorker, consumer: KafkaConsumer, now: datetime) -> None:
+    """Between batches: the RFM scores, then the catalogue's changes to owned items."""
     owned = {tp.partition for tp in consumer.assignment() if tp.topic == EVENTS}
     if owned:
         started = time.monotonic()
         changed = worker.refresh_rfm(owned, now)
         log.info("RFM refreshed: %d profiles changed (%.1f s)", changed, time.monotonic() - started)
+        if redated := worker.redate_owned(owned):
+            log.info("catalogue changes applied to the owned items of %d profiles", redated)

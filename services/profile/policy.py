@@ -1,4 +1,5 @@
-"""The configurable rules of the fold: loyalty earning, redemption and tiers, and trait survivorship.
+"""The configurable rules of the fold: loyalty earning, redemption and tiers, and trait survivorship; and
+the catalogue entries the batch being folded needs.
 
 Pure values: ``FoldRules()`` holds the defaults (equal to ``Settings()``'s), ``FoldRules.from_settings``
 the configured ones. A change of rules applies to the events folded from then on; what earlier events
@@ -8,13 +9,14 @@ earned stays as it was folded (the tier is re-read from the thresholds on every 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from types import MappingProxyType
 
 from crmhub.core.setting_values import parse_loyalty_rates, parse_loyalty_tiers, parse_trait_survivorship
 from crmhub.core.settings import Settings
+from schemas.events import CatalogProductProperties
 
 _DEFAULTS = Settings.model_fields
 LATEST, FIRST = ("latest",), ("first",)
@@ -30,6 +32,9 @@ class FoldRules:
         default_factory=lambda: MappingProxyType(parse_trait_survivorship(""))
     )
     complaint_sentiment: float = _DEFAULTS["complaint_sentiment"].default
+    catalog: Mapping[str, CatalogProductProperties] = field(default_factory=lambda: MappingProxyType({}))
+    """Not a setting: the catalogue's entries of the products a batch folds, looked up by the service
+    before the fold (``with_catalog``), so the fold itself never reads anything."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FoldRules:
@@ -41,6 +46,9 @@ class FoldRules:
             survivorship=MappingProxyType(parse_trait_survivorship(settings.trait_survivorship)),
             complaint_sentiment=settings.complaint_sentiment,
         )
+
+    def with_catalog(self, products: Mapping[str, CatalogProductProperties]) -> FoldRules:
+        return replace(self, catalog=MappingProxyType(dict(products)))
 
     def points_for(self, amount: Decimal, currency: str) -> int:
         """Whole points an amount earns (rounded down; never negative)."""

@@ -80,12 +80,14 @@ def _refused(journey: Journey, enrollment: Enrollment, now: datetime) -> bool:
 
 
 def _next_date(journey: Journey, occ: Occurrence, customer: Customer) -> list[Effect]:
-    """For a yearly date: when the next anniversary is due."""
+    """For a yearly date or a field of several dates: when the next one is due."""
     trigger = journey.trigger
-    if occ.kind != "date" or not isinstance(trigger, DateTrigger) or not trigger.yearly:
+    if occ.kind != "date" or not isinstance(trigger, DateTrigger) or not trigger.repeats:
         return []
     following = date_occurrence(trigger, customer.view, customer.zone(journey.policy), occ.at + DATE_GRACE)
-    return [Schedule(customer.profile_id, journey.id, following.at)] if following else []
+    if following is None or following.at <= occ.at:  # the last of a field's dates: none comes after it
+        return []
+    return [Schedule(customer.profile_id, journey.id, following.at)]
 
 
 def on_due(journey: Journey, enrollment: Enrollment, customer: Customer, now: datetime) -> Result:

@@ -27,6 +27,10 @@ from services.notifier.journeys.timing import at_local
 TriggerKind = Literal["segment", "event", "date"]
 DATE_GRACE = timedelta(days=1)  # a date occurrence read this late still enters (the wiring was down); later: stale
 DATE_FIELDS = sorted(name for name, t in FIELD_TYPES.items() if getattr(t, "name", "") == "DATETIME")
+# fields holding several dates (the warranty end of every item owned): a trigger takes the next one to come
+SERIES_FIELDS = sorted(
+    name for name, t in FIELD_TYPES.items() if getattr(getattr(t, "value_type", None), "name", "") == "DATETIME"
+)
 
 
 class _Frozen(BaseModel):
@@ -65,9 +69,15 @@ class DateTrigger(_Frozen):
     @field_validator("date")
     @classmethod
     def _known_field(cls, value: str) -> str:
-        if value in DATE_FIELDS or (value.startswith("traits.") and len(value) > len("traits.")):
+        if value in DATE_FIELDS or value in SERIES_FIELDS or (value.startswith("traits.") and len(value) > 7):
             return value
-        raise ValueError(f"unknown date field {value!r} (one of {', '.join(DATE_FIELDS)}, or traits.<name>)")
+        known = ", ".join([*DATE_FIELDS, *SERIES_FIELDS])
+        raise ValueError(f"unknown date field {value!r} (one of {known}, or traits.<name>)")
+
+    @property
+    def repeats(self) -> bool:
+        """It has another occurrence after one fires: yearly, or a field of several dates."""
+        return self.yearly or self.date in SERIES_FIELDS
 
     @field_validator("offset")
     @classmethod
@@ -137,6 +147,15 @@ def occurrence_key(trigger: SegmentTrigger | EventTrigger | DateTrigger, occ: Oc
     return occ.id
 
 
+def _dates_of(view: Mapping[str, Any], name: str, tz: ZoneInfo) -> list[date]:
+    """The dates of a field of several dates (earliest first), else the one date of a field or trait."""
+    raw = view.get(name)
+    if isinstance(raw, tuple | list):
+        return sorted({at.astimezone(tz).date() for at in raw if isinstance(at, datetime)})
+    day = _date_of(view, name, tz)
+    return [] if day is None else [day]
+
+
 def _date_of(view: Mapping[str, Any], name: str, tz: ZoneInfo) -> date | None:
     raw = (view.get("traits") or {}).get(name.removeprefix("traits.")) if name.startswith("traits.") else view.get(name)
     if isinstance(raw, datetime):
@@ -157,15 +176,17 @@ def _anniversary(day: date, year: int) -> date:
 
 
 def date_occurrence(trigger: DateTrigger, view: Mapping[str, Any], tz: ZoneInfo, now: datetime) -> Occurrence | None:
-    """The date occurrence the profile ``view`` calls for: once (the date plus the offset), or yearly the
-    first anniversary not past by more than :data:`DATE_GRACE`; None without a date."""
-    base = _date_of(view, trigger.date, tz)
-    if base is None:
+    """The date occurrence the profile ``view`` calls for: once (the date plus the offset), yearly the
+    first anniversary not past by more than :data:`DATE_GRACE`, or of a field of several dates the first
+    not past by more than that; None without a date."""
+    bases = _dates_of(view, trigger.date, tz)
+    if not bases:
         return None
-    day = base + trigger.offset
+    days = [base + trigger.offset for base in bases]
+    day = next((d for d in days if at_local(d, trigger.at, tz) > now - DATE_GRACE), days[-1])
     if trigger.yearly:
         year = now.astimezone(tz).year
-        days = (_anniversary(day, y) for y in (year - 1, year, year + 1))
-        day = next(d for d in days if at_local(d, trigger.at, tz) > now - DATE_GRACE)
+        years = (_anniversary(day, y) for y in (year - 1, year, year + 1))
+        day = next(d for d in years if at_local(d, trigger.at, tz) > now - DATE_GRACE)
     at = at_local(day, trigger.at, tz)
     return Occurrence("date", f"date:{trigger.date}:{day.isoformat()}", trigger.date, at, {"date": day.isoformat()})

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from schemas.events import (
     Event,
@@ -54,7 +54,7 @@ def fold_refund(p: Profile, e: OrderRefunded, rules: FoldRules) -> None:
 
 def fold_return(p: Profile, e: PosReturn, rules: FoldRules) -> None:
     props = e.properties
-    order = _receipt_key(p, props.store_id, props.original_receipt_id) if props.original_receipt_id else None
+    order = receipt_key(p, props.store_id, props.original_receipt_id) if props.original_receipt_id else None
     key = f"return:{props.store_id}:{props.return_id}"
     if _refund(p, key, order, props.total, props.currency, props.line_items, e, rules):
         p.return_count += 1
@@ -96,8 +96,10 @@ def _place_order(
     points = rules.points_for(amount - paid.with_points, currency)
     order = OrderRecord(channel=channel, payment_method=paid.method, at=e.occurred_at, currency=currency,
                         amount=amount, paid_with_points=paid.with_points, points=points)  # fmt: skip
+    if waiting is not None:  # shipped, delivered or returned before it arrived: it keeps that
+        order = order.model_copy(update=fulfilment_of(waiting))
     if waiting is not None and waiting.cancelled:  # cancelled before it arrived: never counts
-        _put_order(p, key, order.model_copy(update={"cancelled": True}), rules)
+        put_order(p, key, order.model_copy(update={"cancelled": True}), rules)
         return True
     p.currency = p.currency or currency
     _count_order(p, order, products, +1)
@@ -108,7 +110,7 @@ def _place_order(
     at = e.occurred_at
     p.first_order_at = at if p.first_order_at is None else min(p.first_order_at, at)
     p.last_order_at = at if p.last_order_at is None else max(p.last_order_at, at)
-    _put_order(p, key, order, rules)
+    put_order(p, key, order, rules)
     if waiting is not None and (waiting.refunded or waiting.whole_refund):
         _apply_refund(p, key, p.recent_orders[key], None if waiting.whole_refund else waiting.refunded, (), rules)
     return True
@@ -139,14 +141,14 @@ def fold_cancel(p: Profile, e: OrderCancelled, rules: FoldRules) -> None:
     p.cancelled_orders += 1
     if order is None or order.amount is None:
         waiting = order or OrderRecord(at=e.occurred_at, currency=props.currency)
-        _put_order(p, props.order_id, waiting.model_copy(update={"cancelled": True}), rules)
+        put_order(p, props.order_id, waiting.model_copy(update={"cancelled": True}), rules)
         return
     _count_order(p, order, props.products, -1)
     if order.channel == "web":
         p.web_orders -= 1
     else:
         p.pos_orders -= 1
-    _put_order(p, props.order_id, order.model_copy(update={"cancelled": True}), rules)
+    put_order(p, props.order_id, order.model_copy(update={"cancelled": True}), rules)
 
 
 def _refund(
@@ -172,7 +174,7 @@ def _refund(
         order = OrderRecord(at=e.occurred_at, currency=currency)  # the order has not arrived: wait for it
     if order_key is not None and order is not None and order.amount is None:
         waiting = {"refunded": order.refunded + (amount or 0), "whole_refund": order.whole_refund or amount is None}
-        _put_order(p, order_key, order.model_copy(update=waiting), rules)
+        put_order(p, order_key, order.model_copy(update=waiting), rules)
     elif order_key is not None and order is not None:
         _apply_refund(p, order_key, order, amount, products, rules)
     elif amount is not None:
@@ -196,10 +198,18 @@ def _apply_refund(
         return
     _add_totals(p, order.currency, refunded=applied)
     _affinity(p, products, order.currency, -1)
-    _put_order(p, key, order.model_copy(update={"refunded": order.refunded + applied}), rules)
+    put_order(p, key, order.model_copy(update={"refunded": order.refunded + applied}), rules)
 
 
-def _receipt_key(p: Profile, store_id: str, receipt_id: str) -> str:
+def fulfilment_of(order: OrderRecord) -> dict[str, Any]:
+    """The fulfilment fields of an order record (services.profile.facets.fulfilment sets them)."""
+    return {name: getattr(order, name) for name in FULFILMENT_FIELDS}
+
+
+FULFILMENT_FIELDS = ("status", "status_at", "carrier", "tracking_number", "promised_by", "returned_products")
+
+
+def receipt_key(p: Profile, store_id: str, receipt_id: str) -> str:
     """The order key of a receipt brought back: of the same store, else of any store that has it."""
     key = f"pos:{store_id}:{receipt_id}"
     if key in p.recent_orders or key in p.order_ids:
@@ -208,7 +218,7 @@ def _receipt_key(p: Profile, store_id: str, receipt_id: str) -> str:
     return next((k for k in p.recent_orders if k.startswith("pos:") and k.endswith(suffix)), key)
 
 
-def _put_order(p: Profile, key: str, order: OrderRecord, rules: FoldRules) -> None:
+def put_order(p: Profile, key: str, order: OrderRecord, rules: FoldRules) -> None:
     """Remember an order (the oldest beyond MAX_RECENT_ORDERS is forgotten), moving its loyalty points
     to what it earns now: its amount less refunds and what was paid with points, if it counts."""
     points = 0

@@ -11,11 +11,13 @@ from services.profile.facets import (
     complaints,
     consent,
     context,
+    fulfilment,
     groups,
     identity,
     loyalty,
     orders,
     payments,
+    products,
     traits,
 )
 
@@ -30,6 +32,8 @@ FACETS: tuple[Facet, ...] = (
     orders.FACET,
     payments.FACET,
     complaints.FACET,
+    fulfilment.FACET,  # after orders: it sets the status of their records
+    products.FACET,  # after fulfilment: an order sent back before it arrived is not owned
 )
 EVERY: tuple[Fold, ...] = tuple(f.every for f in FACETS if f.every is not None)
 

@@ -21,7 +21,7 @@ def test_the_shipped_journeys_load_and_validate() -> None:
     shipped = {j.id: j for j in load_journeys()}
     assert set(shipped) == {
         "cart-abandonment", "browse-abandonment", "complaint-sla", "win-back", "review-request", "birthday",
-        "warranty-ending",
+        "warranty-ending", "successor-offer", "delivery-late", "review-after-delivery",
     }  # fmt: skip
     cart = shipped["cart-abandonment"]
     assert cart.status == "paused" and cart.reentry == "restart"
