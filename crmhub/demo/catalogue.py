@@ -213,3 +213,15 @@ def new_customer(rng: random.Random) -> Customer:
     city, children = rng.choice(CITIES[country]), rng.choices(range(5), (40, 25, 25, 7, 3))[0]
     person = (first, last, email, phone, age, gender, city, country, children)
     return Customer(customer_id, loyalty_id, anonymous_id, *person)
+
+
+# ---- the product catalogue and order fulfilment ----------------------------------------------------------
+PRODUCT_LIFE = {  # category -> (warranty months, expected lifespan months)
+    "electronics": (24, 48),
+    "home": (24, 60),
+    "sports": (12, 36),
+    "toys": (12, 24),
+    "apparel": (None, 18),
+}
+CARRIERS = ("DHL", "UPS", "DPD", "GLS", "Hermes")
+DELIVERY_FAILURES = ("nobody home", "address not found", "parcel damaged", "refused at the door")

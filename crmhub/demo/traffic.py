@@ -7,7 +7,10 @@ cancelled before that; a captured order may be refunded in part or whole (Order 
 payment.refunded) and, rarely, charged back. Customers also shop in stores and bring some of it back, buy
 on invoice as businesses, have payments fail, complain (or rave) on social media in mentions, comments and
 direct messages, support replies to some complaints and later closes a case for some of those; now and then
-someone changes their consent in the preference centre or unsubscribes.
+someone changes their consent in the preference centre or unsubscribes. The catalogue's products are
+upserted first (source ``catalog``: warranty and expected life by category, some successors); captured web
+orders are shipped (a promise of delivery, now and then one already broken), delivered or, one attempt in
+ten, not (tried again later), and some are sent back (``order.*``, native events on the web source).
 
 Web outputs are Segment tracking API messages (consent changes too: track calls named ``consent.granted`` /
 ``consent.withdrawn``, as the sign-up form and preference centre would send them); every other source
@@ -79,11 +82,15 @@ class TrafficMix:
     case_closure: float = 0.8  # support.case_closed for the oldest answered complaint that became a case
     consent_opt_in: float = 0.2  # consent.granted in the preference centre (sign-ups grant theirs anyway)
     consent_withdrawal: float = 0.5  # consent.withdrawn: an unsubscribe link or the preference centre
+    # order fulfilment (native events of the shop's back office, on the web source)
+    shipment: float = 5.5  # order.shipped for the oldest captured order not shipped yet
+    delivery: float = 5.5  # order.delivered (or, one in ten, order.delivery_failed) of the oldest shipment
+    order_return: float = 0.3  # order.returned: some or all of a delivered order sent back
 
 
 @dataclass(frozen=True)
 class Generated:
-    source: str  # "web" | "pos" | "payment" | "social" | "support"
+    source: str  # "web" | "pos" | "payment" | "social" | "support" | "catalog"
     key: str  # partition key: anonymousId for web, a customer identifier otherwise
     payload: dict[str, Any] | bytes  # bytes only for deliberately invalid JSON
 
@@ -192,6 +199,10 @@ class RetailSimulator:
         self._refunds_due: deque[tuple[datetime, _Order, Decimal, str]] = deque(maxlen=PENDING)
         self._invoices_due: deque[tuple[datetime, str, Customer, Decimal]] = deque(maxlen=PENDING)
         self._follow_ups: deque[Callable[[datetime], Generated]] = deque()  # emitted next, before any step
+        self._follow_ups.extend(partial(self._product_upsert, p=p) for p in cat.PRODUCTS)  # the catalogue first
+        self._to_ship: deque[tuple[datetime, _Order]] = deque(maxlen=PENDING)
+        self._in_transit: deque[tuple[datetime, _Order]] = deque(maxlen=PENDING)
+        self._delivered: _Recent[_Order] = _Recent(RECENT)
         self._seq = 0
         self._last = datetime.min.replace(tzinfo=UTC)
 
@@ -333,6 +344,7 @@ class RetailSimulator:
         del self._uncaptured[order.order_id]
         order.captured_at = ts
         self._captured.add(order)
+        self._to_ship.append((ts, order))
         return self._payment(ts, "payment.captured", order, order.total)
 
     def _order_cancellation(self, ts: datetime) -> Generated | None:
@@ -515,6 +527,58 @@ class RetailSimulator:
         props = {"case_id": f"CS-{self._seq:07d}", "message_id": message_id, "agent": agent}
         props["resolution"] = self._rng.choice(cat.CASE_RESOLUTIONS)
         return self._native("support", "support.case_closed", ts, {"email": c.email}, props)
+
+    # -- the product catalogue and order fulfilment ----------------------------------------------------------
+
+    def _product_upsert(self, ts: datetime, p: cat.CatalogueProduct) -> Generated:
+        """A catalogue entry: warranty and expected life by category, and for every fourth product the next
+        one of its category as its successor."""
+        warranty, life = cat.PRODUCT_LIFE.get(p.category, (None, None))
+        same = [q for q in cat.PRODUCTS if q.category == p.category]
+        successor = same[same.index(p) + 1].product_id if int(p.product_id[1:]) % 4 == 0 and p != same[-1] else None
+        props = {"product_id": p.product_id, "name": p.name, "category": p.category, "price": _money(p.price)}
+        props |= {"warranty_months": warranty, "lifespan_months": life, "successor_id": successor}
+        env = {"event_id": f"catalog-{p.product_id}-v1", "source": "catalog", "type": "product.upserted"}
+        env |= {"occurred_at": ts.isoformat(timespec="microseconds"), "properties": props}
+        return Generated("catalog", p.product_id, env)
+
+    def _shipment(self, ts: datetime) -> Generated | None:
+        if _due(self._to_ship, ts) is None:
+            return None
+        _, order = self._to_ship.popleft()
+        self._in_transit.append((ts, order))
+        carrier = self._rng.choice(cat.CARRIERS)
+        days = self._rng.choice((2, 3, 5))
+        promised = order.placed_at + timedelta(days=days) if self._rng.random() < 0.9 else ts - timedelta(days=1)
+        props = {
+            "order_id": order.order_id,
+            "carrier": carrier,
+            "tracking_number": f"{carrier[:3].upper()}{self._hex(10)}",
+        }
+        props["promised_by"] = promised.isoformat(timespec="microseconds")  # one in ten shipped past its promise
+        return self._native("web", "order.shipped", ts, self._payer(order.customer), props)
+
+    def _delivery(self, ts: datetime) -> Generated | None:
+        if _due(self._in_transit, ts) is None:
+            return None
+        _, order = self._in_transit.popleft()
+        if self._rng.random() < 0.1:  # nobody home: tried again later
+            self._in_transit.append((ts, order))
+            props = {"order_id": order.order_id, "reason": self._rng.choice(cat.DELIVERY_FAILURES)}
+            return self._native("web", "order.delivery_failed", ts, self._payer(order.customer), props)
+        self._delivered.add(order)
+        return self._native("web", "order.delivered", ts, self._payer(order.customer), {"order_id": order.order_id})
+
+    def _order_return(self, ts: datetime) -> Generated | None:
+        order = self._delivered.pick(self._rng)
+        if order is None or order.placed_at >= ts:
+            return None
+        lines = self._take_back(order.lines, order.refunded, whole=0.3)
+        if not lines:
+            return None
+        props = {"order_id": order.order_id, "return_id": f"RET-{self._hex(8)}", "product_ids": sorted(lines)}
+        props["reason"] = self._rng.choice(cat.REFUND_REASONS)
+        return self._native("web", "order.returned", ts, self._payer(order.customer), props)
 
     # -- consent ---------------------------------------------------------------------------------------------
 

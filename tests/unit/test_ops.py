@@ -15,7 +15,7 @@ def test_flows_add_up_the_sources_and_name_what_each_service_consumed() -> None:
         "notifier.profiles": 8,
     }
     got = flows(counts)
-    assert got["sources"] == {"web": 7, "pos": 3, "payment": 0, "social": 0, "support": 0}
+    assert got["sources"] == {"web": 7, "pos": 3, "payment": 0, "social": 0, "support": 0, "catalog": 0}
     assert got["services"] == {"ingest": 11, "profile": 9, "segmenter": 8, "notifier": 8}
 
 

@@ -46,7 +46,8 @@ def test_event_types_lists_every_payload_model_in_order() -> None:
     payment += ("payment.invoice_issued", "payment.invoice_paid")
     social = ("social.mention", "social.comment", "social.direct_message")
     rest = ("support.complaint_responded", "support.case_closed", "consent.granted", "consent.withdrawn")
-    assert (*web, *stores, *payment, *social, *rest, "profile.merged") == EVENT_TYPES
+    fulfilment = ("order.shipped", "order.delivered", "order.delivery_failed", "order.returned")
+    assert (*web, *stores, *payment, *social, *rest, "profile.merged", "product.upserted", *fulfilment) == EVENT_TYPES
 
 
 @pytest.mark.parametrize(
