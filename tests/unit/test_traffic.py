@@ -577,7 +577,7 @@ def defect(g: Generated) -> str | None:
         except ValueError:
             return "invalid_json"
         return "bytes_but_valid_json"
-    if g.source == "web":
+    if g.source == "web" and not is_native(g):
         return "bad_segment" if segment_problems(g.payload) else None
     try:
         validate_event(g.payload)
