@@ -61,3 +61,22 @@ def test_an_occurrence_key_from_a_property_and_the_state_key_of_parallel_journey
     assert occurrence_key(j.trigger, first) == occurrence_key(j.trigger, again) == "social.mention:message_id=m1"
     assert state_key(j, "P1", first) == "j:P1:social.mention:message_id=m1"
     assert state_key(journey(), "P1", first) == "j:P1"
+
+
+def test_a_field_of_several_dates_fires_for_each_in_turn() -> None:
+    j = journey(trigger={"date": "warranty_ends", "offset": "-30d"}, reentry="parallel")
+    ends = (datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 8, 31, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC))
+    person = customer(warranty_ends=ends)
+    trigger = DateTrigger.model_validate({"date": "warranty_ends", "offset": "-30d"})
+    occ = date_occurrence(trigger, person.view, BERLIN, NOW)  # 1 May is long past: 1 July's is due this morning
+    assert occ is not None and (occ.id, occ.at) == (
+        "date:warranty_ends:2026-06-01",
+        datetime(2026, 6, 1, 7, tzinfo=UTC),
+    )
+    _, effects = on_trigger(j, None, occ, person, occ.at + timedelta(minutes=1))
+    assert effects[-1] == Schedule("P1", "j", datetime(2026, 8, 1, 7, tzinfo=UTC))  # the next end, 30 days before
+    last = date_occurrence(trigger, person.view, BERLIN, datetime(2026, 8, 1, 8, tzinfo=UTC))
+    assert last is not None
+    _, effects = on_trigger(j, None, last, person, last.at + timedelta(minutes=1))
+    assert not any(isinstance(e, Schedule) for e in effects)  # none after the last
+    assert date_occurrence(trigger, customer(warranty_ends=()).view, BERLIN, NOW) is None
