@@ -16,6 +16,7 @@ import click
 from pydantic import ValidationError
 
 from crmhub.core.errors import CrmhubError
+from crmhub.core.setting_values import SOURCES
 from crmhub.core.settings import MAX_OVER_S, Settings
 from crmhub.core.tokens import SCOPES
 from crmhub.embedded import shutdown
@@ -133,7 +134,7 @@ def demo(
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--source",
-    type=click.Choice(["web", "pos", "payment", "social", "support"]),
+    type=click.Choice(SOURCES),
     default=None,
     help="Raw topic to publish to (default: each line's 'source', Segment messages go to web).",
 )
@@ -144,6 +145,22 @@ def publish(settings: Settings, file: Path, source: str | None) -> None:
     from crmhub.publish import publish_file
 
     publish_file(settings, file, source)
+
+
+@main.group()
+def catalog() -> None:
+    """The product catalogue (docs/events.md#the-product-catalogue)."""
+
+
+@catalog.command("load")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@settings_options
+@friendly_errors
+def catalog_load(settings: Settings, file: Path) -> None:
+    """Upsert the products of a JSON-lines FILE (one product a line) into the catalogue of a running hub."""
+    from crmhub.catalog import load_catalog
+
+    load_catalog(settings, file)
 
 
 @main.command()
@@ -212,7 +229,7 @@ def deadletters() -> None:
 
 @deadletters.command("list")
 @click.option("--reason", default=None, help="Only letters whose reason contains this text.")
-@click.option("--source", type=click.Choice(["web", "pos", "payment", "social", "support"]), default=None)
+@click.option("--source", type=click.Choice(SOURCES), default=None)
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show the latest N.")
 @settings_options
 @friendly_errors
@@ -225,7 +242,7 @@ def deadletters_list(settings: Settings, reason: str | None, source: str | None,
 
 @deadletters.command("replay")
 @click.option("--reason", default=None, help="Only letters whose reason contains this text.")
-@click.option("--source", type=click.Choice(["web", "pos", "payment", "social", "support"]), default=None)
+@click.option("--source", type=click.Choice(SOURCES), default=None)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @settings_options
 @friendly_errors

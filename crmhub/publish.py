@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +104,13 @@ def publisher_for(settings: Settings) -> RawPublisher | ApiPublisher:
     return ApiPublisher(settings) if settings.embedded_kafka else RawPublisher(settings)
 
 
-def publish_file(settings: Settings, path: Path, source: str | None) -> int:
-    """Send every non-empty line of a JSON-lines file; lines that are not JSON are sent as they are,
-    so ingest turns them into dead letters with the reason (nothing is dropped here)."""
+Prepare = Callable[[Any, bytes], tuple[str | None, bytes]]  # (parsed line, line) -> (key, what to send)
+
+
+def publish_file(settings: Settings, path: Path, source: str | None, prepare: Prepare | None = None) -> int:
+    """Send every non-empty line of a JSON-lines file (made into what to send by ``prepare``, if given);
+    lines that are not JSON are sent as they are, so ingest turns them into dead letters with the reason
+    (nothing is dropped here)."""
     total = sum(1 for line in path.open("rb") if line.strip())
     if total == 0:
         raise ConfigError(f"{path} has no lines to publish")
@@ -125,6 +130,8 @@ def publish_file(settings: Settings, path: Path, source: str | None) -> int:
             key = None
             if isinstance(obj, dict):
                 key = obj.get("userId") or obj.get("anonymousId") or obj.get("customer_id") or obj.get("email")
+            if prepare is not None:
+                key, raw = prepare(obj, raw)
             publisher.send(source_of(obj, source), str(key) if key else None, raw)
             sent += 1
             progress.advance(task)

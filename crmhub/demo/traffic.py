@@ -536,9 +536,11 @@ class RetailSimulator:
         warranty, life = cat.PRODUCT_LIFE.get(p.category, (None, None))
         same = [q for q in cat.PRODUCTS if q.category == p.category]
         successor = same[same.index(p) + 1].product_id if int(p.product_id[1:]) % 4 == 0 and p != same[-1] else None
-        props = {"product_id": p.product_id, "name": p.name, "category": p.category, "price": _money(p.price)}
+        props: dict[str, Any] = {"product_id": p.product_id, "name": p.name, "category": p.category}
+        props["price"] = _money(p.price)
         props |= {"warranty_months": warranty, "lifespan_months": life, "successor_id": successor}
-        env = {"event_id": f"catalog-{p.product_id}-v1", "source": "catalog", "type": "product.upserted"}
+        env: dict[str, Any] = {"event_id": f"catalog-{p.product_id}-v1", "source": "catalog"}
+        env["type"] = "product.upserted"
         env |= {"occurred_at": ts.isoformat(timespec="microseconds"), "properties": props}
         return Generated("catalog", p.product_id, env)
 

@@ -1,6 +1,7 @@
 """Products owned and order fulfilment on the session's real stack, end to end.
 
-Products: a ``product.upserted`` on ``crm.raw.catalog.v1`` goes to the catalogue; a web order of the
+Products: a ``product.upserted`` on ``crm.raw.catalog.v1`` and a ``crmhub catalog load`` of a file go to
+the catalogue; a web order of the
 product becomes an owned item dated from it (the seed's kettle, bought 23 months ago with a 24-month
 warranty); the customer enters the ``successor_available`` segment, and a warranty journey (date trigger
 on ``warranty_ends``, 30 days before) sends its offer on the day, once. Fulfilment: shipment events set
@@ -18,11 +19,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+import redis
 from kafka import KafkaProducer
 
 from crmhub.hub import Hub
-from tests.integration.helpers import now_iso, profile_by, publish, segment_track, uid, wait_for
+from schemas.readmodels.catalog import CatalogReader
+from tests.integration.helpers import crmhub, now_iso, profile_by, publish, segment_track, uid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -105,6 +109,13 @@ def test_a_kettle_bought_23_months_ago_gets_the_extended_warranty_offer_on_the_d
         p = profile_by(api, user_id=user)
         return p if p and p["owned_items"] and p["owned_items"][0]["warranty_until"] else None
 
+    bulk = journeys.hub.settings.data_dir / f"{successor}.jsonl"  # the successor comes by a bulk load
+    bulk.write_bytes(orjson.dumps({"product_id": successor, "category": "home", "warranty_months": 36}) + b"\n")
+    loaded = crmhub(journeys.hub, "catalog", "load", str(bulk))
+    assert loaded.returncode == 0, loaded.stderr
+    catalog = CatalogReader(redis.Redis.from_url(journeys.hub.settings.redis_dsn))
+    found = wait_for(lambda: catalog.products([successor]), 30, what="the bulk-loaded product in the catalogue")
+    assert found[successor].warranty_months == 36
     item = wait_for(dated, 30, what="the kettle owned, dated from the catalogue")["owned_items"][0]
     pid = profile_by(api, user_id=user)["profile_id"]  # type: ignore[index]
     assert (item["product_id"], item["successor_id"], item["catalogued"]) == (kettle, successor, True)

@@ -87,7 +87,8 @@ class JourneyRunner:
         send_due: SendDue,
         clock: Callable[[], datetime],
     ) -> None:
-        self.index = JourneyIndex.of(journeys)
+        self.index = JourneyIndex.of(())
+        self.use(journeys)  # logs the journeys in force from the start
         self.enrollments, self.customers = tables[ENROLLMENTS], tables[CUSTOMERS]
         self.read_fresh, self.outputs, self.send_due, self.clock = read_fresh, outputs, send_due, clock
         self.due_index = DueIndex()
