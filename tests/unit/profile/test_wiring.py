@@ -11,11 +11,13 @@ import orjson
 import pytest
 
 from crmhub.core.effects import Commit
+from crmhub.core.kafka import partition_for_key
 from crmhub.core.sql import make_engine, upgrade
 from crmhub.core.stats import read_counts
 from crmhub.core.testing import MemoryProducer, MemorySource, Record, TestClock, harness
 from crmhub.core.topics import DEADLETTER, EVENTS, PROFILE_CHANGES, PROFILES
 from schemas.events import Event
+from schemas.readmodels.catalog import put_products
 from schemas.readmodels.profiles import ProfileCache
 from services.profile.app import GROUP_ID, SERVICE, ProfileWorker
 from services.profile.store import ProfileStore
@@ -112,3 +114,32 @@ def test_a_new_instance_goes_on_from_the_offsets_stored_with_the_profiles(
     restarted.worker.positions = {(EVENTS, 0): 1}
     restarted.feed(stamped(f.order("o2", "1.00"), "P-1"), first_offset=1)
     assert store.load(["P-1"])["P-1"].order_count == 2
+
+
+def test_a_product_catalogued_after_its_purchase_dates_the_owned_item_between_batches(
+    store: ProfileStore, redis_client: Any
+) -> None:
+    hub = Hub(store, redis_client)
+    lines = {"products": [{"product_id": "kettle", "price": "30.00"}]}
+    hub.feed(stamped(f.order("o1", "30.00", extra=lines), "P-1"))
+    assert store.load(["P-1"])["P-1"].owned_items[0].warranty_until is None  # not in the catalogue yet
+    assert hub.worker.redate_owned({0, 1, 2, 3}) == 0  # the catalogue has not changed: no pass over SQL
+    upsert = f.make("product.upserted", source="catalog", customer_id=None, minutes=5,
+                    properties={"product_id": "kettle", "warranty_months": 24, "successor_id": "kettle-2"})  # fmt: skip
+    pipe = redis_client.pipeline()
+    put_products(pipe, [upsert])
+    pipe.execute()
+    mine = partition_for_key(b"P-1", hub.worker.sink.partitions(EVENTS))
+    assert hub.worker.redate_owned({mine + 1}) == 0  # another instance's partition: not its profiles
+    hub.worker.catalog_seq = 0
+    assert hub.worker.redate_owned({mine}) == 1
+    item = store.load(["P-1"])["P-1"].owned_items[0]
+    assert (item.warranty_until, item.successor_id) == (datetime(2027, 3, 14, 9, tzinfo=UTC), "kettle-2")
+    assert hub.published(PROFILE_CHANGES)[-1][0]["owned_items"][0]["catalogued"] is True
+    assert hub.worker.redate_owned({mine}) == 0  # applied: not again
+    later = f.make("product.upserted", source="catalog", customer_id=None, minutes=1,
+                   properties={"product_id": "kettle", "warranty_months": 12})  # fmt: skip
+    pipe = redis_client.pipeline()
+    put_products(pipe, [later])  # older than the entry: ignored
+    pipe.execute()
+    assert hub.worker.catalog.products(["kettle"])["kettle"].warranty_months == 24
