@@ -47,6 +47,8 @@ from services.profile.store import Expect, Fenced, ProfileStore, StaleProfiles
 log = logging.getLogger("crmhub.profile")
 GROUP_ID = "crmhub-profile"
 SERVICE = "profile"
+# the most event JSON one batch folds (~4,000 events): a catch-up's full records would make it 30,000
+BATCH_BYTES = 2 * 1024 * 1024
 RFM_CHUNK = 1000  # refreshed profiles saved and published together
 MAX_ATTEMPTS = 5  # folds of one batch when other instances keep writing its profiles meanwhile
 
@@ -359,7 +361,7 @@ def main() -> None:
     consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, worker))
     log.info("profile consuming %s into %s", EVENTS, store.engine.url.render_as_string(hide_password=True))
     refresh = Every(settings.rfm_refresh_s, lambda: refresh_rfm(worker, consumer, clock()))
-    runtime = Runtime(SERVICE, KafkaSource(consumer), sink, worker.handle, clock, stopper)
+    runtime = Runtime(SERVICE, KafkaSource(consumer, BATCH_BYTES), sink, worker.handle, clock, stopper)
     try:
         runtime.run(settings.batch_size, between=refresh)
     finally:
