@@ -21,7 +21,7 @@ def test_the_shipped_journeys_load_and_validate() -> None:
     shipped = {j.id: j for j in load_journeys()}
     assert set(shipped) == {
         "cart-abandonment", "browse-abandonment", "complaint-sla", "win-back", "review-request", "birthday",
-        "warranty-ending",
+        "warranty-ending", "invoice-overdue",
     }  # fmt: skip
     cart = shipped["cart-abandonment"]
     assert cart.status == "paused" and cart.reentry == "restart"
@@ -32,7 +32,8 @@ def test_the_shipped_journeys_load_and_validate() -> None:
     assert cart.policy.cap is not None and cart.policy.cap.messages == 3  # the file's policy
     sla = shipped["complaint-sla"]
     assert [s.kind for s in sla.steps if isinstance(s, SendStep)] == ["complaint"] + ["complaint_escalated"] * 6
-    assert all(j.status == "paused" for j in shipped.values())  # examples, until a shop makes them its own
+    examples = [j for j in shipped.values() if j.id != "invoice-overdue"]  # it only tells the team: active
+    assert all(j.status == "paused" for j in examples) and shipped["invoice-overdue"].status == "active"
 
 
 def test_a_definition_written_back_reads_the_same() -> None:
