@@ -15,7 +15,9 @@ Decisions = dict[str, dict[str, ConsentState]]
 
 def fold_consent(p: Profile, e: ConsentGranted | ConsentWithdrawn, rules: FoldRules) -> None:
     props = e.properties
-    decision = ConsentState(granted=isinstance(e, ConsentGranted), at=e.occurred_at, source=e.source, method=props.method)
+    decision = ConsentState(
+        granted=isinstance(e, ConsentGranted), at=e.occurred_at, source=e.source, method=props.method
+    )
     decide(p, props.channel, props.purpose, decision)
 
 

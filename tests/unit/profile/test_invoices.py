@@ -24,7 +24,9 @@ DAY = 24 * 60  # minutes
 
 
 def test_partial_payments_leave_the_invoice_open_until_paid_in_full() -> None:
-    p = fold_events(None, "P", [ev.invoice("i-1", "100.00", due_in_days=14), ev.invoice_paid("i-1", "40.00", minutes=5)])
+    p = fold_events(
+        None, "P", [ev.invoice("i-1", "100.00", due_in_days=14), ev.invoice_paid("i-1", "40.00", minutes=5)]
+    )
     (open_,) = p.open_invoices
     assert (open_.amount, open_.paid, open_.order_id, open_.due_at) == (
         Decimal("100.00"), Decimal("40.00"), "o-i-1", f.at(14 * DAY),
