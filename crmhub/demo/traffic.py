@@ -23,7 +23,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from itertools import accumulate
@@ -147,6 +147,13 @@ class _Recent(Generic[T]):
 def _due(queue: deque[Pending], ts: datetime) -> Pending | None:
     """The oldest follow-up of ``queue`` if its cause came strictly before ``ts``."""
     return queue[0] if queue and queue[0][0] < ts else None
+
+
+def _birthday(c: Customer, today: date) -> str:
+    """A birth date agreeing with the customer's age today, on a day of the year taken from their id."""
+    day = date(2001, 1, 1) + timedelta(days=int(c.customer_id.removeprefix("cus_"), 16) % 365)
+    born = day.replace(year=today.year - c.age)
+    return (born.replace(year=born.year - 1) if day.replace(year=today.year) > today else born).isoformat()
 
 
 def _money(value: Decimal) -> str:
@@ -591,7 +598,7 @@ class RetailSimulator:
         traits: dict[str, Any] = {
             "email": c.email, "phone": c.phone, "name": f"{c.first_name} {c.last_name}",
             "first_name": c.first_name, "last_name": c.last_name, "age": c.age, "gender": c.gender,
-            "city": c.city, "country": c.country, "children": c.children,
+            "city": c.city, "country": c.country, "children": c.children, "birthday": _birthday(c, ts.date()),
         }  # fmt: skip
         if c.loyalty_id:
             traits["loyalty_id"] = c.loyalty_id

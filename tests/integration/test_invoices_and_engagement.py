@@ -1,5 +1,6 @@
 """Invoices and marketing engagement end to end on the shared hub: events in, the profile, its segments,
-and the overdue-invoice alert of the shipped (active) journey; an unsubscribe withdrawing consent."""
+and the overdue-invoice alert of the shipped (active) journey; an unsubscribe withdrawing consent; a
+birthday trait putting the customer in retirement_age."""
 
 from __future__ import annotations
 
@@ -71,12 +72,14 @@ def test_an_opened_email_makes_the_customer_engaged_and_an_unsubscribe_withdraws
     ident = {"type": "identify", "messageId": uid("m-"), "anonymousId": anon, "userId": user, "timestamp": now_iso()}
     consent = segment_track("consent.granted", {"channel": "email"}, anon, user)
     opened = segment_track("Email Opened", {"email_id": "e-1", "campaign_id": "spring-sale"}, anon, user)
-    publish(producer, "web", {**ident, "traits": {"email": email}}, consent, opened)
+    traits = {"email": email, "birthday": "1950-01-15"}  # 67 long since: retirement_age by years_since
+    publish(producer, "web", {**ident, "traits": traits}, consent, opened)
     pid = wait_for(lambda: profile_by(api, user_id=user), what="the customer's profile")["profile_id"]
+    expected = {"engaged_30d", "email_marketable", "retirement_age"}
     doc = wait_for(
-        lambda: (d := exported(api, pid)) and {"engaged_30d", "email_marketable"} <= set(d["segments"]) and d,
+        lambda: (d := exported(api, pid)) and expected <= set(d["segments"]) and d,
         timeout_s=60,
-        what="the engaged and marketable segments",
+        what="the engaged, marketable and retirement-age segments",
     )
     assert doc["profile"]["engagement_counts"] == {"email_opened": 1}
     assert doc["profile"]["engaged_campaigns"] == ["spring-sale"]

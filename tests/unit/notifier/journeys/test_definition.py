@@ -78,7 +78,7 @@ def with_step(**step: Any) -> list[dict[str, Any]]:
          "journey 'j': step 'b' goes back to 'mail': branches only go forward"),
         ({"steps": [MAIL, MAIL]}, "journey 'j': step names must be unique: mail"),
         ({"steps": []}, "journey 'j': steps: Tuple should have at least 1 item"),
-        ({"trigger": {"date": "birthday"}}, "journey 'j': trigger.date: unknown date field 'birthday' (one of"),
+        ({"trigger": {"date": "wedding_day"}}, "journey 'j': trigger.date: unknown date field 'wedding_day' (one of"),
         ({"trigger": {"date": "traits.birthday", "offset": "12h"}},
          "journey 'j': trigger.offset: a date offset is whole days"),
         ({"trigger": {"event": "Order Completed", "where": "total >"}}, "journey 'j': trigger.where: bad condition"),
