@@ -22,7 +22,13 @@ class SegmentChange(_Model):
 
 
 AlertKind = Literal[
-    "cart_abandoned", "browse_abandoned", "complaint", "complaint_escalated", "payment_failed", "journey"
+    "cart_abandoned",
+    "browse_abandoned",
+    "complaint",
+    "complaint_escalated",
+    "payment_failed",
+    "invoice_overdue",
+    "journey",
 ]
 Channel = Literal["webhook", "slack", "email", "topic"]
 

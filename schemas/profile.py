@@ -11,14 +11,29 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from schemas.facets import cart, complaints, consent, context, groups, identity, loyalty, orders, payments, traits
+from schemas.facets import (
+    cart,
+    complaints,
+    consent,
+    context,
+    engagement,
+    groups,
+    identity,
+    invoices,
+    loyalty,
+    orders,
+    payments,
+    traits,
+)
 from schemas.facets.base import SegmentField, stored
 from schemas.facets.cart import Cart, CartFacet, CartItem, ViewedProduct
 from schemas.facets.complaints import ComplaintAnswer, ComplaintsFacet, OpenComplaint
 from schemas.facets.consent import ConsentFacet, ConsentState
 from schemas.facets.context import ContextFacet, MarketingContext, Touch
+from schemas.facets.engagement import EngagementFacet
 from schemas.facets.groups import GroupMembership, GroupsFacet
 from schemas.facets.identity import IdentityFacet, Seen
+from schemas.facets.invoices import InvoicePayment, InvoicesFacet, OpenInvoice
 from schemas.facets.loyalty import RFM, Loyalty, LoyaltyFacet
 from schemas.facets.orders import CurrencyTotals, OrderRecord, OrdersFacet
 from schemas.facets.payments import PaymentFailure, PaymentsFacet
@@ -34,9 +49,11 @@ __all__ = [  # the facets' models, so readers import the whole profile contract 
     "CurrencyTotals",
     "Demographics",
     "GroupMembership",
+    "InvoicePayment",
     "Loyalty",
     "MarketingContext",
     "OpenComplaint",
+    "OpenInvoice",
     "OrderRecord",
     "PaymentFailure",
     "Profile",
@@ -64,6 +81,8 @@ class ProfileCore(BaseModel):
 # pydantic orders the fields of a model with several bases from the last base to the first: listed in
 # reverse, the document reads core, identity, traits, context, groups, consent, orders, cart, …
 class Profile(
+    EngagementFacet,
+    InvoicesFacet,
     LoyaltyFacet,
     PaymentsFacet,
     ComplaintsFacet,
@@ -81,7 +100,7 @@ class Profile(
     model_config = ConfigDict(extra="forbid")
 
 
-FACETS = (identity, traits, context, groups, consent, orders, cart, complaints, payments, loyalty)
+FACETS = (identity, traits, context, groups, consent, orders, cart, complaints, payments, loyalty, invoices, engagement)
 SEGMENT_FIELDS: tuple[SegmentField, ...] = (
     *stored(ProfileCore, "profile_id", "version", "created_at", "updated_at"),
     *(field for facet in FACETS for field in facet.SEGMENT_FIELDS),

@@ -11,8 +11,10 @@ from services.profile.facets import (
     complaints,
     consent,
     context,
+    engagement,
     groups,
     identity,
+    invoices,
     loyalty,
     orders,
     payments,
@@ -30,6 +32,8 @@ FACETS: tuple[Facet, ...] = (
     orders.FACET,
     payments.FACET,
     complaints.FACET,
+    invoices.FACET,
+    engagement.FACET,
 )
 EVERY: tuple[Fold, ...] = tuple(f.every for f in FACETS if f.every is not None)
 

@@ -21,7 +21,7 @@ def test_the_shipped_journeys_load_and_validate() -> None:
     shipped = {j.id: j for j in load_journeys()}
     assert set(shipped) == {
         "cart-abandonment", "browse-abandonment", "complaint-sla", "win-back", "review-request", "birthday",
-        "warranty-ending",
+        "warranty-ending", "invoice-overdue",
     }  # fmt: skip
     cart = shipped["cart-abandonment"]
     assert cart.status == "paused" and cart.reentry == "restart"
@@ -32,7 +32,8 @@ def test_the_shipped_journeys_load_and_validate() -> None:
     assert cart.policy.cap is not None and cart.policy.cap.messages == 3  # the file's policy
     sla = shipped["complaint-sla"]
     assert [s.kind for s in sla.steps if isinstance(s, SendStep)] == ["complaint"] + ["complaint_escalated"] * 6
-    assert all(j.status == "paused" for j in shipped.values())  # examples, until a shop makes them its own
+    examples = [j for j in shipped.values() if j.id != "invoice-overdue"]  # it only tells the team: active
+    assert all(j.status == "paused" for j in examples) and shipped["invoice-overdue"].status == "active"
 
 
 def test_a_definition_written_back_reads_the_same() -> None:
@@ -77,7 +78,7 @@ def with_step(**step: Any) -> list[dict[str, Any]]:
          "journey 'j': step 'b' goes back to 'mail': branches only go forward"),
         ({"steps": [MAIL, MAIL]}, "journey 'j': step names must be unique: mail"),
         ({"steps": []}, "journey 'j': steps: Tuple should have at least 1 item"),
-        ({"trigger": {"date": "birthday"}}, "journey 'j': trigger.date: unknown date field 'birthday' (one of"),
+        ({"trigger": {"date": "wedding_day"}}, "journey 'j': trigger.date: unknown date field 'wedding_day' (one of"),
         ({"trigger": {"date": "traits.birthday", "offset": "12h"}},
          "journey 'j': trigger.offset: a date offset is whole days"),
         ({"trigger": {"event": "Order Completed", "where": "total >"}}, "journey 'j': trigger.where: bad condition"),
