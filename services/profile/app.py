@@ -47,8 +47,9 @@ from services.profile.store import Expect, Fenced, ProfileStore, StaleProfiles
 log = logging.getLogger("crmhub.profile")
 GROUP_ID = "crmhub-profile"
 SERVICE = "profile"
-# the most event JSON one batch folds (~4,000 events): a catch-up's full records would make it 30,000
-BATCH_BYTES = 2 * 1024 * 1024
+# the most event JSON one batch folds (~1,000 events; a batch costs ~30x its JSON at its peak): a catch-up's
+# full records would make it 30,000
+BATCH_BYTES = 512 * 1024
 RFM_CHUNK = 1000  # refreshed profiles saved and published together
 MAX_ATTEMPTS = 5  # folds of one batch when other instances keep writing its profiles meanwhile
 
