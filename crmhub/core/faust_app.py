@@ -36,6 +36,28 @@ log = logging.getLogger("crmhub")
 
 def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.App:
     """A faust app for ``settings``; ``tables=False`` for an app without tables (no changelog to recover)."""
+    app = faust.App(app_id, **app_options(app_id, settings, tables))
+    service = app_id.removeprefix("crmhub-")
+
+    @app.timer(interval=METER_INTERVAL_S)
+    async def meter() -> None:
+        await record_consumer(app, service)
+
+    watchdog = Watchdog(app)
+
+    async def watch_partitions() -> None:
+        await watchdog()
+
+    add_timer(app, WATCHDOG_LOOK_S, watch_partitions)
+
+    @app.timer(interval=TRIM_INTERVAL_S)
+    async def trim() -> None:
+        release_free_memory()
+
+    return app
+
+
+def app_options(app_id: str, settings: Settings, tables: bool) -> dict[str, Any]:
     datadir = settings.data_dir / "faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
@@ -61,25 +83,7 @@ def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.Ap
         # Tansu under-reports end offsets, so table recovery would stop early unless every changelog
         # record is its own batch (../shared/BROKER.md)
         options["producer_max_batch_size"] = 1
-    app = faust.App(app_id, **options)
-    service = app_id.removeprefix("crmhub-")
-
-    @app.timer(interval=METER_INTERVAL_S)
-    async def meter() -> None:
-        await record_consumer(app, service)
-
-    watchdog = Watchdog(app)
-
-    async def watch_partitions() -> None:
-        await watchdog()
-
-    add_timer(app, WATCHDOG_LOOK_S, watch_partitions)
-
-    @app.timer(interval=TRIM_INTERVAL_S)
-    async def trim() -> None:
-        release_free_memory()
-
-    return app
+    return options
 
 
 async def record_consumer(app: faust.App, service: str) -> None:
