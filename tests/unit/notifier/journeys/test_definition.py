@@ -112,3 +112,9 @@ def test_unquoted_times_of_day_in_yaml_still_read_as_times() -> None:
     text = "journeys:\n  - {id: a, trigger: {event: page}, steps: [{name: s, until: 21:30}]}\n"  # YAML 1.1: 1290
     (j,) = parse_journeys(text, "x.yaml")
     assert j.steps[0].model_dump(mode="json")["until"] == "21:30"
+
+
+def test_a_time_of_day_with_seconds_is_written_back_with_them() -> None:
+    doc = {"id": "a", "trigger": {"date": "traits.due", "at": "09:00:30"}, "steps": [{"name": "s", "exit": "x"}]}
+    saved = parse_journey(doc).model_dump(mode="json", by_alias=True)  # as the API stores it
+    assert saved["trigger"]["at"] == "09:00:30" and parse_journey(saved).trigger == parse_journey(doc).trigger
