@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core.checkpoint import Progress, RawPartition, passed_ingest
-from crmhub.core.intake import Forwarder, GroupCommit
+from crmhub.core.intake import Forwarder, GroupCommit, hold_path
 from crmhub.core.journal import Journal
 from crmhub.core.settings import Settings
 from crmhub.core.topics import EVENTS
@@ -38,7 +38,10 @@ class Intake:
         self.journal = Journal(settings.data_dir / "journal")
         producer = kafka_io.producer(settings, linger_ms=2)
         state = self.journal.directory / "state.json"
-        self.forwarder = Forwarder(self.journal, producer, state, self.incarnation, settings.intake_max_ahead)
+        hold = hold_path(settings.data_dir)
+        self.forwarder = Forwarder(
+            self.journal, producer, state, self.incarnation, settings.intake_max_ahead, held=hold.exists
+        )
         self.commit = GroupCommit(self.journal, self.forwarder, settings.intake_max_unforwarded)
         self.progress = Progress(folded=self.forwarder.state.folded)
         self._consumer = kafka_io.consumer(settings, INGEST_GROUP, enable_auto_commit=False)

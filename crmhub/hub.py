@@ -33,6 +33,7 @@ from crmhub import broker_tables
 from crmhub.broker_budget import ROLL_AT, Budget, Laps, wait_drained
 from crmhub.core import kafka as kafka_io
 from crmhub.core.errors import ServerUnavailable
+from crmhub.core.intake import hold_path
 from crmhub.core.metrics import MULTIPROC_ENV, rss_mb, samples
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
@@ -155,11 +156,13 @@ class Hub:
         running = [c for c in self.children if c.proc.poll() is None or c.restart_at is not None]
         paused = [c for c in running if c.name in PAUSED]
         laps = Laps()
+        api = [c for c in running if c.name == "api"]
+        hold = hold_path(self.settings.data_dir)
+        hold.touch()  # the API journals and answers on; its forwarder holds the inputs in the journal
         self._signal(paused, signal.SIGSTOP)
-        self._stop([c for c in running if c.name == "api"])
         drained = wait_drained(self._lags, self._service_counts)
         laps.mark("drain")
-        self._stop([c for c in running if c.name not in PAUSED])
+        self._stop([c for c in running if c.name not in PAUSED and c not in api])
         laps.mark("stop")
         try:
             tables = broker_tables.read_changelogs(self.settings)
@@ -177,6 +180,9 @@ class Hub:
         self.failure = self.budget.too_small(rss_mb(self.broker.proc.pid) or 0.0) if self.broker.proc else None
         if self.failure:
             return
+        hold.unlink()
+        self._stop(api)  # a new API forwards what its journal held to the new broker (its new incarnation)
+        laps.mark("api stop")
         for child in running:
             if child not in paused:
                 child.restart_at = None
@@ -343,6 +349,7 @@ def running_hub(
             updates["redis_url"] = redis_server.url
         resolved = settings.model_copy(update=updates)
         check_stop()
+        hold_path(settings.data_dir).unlink(missing_ok=True)  # left by a hub killed while rolling over
         kafka_io.wait_until_reachable(resolved, timeout_s=10)
         check_redis(resolved.redis_dsn)
         kafka_io.ensure_topics(resolved)

@@ -19,6 +19,7 @@ STYLES = {
     "complaint": "bold red",
     "complaint_escalated": "bold magenta",
     "payment_failed": "bold yellow",
+    "invoice_overdue": "yellow",
     "cart_abandoned": "bold cyan",
     "browse_abandoned": "cyan",
 }

@@ -294,6 +294,36 @@ class InvoicePaidProperties(_Priced, _Model):
     method: str = "card"
 
 
+# ---- marketing engagement: Segment's e-mail and push lifecycle events -----------------------------
+
+
+class EmailProperties(_Open):
+    """What Segment's e-mail spec gives every e-mail event (the sender may add more)."""
+
+    email_id: str | None = Field(None, max_length=200)
+    email_subject: str | None = Field(None, max_length=1000)
+    campaign_id: str | None = Field(None, max_length=200)
+    campaign_name: str | None = Field(None, max_length=200)
+
+
+class EmailLinkProperties(EmailProperties):
+    link_id: str | None = Field(None, max_length=200)
+    link_url: str | None = Field(None, max_length=2000)
+
+
+class UnsubscribedProperties(EmailProperties):
+    list_id: str | None = Field(None, max_length=200)
+    list_name: str | None = Field(None, max_length=200)
+
+
+class PushProperties(_Open):
+    """Segment's mobile spec gives push events a ``campaign`` object (kept as sent); senders such as
+    Customer.io add a flat ``campaign_id``, which crmhub reads."""
+
+    campaign_id: str | None = Field(None, max_length=200)
+    campaign_name: str | None = Field(None, max_length=200)
+
+
 # ---- social, support, consent ---------------------------------------------------------------------
 
 
@@ -591,6 +621,50 @@ class InvoicePaid(Envelope):
     properties: InvoicePaidProperties
 
 
+class EmailEvent(Envelope):
+    """What Segment's e-mail lifecycle events share; ``email`` is the address the message went to."""
+
+    properties: EmailProperties = EmailProperties()
+
+
+class EmailDelivered(EmailEvent):
+    type: Literal["Email Delivered"]
+
+
+class EmailOpened(EmailEvent):
+    type: Literal["Email Opened"]
+
+
+class EmailLinkClicked(EmailEvent):
+    type: Literal["Email Link Clicked"]
+    properties: EmailLinkProperties = EmailLinkProperties()
+
+
+class EmailBounced(EmailEvent):
+    type: Literal["Email Bounced"]
+
+
+class EmailMarkedAsSpam(EmailEvent):
+    type: Literal["Email Marked as Spam"]
+
+
+class Unsubscribed(EmailEvent):
+    type: Literal["Unsubscribed"]
+    properties: UnsubscribedProperties = UnsubscribedProperties()
+
+
+class PushEvent(Envelope):
+    properties: PushProperties = PushProperties()
+
+
+class PushNotificationReceived(PushEvent):
+    type: Literal["Push Notification Received"]
+
+
+class PushNotificationTapped(PushEvent):
+    type: Literal["Push Notification Tapped"]
+
+
 COMPLAINT_SENTIMENT = -0.5  # by default, a message this negative is a complaint even when not flagged as one
 
 
@@ -766,6 +840,14 @@ Event = Annotated[
     | CaseClosed
     | ConsentGranted
     | ConsentWithdrawn
+    | EmailDelivered
+    | EmailOpened
+    | EmailLinkClicked
+    | EmailBounced
+    | EmailMarkedAsSpam
+    | Unsubscribed
+    | PushNotificationReceived
+    | PushNotificationTapped
     | ProfileMerged
     # the product catalogue and order fulfilment
     | ProductUpserted

@@ -27,6 +27,7 @@ AlertKind = Literal[
     "complaint",
     "complaint_escalated",
     "payment_failed",
+    "invoice_overdue",
     "journey",
     # order fulfilment
     "delivery_failed",

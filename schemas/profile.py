@@ -18,9 +18,11 @@ from schemas.facets import (
     complaints,
     consent,
     context,
+    engagement,
     fulfilment,
     groups,
     identity,
+    invoices,
     loyalty,
     orders,
     payments,
@@ -32,8 +34,10 @@ from schemas.facets.cart import Cart, CartFacet, CartItem, ViewedProduct
 from schemas.facets.complaints import ComplaintAnswer, ComplaintsFacet, OpenComplaint
 from schemas.facets.consent import ConsentFacet, ConsentState
 from schemas.facets.context import ContextFacet, MarketingContext, Touch
+from schemas.facets.engagement import EngagementFacet
 from schemas.facets.groups import GroupMembership, GroupsFacet
 from schemas.facets.identity import IdentityFacet, Seen
+from schemas.facets.invoices import InvoicePayment, InvoicesFacet, OpenInvoice
 from schemas.facets.loyalty import RFM, Loyalty, LoyaltyFacet
 from schemas.facets.orders import CurrencyTotals, OrderRecord, OrdersFacet
 from schemas.facets.payments import PaymentFailure, PaymentsFacet
@@ -50,9 +54,11 @@ __all__ = [  # the facets' models, so readers import the whole profile contract 
     "CurrencyTotals",
     "Demographics",
     "GroupMembership",
+    "InvoicePayment",
     "Loyalty",
     "MarketingContext",
     "OpenComplaint",
+    "OpenInvoice",
     "OrderRecord",
     "OwnedItem",
     "PaymentFailure",
@@ -82,6 +88,8 @@ class ProfileCore(BaseModel):
 # reverse, the document reads core, identity, traits, context, groups, consent, orders, cart, …
 class Profile(
     ProductsFacet,  # products owned
+    EngagementFacet,
+    InvoicesFacet,
     LoyaltyFacet,
     PaymentsFacet,
     ComplaintsFacet,
@@ -110,8 +118,11 @@ FACETS: tuple[ModuleType, ...] = (
     complaints,
     payments,
     loyalty,
+    invoices,
+    engagement,
+    products,
+    fulfilment,
 )
-FACETS += (products, fulfilment)  # products owned, order fulfilment
 SEGMENT_FIELDS: tuple[SegmentField, ...] = (
     *stored(ProfileCore, "profile_id", "version", "created_at", "updated_at"),
     *(field for facet in FACETS for field in facet.SEGMENT_FIELDS),

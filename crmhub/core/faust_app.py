@@ -19,7 +19,14 @@ from crmhub.core.errors import is_retryable
 from crmhub.core.faust_fixes import WATCHDOG_LOOK_S, TableManager, Watchdog
 from crmhub.core.logs import setup_logging
 from crmhub.core.net import free_port
-from crmhub.core.runtime import DEFAULT_BACKOFF, METER_INTERVAL_S, Backoff, poison_letter
+from crmhub.core.runtime import (
+    DEFAULT_BACKOFF,
+    METER_INTERVAL_S,
+    TRIM_INTERVAL_S,
+    Backoff,
+    poison_letter,
+    release_free_memory,
+)
 from crmhub.core.settings import Settings
 from crmhub.core.sink import count_metrics, fill_pipeline
 from crmhub.core.topics import DEADLETTER
@@ -29,6 +36,28 @@ log = logging.getLogger("crmhub")
 
 def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.App:
     """A faust app for ``settings``; ``tables=False`` for an app without tables (no changelog to recover)."""
+    app = faust.App(app_id, **app_options(app_id, settings, tables))
+    service = app_id.removeprefix("crmhub-")
+
+    @app.timer(interval=METER_INTERVAL_S)
+    async def meter() -> None:
+        await record_consumer(app, service)
+
+    watchdog = Watchdog(app)
+
+    async def watch_partitions() -> None:
+        await watchdog()
+
+    add_timer(app, WATCHDOG_LOOK_S, watch_partitions)
+
+    @app.timer(interval=TRIM_INTERVAL_S)
+    async def trim() -> None:
+        release_free_memory()
+
+    return app
+
+
+def app_options(app_id: str, settings: Settings, tables: bool) -> dict[str, Any]:
     datadir = settings.data_dir / "faust" / app_id
     datadir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
@@ -45,27 +74,16 @@ def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.Ap
         "key_serializer": "raw",
         "value_serializer": "raw",
         "consumer_auto_offset_reset": "earliest",
+        # records fetched ahead per stream (default 4096): a record of crm.profile-changes.v1 holds up to
+        # 500 profiles, so a catch-up would hold gigabytes; 256 keeps the workers busy
+        "stream_buffer_maxsize": 256,
         "TableManager": TableManager,  # its recovery drops no record fetched while the streams resume
     }
     if settings.broker_flavour == "tansu" and tables:
         # Tansu under-reports end offsets, so table recovery would stop early unless every changelog
         # record is its own batch (../shared/BROKER.md)
         options["producer_max_batch_size"] = 1
-    app = faust.App(app_id, **options)
-    service = app_id.removeprefix("crmhub-")
-
-    @app.timer(interval=METER_INTERVAL_S)
-    async def meter() -> None:
-        await record_consumer(app, service)
-
-    watchdog = Watchdog(app)
-
-    async def watch_partitions() -> None:
-        await watchdog()
-
-    add_timer(app, WATCHDOG_LOOK_S, watch_partitions)
-
-    return app
+    return options
 
 
 async def record_consumer(app: faust.App, service: str) -> None:

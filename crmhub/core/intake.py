@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,6 +35,11 @@ from crmhub.core.journal import Entry, Journal, Reader
 log = logging.getLogger("crmhub.intake")
 SEQ_HEADER = "journal_seq"
 RETRY_S = 1.0
+HOLD_FILE = "intake.hold"  # in the data dir while the hub rolls the broker over: journal, do not forward
+
+
+def hold_path(data_dir: Path) -> Path:
+    return data_dir / HOLD_FILE
 
 
 class IntakeUnavailable(ServerUnavailable):
@@ -77,10 +82,17 @@ class Forwarder(threading.Thread):
     """Produces the journal's records to their topics in order, from a start seq on, until stopped."""
 
     def __init__(
-        self, journal: Journal, producer: KafkaProducer, state_path: Path, incarnation: str, max_ahead: int
+        self,
+        journal: Journal,
+        producer: KafkaProducer,
+        state_path: Path,
+        incarnation: str,
+        max_ahead: int,
+        held: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(name="crmhub-forwarder", daemon=True)
         self.journal, self.producer, self.state_path = journal, producer, state_path
+        self.held = held  # while true, records wait in the journal (the broker is being replaced)
         self.max_ahead = max_ahead  # records in the broker not yet known folded: the rest waits in the journal
         self.state = IntakeState.load(state_path)
         start = self.state.resume_from(incarnation)
@@ -104,6 +116,9 @@ class Forwarder(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.is_set():
+            if self.held():
+                self.stopping.wait(0.1)
+                continue
             if self.journal.last_seq < self.reader.next_seq:
                 self.wake.wait(0.5)
                 self.wake.clear()

@@ -120,6 +120,14 @@ REFUND_REASONS = ("damaged", "wrong_item", "not_as_described", "no_longer_needed
 CHARGEBACK_REASONS = ("fraudulent", "product_not_received", "duplicate", "product_unacceptable")
 CHARGEBACK_REASON_WEIGHTS = (40, 30, 10, 20)
 INVOICE_METHODS: dict[str, str] = {"EUR": "sepa_credit_transfer", "USD": "ach"}
+# payment terms in days: 30 or 14, and a few invoices the accounting system exports late, already overdue
+INVOICE_TERMS_DAYS, INVOICE_TERMS_WEIGHTS = (30, 14, -2), (85, 10, 5)
+CAMPAIGNS = ("spring-sale", "new-arrivals", "loyalty-news", "back-in-stock")
+EMAIL_BOUNCE_SHARE = 0.05  # of campaign e-mails (the rest are delivered)
+EMAIL_OPEN_SHARE = 0.45  # of campaign e-mails
+EMAIL_CLICK_SHARE = 0.3  # of those opened
+EMAIL_OPT_OUT_SHARE = 0.05  # of those delivered: an unsubscribe or a spam report
+PUSH_TAP_SHARE = 0.2
 TENDERS = ("card", "cash", "mobile", "voucher")
 TENDER_WEIGHTS = (60, 25, 12, 3)
 # how a store refunds a return paid with each tender (a voucher's value comes back as store credit)

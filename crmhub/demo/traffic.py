@@ -26,7 +26,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from itertools import accumulate
@@ -86,6 +86,8 @@ class TrafficMix:
     shipment: float = 5.5  # order.shipped for the oldest captured order not shipped yet
     delivery: float = 5.5  # order.delivered (or, one in ten, order.delivery_failed) of the oldest shipment
     order_return: float = 0.3  # order.returned: some or all of a delivered order sent back
+    email_campaign: float = 4.0  # a marketing e-mail's lifecycle: Email Delivered, Opened, Link Clicked …
+    push_campaign: float = 1.0  # Push Notification Received, sometimes Tapped
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,13 @@ class _Recent(Generic[T]):
 def _due(queue: deque[Pending], ts: datetime) -> Pending | None:
     """The oldest follow-up of ``queue`` if its cause came strictly before ``ts``."""
     return queue[0] if queue and queue[0][0] < ts else None
+
+
+def _birthday(c: Customer, today: date) -> str:
+    """A birth date agreeing with the customer's age today, on a day of the year taken from their id."""
+    day = date(2001, 1, 1) + timedelta(days=int(c.customer_id.removeprefix("cus_"), 16) % 365)
+    born = day.replace(year=today.year - c.age)
+    return (born.replace(year=born.year - 1) if day.replace(year=today.year) > today else born).isoformat()
 
 
 def _money(value: Decimal) -> str:
@@ -462,7 +471,8 @@ class RetailSimulator:
         self._seq += 1
         invoice_id = f"INV-{self._seq:07d}"
         props = {"invoice_id": invoice_id, "order_id": f"B2B-{self._hex(8).upper()}", "amount": _money(amount)}
-        props |= {"currency": c.currency, "due_at": (ts + timedelta(days=30)).isoformat(timespec="microseconds")}
+        terms = self._rng.choices(cat.INVOICE_TERMS_DAYS, cat.INVOICE_TERMS_WEIGHTS)[0]  # < 0: exported late
+        props |= {"currency": c.currency, "due_at": (ts + timedelta(days=terms)).isoformat(timespec="microseconds")}
         if self._rng.random() < 0.95:  # the rest are never paid
             self._invoices_due.append((ts, invoice_id, c, amount))
         return self._native("payment", "payment.invoice_issued", ts, self._payer(c), props)
@@ -603,6 +613,39 @@ class RetailSimulator:
         method = "unsubscribe_link" if channel == "email" and self._rng.random() < 0.7 else "preference_centre"
         return self._consent(ts, c, channel, method, granted=False)
 
+    def _email_campaign(self, ts: datetime) -> Generated | None:
+        """A marketing e-mail to a consented customer, as the e-mail service reports it through Segment:
+        delivered (or bounced), perhaps opened and clicked, rarely unsubscribed from or marked as spam
+        (which withdraws the consent). The later steps follow as the next outputs."""
+        c = self._pick()
+        if not (c.identified and "email" in c.consents):
+            return None
+        campaign = self._rng.choice(cat.CAMPAIGNS)
+        props = {"email_id": self._hex(10), "campaign_id": campaign, "campaign_name": campaign.replace("-", " ")}
+        roll = self._rng.random()
+        events = ["Email Bounced"] if roll < cat.EMAIL_BOUNCE_SHARE else ["Email Delivered"]
+        if events == ["Email Delivered"] and roll < cat.EMAIL_OPEN_SHARE:
+            events += ["Email Opened", "Email Link Clicked"][: 1 + (self._rng.random() < cat.EMAIL_CLICK_SHARE)]
+        if events[0] == "Email Delivered" and self._rng.random() < cat.EMAIL_OPT_OUT_SHARE:
+            events.append(self._rng.choices(("Unsubscribed", "Email Marked as Spam"), (3, 1))[0])
+            c.consents.remove("email")
+        for event in events[1:]:
+            self._follow_ups.append(partial(self._email_event, c, event=event, props=props))
+        return self._email_event(c, ts, events[0], props)
+
+    def _email_event(self, c: Customer, ts: datetime, event: str, props: dict[str, Any]) -> Generated:
+        context = {"library": dict(LIBRARY), "traits": {"email": c.email}}  # the address it went to
+        return self._web(c, ts, {"type": "track", "event": event, "properties": props, "context": context})
+
+    def _push_campaign(self, ts: datetime) -> Generated | None:
+        c = self._pick()  # the shop's app asks the phone for leave to notify: no consent record of crmhub's
+        if not c.identified:
+            return None
+        props = {"campaign_id": self._rng.choice(cat.CAMPAIGNS)}
+        if self._rng.random() < cat.PUSH_TAP_SHARE:
+            self._follow_ups.append(partial(self._track, c, event="Push Notification Tapped", props=props))
+        return self._track(c, ts, "Push Notification Received", props)
+
     def _consent(self, ts: datetime, c: Customer, channel: str, method: str, granted: bool = True) -> Generated:
         if granted:
             c.consents.append(channel)
@@ -621,7 +664,7 @@ class RetailSimulator:
         traits: dict[str, Any] = {
             "email": c.email, "phone": c.phone, "name": f"{c.first_name} {c.last_name}",
             "first_name": c.first_name, "last_name": c.last_name, "age": c.age, "gender": c.gender,
-            "city": c.city, "country": c.country, "children": c.children,
+            "city": c.city, "country": c.country, "children": c.children, "birthday": _birthday(c, ts.date()),
         }  # fmt: skip
         if c.loyalty_id:
             traits["loyalty_id"] = c.loyalty_id

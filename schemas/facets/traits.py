@@ -3,6 +3,7 @@ value came from, and the demographics derived from them."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -85,9 +86,21 @@ def age(p: TraitsFacet) -> Decimal | int | None:
 
 
 @computed("traits")
+def birthday(p: TraitsFacet) -> datetime | None:
+    """The ``birthday`` trait (Segment's; an ISO date, or a time whose date counts) at midnight UTC:
+    ``years_since(birthday)`` is the age, and advances on the birthday with no event."""
+    value = p.traits.get("birthday")
+    try:
+        day = date.fromisoformat(value[:10]) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
+
+
+@computed("traits")
 def children(p: TraitsFacet) -> Decimal | int | None:
     return _number(p.traits.get("children"))
 
 
-SEGMENT_FIELDS: list[SegmentField] = [age_band, gender, city, region, country, age, children]
+SEGMENT_FIELDS: list[SegmentField] = [age_band, gender, city, region, country, age, birthday, children]
 SEGMENT_FIELDS += stored(TraitsFacet, "traits")  # each value as its JSON type: text, number, bool…

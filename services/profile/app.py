@@ -49,6 +49,9 @@ from services.profile.store import Expect, Fenced, ProfileStore, StaleProfiles
 log = logging.getLogger("crmhub.profile")
 GROUP_ID = "crmhub-profile"
 SERVICE = "profile"
+# the most event JSON one batch folds (~1,000 events; a batch costs ~30x its JSON at its peak): a catch-up's
+# full records would make it 30,000
+BATCH_BYTES = 512 * 1024
 RFM_CHUNK = 1000  # refreshed profiles saved and published together
 MAX_ATTEMPTS = 5  # folds of one batch when other instances keep writing its profiles meanwhile
 
@@ -170,13 +173,8 @@ class ProfileWorker:
                 self.rewind(set(next_offsets))
                 return Outcome([Count({"profile.fenced": 1})], Commit.ASYNC)
         # Kafka commits are for lag monitoring only: the offsets that count are in SQL with the profiles
-        return Outcome(
-            [
-                RedisWrite(functools.partial(self.cache.put_many, docs=docs)),
-                *metered(routed, counts, self.publish_profiles),
-            ],
-            Commit.ASYNC,
-        )
+        put = RedisWrite(functools.partial(self.cache.put_many, docs=docs))
+        return Outcome([put, *metered(routed, counts, self.publish_profiles)], Commit.ASYNC)
 
     def sort(
         self, records: list[ConsumerRecord], now: datetime
@@ -382,7 +380,7 @@ def main() -> None:
     consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, worker))
     log.info("profile consuming %s into %s", EVENTS, store.engine.url.render_as_string(hide_password=True))
     refresh = Every(settings.rfm_refresh_s, lambda: refresh_profiles(worker, consumer, clock()))
-    runtime = Runtime(SERVICE, KafkaSource(consumer), sink, worker.handle, clock, stopper)
+    runtime = Runtime(SERVICE, KafkaSource(consumer, BATCH_BYTES), sink, worker.handle, clock, stopper)
     try:
         runtime.run(settings.batch_size, between=refresh)
     finally:

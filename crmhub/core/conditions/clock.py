@@ -1,11 +1,13 @@
-"""Time in segment conditions: ``days_since(t)`` and ``hours_since(t)``, and when a profile's membership
-can next change with time alone.
+"""Time in segment conditions: ``days_since(t)``, ``hours_since(t)`` and ``years_since(t)``, and when a
+profile's membership can next change with time alone.
 
-Both functions count whole units elapsed (floor), so ``days_since(t)`` steps up by one at ``t + k`` days
-for every whole ``k``. A condition comparing ``days_since(field)`` with constants can only change truth at
-``field + c`` and ``field + c + 1`` days for those constants ``c``: :func:`next_flip` gives the earliest such
-instant after ``now``, the one time the profile must be evaluated again without a new event. A use that is
-not a comparison with a constant makes every whole unit a candidate. Pure: ``now`` is always given.
+Each function counts whole units elapsed (floor), so ``days_since(t)`` steps up by one at ``t + k`` days
+for every whole ``k``, and ``years_since(t)`` on each anniversary of ``t`` (of 29 February: 28 February in
+other years), so ``years_since(birthday) >= 67`` becomes true on the 67th birthday. A condition comparing
+``days_since(field)`` with constants can only change truth at ``field + c`` and ``field + c + 1`` days for
+those constants ``c``: :func:`next_flip` gives the earliest such instant after ``now``, the one time the
+profile must be evaluated again without a new event. A use that is not a comparison with a constant makes
+every whole unit a candidate. Pure: ``now`` is always given.
 """
 
 from __future__ import annotations
@@ -21,25 +23,50 @@ import rule_engine
 from rule_engine import DataType
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class TimeFunction:
-    unit: timedelta
+    """Whole units elapsed since a time: of a fixed length (``unit``), or calendar years (``unit`` None)."""
+
+    name: str
+    unit: timedelta | None = None
 
     @property
     def data_type(self) -> Any:
         return DataType.FUNCTION("elapsed", return_type=DataType.FLOAT, argument_types=(DataType.DATETIME,))
 
+    def elapsed(self, at: datetime, now: datetime) -> int:
+        if self.unit is not None:
+            return (now - at) // self.unit
+        years = now.year - at.year
+        return years if self.reached(at, years) <= now else years - 1
 
-TIME_FUNCTIONS = {"days_since": TimeFunction(timedelta(days=1)), "hours_since": TimeFunction(timedelta(hours=1))}
+    def reached(self, at: datetime, k: int) -> datetime:
+        """The instant the count since ``at`` reaches ``k``."""
+        if self.unit is not None:
+            return at + k * self.unit
+        try:
+            return at.replace(year=at.year + k)
+        except ValueError:  # 29 February in a year without one
+            return at.replace(year=at.year + k, day=28)
+
+    def __str__(self) -> str:
+        return str(self.unit) if self.unit is not None else "year"
+
+
+TIME_FUNCTIONS = {
+    "days_since": TimeFunction("days_since", timedelta(days=1)),
+    "hours_since": TimeFunction("hours_since", timedelta(hours=1)),
+    "years_since": TimeFunction("years_since"),
+}
 
 
 def time_functions(now: datetime) -> dict[str, Callable[[datetime], int]]:
     """The time functions as they read at ``now`` (what a condition's view holds besides the fields)."""
 
-    def since(unit: timedelta) -> Callable[[datetime], int]:
-        return lambda at: (now - at) // unit
+    def since(fn: TimeFunction) -> Callable[[datetime], int]:
+        return lambda at: fn.elapsed(at, now)
 
-    return {name: since(fn.unit) for name, fn in TIME_FUNCTIONS.items()}
+    return {name: since(fn) for name, fn in TIME_FUNCTIONS.items()}
 
 
 EVERY_UNIT: frozenset[Decimal] = frozenset()  # thresholds unknown: every whole unit may flip it
@@ -48,7 +75,7 @@ EVERY_UNIT: frozenset[Decimal] = frozenset()  # thresholds unknown: every whole 
 @dataclass(frozen=True)
 class ClockUse:
     field: str
-    unit: timedelta
+    unit: TimeFunction
     thresholds: frozenset[Decimal]  # constants it is compared with; EVERY_UNIT when not only compared
 
 
@@ -87,12 +114,12 @@ def clock_spec(rule: rule_engine.Rule) -> ClockSpec:
                     compared[id(call)] = other.value
         elif is_time_call(node):
             calls.append(node)
-    uses: dict[tuple[str, timedelta], set[Decimal] | None] = {}
+    uses: dict[tuple[str, TimeFunction], set[Decimal] | None] = {}
     for call in calls:
         arg = call.arguments[0]
         if not isinstance(arg, rule_engine.ast.SymbolExpression):
             raise ValueError(f"{call.function.name}() takes a field name, like {call.function.name}(last_order_at)")
-        key = (arg.name, TIME_FUNCTIONS[call.function.name].unit)
+        key = (arg.name, TIME_FUNCTIONS[call.function.name])
         known = uses.setdefault(key, set())
         if id(call) in compared and known is not None:
             known.add(compared[id(call)])
@@ -100,7 +127,7 @@ def clock_spec(rule: rule_engine.Rule) -> ClockSpec:
             uses[key] = None
     return tuple(
         ClockUse(field, unit, EVERY_UNIT if constants is None else frozenset(constants))
-        for (field, unit), constants in sorted(uses.items(), key=lambda item: (item[0][0], item[0][1]))
+        for (field, unit), constants in sorted(uses.items(), key=lambda item: item[0])
     )
 
 
@@ -129,11 +156,11 @@ def next_flip(uses: Iterable[ClockUse], view: dict[str, Any], now: datetime) -> 
         at = view.get(use.field)
         if not isinstance(at, datetime):
             continue
-        elapsed = (now - at) // use.unit
+        elapsed = use.unit.elapsed(at, now)
         if use.thresholds == EVERY_UNIT:
-            candidates.append(at + (elapsed + 1) * use.unit)
+            candidates.append(use.unit.reached(at, elapsed + 1))
         else:
-            candidates.extend(at + k * use.unit for k in _steps(use.thresholds) if k > elapsed)
+            candidates.extend(use.unit.reached(at, k) for k in _steps(use.thresholds) if k > elapsed)
     return min(candidates, default=None)
 
 

@@ -15,20 +15,20 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import rule_engine
 
-from crmhub.core.conditions.clock import COMPARISONS, TIME_FUNCTIONS, is_time_call, walk
+from crmhub.core.conditions.clock import COMPARISONS, TIME_FUNCTIONS, TimeFunction, is_time_call, walk
 
 
 @dataclass(frozen=True)
 class KeyPart:
     field: str
     constants: tuple[Decimal, ...] = ()  # empty: the field's whole value
-    unit: timedelta | None = None  # set: compare the units elapsed since the field's time
+    unit: TimeFunction | None = None  # set: compare the units it counts since the field's time
 
 
 KeySpec = tuple[KeyPart, ...]
@@ -39,12 +39,12 @@ class _Comparisons:
     """What the comparisons of a field (or of the time elapsed since it) with a number account for."""
 
     values: dict[str, set[Decimal]] = field(default_factory=lambda: defaultdict(set))
-    elapsed: dict[tuple[str, timedelta], set[Decimal]] = field(default_factory=lambda: defaultdict(set))
+    elapsed: dict[tuple[str, TimeFunction], set[Decimal]] = field(default_factory=lambda: defaultdict(set))
     covered: set[int] = field(default_factory=set)  # the symbol nodes those comparisons account for
 
     def add(self, side: Any, number: Decimal, fields: frozenset[str]) -> None:
         if is_time_call(side) and isinstance(arg := side.arguments[0], rule_engine.ast.SymbolExpression):
-            self.elapsed[(arg.name, TIME_FUNCTIONS[side.function.name].unit)].add(number)
+            self.elapsed[(arg.name, TIME_FUNCTIONS[side.function.name])].add(number)
             self.covered.update((id(arg), id(side.function)))
         elif isinstance(side, rule_engine.ast.SymbolExpression) and side.name in fields:
             self.values[side.name].add(number)
@@ -92,7 +92,7 @@ def memo_key(spec: KeySpec, view: dict[str, Any], values: dict[str, bytes], now:
     for part in spec:
         value = view[part.field]
         if part.unit is not None:
-            elapsed = (now - value) // part.unit if isinstance(value, datetime) else None
+            elapsed = part.unit.elapsed(value, now) if isinstance(value, datetime) else None
             key.append(None if elapsed is None else _sides(elapsed, part.constants))
         elif part.constants:
             sides = _sides(value, part.constants)

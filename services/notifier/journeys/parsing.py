@@ -35,6 +35,11 @@ def _time_of_day(value: Any) -> time:
     return parse_time_of_day(str(value))
 
 
+def _format_time_of_day(value: time) -> str:
+    """HH:MM, with the seconds when there are any: a journey saved through the API keeps "09:00:30"."""
+    return value.isoformat("seconds" if value.second or value.microsecond else "minutes")
+
+
 def _condition(types_checked: bool) -> Any:
     def check(value: Any) -> Condition:
         if isinstance(value, Condition):
@@ -85,9 +90,7 @@ def _positive(value: timedelta) -> timedelta:
 
 Duration = Annotated[timedelta, PlainValidator(_duration), PlainSerializer(format_duration, return_type=str)]
 PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
-TimeOfDay = Annotated[
-    time, PlainValidator(_time_of_day), PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str)
-]
+TimeOfDay = Annotated[time, PlainValidator(_time_of_day), PlainSerializer(_format_time_of_day, return_type=str)]
 Name = Annotated[str, AfterValidator(_name)]
 ConsentChannel = Annotated[str, AfterValidator(_consent_channel)]
 ProfileCondition = Annotated[Condition, _condition(True), PlainSerializer(lambda c: c.text, return_type=str)]

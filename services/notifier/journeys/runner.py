@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -146,6 +146,8 @@ class JourneyRunner:
         if call is None:
             return
         for journey in journeys:
+            # the cap counts the messages the journeys before this one have just sent
+            call.customer = replace(call.customer, sent=_sent(self.customer_doc(pid)))
             key = state_key(journey, pid, occ)
             found = self.enrollments.get(key)
             before = Enrollment.from_json(found) if found else None
@@ -303,5 +305,9 @@ def _customer(fresh: Fresh, pid: str, doc: Mapping[str, Any]) -> Customer | None
     if fresh.erased or (fresh.profile is not None and fresh.profile.get("merged_into")):
         return None
     view = profile_view(dict(fresh.profile) if fresh.profile is not None else {"profile_id": pid})
-    sent = tuple(datetime.fromisoformat(at) for at in doc["sent"])
-    return Customer(view, frozenset(fresh.segments), sent)
+    return Customer(view, frozenset(fresh.segments), _sent(doc))
+
+
+def _sent(doc: Mapping[str, Any]) -> tuple[datetime, ...]:
+    """When the customer's capped messages went out (their ``journey-customers`` entry)."""
+    return tuple(datetime.fromisoformat(at) for at in doc["sent"])

@@ -11,9 +11,11 @@ from services.profile.facets import (
     complaints,
     consent,
     context,
+    engagement,
     fulfilment,
     groups,
     identity,
+    invoices,
     loyalty,
     orders,
     payments,
@@ -34,6 +36,8 @@ FACETS: tuple[Facet, ...] = (
     complaints.FACET,
     fulfilment.FACET,  # after orders: it sets the status of their records
     products.FACET,  # after fulfilment: an order sent back before it arrived is not owned
+    invoices.FACET,
+    engagement.FACET,
 )
 EVERY: tuple[Fold, ...] = tuple(f.every for f in FACETS if f.every is not None)
 

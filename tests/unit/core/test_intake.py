@@ -109,3 +109,20 @@ def test_the_forwarder_keeps_at_most_max_ahead_unfolded_records_in_the_broker(tm
     finally:
         forwarder.stop()
     assert producer.sent == [b"r%d" % i for i in range(25)]
+
+
+def test_a_held_forwarder_leaves_the_records_in_the_journal_until_released(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.append([Entry("crm.raw.web.v1", None, b"r%d" % i) for i in range(5)])
+    producer = RecordingProducer()
+    hold = tmp_path / "hold"
+    hold.touch()
+    forwarder = Forwarder(journal, producer, tmp_path / "state.json", "run-1", 10, held=hold.exists)  # type: ignore[arg-type]
+    forwarder.start()
+    try:
+        assert not wait_forwarded(forwarder, 1, timeout_s=0.5)
+        hold.unlink()
+        assert wait_forwarded(forwarder, 5, timeout_s=5)
+    finally:
+        forwarder.stop()
+    assert producer.sent == [b"r%d" % i for i in range(5)]

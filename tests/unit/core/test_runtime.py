@@ -21,7 +21,7 @@ from crmhub.core.errors import (
     ServerUnavailable,
     is_retryable,
 )
-from crmhub.core.runtime import Backoff
+from crmhub.core.runtime import Backoff, KafkaSource
 from crmhub.core.stats import RECENT_DEADLETTERS, read_counts
 from crmhub.core.testing import MemoryProducer, MemorySource, Record, TestClock, harness
 from crmhub.core.topics import DEADLETTER
@@ -154,3 +154,27 @@ def test_the_testing_clock_moves_only_when_told() -> None:
 @pytest.mark.parametrize("attempt,delay", [(1, 0.2), (2, 0.4), (6, 5.0), (20, 5.0)])
 def test_backoff_doubles_up_to_its_cap(attempt: int, delay: float) -> None:
     assert Backoff().delay(attempt) == pytest.approx(delay)
+
+
+class FakeConsumer:
+    """A consumer with records of the given value sizes; polls record what they were asked for."""
+
+    def __init__(self, sizes: list[int]) -> None:
+        self.left = [Record("crm.events.v1", 0, i, value=b"x" * size) for i, size in enumerate(sizes)]
+        self.asked: list[int] = []
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[str, list[Record]]:
+        self.asked.append(max_records)
+        taken, self.left = self.left[:max_records], self.left[max_records:]
+        return {"tp": taken} if taken else {}
+
+
+def test_a_byte_bounded_source_asks_for_as_many_records_as_the_last_ones_say_fit() -> None:
+    consumer = FakeConsumer([100] * 21 + [1000] * 30)
+    source = KafkaSource(consumer, max_bytes=2000)
+    sizes = [len(source.poll(n)) for n in (2000, 2000, 2000, 2000)]
+    # at first one record (it may be full); 100 B: 20 fit next, twice; the second 20 are of 1000 B: 2 fit
+    assert consumer.asked == [1, 20, 20, 2]
+    assert sizes == [1, 20, 20, 2]
+    unbounded = FakeConsumer([1000] * 30)
+    assert len(KafkaSource(unbounded).poll(25)) == 25

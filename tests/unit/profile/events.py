@@ -68,3 +68,23 @@ def consent(granted: bool, channel: str = "email", purpose: str = "marketing", *
 
 def closed(message_id: str, **kw: Any) -> Event:
     return f.make("support.case_closed", source="support", properties={"case_id": "c", "message_id": message_id}, **kw)
+
+
+def invoice(invoice_id: str, amount: str, due_in_days: float | None = 30, currency: str = "EUR", **kw: Any) -> Event:
+    """``payment.invoice_issued``, due ``due_in_days`` after the event's time (None: no due date)."""
+    props: dict[str, Any] = {"invoice_id": invoice_id, "order_id": f"o-{invoice_id}", "amount": amount}
+    props["currency"] = currency
+    if due_in_days is not None:
+        props["due_at"] = f.at(kw.get("minutes", 0) + due_in_days * 24 * 60)
+    return f.make("payment.invoice_issued", source="payment", properties=props, **kw)
+
+
+def invoice_paid(invoice_id: str, amount: str, currency: str = "EUR", **kw: Any) -> Event:
+    props = {"invoice_id": invoice_id, "amount": amount, "currency": currency, "method": "sepa_credit_transfer"}
+    return f.make("payment.invoice_paid", source="payment", properties=props, **kw)
+
+
+def engagement(type_: str, campaign_id: str | None = "spring", **kw: Any) -> Event:
+    """One of Segment's e-mail or push lifecycle events (``Email Opened``, ``Push Notification Tapped`` …)."""
+    props = {"campaign_id": campaign_id} if campaign_id else {}
+    return f.make(type_, properties=props, **kw)

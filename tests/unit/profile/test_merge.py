@@ -56,6 +56,9 @@ def test_every_profile_field_has_a_merge_rule() -> None:
         *("last_payment_failure_at", "chargebacks", "payment_methods", "preferred_payment_method", "loyalty"),
         *("rfm", "merged_into", "recent_payment_failures", "traits_refused", "context", "groups"),
         "owned_items",
+        *("open_invoices", "paid_invoice_ids", "invoices_issued", "invoices_paid", "engagement_counts"),
+        *("last_email_opened_at", "last_email_clicked_at", "last_push_tapped_at", "last_engaged_at"),
+        *("engaged_campaigns", "bounced_emails"),
     }
 
 

@@ -47,7 +47,19 @@ def test_event_types_lists_every_payload_model_in_order() -> None:
     social = ("social.mention", "social.comment", "social.direct_message")
     rest = ("support.complaint_responded", "support.case_closed", "consent.granted", "consent.withdrawn")
     fulfilment = ("order.shipped", "order.delivered", "order.delivery_failed", "order.returned")
-    assert (*web, *stores, *payment, *social, *rest, "profile.merged", "product.upserted", *fulfilment) == EVENT_TYPES
+    email = ("Email Delivered", "Email Opened", "Email Link Clicked", "Email Bounced", "Email Marked as Spam")
+    engagement = (*email, "Unsubscribed", "Push Notification Received", "Push Notification Tapped")
+    assert (
+        *web,
+        *stores,
+        *payment,
+        *social,
+        *rest,
+        *engagement,
+        "profile.merged",
+        "product.upserted",
+        *fulfilment,
+    ) == EVENT_TYPES
 
 
 @pytest.mark.parametrize(
@@ -241,6 +253,10 @@ def _payload(kind: str) -> dict[str, object]:
         "support.case_closed": {"case_id": "case-1", "message_id": "m-1", "resolution": "refunded"},
         "consent.granted": {"channel": "email"},
         "consent.withdrawn": {"channel": "sms", "method": "replied STOP"},
+        "Email Opened": {"email_id": "e-1", "campaign_id": "spring", "campaign_name": "Spring sale"},
+        "Email Link Clicked": {"email_id": "e-1", "campaign_id": "spring", "link_url": "https://shop.example/s"},
+        "Unsubscribed": {"email_id": "e-1", "list_id": "news", "list_name": "Newsletter"},
+        "Push Notification Tapped": {"campaign": {"name": "Spring sale", "medium": "push"}},  # the mobile spec's
     }[kind]
 
 
@@ -263,6 +279,10 @@ def _payload(kind: str) -> dict[str, object]:
         "support.case_closed",
         "consent.granted",
         "consent.withdrawn",
+        "Email Opened",
+        "Email Link Clicked",
+        "Unsubscribed",
+        "Push Notification Tapped",
     ],
 )
 def test_every_new_event_type_validates_and_round_trips(kind: str) -> None:

@@ -26,6 +26,20 @@ def test_time_functions_count_whole_units_elapsed() -> None:
     assert fns["days_since"](NOW + HOUR) == -1  # a time in the future
 
 
+def test_years_since_counts_anniversaries_so_an_age_advances_on_the_birthday() -> None:
+    retirement = compile_segment("retirement", "years_since(birthday) >= 67")
+    born = profile_view({"profile_id": "P", "traits": {"birthday": "1959-06-02"}})
+    assert born["birthday"] == datetime(1959, 6, 2, tzinfo=UTC)
+    assert time_functions(NOW)["years_since"](born["birthday"]) == 66  # the birthday is tomorrow
+    assert evaluate([retirement], born, NOW) == set()
+    birthday = datetime(2026, 6, 2, tzinfo=UTC)
+    assert next_flip(retirement.clock, born, NOW) == birthday  # the segmenter wakes then, with no event
+    assert evaluate([retirement], born, birthday) == {"retirement"}
+    leap = profile_view({"profile_id": "P", "traits": {"birthday": "1960-02-29T00:00:00.000Z"}})
+    assert next_flip(retirement.clock, leap, NOW) == datetime(2027, 2, 28, tzinfo=UTC)  # no 29 Feb in 2027
+    assert profile_view({"profile_id": "P", "traits": {"birthday": "soon"}})["birthday"] is None
+
+
 def test_lapsed_90_days_flips_on_day_91_with_no_new_event() -> None:
     lapsed = compile_segment("lapsed", "order_count > 0 and days_since(last_order_at) >= 90")
     last = NOW - 90 * DAY + timedelta(seconds=5)

@@ -8,11 +8,14 @@ from decimal import Decimal
 
 import pytest
 
+from crmhub.core.conditions.clock import TIME_FUNCTIONS
 from crmhub.core.conditions.fields import profile_view
 from crmhub.core.conditions.language import compile_segment, evaluate
 from crmhub.core.conditions.memo import KeyPart
 from services.segmenter.engine import Catalog, serialise
 from services.segmenter.rules import load_definitions
+
+DAYS = TIME_FUNCTIONS["days_since"]
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 TRICKY = {
@@ -31,14 +34,14 @@ TRICKY = {
 def test_comparisons_with_constants_key_on_sides_others_on_whole_values() -> None:
     lapsed = compile_segment("s", TRICKY["lapsed"]).key
     assert lapsed == (
-        KeyPart("last_order_at", (Decimal(90),), timedelta(days=1)),
+        KeyPart("last_order_at", (Decimal(90),), DAYS),
         KeyPart("order_count", (Decimal(0),)),
     )
     assert compile_segment("s", TRICKY["arithmetic"]).key == (KeyPart("order_count"),)
     assert compile_segment("s", TRICKY["nested"]).key == (KeyPart("consent"), KeyPart("rfm"))
     assert compile_segment("s", TRICKY["weekly"]).key is None  # not a comparison: evaluated every time
     mixed = compile_segment("s", TRICKY["mixed"]).key
-    assert mixed == (KeyPart("last_order_at", (Decimal(30),), timedelta(days=1)), KeyPart("last_order_at"))
+    assert mixed == (KeyPart("last_order_at", (Decimal(30),), DAYS), KeyPart("last_order_at"))
 
 
 def random_profile(rng: random.Random, i: int) -> dict[str, object]:

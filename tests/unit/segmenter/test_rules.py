@@ -213,7 +213,7 @@ def test_profile_view_of_a_published_profile() -> None:
         "traits": {"age": 33, "children": 2, "city": "Berlin", "country": "DE"},
     }
     assert {k: view[k] for k in expected} == expected
-    assert set(view) | {"days_since", "hours_since"} == set(FIELD_TYPES)
+    assert set(view) | {"days_since", "hours_since", "years_since"} == set(FIELD_TYPES)
     assert evaluate(ORIGINAL, view, NOW) == {
         "big_spenders",
         "repeat_buyers",

@@ -21,7 +21,7 @@ def test_the_shipped_journeys_load_and_validate() -> None:
     shipped = {j.id: j for j in load_journeys()}
     assert set(shipped) == {
         "cart-abandonment", "browse-abandonment", "complaint-sla", "win-back", "review-request", "birthday",
-        "warranty-ending", "successor-offer", "delivery-late", "review-after-delivery",
+        "warranty-ending", "invoice-overdue", "successor-offer", "delivery-late", "review-after-delivery",
     }  # fmt: skip
     cart = shipped["cart-abandonment"]
     assert cart.status == "paused" and cart.reentry == "restart"
@@ -32,7 +32,8 @@ def test_the_shipped_journeys_load_and_validate() -> None:
     assert cart.policy.cap is not None and cart.policy.cap.messages == 3  # the file's policy
     sla = shipped["complaint-sla"]
     assert [s.kind for s in sla.steps if isinstance(s, SendStep)] == ["complaint"] + ["complaint_escalated"] * 6
-    assert all(j.status == "paused" for j in shipped.values())  # examples, until a shop makes them its own
+    examples = [j for j in shipped.values() if j.id != "invoice-overdue"]  # it only tells the team: active
+    assert all(j.status == "paused" for j in examples) and shipped["invoice-overdue"].status == "active"
 
 
 def test_a_definition_written_back_reads_the_same() -> None:
@@ -77,7 +78,7 @@ def with_step(**step: Any) -> list[dict[str, Any]]:
          "journey 'j': step 'b' goes back to 'mail': branches only go forward"),
         ({"steps": [MAIL, MAIL]}, "journey 'j': step names must be unique: mail"),
         ({"steps": []}, "journey 'j': steps: Tuple should have at least 1 item"),
-        ({"trigger": {"date": "birthday"}}, "journey 'j': trigger.date: unknown date field 'birthday' (one of"),
+        ({"trigger": {"date": "wedding_day"}}, "journey 'j': trigger.date: unknown date field 'wedding_day' (one of"),
         ({"trigger": {"date": "traits.birthday", "offset": "12h"}},
          "journey 'j': trigger.offset: a date offset is whole days"),
         ({"trigger": {"event": "Order Completed", "where": "total >"}}, "journey 'j': trigger.where: bad condition"),
@@ -111,3 +112,9 @@ def test_unquoted_times_of_day_in_yaml_still_read_as_times() -> None:
     text = "journeys:\n  - {id: a, trigger: {event: page}, steps: [{name: s, until: 21:30}]}\n"  # YAML 1.1: 1290
     (j,) = parse_journeys(text, "x.yaml")
     assert j.steps[0].model_dump(mode="json")["until"] == "21:30"
+
+
+def test_a_time_of_day_with_seconds_is_written_back_with_them() -> None:
+    doc = {"id": "a", "trigger": {"date": "traits.due", "at": "09:00:30"}, "steps": [{"name": "s", "exit": "x"}]}
+    saved = parse_journey(doc).model_dump(mode="json", by_alias=True)  # as the API stores it
+    assert saved["trigger"]["at"] == "09:00:30" and parse_journey(saved).trigger == parse_journey(doc).trigger

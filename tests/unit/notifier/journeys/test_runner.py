@@ -230,3 +230,11 @@ def test_an_erased_customer_gets_nothing_and_a_tag_update_is_an_identify_event()
     h.erased.add(P1)
     h.feed(EVENTS, event("Checkout Started", "e2"))
     assert len(h.updates) == 1
+
+
+def test_the_cap_holds_across_journeys_that_one_event_triggers() -> None:
+    capped = {"cap": {"messages": 1, "per": "1d"}}
+    h = Harness([journey(id="a", policy=capped), journey(id="b", policy=capped)])
+    h.feed(EVENTS, event("Checkout Started", "e1"))
+    assert [a.details["journey"] for a in h.alerts] == ["a"]
+    assert h.counts[("b", "mail", "skipped: cap")] == 1

@@ -8,7 +8,7 @@ from decimal import Decimal
 from services.notifier.journeys.catalog import load_journeys
 from services.notifier.journeys.effects import Exited, Schedule, Send
 from services.notifier.journeys.engine import on_due, on_event, on_trigger
-from services.notifier.journeys.triggers import event_occurrence
+from services.notifier.journeys.triggers import event_occurrence, segment_change
 from tests.unit.notifier.journeys.fixtures import NOW, customer
 
 SHIPPED = {j.id: j.model_copy(update={"status": "active"}) for j in load_journeys()}  # shipped paused
@@ -54,3 +54,24 @@ def test_complaint_sla_alerts_at_once_escalates_and_stops_on_the_reply() -> None
     assert answered is not None and answered.ended == "event: support.complaint_responded"
     praise = event_occurrence("social.mention", "ev4", {**props, "complaint": False, "sentiment": 0.9}, NOW)
     assert on_trigger(sla, None, praise, buyer, NOW) == (None, [])
+
+
+def test_invoice_overdue_alerts_the_team_once_on_entry_unless_paid_meanwhile() -> None:
+    overdue = SHIPPED["invoice-overdue"]
+    due = NOW - timedelta(days=1)
+    owing = customer(
+        segments=frozenset({"invoice_overdue"}),
+        consent={},  # a message to the team needs no consent of the customer's
+        open_invoice_count=1,
+        open_invoice_amount=Decimal("120.00"),
+        open_invoice_currency="EUR",
+        oldest_invoice_due_at=due,
+    )
+    entered = segment_change("invoice_overdue", "entered", NOW)
+    state, effects = on_trigger(overdue, None, entered, owing, NOW)
+    (alert,) = [e for e in effects if isinstance(e, Send)]
+    assert (alert.kind, alert.channel, alert.internal) == ("invoice_overdue", "topic", False)
+    assert alert.rendered == "1 open invoice(s), 120.00 EUR outstanding, the oldest due 2026-05-31"
+    assert state is not None and on_trigger(overdue, state, entered, owing, NOW) == (state, [])  # once
+    paid, effects = on_trigger(overdue, None, entered, customer(), NOW)  # read late: it left the segment
+    assert paid is not None and paid.ended == "left_segment" and not any(isinstance(e, Send) for e in effects)

@@ -1,0 +1,227 @@
+"""Journeys on the embedded stack (ingest, profile, segmenter, notifier): N profiles in 20 active journeys,
+and the trigger -> send latency of one more, zero-wait journey under demo traffic (issue 17: p99 ≤ 1 s).
+
+The 20 journeys are generated: 9 triggered by events of the demo traffic with conditions on their
+properties, 6 by segments entered (3 that every loaded profile enters: the tier it is given), 5 by profile
+dates (a birthday, a renewal date 30 and 7 days ahead, 90 days after the last order, …). The profiles are
+loaded through the profile stage (one ``identify`` each, published to the raw topic), not written to the
+store directly: the journeys only learn of a profile from what that stage publishes (the profile change
+that schedules its dates, the segment it enters), so a profile written behind its back would be in no
+journey. Then demo traffic runs at ``--rate`` events/s for ``--seconds`` with probes of the zero-wait
+journey (each its own customer) among it: latency is the CreateTime of the message's record on
+crm.alerts.v1 minus the probe's send time. Printed: the load rate, what the journeys hold, messages/s
+(the journeys' ``sent`` counters), the latency percentiles, and the notifier's CPU (share of one core over
+the traffic phase) and RSS.
+
+    python benchmarks/journeys.py                 # 100,000 profiles, 60 s of traffic
+    python benchmarks/journeys.py --quick         # 2,000 profiles, 10 s: under 2 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+import yaml
+from alert_latency import collect, demo_traffic, summary  # type: ignore[import-not-found]  # run as a script
+from e2e import rss_mb, wait_counter  # type: ignore[import-not-found]
+
+from crmhub.core import kafka as kafka_io
+from crmhub.core.net import free_port
+from crmhub.core.settings import Settings
+from crmhub.core.stats import read_counts
+from crmhub.core.topics import raw_topic
+from crmhub.hub import Hub, running_hub
+from schemas.readmodels.journeys import counts_key
+
+TIERS = ("gold", "silver", "bronze")
+WARM_UP = 100
+SEGMENTS = [
+    *({"name": f"tier_{t}", "condition": f'traits["tier"] == "{t}"'} for t in TIERS),
+    {"name": "big_spenders", "condition": "total_spent >= 500"},
+    {"name": "repeat_buyers", "condition": "order_count >= 2"},
+    {"name": "carts_open", "condition": "cart_value > 0"},
+]
+EVENT_TRIGGERS = [  # (event, where) of the demo traffic's events
+    ("Order Completed", "total >= 100"),
+    ("Product Added", "quantity >= 2"),
+    ("Checkout Started", None),
+    ("Product Viewed", 'currency == "EUR"'),
+    ("Email Link Clicked", None),
+    ("Push Notification Tapped", None),
+    ("Order Refunded", None),
+    ("Cart Viewed", None),
+    ("consent.granted", 'channel == "email"'),
+]
+DATE_TRIGGERS = [
+    {"date": "birthday", "yearly": True},
+    {"date": "traits.renews_on", "offset": "-30d"},
+    {"date": "traits.renews_on", "offset": "-7d"},
+    {"date": "last_order_at", "offset": "90d"},
+    {"date": "created_at", "offset": "365d", "yearly": True},
+]
+PROBE = {
+    "id": "probe",
+    "status": "active",
+    "trigger": {"event": "Cart Viewed", "where": 'probe == "latency"'},
+    "reentry": "parallel",
+    "steps": [{"name": "now", "send": "topic", "template": "probe {{ trigger.data.tag }}"}],
+}
+
+
+def steps(i: int) -> list[dict[str, Any]]:
+    """A message to the customer, a wait of days, a branch and a second message: what a journey does."""
+    send = {"send": "topic", "consent": "email", "without_consent": "internal"}
+    return [
+        {"name": "hello", **send, "template": f"journey {i} for {{{{ profile.traits.first_name }}}}"},
+        {"name": "later", "wait": f"{1 + i % 7}d"},
+        {"name": "worth-it", "branch": "total_spent >= 100", "then": "offer", "else": "done"},
+        {"name": "offer", **send, "template": "an offer"},
+        {"name": "done", "exit": "done"},
+    ]
+
+
+def journeys() -> list[dict[str, Any]]:
+    triggers: list[dict[str, Any]] = [{"event": e, **({"where": w} if w else {})} for e, w in EVENT_TRIGGERS]
+    triggers += [{"segment": s["name"], "change": "entered"} for s in SEGMENTS]
+    triggers += DATE_TRIGGERS
+    made = [{"id": f"j{i:02d}", "status": "active", "trigger": t, "steps": steps(i)} for i, t in enumerate(triggers)]
+    return [*made, PROBE]
+
+
+def write_config(data: Path) -> Settings:
+    (data / "journeys.yaml").write_text(yaml.safe_dump({"journeys": journeys()}))
+    (data / "segments.yaml").write_text(yaml.safe_dump({"segments": SEGMENTS}))
+    return Settings(
+        data_dir=data,
+        kafka_port=free_port(),
+        redis_port=free_port(),
+        journeys_file=data / "journeys.yaml",
+        segments_file=data / "segments.yaml",
+        log_level="WARNING",
+    )
+
+
+def load_profiles(hub: Hub, n: int, prefix: str = "bench") -> float:
+    """n identifies, each a new customer with a tier, a birthday and a renewal date; seconds to publish."""
+    producer = kafka_io.producer(hub.settings, linger_ms=20)
+    started, today = time.monotonic(), datetime.now(UTC).date()
+    for i in range(n):
+        user = f"{prefix}-{i}"
+        traits = {
+            "email": f"{user}@example.com",
+            "first_name": "Ada",
+            "tier": TIERS[i % 3],
+            "birthday": (date(1980, 1, 1) + timedelta(days=i % 10_000)).isoformat(),
+            "renews_on": (today + timedelta(days=10 + i % 300)).isoformat(),
+        }
+        doc = {"type": "identify", "messageId": uuid.uuid4().hex, "userId": user, "traits": traits}
+        doc["timestamp"] = datetime.now(UTC).isoformat()
+        producer.send(raw_topic("web"), key=user.encode(), value=orjson.dumps(doc))
+    producer.flush()
+    producer.close()
+    return time.monotonic() - started
+
+
+def probes(hub: Hub, n: int, per_s: float) -> dict[str, datetime]:
+    """n probe events (Cart Viewed, probe=latency), each its own customer; send time by tag."""
+    producer = kafka_io.producer(hub.settings, linger_ms=0)
+    sent: dict[str, datetime] = {}
+    for _ in range(n):
+        tag, now = uuid.uuid4().hex[:12], datetime.now(UTC)
+        doc = {
+            "type": "track",
+            "event": "Cart Viewed",
+            "messageId": f"probe-{tag}",
+            "userId": f"probe-{tag}",
+            "timestamp": now.isoformat(),
+            "properties": {"cart_id": f"c-{tag}", "probe": "latency", "tag": tag},
+        }
+        producer.send(raw_topic("web"), key=doc["userId"].encode(), value=orjson.dumps(doc))
+        producer.flush()
+        sent[tag] = now
+        time.sleep(1 / per_s)
+    producer.close()
+    return sent
+
+
+def journey_totals(r: redis.Redis, counter: str) -> int:
+    """The sum of one counter over every step of the 20 journeys (not the probe's)."""
+    total = 0
+    for j in journeys()[:-1]:
+        for field, value in r.hgetall(counts_key(j["id"])).items():
+            total += int(value) if field.decode().endswith(f"|{counter}") else 0
+    return total
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profiles", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=1000.0, help="demo events/s beside the probes")
+    parser.add_argument("--seconds", type=float, default=60.0, help="of demo traffic and probes")
+    parser.add_argument("--probes-per-s", type=float, default=10.0)
+    parser.add_argument("--quick", action="store_true", help="2,000 profiles and 10 s of traffic")
+    args = parser.parse_args()
+    if args.quick:
+        args.profiles, args.seconds = min(args.profiles, 2_000), min(args.seconds, 10.0)
+    with tempfile.TemporaryDirectory() as tmp, running_hub(write_config(Path(tmp))) as hub:
+        r = redis.Redis.from_url(hub.settings.redis_dsn)
+        notifier = next(c.proc.pid for c in hub.children if c.name == "notifier")
+        load_profiles(hub, WARM_UP, "warm-up")  # every service joined its group and handled a first batch
+        if wait_counter(r, "notifier.profiles", WARM_UP, 180) is None:
+            raise SystemExit(f"warm-up did not complete: {read_counts(r)}")
+        print(f"loading {args.profiles:,} profiles through the profile stage …", flush=True)
+        started = time.monotonic()
+        publish_s = load_profiles(hub, args.profiles)
+        loaded = wait_counter(r, "notifier.profiles", WARM_UP + args.profiles, 900)
+        took = (loaded or time.monotonic()) - started
+        print(
+            f"  published in {publish_s:.1f} s; the notifier had every profile change after {took:.1f} s "
+            f"({args.profiles / took:,.0f} profiles/s){'' if loaded else ' (TIMED OUT)'}"
+        )
+        time.sleep(5)  # the segment entries of the last profiles
+        print(
+            f"  journeys: {journey_totals(r, 'entered'):,} entered, {journey_totals(r, 'waiting'):,} waiting, "
+            f"{journey_totals(r, 'sent'):,} messages sent"
+        )
+        print(f"phase 2: {args.rate:,.0f} demo events/s for {args.seconds:.0f} s with probes", flush=True)
+        stop, sent_before, cpu_before = threading.Event(), journey_totals(r, "sent"), cpu_s(notifier)
+        traffic = threading.Thread(target=demo_traffic, args=(hub, args.rate, stop), daemon=True)
+        t0 = time.monotonic()
+        traffic.start()
+        sent = probes(hub, int(args.seconds * args.probes_per_s), args.probes_per_s)
+        stop.set()
+        traffic.join()
+        window = time.monotonic() - t0
+        cpu, messages = (cpu_s(notifier) - cpu_before) / window, journey_totals(r, "sent") - sent_before
+        rss = rss_mb(notifier)
+        alerts = collect(
+            hub, 10**9, timeout_s=15 if args.quick else 30
+        )  # every alert on the topic: the probes' among them
+    latency = []
+    for alert, at in alerts:
+        details = alert.get("details")
+        if isinstance(details, dict) and details.get("journey") == "probe":
+            latency.append(at - sent[str(details["message"]).removeprefix("probe ")].timestamp())
+    print(f"  probes: {len(latency)} of {len(sent)} messages on crm.alerts.v1 ({len(alerts):,} alerts read)")
+    print(f"  messages: {messages:,} in {window:.0f} s = {messages / window:,.1f} messages/s from the 20 journeys")
+    print("  " + summary("trigger -> send (zero-wait journey)", latency) + f" of {len(sent)} probes")
+    print(f"  notifier: CPU {cpu:.0%} of a core over the phase, RSS {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
