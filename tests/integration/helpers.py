@@ -302,15 +302,45 @@ def alerting_settings(data: Path, routes: dict[str, Any], **extra: Any) -> Setti
     )
 
 
+class PatientTransport(httpx.HTTPTransport):
+    """Tries a request again (as the SDKs do) when the API went away under it: a refused connection, or
+    a kept-alive one the API closed as it stopped (the hub restarts a killed API, and restarts it once the
+    broker has rolled over). Every test request may be sent twice: the API's writes are idempotent."""
+
+    ATTEMPTS = 8
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(self.ATTEMPTS):
+            try:
+                return super().handle_request(request)
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):
+                if attempt == self.ATTEMPTS - 1:
+                    raise
+                time.sleep(min(0.5 * 2**attempt, 8.0))
+        raise AssertionError("unreachable")
+
+
 def api_client(hub_settings: Settings, timeout_s: float = 30.0) -> httpx.Client:
-    """An HTTP client of the hub's API with the tests' token. A refused connection is tried again for
-    about half a minute (the hub restarts a killed API, or stops it while the broker rolls over)."""
+    """An HTTP client of the hub's API with the tests' token, patient for about a minute while the API is
+    away (:class:`PatientTransport`)."""
     return httpx.Client(
         base_url=f"http://127.0.0.1:{hub_settings.api_port}",
         headers={"Authorization": "Bearer test-token"},
         timeout=timeout_s,
-        transport=httpx.HTTPTransport(retries=7),
+        transport=PatientTransport(),
     )
+
+
+def wait_journeys_in_force(hub_settings: Settings, *signatures: str) -> None:
+    """Until the notifier's log says it runs the journeys (``"<id> v<version> <status>"`` each): it reads
+    the definitions every tick, and an input it handles before that is not a trigger of a new journey."""
+    log = hub_settings.data_dir / "logs" / "notifier.log"
+
+    def running() -> bool:
+        said = [line for line in log.read_text().splitlines() if "journeys in force:" in line]
+        return bool(said) and all(sig in said[-1] for sig in signatures)
+
+    wait_for(running, 30, what=f"the journeys in force: {', '.join(signatures)}")
 
 
 def descendants(pid: int) -> list[int]:

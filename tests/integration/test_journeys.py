@@ -41,6 +41,7 @@ from tests.integration.helpers import (
     segment_track,
     uid,
     wait_for,
+    wait_journeys_in_force,
 )
 
 pytestmark = pytest.mark.integration
@@ -298,6 +299,7 @@ def test_journeys_made_changed_paused_and_deleted_through_the_api_run_without_a_
     assert made.status_code == 201 and made.json()["version"] == 1, made.text
     assert s.api.post("/v1/journeys", json=CART_VIEWED).status_code == 409
     assert [j["id"] for j in s.api.get("/v1/journeys").json() if not j["from_file"]] == ["cart-look"]
+    wait_journeys_in_force(s.hub.settings, "cart-look v1 active")
 
     def views_cart() -> dict[str, Any]:
         anon, user, profile = customer(s)
@@ -311,14 +313,14 @@ def test_journeys_made_changed_paused_and_deleted_through_the_api_run_without_a_
     steps = [{"name": "say", "send": "topic", "template": "v2 for {{ profile.traits.first_name }}"}]
     changed = s.api.put("/v1/journeys/cart-look", json={**CART_VIEWED, "steps": steps})
     assert changed.status_code == 200 and changed.json()["version"] == 2, changed.text
-    time.sleep(2)  # the notifier reads the definitions every CRMHUB_SEGMENT_TICK_S (1 s)
+    wait_journeys_in_force(s.hub.settings, "cart-look v2 active")
     second = views_cart()
     (alert,) = wait_for(lambda: journey_alerts(s, second["profile_id"]), 30, what="the changed message")
     assert alert["summary"] == "v2 for Ada"
 
     paused = s.api.post("/v1/journeys/cart-look/pause")
     assert paused.status_code == 200 and paused.json()["status"] == "paused" and paused.json()["version"] == 3
-    time.sleep(2)
+    wait_journeys_in_force(s.hub.settings, "cart-look v3 paused")
     third = views_cart()
     assert s.api.delete("/v1/journeys/cart-look").status_code == 204
     assert s.api.get("/v1/journeys/cart-look").status_code == 404

@@ -26,7 +26,16 @@ from kafka import KafkaProducer
 
 from crmhub.hub import Hub
 from schemas.readmodels.catalog import CatalogReader
-from tests.integration.helpers import crmhub, now_iso, profile_by, publish, segment_track, uid, wait_for
+from tests.integration.helpers import (
+    crmhub,
+    now_iso,
+    profile_by,
+    publish,
+    segment_track,
+    uid,
+    wait_for,
+    wait_journeys_in_force,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +63,7 @@ class Journeys:
             response = self.api.post("/v1/journeys", json=doc)
             assert response.status_code == 201, response.text
             self.made.append(doc["id"])
-        log = self.hub.settings.data_dir / "logs" / "notifier.log"
-        in_force = [f"{doc['id']} v1 active" for doc in docs]
-
-        def running() -> bool:
-            said = [line for line in log.read_text().splitlines() if "journeys in force:" in line]
-            return bool(said) and all(j in said[-1] for j in in_force)
-
-        wait_for(running, 30, what="the journeys in force")
+        wait_journeys_in_force(self.hub.settings, *(f"{doc['id']} v1 active" for doc in docs))
 
 
 @pytest.fixture
