@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from typing import Literal, get_args
 
 from schemas.events import IDENTIFIER_KINDS
 
-SOURCES = ("web", "pos", "payment", "social", "support", "catalog")
+Source = Literal["web", "pos", "payment", "social", "support", "catalog"]  # a raw topic each
+SOURCES: tuple[str, ...] = get_args(Source)
 
 
 def parse_write_keys(value: str) -> dict[str, str]:

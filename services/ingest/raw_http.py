@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from crmhub.core.intake import IntakeUnavailable
 from crmhub.core.journal import Entry
+from crmhub.core.setting_values import Source
 from crmhub.core.topics import raw_topic
 from crmhub.core.web import REQUEST_ID_HEADER, EventsWrite, Res
 from services.ingest.collector import CollectorError, accept, error_response, read_body, unavailable
@@ -49,7 +50,7 @@ def line_entries(source: str, body: bytes, request_id: str) -> list[Entry]:
     summary="JSON lines for a raw topic, unchanged (what `crmhub publish` sends); durable when answered",
 )
 async def post_raw(
-    source: Literal["web", "pos", "payment", "social", "support"], request: Request, res: Res
+    source: Source, request: Request, res: Res
 ) -> JSONResponse:
     request_id = uuid.uuid4().hex
     try:
