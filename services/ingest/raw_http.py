@@ -49,9 +49,7 @@ def line_entries(source: str, body: bytes, request_id: str) -> list[Entry]:
     dependencies=[EventsWrite],
     summary="JSON lines for a raw topic, unchanged (what `crmhub publish` sends); durable when answered",
 )
-async def post_raw(
-    source: Source, request: Request, res: Res
-) -> JSONResponse:
+async def post_raw(source: Source, request: Request, res: Res) -> JSONResponse:
     request_id = uuid.uuid4().hex
     try:
         body = await read_body(request, res)
