@@ -30,7 +30,7 @@ from tests.fuzzing import cases
 pytestmark = pytest.mark.integration
 
 ADMIN, WRITE_KEY = "fuzz-admin-token", "fuzz-web-key"
-EXAMPLES = 10  # at most, per operation and credential (`make fuzz` explores further)
+EXAMPLES = 20  # at most, per operation and credential (`make fuzz` explores further)
 LEFT_OUT = {"GET /v1/stream"}
 
 
