@@ -201,11 +201,14 @@ def main() -> None:
         print(f"phase 2: {args.rate:,.0f} demo events/s for {args.seconds:.0f} s with probes", flush=True)
         stop, sent_before, cpu_before = threading.Event(), journey_totals(r, "sent"), cpu_s(notifier)
         traffic = threading.Thread(target=demo_traffic, args=(hub, args.rate, stop), daemon=True)
+        lags = LagWatch(hub, stop)
         t0 = time.monotonic()
         traffic.start()
+        lags.start()
         sent = probes(hub, int(args.seconds * args.probes_per_s), args.probes_per_s)
         stop.set()
         traffic.join()
+        lags.join()
         window = time.monotonic() - t0
         cpu, messages = (cpu_s(notifier) - cpu_before) / window, journey_totals(r, "sent") - sent_before
         rss = rss_mb(notifier)
@@ -221,6 +224,27 @@ def main() -> None:
     print(f"  messages: {messages:,} in {window:.0f} s = {messages / window:,.1f} messages/s from the 20 journeys")
     print("  " + summary("trigger -> send (zero-wait journey)", latency) + f" of {len(sent)} probes")
     print(f"  notifier: CPU {cpu:.0%} of a core over the phase, RSS {rss:.0f} MB")
+    print("  largest consumer lag over the phase (records, all partitions): " + lags.summary())
+
+
+class LagWatch(threading.Thread):
+    """Each service's consumer lag per topic, the largest seen (sampled every second): where inputs queue."""
+
+    def __init__(self, hub: Hub, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.hub, self.stop, self.most = hub, stop, dict[tuple[str, str], int]()
+
+    def run(self) -> None:
+        while not self.stop.wait(1.0):
+            totals: dict[tuple[str, str], int] = {}
+            for (service, topic, _), lag in self.hub.lags().items():
+                totals[service, topic] = totals.get((service, topic), 0) + lag
+            for key, lag in totals.items():
+                self.most[key] = max(self.most.get(key, 0), lag)
+
+    def summary(self) -> str:
+        top = sorted(self.most.items(), key=lambda kv: -kv[1])[:6]
+        return ", ".join(f"{service} {topic} {lag:,}" for (service, topic), lag in top) or "none"
 
 
 if __name__ == "__main__":

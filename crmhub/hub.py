@@ -160,7 +160,7 @@ class Hub:
         hold = hold_path(self.settings.data_dir)
         hold.touch()  # the API journals and answers on; its forwarder holds the inputs in the journal
         self._signal(paused, signal.SIGSTOP)
-        drained = wait_drained(self._lags, self._service_counts)
+        drained = wait_drained(self.lags, self._service_counts)
         laps.mark("drain")
         self._stop([c for c in running if c.name not in PAUSED and c not in api])
         laps.mark("stop")
@@ -207,7 +207,7 @@ class Hub:
         for child in children:
             stop_process(child.proc, timeout_s=15)
 
-    def _lags(self) -> dict[tuple[str, str, int], int]:
+    def lags(self) -> dict[tuple[str, str, int], int]:
         """Every service's consumer lag per partition, from the metric files they write."""
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(self.metrics_dir))  # type: ignore[no-untyped-call]

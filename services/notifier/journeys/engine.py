@@ -50,16 +50,30 @@ def on_trigger(
             return enrollment, [Schedule(customer.profile_id, journey.id, occ.at)]
         if now - occ.at > DATE_GRACE:
             return enrollment, []  # a date long past (set in the past, or read too late): not an occasion
-    key = occurrence_key(journey.trigger, occ)
-    if enrollment is not None and (enrollment.occurrence == key or _refused(journey, enrollment, now)):
+    if _entered(journey, enrollment, occ, now):
         return enrollment, _next_date(journey, occ, customer)
     ended: list[Effect] = []
     if enrollment is not None and enrollment.active and journey.reentry == "restart":
         ended = _exit(journey, enrollment, "restarted", enrollment.next_step or journey.steps[0].name)[1]
-    first = journey.steps[0].name
+    first, key = journey.steps[0].name, occurrence_key(journey.trigger, occ)
     entered = Enrollment(journey.id, journey.version, customer.profile_id, key, now, occ.context(), first, now)
     state, effects = _run(journey, entered, customer, now)
     return state, [*ended, Count(journey.id, first, "entered"), *effects, *_next_date(journey, occ, customer)]
+
+
+def may_enter(journey: Journey, enrollment: Enrollment | None, occ: Occurrence, now: datetime) -> bool:
+    """Whether :func:`on_trigger` may enter the customer on ``occ`` (a date: may schedule them), told without
+    the customer: False when the journey is not active, ``occ`` is not its trigger, or it entered them
+    already or its re-entry rule refuses. The wiring reads a customer only for the journeys that may."""
+    if journey.status != "active" or not fires(journey.trigger, occ):
+        return False
+    return occ.kind == "date" or not _entered(journey, enrollment, occ, now)
+
+
+def _entered(journey: Journey, enrollment: Enrollment | None, occ: Occurrence, now: datetime) -> bool:
+    """``occ`` entered the customer already, or the re-entry rule refuses them."""
+    key = occurrence_key(journey.trigger, occ)
+    return enrollment is not None and (enrollment.occurrence == key or _refused(journey, enrollment, now))
 
 
 def state_key(journey: Journey, profile_id: str, occ: Occurrence) -> str:

@@ -15,7 +15,8 @@ Tables (faust, changelogged, so a restarted notifier has them back):
 
 - ``journeys``: per :func:`~services.notifier.journeys.engine.state_key` an enrollment
   (``Enrollment.to_json()``), and per ``@date:<journey>:<profile>`` a scheduled date occurrence; each with
-  ``due`` (epoch seconds, None: nothing due) and the ``partition`` it was written on;
+  ``due`` (epoch seconds: when its wait ends, or for an ended enrollment when it is forgotten, see
+  :func:`_due`; None: nothing due) and the ``partition`` it was written on;
 - ``journey-customers``: per profile, the keys of its enrollments that may still act (active, or in their
   goal's window) and when its messages went out (the frequency cap).
 
@@ -30,7 +31,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 
@@ -39,7 +40,7 @@ from crmhub.core.topics import ERASURES, EVENTS, PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import Alert
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.effects import Effect, Schedule, Send, UpdateProfile
-from services.notifier.journeys.engine import on_due, on_event, on_trigger, state_key
+from services.notifier.journeys.engine import may_enter, on_due, on_event, on_trigger, state_key
 from services.notifier.journeys.gates import Customer
 from services.notifier.journeys.outputs import Tally, history_entry, tally, to_alert, update_event
 from services.notifier.journeys.routing import JourneyIndex, event_occurrence_of
@@ -53,11 +54,15 @@ JOURNEYS_DUE = "crmhub-journeys-due"
 ENROLLMENTS, CUSTOMERS = "journeys", "journey-customers"
 DATE_PREFIX = "@date:"  # journey ids are a-z, 0-9, _ and -: no state key starts with it
 SENT_KEPT = timedelta(days=31)  # the longest cap period a policy may name
+# An ended enrollment is kept this long (what a replayed input of its occurrence is checked against):
+# longer than any input is read again after a crash, a restart or a broker's loss.
+KEEP_ENDED = timedelta(days=30)
 RESEND_S = 10.0
 
 ReadFresh = Callable[[Sequence[str]], Awaitable[dict[str, Fresh]]]
 SendDue = Callable[[int, bytes], Awaitable[None]]
 Table = MutableMapping[str, Any]
+Journeys = tuple[Journey, ...]
 
 
 class Outputs(Protocol):
@@ -104,8 +109,7 @@ class JourneyRunner:
         if topic == JOURNEYS_DUE:
             await self.fire(partition, orjson.loads(value))
         elif topic == EVENTS and self.index.reads_events():  # else not even decoded: nothing to do
-            for doc in orjson.loads(value):  # ingest forwards events in batches, each of one partition
-                await self.on_event(partition, doc)
+            await self.on_events(partition, orjson.loads(value))
         elif topic == SEGMENTS and self.index.segments:
             await self.on_segment(partition, orjson.loads(value))
         elif topic == PROFILE_CHANGES and self.index.dated:
@@ -116,14 +120,36 @@ class JourneyRunner:
 
     # --- inputs ----------------------------------------------------------------------------------------
 
-    async def on_event(self, partition: int, doc: dict[str, Any]) -> None:
+    async def on_events(self, partition: int, docs: Sequence[dict[str, Any]]) -> None:
+        """A batch of events (ingest forwards them so, each batch of one partition); the customers they may
+        enter into a journey are read in one round trip, those they cannot enter not at all."""
+        events = [event for doc in docs if (event := self.relevant(doc))]
+        now = self.clock()
+        wanted = {pid for pid, occ, triggered, _ in events if self.entering(pid, triggered, occ, now)}
+        fresh = await self.read_fresh(sorted(wanted)) if wanted else {}
+        for pid, occ, triggered, watching in events:
+            await self.on_event(partition, pid, occ, triggered, watching, fresh)
+
+    def relevant(self, doc: dict[str, Any]) -> tuple[str, Occurrence, Journeys, Journeys] | None:
+        """An event with the journeys it may trigger and those watching for it, or None: none of either."""
         pid, kind = doc.get("profile_id"), doc.get("type")
         if not isinstance(pid, str) or not isinstance(kind, str):
-            return
+            return None
         triggered, watching = self.index.triggered_by(kind), self.index.watching(kind)
         if not triggered and not watching:
-            return
-        occ, now = event_occurrence_of(doc), self.clock()
+            return None
+        return pid, event_occurrence_of(doc), triggered, watching
+
+    async def on_event(
+        self,
+        partition: int,
+        pid: str,
+        occ: Occurrence,
+        triggered: Journeys,
+        watching: Journeys,
+        fresh: Mapping[str, Fresh],
+    ) -> None:
+        now = self.clock()
         for key in self.customer_doc(pid)["keys"] if watching else ():
             entry = self.enrollments.get(key)
             journey = self.index.journeys.get(entry["journey_id"]) if entry else None
@@ -133,26 +159,41 @@ class JourneyRunner:
                     journey, key, enrollment, effects, _Call(partition, Customer({"profile_id": pid}), now)
                 )
         if triggered:
-            await self.trigger(partition, pid, triggered, occ)
+            await self.trigger(partition, pid, triggered, occ, fresh)
 
     async def on_segment(self, partition: int, doc: dict[str, Any]) -> None:
         journeys = self.index.by_segment(doc["segment"], doc["change"])
         if journeys:
             occ = segment_change(doc["segment"], doc["change"], datetime.fromisoformat(doc["at"]))
-            await self.trigger(partition, doc["profile_id"], journeys, occ)
+            await self.trigger(partition, doc["profile_id"], journeys, occ, {})
 
-    async def trigger(self, partition: int, pid: str, journeys: Sequence[Journey], occ: Occurrence) -> None:
-        call = await self.call(partition, pid)
-        if call is None:
+    async def trigger(
+        self, partition: int, pid: str, journeys: Sequence[Journey], occ: Occurrence, fresh: Mapping[str, Fresh]
+    ) -> None:
+        """Enter the customer where ``occ`` may; ``fresh``: customers already read (else read here)."""
+        now = self.clock()
+        journeys = self.entering(pid, journeys, occ, now)
+        if not journeys:
             return
+        found = fresh[pid] if pid in fresh else (await self.read_fresh([pid]))[pid]
+        customer = _customer(found, pid, self.customer_doc(pid))
+        if customer is None:
+            return
+        call = _Call(partition, customer, now)
         for journey in journeys:
             # the cap counts the messages the journeys before this one have just sent
             call.customer = replace(call.customer, sent=_sent(self.customer_doc(pid)))
             key = state_key(journey, pid, occ)
-            found = self.enrollments.get(key)
-            before = Enrollment.from_json(found) if found else None
-            enrollment, effects = on_trigger(journey, before, occ, call.customer, call.now)
+            enrollment, effects = on_trigger(journey, self.enrollment(key), occ, call.customer, call.now)
             await self.apply(journey, key, enrollment, effects, call)
+
+    def entering(self, pid: str, journeys: Sequence[Journey], occ: Occurrence, now: datetime) -> list[Journey]:
+        """The journeys ``occ`` may enter the customer in (:func:`may_enter`)."""
+        return [j for j in journeys if may_enter(j, self.enrollment(state_key(j, pid, occ)), occ, now)]
+
+    def enrollment(self, key: str) -> Enrollment | None:
+        found = self.enrollments.get(key)
+        return Enrollment.from_json(found) if found else None
 
     def schedule_dates(self, partition: int, change: dict[str, Any]) -> None:
         """A changed profile's next date occurrence per date-triggered journey, due when it comes."""
@@ -174,7 +215,9 @@ class JourneyRunner:
     async def fire(self, partition: int, keys: Sequence[str]) -> None:
         now = self.clock()
         due = {key: doc for key in keys if (doc := self.enrollments.get(key)) and _is_due(doc, now)}
-        fresh = await self.read_fresh(sorted({doc["profile_id"] for doc in due.values()}))
+        for key in [key for key, doc in due.items() if doc.get("ended") is not None]:
+            self.drop(key, due.pop(key)["profile_id"])  # ended long enough ago to be forgotten
+        fresh = await self.read_fresh(sorted({doc["profile_id"] for doc in due.values()})) if due else {}
         for key, doc in due.items():
             journey = self.index.journeys.get(doc["journey_id"])
             customer = _customer(fresh[doc["profile_id"]], doc["profile_id"], self.customer_doc(doc["profile_id"]))
@@ -195,9 +238,7 @@ class JourneyRunner:
         occ = date_occurrence(journey.trigger, call.customer.view, call.customer.zone(journey.policy), call.now)
         if occ is not None:
             skey = state_key(journey, pid, occ)
-            found = self.enrollments.get(skey)
-            before = Enrollment.from_json(found) if found else None
-            enrollment, effects = on_trigger(journey, before, occ, call.customer, call.now)
+            enrollment, effects = on_trigger(journey, self.enrollment(skey), occ, call.customer, call.now)
             await self.apply(journey, skey, enrollment, effects, call)
 
     async def tick(self) -> None:
@@ -224,15 +265,17 @@ class JourneyRunner:
         if self.customers.get(pid) is not None:
             del self.customers[pid]
 
+    def drop(self, key: str, pid: str) -> None:
+        """An ended enrollment leaves the tables (and its customer's keys)."""
+        del self.enrollments[key]
+        doc = self.customer_doc(pid)
+        if key in doc["keys"]:
+            self.customers[pid] = {**doc, "keys": [k for k in doc["keys"] if k != key]}
+
     def rebuild(self) -> None:
         self.due_index.rebuild(self.enrollments.items())
 
     # --- effects and writes ----------------------------------------------------------------------------
-
-    async def call(self, partition: int, pid: str) -> _Call | None:
-        fresh = (await self.read_fresh([pid]))[pid]
-        customer = _customer(fresh, pid, self.customer_doc(pid))
-        return None if customer is None else _Call(partition, customer, self.clock())
 
     async def apply(
         self, journey: Journey, key: str, enrollment: Enrollment | None, effects: list[Effect], call: _Call
@@ -252,9 +295,9 @@ class JourneyRunner:
         if effects:
             await self.outputs.record(tally(effects), {pid: history} if history else {})
         if enrollment is not None:
-            due = enrollment.due_at.timestamp() if enrollment.active and enrollment.due_at else None
-            doc = {**enrollment.to_json(), "due": due}
-            if not _same(self.enrollments.get(key), doc):
+            old = self.enrollments.get(key)
+            doc = {**enrollment.to_json(), "due": _due(journey, enrollment, old, call.now)}
+            if not _same(old, doc):
                 self.write(key, doc, call.partition)
         self.note_customer(pid, key, journey, enrollment, sent, call)
 
@@ -282,6 +325,21 @@ def _is_date(journey: Journey, enrollment: Enrollment | None, schedule: Schedule
     """A schedule for the journey's next date occurrence (not for the enrollment's own wait)."""
     waits = enrollment is not None and enrollment.due_at == schedule.at
     return isinstance(journey.trigger, DateTrigger) and not waits
+
+
+def _due(journey: Journey, enrollment: Enrollment, old: Mapping[str, Any] | None, now: datetime) -> float | None:
+    """When the entry is next due: an active enrollment when its wait ends; an ended one when it may be
+    forgotten (:data:`KEEP_ENDED` after it ended, longer if the re-entry rule or the goal's window asks
+    for it), never if the re-entry rule is "never" (the entry is what keeps the customer out)."""
+    if enrollment.active:
+        return enrollment.due_at.timestamp() if enrollment.due_at else None
+    if journey.reentry == "never":
+        return None
+    if old is not None and old.get("ended") is not None:
+        return cast(float | None, old.get("due"))  # it ended before: the time it got then stands
+    kept = [KEEP_ENDED, journey.goal.within if journey.goal else KEEP_ENDED]
+    kept += [journey.reentry] if isinstance(journey.reentry, timedelta) else []
+    return (now + max(kept)).timestamp()
 
 
 def _is_due(doc: Mapping[str, Any], now: datetime) -> bool:

@@ -54,6 +54,7 @@ class Harness:
     counts: Tally = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     due_records: list[tuple[int, list[str]]] = field(default_factory=list)
+    reads: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.runner = self.start()
@@ -65,6 +66,7 @@ class Harness:
         return runner
 
     async def read_fresh(self, pids: Sequence[str]) -> dict[str, Fresh]:
+        self.reads.append(list(pids))
         return {pid: Fresh(self.profiles.get(pid), ("vip",), pid in self.erased) for pid in pids}
 
     async def send(self, alert: Alert) -> None:
@@ -238,3 +240,24 @@ def test_the_cap_holds_across_journeys_that_one_event_triggers() -> None:
     h.feed(EVENTS, event("Checkout Started", "e1"))
     assert [a.details["journey"] for a in h.alerts] == ["a"]
     assert h.counts[("b", "mail", "skipped: cap")] == 1
+
+
+def test_the_customers_a_batch_of_events_may_enter_are_read_in_one_round_trip_and_no_others() -> None:
+    h = Harness([journey(reentry="never")])
+    h.profiles["P2"] = profile("P2")
+    batch = [orjson.loads(event("Checkout Started", f"e{pid}", pid=pid))[0] for pid in (P1, "P2", P1)]
+    h.feed(EVENTS, orjson.dumps([*batch, orjson.loads(event("Product Viewed", "v1", pid="P3"))[0]]))
+    assert h.reads == [[P1, "P2"]] and [a.profile_id for a in h.alerts] == [P1, "P2"]
+    h.feed(EVENTS, event("Checkout Started", "e9"))  # entered already, never again: nothing to read
+    assert h.reads == [[P1, "P2"]] and len(h.alerts) == 2
+
+
+def test_an_ended_enrollment_is_forgotten_30_days_after_it_ended_unless_reentry_is_never() -> None:
+    h = Harness([journey(id="again", reentry="parallel", trigger={"event": "Checkout Started"}), journey(id="once")])
+    h.feed(EVENTS, event("Checkout Started", "e1"))
+    assert {k.split(":")[0] for k in h.tables[ENROLLMENTS]} == {"again", "once"}
+    h.advance(timedelta(days=29))
+    h.feed(EVENTS, event("Checkout Started", "e1"))  # read again within the 30 days: nothing sent again
+    assert len(h.alerts) == 2 and len(h.tables[ENROLLMENTS]) == 2
+    h.advance(timedelta(days=1, seconds=1))
+    assert list(h.tables[ENROLLMENTS]) == ["once:P1"] and not h.reads[1:]  # no customer read to forget
