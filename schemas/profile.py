@@ -40,7 +40,7 @@ from schemas.facets.groups import GroupMembership, GroupsFacet
 from schemas.facets.identity import IdentityFacet, Seen
 from schemas.facets.invoices import InvoicePayment, InvoicesFacet, OpenInvoice
 from schemas.facets.loyalty import RFM, Loyalty, LoyaltyFacet
-from schemas.facets.members import MemberEvent, Membership, MembersFacet
+from schemas.facets.members import MemberEvent, MembersFacet, Membership
 from schemas.facets.orders import CurrencyTotals, OrderRecord, OrdersFacet
 from schemas.facets.payments import PaymentFailure, PaymentsFacet
 from schemas.facets.products import OwnedItem, ProductsFacet

@@ -91,8 +91,8 @@ class TrafficMix:
     order_return: float = 0.3  # order.returned: some or all of a delivered order sent back
     email_campaign: float = 4.0  # a marketing e-mail's lifecycle: Email Delivered, Opened, Link Clicked …
     push_campaign: float = 1.0  # Push Notification Received, sometimes Tapped
-    membership: float = 1.0  # membership.started (then a group call) / renewed / lapsed / cancelled
-    association_event: float = 1.0  # association_event.registered / attended / cancelled, members only
+    membership: float = 0.8  # membership.started (then a group call) / renewed / lapsed / cancelled
+    association_event: float = 0.8  # association_event.registered / attended / cancelled, members only
 
 
 @dataclass(frozen=True)

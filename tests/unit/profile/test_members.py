@@ -37,7 +37,12 @@ def test_a_term_gives_status_plan_exact_fee_expiry_and_member_since_and_a_lapse_
     assert p.membership is not None and p.membership.expires_at == f.at(725 * DAY) and p.membership.plan == "reduced"
     p = fold_events(p, "P", [ev.membership("lapsed", minutes=730 * DAY)])
     m = p.membership
-    assert m is not None and (m.status, m.plan, m.expires_at, m.since) == ("lapsed", "reduced", f.at(725 * DAY), f.at(0))
+    assert m is not None and (m.status, m.plan, m.expires_at, m.since) == (
+        "lapsed",
+        "reduced",
+        f.at(725 * DAY),
+        f.at(0),
+    )
     p = fold_events(p, "P", [ev.membership("started", minutes=800 * DAY)])  # rejoins: member since stays
     assert p.membership is not None and (p.membership.status, p.membership.since) == ("active", f.at(0))
 

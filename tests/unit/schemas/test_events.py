@@ -8,11 +8,11 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.events import (
-    MembershipRenewed,
     EVENT_ADAPTER,
     EVENT_TYPES,
     ComplaintResponded,
     Identify,
+    MembershipRenewed,
     OrderCompleted,
     OrderProperties,
     OrderRefundProperties,
@@ -261,7 +261,12 @@ def _payload(kind: str) -> dict[str, object]:
         "Email Link Clicked": {"email_id": "e-1", "campaign_id": "spring", "link_url": "https://shop.example/s"},
         "Unsubscribed": {"email_id": "e-1", "list_id": "news", "list_name": "Newsletter"},
         "Push Notification Tapped": {"campaign": {"name": "Spring sale", "medium": "push"}},  # the mobile spec's
-        "membership.renewed": {"plan": "standard", "fee": "60", "currency": "EUR", "expires_at": "2026-03-14T00:00:00Z"},
+        "membership.renewed": {
+            "plan": "standard",
+            "fee": "60",
+            "currency": "EUR",
+            "expires_at": "2026-03-14T00:00:00Z",
+        },
         "membership.lapsed": {"membership_id": "M-1", "reason": "not renewed"},
         "association_event.registered": {"event_id": "agm-2026", "event_name": "AGM", "starts_at": "2026-05-01T18:00Z"},
     }[kind]
