@@ -809,6 +809,76 @@ class OrderReturned(Envelope):
     properties: OrderReturnProperties
 
 
+# ---- association members: memberships and the association's own events ---------------------------
+
+
+class MembershipProperties(_Priced, _Model):
+    """A membership term begun (``membership.started``: joined, or joined again after a lapse) or renewed."""
+
+    _amounts = ("fee",)
+
+    membership_id: Id | None = Field(None, description="The membership system's id (a member number).")
+    plan: Id
+    fee: Money | None = Field(None, description="Paid for the term.")
+    currency: Currency = DEFAULT_CURRENCY
+    expires_at: AwareDatetime | None = Field(None, description="When the term ends; none: it does not (life).")
+
+
+class MembershipEndProperties(_Model):
+    membership_id: Id | None = None
+    reason: str | None = Field(None, max_length=500)
+
+
+class AssociationEventProperties(_Model):
+    """One of the association's own events (a conference, a meetup, a course): not a tracking event."""
+
+    event_id: Id = Field(description="The association's event, not the envelope's event_id.")
+    event_name: str | None = Field(None, max_length=500)
+    starts_at: AwareDatetime | None = None
+    location: str | None = Field(None, max_length=500)
+
+
+class MembershipStarted(Envelope):
+    type: Literal["membership.started"]
+    properties: MembershipProperties
+
+
+class MembershipRenewed(Envelope):
+    type: Literal["membership.renewed"]
+    properties: MembershipProperties
+
+
+class MembershipLapsed(Envelope):
+    """The term ended without a renewal."""
+
+    type: Literal["membership.lapsed"]
+    properties: MembershipEndProperties = MembershipEndProperties()
+
+
+class MembershipCancelled(Envelope):
+    """The member (or the association) ended the membership."""
+
+    type: Literal["membership.cancelled"]
+    properties: MembershipEndProperties = MembershipEndProperties()
+
+
+class AssociationEventRegistered(Envelope):
+    type: Literal["association_event.registered"]
+    properties: AssociationEventProperties
+
+
+class AssociationEventAttended(Envelope):
+    type: Literal["association_event.attended"]
+    properties: AssociationEventProperties
+
+
+class AssociationEventCancelled(Envelope):
+    """The member's registration was cancelled (by the member, or with the event)."""
+
+    type: Literal["association_event.cancelled"]
+    properties: AssociationEventProperties
+
+
 Event = Annotated[
     Identify
     | Page
@@ -854,7 +924,15 @@ Event = Annotated[
     | OrderShipped
     | OrderDelivered
     | OrderDeliveryFailed
-    | OrderReturned,
+    | OrderReturned
+    # association members
+    | MembershipStarted
+    | MembershipRenewed
+    | MembershipLapsed
+    | MembershipCancelled
+    | AssociationEventRegistered
+    | AssociationEventAttended
+    | AssociationEventCancelled,
     Field(discriminator="type"),
 ]
 

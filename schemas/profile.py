@@ -24,6 +24,7 @@ from schemas.facets import (
     identity,
     invoices,
     loyalty,
+    members,
     orders,
     payments,
     products,
@@ -39,6 +40,7 @@ from schemas.facets.groups import GroupMembership, GroupsFacet
 from schemas.facets.identity import IdentityFacet, Seen
 from schemas.facets.invoices import InvoicePayment, InvoicesFacet, OpenInvoice
 from schemas.facets.loyalty import RFM, Loyalty, LoyaltyFacet
+from schemas.facets.members import MemberEvent, MembersFacet, Membership
 from schemas.facets.orders import CurrencyTotals, OrderRecord, OrdersFacet
 from schemas.facets.payments import PaymentFailure, PaymentsFacet
 from schemas.facets.products import OwnedItem, ProductsFacet
@@ -57,6 +59,8 @@ __all__ = [  # the facets' models, so readers import the whole profile contract 
     "InvoicePayment",
     "Loyalty",
     "MarketingContext",
+    "MemberEvent",
+    "Membership",
     "OpenComplaint",
     "OpenInvoice",
     "OrderRecord",
@@ -87,6 +91,7 @@ class ProfileCore(BaseModel):
 # pydantic orders the fields of a model with several bases from the last base to the first: listed in
 # reverse, the document reads core, identity, traits, context, groups, consent, orders, cart, …
 class Profile(
+    MembersFacet,  # association members
     ProductsFacet,  # products owned
     EngagementFacet,
     InvoicesFacet,
@@ -122,6 +127,7 @@ FACETS: tuple[ModuleType, ...] = (
     engagement,
     products,
     fulfilment,
+    members,
 )
 SEGMENT_FIELDS: tuple[SegmentField, ...] = (
     *stored(ProfileCore, "profile_id", "version", "created_at", "updated_at"),

@@ -233,3 +233,14 @@ PRODUCT_LIFE = {  # category -> (warranty months, expected lifespan months)
 }
 CARRIERS = ("DHL", "UPS", "DPD", "GLS", "Hermes")
 DELIVERY_FAILURES = ("nobody home", "address not found", "parcel damaged", "refused at the door")
+
+# association members: plans (fee by currency, months per term; a one-month trial is due its renewal at
+# once) and the association's own events (a members' evening happening now, events weeks ahead)
+MEMBERSHIP_PLANS: dict[str, tuple[dict[str, str], int]] = {
+    "standard": ({"EUR": "60.00", "USD": "65.00"}, 12),
+    "reduced": ({"EUR": "30.00", "USD": "35.00"}, 12),
+    "trial": ({"EUR": "0.00", "USD": "0.00"}, 1),
+}
+MEMBERSHIP_PLAN_WEIGHTS = (60, 25, 15)
+MEMBER_SHARE = 0.05  # of the customers: the association's members
+ASSOCIATION_EVENTS = ("Annual conference", "Regional meetup", "Workshop", "Webinar")

@@ -11,6 +11,9 @@ someone changes their consent in the preference centre or unsubscribes. The cata
 upserted first (source ``catalog``: warranty and expected life by category, some successors); captured web
 orders are shipped (a promise of delivery, now and then one already broken), delivered or, one attempt in
 ten, not (tried again later), and some are sent back (``order.*``, native events on the web source).
+A few customers are members of the shop's association: they join (a ``group`` call names their chapter),
+renew, lapse or cancel (``membership.*``), register for its events, check in and cancel
+(``association_event.*``), native events of the membership system on the web source.
 
 Web outputs are Segment tracking API messages (consent changes too: track calls named ``consent.granted`` /
 ``consent.withdrawn``, as the sign-up form and preference centre would send them); every other source
@@ -26,7 +29,7 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
 from itertools import accumulate
@@ -88,6 +91,8 @@ class TrafficMix:
     order_return: float = 0.3  # order.returned: some or all of a delivered order sent back
     email_campaign: float = 4.0  # a marketing e-mail's lifecycle: Email Delivered, Opened, Link Clicked …
     push_campaign: float = 1.0  # Push Notification Received, sometimes Tapped
+    membership: float = 0.8  # membership.started (then a group call) / renewed / lapsed / cancelled
+    association_event: float = 0.8  # association_event.registered / attended / cancelled, members only
 
 
 @dataclass(frozen=True)
@@ -212,6 +217,9 @@ class RetailSimulator:
         self._to_ship: deque[tuple[datetime, _Order]] = deque(maxlen=PENDING)
         self._in_transit: deque[tuple[datetime, _Order]] = deque(maxlen=PENDING)
         self._delivered: _Recent[_Order] = _Recent(RECENT)
+        self._members = self._customers[-max(1, int(customers * cat.MEMBER_SHARE)) :]
+        self._memberships: dict[str, tuple[str, str, datetime]] = {}  # customer_id -> (status, plan, expiry)
+        self._registrations: deque[tuple[datetime, Customer, dict[str, Any]]] = deque(maxlen=PENDING)
         self._seq = 0
         self._last = datetime.min.replace(tzinfo=UTC)
 
@@ -591,6 +599,67 @@ class RetailSimulator:
         props = {"order_id": order.order_id, "return_id": f"RET-{self._hex(8)}", "product_ids": sorted(lines)}
         props["reason"] = self._rng.choice(cat.REFUND_REASONS)
         return self._native("web", "order.returned", ts, self._payer(order.customer), props)
+
+    # -- association members ---------------------------------------------------------------------------------
+
+    def _membership(self, ts: datetime) -> Generated | None:
+        """A member joins (or rejoins), or an active member renews (most), lapses or cancels."""
+        active = [c for c in self._members if self._member_status(c) == "active"]
+        if active and self._rng.random() < 0.6:
+            c = self._rng.choice(active)
+            kind = self._rng.choices(("renewed", "lapsed", "cancelled"), (60, 25, 15))[0]
+        else:
+            c, kind = self._rng.choice(self._members), "started"
+            if self._member_status(c) == "active":
+                return None
+        if not c.identified:
+            return self._identify(c, ts)
+        status, plan, expiry = self._memberships.get(c.customer_id, ("none", "", ts))
+        props: dict[str, Any] = {"membership_id": f"M-{c.customer_id.removeprefix('cus_')[:8].upper()}"}
+        if kind in ("lapsed", "cancelled"):
+            self._memberships[c.customer_id] = (kind, plan, expiry)
+            return self._native("web", f"membership.{kind}", ts, self._payer(c), props)
+        if kind == "started":
+            plan = self._rng.choices(list(cat.MEMBERSHIP_PLANS), cat.MEMBERSHIP_PLAN_WEIGHTS)[0]
+            if status == "none":  # a new member: the chapter of their city
+                group = {"type": "group", "groupId": f"chapter-{c.city.lower().replace(' ', '-')}"}
+                self._follow_ups.append(partial(self._web, c, body=group | {"traits": {"name": f"{c.city} chapter"}}))
+        elif plan == "trial":
+            plan = "standard"  # a trial renews as a full membership
+        fees, months = cat.MEMBERSHIP_PLANS[plan]
+        expiry = max(expiry, ts) + timedelta(days=365 if months == 12 else 30 * months)
+        self._memberships[c.customer_id] = ("active", plan, expiry)
+        props |= {"plan": plan, "fee": fees[c.currency], "currency": c.currency}
+        props["expires_at"] = expiry.isoformat(timespec="microseconds")
+        return self._native("web", f"membership.{kind}", ts, self._payer(c), props)
+
+    def _member_status(self, c: Customer) -> str:
+        known = self._memberships.get(c.customer_id)
+        return known[0] if known else "none"
+
+    def _association_event(self, ts: datetime) -> Generated | None:
+        """An active member registers for an event weeks ahead, checks in at a members' evening happening
+        now, or cancels their oldest registration."""
+        active = [c for c in self._members if self._member_status(c) == "active"]
+        roll = self._rng.random()
+        if roll < 0.2 and _due(self._registrations, ts) is not None:
+            _, c, props = self._registrations.popleft()
+            return self._native("web", "association_event.cancelled", ts, self._payer(c), props)
+        if not active:
+            return None
+        c = self._rng.choice(active)
+        if roll < 0.6:
+            name = self._rng.choice(cat.ASSOCIATION_EVENTS)
+            starts = datetime.combine(ts.date() + timedelta(days=self._rng.randint(7, 90)), time(18), UTC)
+            props = {"event_id": f"{name.lower().replace(' ', '-')}-{starts:%Y%m%d}", "event_name": name}
+            props["starts_at"] = starts.isoformat()
+            if self._rng.random() < 0.25:
+                self._registrations.append((ts, c, props))
+            return self._native("web", "association_event.registered", ts, self._payer(c), props)
+        starts = ts.replace(minute=0, second=0, microsecond=0)
+        props = {"event_id": f"members-evening-{starts:%Y%m%d}", "event_name": "Members' evening"}
+        props["starts_at"] = starts.isoformat()
+        return self._native("web", "association_event.attended", ts, self._payer(c), props)
 
     # -- consent ---------------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
@@ -163,6 +163,20 @@ def now_iso() -> str:
 
 def uid(prefix: str = "") -> str:
     return prefix + uuid.uuid4().hex[:12]
+
+
+def due_day() -> date:
+    """The day whose 09:00 (UTC) date occurrence is due now and not yet stale."""
+    now = datetime.now(UTC)
+    return now.date() if now.hour >= 9 else now.date() - timedelta(days=1)
+
+
+def alerts(api: httpx.Client, profile_id: str, kind: str) -> list[dict[str, Any]]:
+    return list(api.get("/v1/alerts", params={"customer": profile_id, "kind": kind, "limit": 50}).json())
+
+
+def segments(api: httpx.Client, profile_id: str) -> set[str]:
+    return set(api.get(f"/v1/profiles/{profile_id}/segments").json()["segments"])
 
 
 def identity_rebuild(hub: Hub) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,23 +27,20 @@ from kafka import KafkaProducer
 from crmhub.hub import Hub
 from schemas.readmodels.catalog import CatalogReader
 from tests.integration.helpers import (
+    alerts,
     crmhub,
+    due_day,
     now_iso,
     profile_by,
     publish,
     segment_track,
+    segments,
     uid,
     wait_for,
     wait_journeys_in_force,
 )
 
 pytestmark = pytest.mark.integration
-
-
-def due_day() -> date:
-    """The day whose 09:00 (UTC) occurrence is due now and not yet stale."""
-    now = datetime.now(UTC)
-    return now.date() if now.hour >= 9 else now.date() - timedelta(days=1)
 
 
 def journey(journey_id: str, trigger: dict[str, Any], *steps: dict[str, Any]) -> dict[str, Any]:
@@ -73,14 +70,6 @@ def journeys(hub: Hub, api: httpx.Client) -> Iterator[Journeys]:
     yield made
     for journey_id in made.made:
         api.delete(f"/v1/journeys/{journey_id}")
-
-
-def alerts(api: httpx.Client, profile_id: str, kind: str) -> list[dict[str, Any]]:
-    return list(api.get("/v1/alerts", params={"customer": profile_id, "kind": kind, "limit": 50}).json())
-
-
-def segments(api: httpx.Client, profile_id: str) -> set[str]:
-    return set(api.get(f"/v1/profiles/{profile_id}/segments").json()["segments"])
 
 
 def native(type_: str, user: str, **props: Any) -> dict[str, Any]:

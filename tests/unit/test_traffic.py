@@ -31,12 +31,13 @@ SEGMENT_KEYS = {
     "properties",
     "traits",
     "context",
+    "groupId",
 }
 NATIVE_SOURCES = {"pos", "payment", "social", "support", "catalog", "web"}
 E164 = re.compile(r"^\+(49|1)\d{10,11}$")
 SOCIAL_KINDS = {"social.mention", "social.comment", "social.direct_message"}
 # Segment calls the demo does not make; ingest's own
-NOT_GENERATED = {"page", "screen", "group", "alias", "profile.merged"}
+NOT_GENERATED = {"page", "screen", "alias", "profile.merged"}
 # the rare kinds (refunds, chargebacks, returns, invoices, closed cases, consent changes) made common
 AFTER_SALES = TrafficMix(
     order_cancellation=2.0,
@@ -105,9 +106,9 @@ def customer_ids(payload: dict[str, Any]) -> dict[str, str]:
 
 
 def segment_problems(msg: dict[str, Any]) -> list[str]:
-    """What makes ``msg`` not a Segment tracking API track/identify message (empty if it is one)."""
+    """What makes ``msg`` not a Segment tracking API track/identify/group message (empty if it is one)."""
     problems = [f"unexpected key {k}" for k in set(msg) - SEGMENT_KEYS]
-    if msg.get("type") not in ("track", "identify"):
+    if msg.get("type") not in ("track", "identify", "group") or ("groupId" in msg) != (msg["type"] == "group"):
         problems.append("type")
     try:
         uuid.UUID(msg["messageId"])
@@ -137,6 +138,8 @@ def as_envelope(msg: dict[str, Any]) -> dict[str, Any]:
         "anonymous_id": msg.get("anonymousId"),
         "customer_id": msg.get("userId"),
     }
+    if msg["type"] == "group":
+        return env | {"group_id": msg["groupId"], "traits": msg["traits"]}
     if msg["type"] == "identify":
         return env | {
             "traits": msg["traits"],
@@ -206,7 +209,7 @@ def test_web_outputs_are_segment_messages_matching_the_schema(
     expected = {"identify", "Product Viewed", "Product Added", "Product Removed", "Cart Viewed", "Checkout Started"}
     expected |= {"Payment Info Entered", "Order Completed", "Order Cancelled", "Order Refunded"}
     expected |= {"Email Delivered", "Email Opened", "Email Link Clicked", "Email Bounced", "Email Marked as Spam"}
-    expected |= {"Unsubscribed", "Push Notification Received", "Push Notification Tapped"}
+    expected |= {"Unsubscribed", "Push Notification Received", "Push Notification Tapped", "group"}
     assert expected | {"consent.granted", "consent.withdrawn"} == set(events)
 
 
@@ -437,6 +440,31 @@ def test_invoices_are_paid_once_after_they_are_issued(journeys: list[dict[str, A
             assert issued[props["invoice_id"]] == (p["customer_id"], Decimal(props["amount"]), props["currency"])
             paid.add(props["invoice_id"])
     assert paid and len(paid) <= len(issued)
+
+
+def test_a_few_members_join_in_their_chapter_then_renew_lapse_or_cancel_and_go_to_events(
+    journeys: list[dict[str, Any]],
+) -> None:
+    status: dict[str, str] = {}  # customer -> membership status
+    chapters: dict[str, str] = {}  # user id -> group
+    kinds = Counter[str]()
+    for p in journeys:
+        kind, props, who = name(p), p.get("properties", {}), p.get("customer_id")
+        if kind == "group":
+            chapters[p["userId"]] = p["groupId"]
+        elif kind.startswith("membership."):
+            kinds[kind] += 1
+            assert (status.get(who) == "active") == (kind != "membership.started"), (kind, status.get(who))
+            status[who] = {"membership.started": "active", "membership.renewed": "active"}.get(kind, kind[11:])
+            if kind in ("membership.started", "membership.renewed"):
+                assert datetime.fromisoformat(props["expires_at"]) > at(p) and Decimal(props["fee"]) >= 0
+        elif kind.startswith("association_event."):
+            kinds[kind] += 1
+            assert who in status and datetime.fromisoformat(props["starts_at"]).tzinfo is not None
+    assert 0 < len(status) <= 100  # members: the last 5% of (at most 2,000) customers
+    assert set(chapters) <= set(status) and all(g.startswith("chapter-") for g in chapters.values())
+    assert kinds["membership.renewed"] > kinds["membership.lapsed"] > 0 and kinds["membership.cancelled"] > 0
+    assert kinds["association_event.registered"] > kinds["association_event.cancelled"] > 0
 
 
 def test_complaints_in_mentions_comments_and_messages_are_answered_and_some_cases_closed(

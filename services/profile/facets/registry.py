@@ -17,6 +17,7 @@ from services.profile.facets import (
     identity,
     invoices,
     loyalty,
+    members,
     orders,
     payments,
     products,
@@ -38,6 +39,7 @@ FACETS: tuple[Facet, ...] = (
     products.FACET,  # after fulfilment: an order sent back before it arrived is not owned
     invoices.FACET,
     engagement.FACET,
+    members.FACET,
 )
 EVERY: tuple[Fold, ...] = tuple(f.every for f in FACETS if f.every is not None)
 

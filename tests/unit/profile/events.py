@@ -88,3 +88,22 @@ def engagement(type_: str, campaign_id: str | None = "spring", **kw: Any) -> Eve
     """One of Segment's e-mail or push lifecycle events (``Email Opened``, ``Push Notification Tapped`` …)."""
     props = {"campaign_id": campaign_id} if campaign_id else {}
     return f.make(type_, properties=props, **kw)
+
+
+def membership(kind: str, plan: str = "standard", expires_in_days: float | None = 365, **kw: Any) -> Event:
+    """``membership.<kind>``: a term (started, renewed) of ``plan`` for 60.00 EUR ending ``expires_in_days``
+    after the event, or its end (lapsed, cancelled)."""
+    props: dict[str, Any] = {"membership_id": "M-1"}
+    if kind in ("started", "renewed"):
+        props |= {"plan": plan, "fee": "60.004", "currency": "EUR"}
+        if expires_in_days is not None:
+            props["expires_at"] = f.at(kw.get("minutes", 0) + expires_in_days * 24 * 60)
+    return f.make(f"membership.{kind}", properties=props, **kw)
+
+
+def association_event(kind: str, event_id: str, starts_in_days: float | None = 30, **kw: Any) -> Event:
+    """``association_event.<kind>`` of ``event_id``, starting ``starts_in_days`` after T0 (None: not said)."""
+    props: dict[str, Any] = {"event_id": event_id, "event_name": f"name of {event_id}"}
+    if starts_in_days is not None:
+        props["starts_at"] = f.at(starts_in_days * 24 * 60)
+    return f.make(f"association_event.{kind}", properties=props, **kw)

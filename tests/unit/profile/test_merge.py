@@ -59,6 +59,7 @@ def test_every_profile_field_has_a_merge_rule() -> None:
         *("open_invoices", "paid_invoice_ids", "invoices_issued", "invoices_paid", "engagement_counts"),
         *("last_email_opened_at", "last_email_clicked_at", "last_push_tapped_at", "last_engaged_at"),
         *("engaged_campaigns", "bounced_emails"),
+        *("membership", "member_events"),
     }
 
 

@@ -12,6 +12,7 @@ from schemas.events import (
     EVENT_TYPES,
     ComplaintResponded,
     Identify,
+    MembershipRenewed,
     OrderCompleted,
     OrderProperties,
     OrderRefundProperties,
@@ -49,6 +50,8 @@ def test_event_types_lists_every_payload_model_in_order() -> None:
     fulfilment = ("order.shipped", "order.delivered", "order.delivery_failed", "order.returned")
     email = ("Email Delivered", "Email Opened", "Email Link Clicked", "Email Bounced", "Email Marked as Spam")
     engagement = (*email, "Unsubscribed", "Push Notification Received", "Push Notification Tapped")
+    members = ("membership.started", "membership.renewed", "membership.lapsed", "membership.cancelled")
+    members += ("association_event.registered", "association_event.attended", "association_event.cancelled")
     assert (
         *web,
         *stores,
@@ -59,6 +62,7 @@ def test_event_types_lists_every_payload_model_in_order() -> None:
         "profile.merged",
         "product.upserted",
         *fulfilment,
+        *members,
     ) == EVENT_TYPES
 
 
@@ -257,6 +261,14 @@ def _payload(kind: str) -> dict[str, object]:
         "Email Link Clicked": {"email_id": "e-1", "campaign_id": "spring", "link_url": "https://shop.example/s"},
         "Unsubscribed": {"email_id": "e-1", "list_id": "news", "list_name": "Newsletter"},
         "Push Notification Tapped": {"campaign": {"name": "Spring sale", "medium": "push"}},  # the mobile spec's
+        "membership.renewed": {
+            "plan": "standard",
+            "fee": "60",
+            "currency": "EUR",
+            "expires_at": "2026-03-14T00:00:00Z",
+        },
+        "membership.lapsed": {"membership_id": "M-1", "reason": "not renewed"},
+        "association_event.registered": {"event_id": "agm-2026", "event_name": "AGM", "starts_at": "2026-05-01T18:00Z"},
     }[kind]
 
 
@@ -283,6 +295,9 @@ def _payload(kind: str) -> dict[str, object]:
         "Email Link Clicked",
         "Unsubscribed",
         "Push Notification Tapped",
+        "membership.renewed",
+        "membership.lapsed",
+        "association_event.registered",
     ],
 )
 def test_every_new_event_type_validates_and_round_trips(kind: str) -> None:
@@ -307,3 +322,12 @@ def test_consent_is_per_known_channel() -> None:
     with pytest.raises(ValidationError) as info:
         validate_event(f.envelope("consent.granted", properties={"channel": "pigeon"}))
     assert info.value.errors()[0]["loc"] == ("consent.granted", "properties", "channel")
+
+
+def test_a_membership_fee_is_exact_money_and_a_plan_is_required() -> None:
+    props = {"plan": "standard", "fee": 59.999, "currency": "JPY"}
+    renewed = validate_event(f.envelope("membership.renewed", properties=props))
+    assert isinstance(renewed, MembershipRenewed)
+    assert (renewed.properties.fee, renewed.properties.expires_at) == (Decimal(60), None)  # rounded to yen
+    with pytest.raises(ValidationError):
+        validate_event(f.envelope("membership.started", properties={"fee": "60.00"}))

@@ -22,6 +22,7 @@ def test_the_shipped_journeys_load_and_validate() -> None:
     assert set(shipped) == {
         "cart-abandonment", "browse-abandonment", "complaint-sla", "win-back", "review-request", "birthday",
         "warranty-ending", "invoice-overdue", "successor-offer", "delivery-late", "review-after-delivery",
+        "membership-renewal", "member-win-back", "member-event-invite",
     }  # fmt: skip
     cart = shipped["cart-abandonment"]
     assert cart.status == "paused" and cart.reentry == "restart"

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from services.notifier.journeys.catalog import load_journeys
 from services.notifier.journeys.effects import Exited, Schedule, Send
-from services.notifier.journeys.engine import on_due, on_event, on_trigger
-from services.notifier.journeys.triggers import event_occurrence, segment_change
+from services.notifier.journeys.engine import on_due, on_event, on_trigger, state_key
+from services.notifier.journeys.gates import Customer
+from services.notifier.journeys.triggers import (
+    DateTrigger,
+    Occurrence,
+    date_occurrence,
+    event_occurrence,
+    segment_change,
+)
 from tests.unit.notifier.journeys.fixtures import NOW, customer
 
 SHIPPED = {j.id: j.model_copy(update={"status": "active"}) for j in load_journeys()}  # shipped paused
@@ -75,3 +82,50 @@ def test_invoice_overdue_alerts_the_team_once_on_entry_unless_paid_meanwhile() -
     assert state is not None and on_trigger(overdue, state, entered, owing, NOW) == (state, [])  # once
     paid, effects = on_trigger(overdue, None, entered, customer(), NOW)  # read late: it left the segment
     assert paid is not None and paid.ended == "left_segment" and not any(isinstance(e, Send) for e in effects)
+
+
+def _renewal_term(expires_at: datetime, status: str = "active") -> tuple[Customer, Occurrence]:
+    """A member of ``status`` whose term ends at ``expires_at``, and the renewal reminder's occurrence."""
+    renewal = SHIPPED["membership-renewal"]
+    assert isinstance(renewal.trigger, DateTrigger)
+    fee = {"membership_fee": Decimal("60.00"), "membership_currency": "EUR", "membership_plan": "standard"}
+    member = customer(membership_status=status, membership_expires_at=expires_at, **fee)
+    occ = date_occurrence(renewal.trigger, member.view, member.zone(renewal.policy), NOW)
+    assert occ is not None
+    return member, occ
+
+
+def test_membership_renewal_reminds_30_days_before_expiry_once_per_term() -> None:
+    renewal = SHIPPED["membership-renewal"]
+    member, occ = _renewal_term(NOW + timedelta(days=30))  # 1 July: due 1 June, 09:00 in Berlin
+    assert occ.at == datetime(2026, 6, 1, 7, tzinfo=UTC)
+    state, effects = on_trigger(renewal, None, occ, member, NOW)
+    (reminder,) = [e for e in effects if isinstance(e, Send)]
+    assert reminder.rendered == "Your standard membership ends on 2026-07-01: renew it now for 60.00 EUR."
+    assert on_trigger(renewal, state, occ, member, NOW) == (state, [])  # read again (replay, restart): once
+    renewed, next_term = _renewal_term(NOW + timedelta(days=395))  # renewed: the next term's reminder, a year on
+    assert state_key(renewal, "P1", next_term) != state_key(renewal, "P1", occ)
+    assert on_trigger(renewal, None, next_term, renewed, NOW) == (None, [Schedule("P1", renewal.id, next_term.at)])
+    _, effects = on_trigger(renewal, None, next_term, renewed, next_term.at + HOUR)
+    assert [e.rendered for e in effects if isinstance(e, Send)] == [
+        "Your standard membership ends on 2027-07-01: renew it now for 60.00 EUR."
+    ]
+    cancelled, occ = _renewal_term(NOW + timedelta(days=30), status="cancelled")
+    _, effects = on_trigger(renewal, None, occ, cancelled, NOW)
+    assert not any(isinstance(e, Send) for e in effects)
+    assert Exited("P1", "membership-renewal", 'when: membership_status != "active"') in effects
+
+
+def test_engaged_members_are_invited_in_the_morning_unless_they_registered_meanwhile() -> None:
+    invite = SHIPPED["member-event-invite"]
+    engaged = customer(segments=frozenset({"engaged_members_unregistered"}), events_attended=3)
+    entered = segment_change("engaged_members_unregistered", "entered", NOW)
+    state, _ = on_trigger(invite, None, entered, engaged, NOW)
+    morning = datetime(2026, 6, 2, 8, tzinfo=UTC)  # 10:00 in Berlin
+    assert state is not None and state.due_at == morning
+    _, effects = on_due(invite, state, engaged, morning)
+    assert [e.rendered for e in effects if isinstance(e, Send)] == [
+        "You came to 3 of our events: the next one is open for registration."
+    ]
+    _, effects = on_due(invite, state, customer(events_attended=3), morning)  # registered: left the segment
+    assert not any(isinstance(e, Send) for e in effects)
