@@ -8,10 +8,12 @@ from services.profile.facets import (
     Facet,
     Fold,
     cart,
+    cases,
     complaints,
     consent,
     context,
     engagement,
+    feedback,
     fulfilment,
     groups,
     identity,
@@ -38,6 +40,8 @@ FACETS: tuple[Facet, ...] = (
     products.FACET,  # after fulfilment: an order sent back before it arrived is not owned
     invoices.FACET,
     engagement.FACET,
+    cases.FACET,
+    feedback.FACET,
 )
 EVERY: tuple[Fold, ...] = tuple(f.every for f in FACETS if f.every is not None)
 

@@ -88,3 +88,29 @@ def engagement(type_: str, campaign_id: str | None = "spring", **kw: Any) -> Eve
     """One of Segment's e-mail or push lifecycle events (``Email Opened``, ``Push Notification Tapped`` …)."""
     props = {"campaign_id": campaign_id} if campaign_id else {}
     return f.make(type_, properties=props, **kw)
+
+
+def case_opened(case_id: str, channel: str = "phone", **kw: Any) -> Event:
+    props = {"case_id": case_id, "channel": channel, "category": "repair", "subject": "kettle broken"}
+    props |= kw.pop("extra", {})
+    return f.make("support.case_opened", source="support", properties=props, **kw)
+
+
+def note(case_id: str, note_id: str, reply: bool = True, **kw: Any) -> Event:
+    props = {"case_id": case_id, "note_id": note_id, "agent": "anna.k", "reply": reply, "text": "we are on it"}
+    return f.make("support.note_added", source="support", properties=props, **kw)
+
+
+def case_closed(case_id: str, **kw: Any) -> Event:
+    props = {"case_id": case_id, "agent": "anna.k", "resolution": "replaced"} | kw.pop("extra", {})
+    return f.make("support.case_closed", source="support", properties=props, **kw)
+
+
+def survey(response_id: str, nps: int | None = None, csat: int | None = None, **kw: Any) -> Event:
+    props = {"response_id": response_id, "nps": nps, "csat": csat} | kw.pop("extra", {})
+    return f.make("survey.answered", source="support", properties=props, **kw)
+
+
+def review(review_id: str, rating: int, product_id: str = "kettle", **kw: Any) -> Event:
+    props = {"review_id": review_id, "rating": rating, "product_id": product_id, "review_body": "meh"}
+    return f.make("Product Reviewed", properties=props, **kw)
