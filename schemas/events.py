@@ -399,7 +399,7 @@ class SurveyProperties(_Model):
 
     response_id: Id
     survey_id: Id | None = None
-    nps: int | None = Field(None, ge=0, le=10, description="How likely to recommend us, 0–10.")
+    nps: int | None = Field(None, ge=0, le=10, description="How likely to recommend us, 0-10.")
     csat: int | None = Field(None, ge=1, le=5, description="Satisfaction, 1 (very unhappy) … 5 (very happy).")
     text: Text = ""
     order_id: Id | None = None

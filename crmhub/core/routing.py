@@ -142,7 +142,7 @@ class Routes:
         the kind it is routed like, or ``*``'s); of an internal alert, only the routed sinks marked
         ``internal`` (the console is); for a ``channel`` (a journey's message), only the routed sinks of
         that type, and the console."""
-        found = (self.by_kind[k] for k in (kind, ROUTED_LIKE.get(kind), ANY_KIND) if k in self.by_kind)
+        found = (self.by_kind[k] for k in (kind, ROUTED_LIKE.get(kind, kind), ANY_KIND) if k in self.by_kind)
         routed = next(found, ())
         chosen = (name for name in routed if not internal or self.sinks[name].internal)
         if channel is not None:

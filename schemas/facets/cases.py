@@ -25,9 +25,9 @@ class ServiceCase(BaseModel):
     product_id: str | None = None
     message_id: str | None = Field(None, description="The social complaint it is about (timed by that complaint).")
     opened_at: AwareDatetime | None = None
-    first_response_at: AwareDatetime | None = Field(None, description="The first reply to the customer, or the closing.")
+    first_response_at: AwareDatetime | None = Field(None, description="The first reply to the customer, or closing.")
     closed_at: AwareDatetime | None = None
-    first_response_s: float | None = Field(None, description="Seconds from opening to first response, once both are known.")
+    first_response_s: float | None = Field(None, description="Seconds from opening to first response, once known.")
     handling_s: float | None = Field(None, description="Seconds from opening to closing, once both are known.")
 
 

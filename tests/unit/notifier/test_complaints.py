@@ -77,9 +77,13 @@ def test_the_complaint_alert_is_level_one_with_text_platform_handle_and_customer
         "priority": "normal",
         "level": 1,
         "customer": {
-            "total_spent": "120.50", "currency": None, "order_count": 3, "open_complaints": 1, "open_cases": 0,
+            "total_spent": "120.50",
+            "currency": None,
+            "order_count": 3,
+            "open_complaints": 1,
+            "open_cases": 0,
             "rfm": None,
-        },  # fmt: skip
+        },
     }
     again = complaint_alert(with_complaints(), complaint(platform="instagram", text="edited"), "high", NOW)
     assert again.alert_id == alert.alert_id  # the mention is the cause, whatever else changes

@@ -74,9 +74,7 @@ def test_the_shipped_feedback_segments() -> None:
 
     assert segments(f.identify({"name": "Ann"})) == set()  # no feedback: null scores are in none
     assert segments(ev.survey("r-1", nps=4), ev.review("v-1", 2)) == {"detractors", "unhappy_reviewers"}
-    assert segments(ev.survey("r-1", nps=4), ev.survey("r-2", nps=10, minutes=1), ev.review("v-1", 3)) == {
-        "promoters"
-    }
+    assert segments(ev.survey("r-1", nps=4), ev.survey("r-2", nps=10, minutes=1), ev.review("v-1", 3)) == {"promoters"}
 
 
 def test_a_survey_answer_must_answer_something() -> None:
