@@ -20,6 +20,8 @@ STYLES = {
     "complaint_escalated": "bold magenta",
     "payment_failed": "bold yellow",
     "invoice_overdue": "yellow",
+    "detractor": "red",
+    "bad_review": "red",
     "cart_abandoned": "bold cyan",
     "browse_abandoned": "cyan",
 }

@@ -352,10 +352,74 @@ class ComplaintRespondedProperties(_Model):
 
 
 class CaseClosedProperties(_Model):
+    """Closes the case ``case_id`` (opened by ``support.case_opened``): its first response if none came
+    before; and the social complaint ``message_id``, if the case was about one."""
+
     case_id: Id
     message_id: Id | None = Field(None, description="The complaint the case was about, if it was one.")
     agent: str | None = None
     resolution: str | None = Field(None, max_length=2000)
+
+
+# ---- service cases (from every channel) and feedback ----------------------------------------------
+
+Priority = Literal["high", "normal", "low"]
+
+
+class CaseOpenedProperties(_Model):
+    """A service case opened by the helpdesk: a call, an e-mail, a chat, a visit to a store, a social post."""
+
+    case_id: Id
+    channel: Literal["phone", "email", "chat", "store", "social", "web"]
+    category: str | None = Field(None, max_length=200, description='"repair", "delivery", "billing"…')
+    priority: Priority | None = Field(None, description="The helpdesk's; None: crmhub's, as for complaints.")
+    subject: str = Field("", max_length=1000)
+    order_id: Id | None = None
+    product_id: Id | None = None
+    message_id: Id | None = Field(None, description="The social message it is about: that complaint's SLA times it.")
+    agent: str | None = Field(None, max_length=200)
+
+
+class NoteProperties(_Model):
+    case_id: Id
+    note_id: Id
+    agent: str | None = Field(None, max_length=200, description="Who wrote it; None: the customer's message.")
+    reply: bool = Field(False, description="Sent to the customer, not internal: a reply is the case's first response.")
+    text: Text = ""
+
+    @model_validator(mode="after")
+    def _reply_by_agent(self) -> NoteProperties:
+        if self.reply and not self.agent:
+            raise ValueError("a reply to the customer needs the agent who sent it")
+        return self
+
+
+class SurveyProperties(_Model):
+    """One answer to a survey (NPS, CSAT, or both), from the survey tool."""
+
+    response_id: Id
+    survey_id: Id | None = None
+    nps: int | None = Field(None, ge=0, le=10, description="How likely to recommend us, 0-10.")
+    csat: int | None = Field(None, ge=1, le=5, description="Satisfaction, 1 (very unhappy) … 5 (very happy).")
+    text: Text = ""
+    order_id: Id | None = None
+    case_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _answers_something(self) -> SurveyProperties:
+        if self.nps is None and self.csat is None and not self.text:
+            raise ValueError("a survey answer needs 'nps', 'csat' or 'text'")
+        return self
+
+
+class ReviewProperties(_Open):
+    """Segment's ``Product Reviewed`` properties (the sender may add more); ``order_id`` is crmhub's."""
+
+    product_id: Id
+    review_id: Id
+    rating: int = Field(ge=1, le=5, description="Stars, 1 … 5.")
+    review_body: Text = ""
+    order_id: Id | None = None
 
 
 class ConsentProperties(_Model):
@@ -707,6 +771,28 @@ class CaseClosed(Envelope):
     properties: CaseClosedProperties
 
 
+class CaseOpened(Envelope):
+    type: Literal["support.case_opened"]
+    properties: CaseOpenedProperties
+
+
+class NoteAdded(Envelope):
+    type: Literal["support.note_added"]
+    properties: NoteProperties
+
+
+class SurveyAnswered(Envelope):
+    type: Literal["survey.answered"]
+    properties: SurveyProperties
+
+
+class ProductReviewed(Envelope):
+    """Segment's ``Product Reviewed`` (e-commerce spec), sent by the shop or its reviews service."""
+
+    type: Literal["Product Reviewed"]
+    properties: ReviewProperties
+
+
 class ConsentGranted(Envelope):
     type: Literal["consent.granted"]
     properties: ConsentProperties
@@ -932,7 +1018,12 @@ Event = Annotated[
     | MembershipCancelled
     | AssociationEventRegistered
     | AssociationEventAttended
-    | AssociationEventCancelled,
+    | AssociationEventCancelled
+    # service cases and feedback
+    | CaseOpened
+    | NoteAdded
+    | SurveyAnswered
+    | ProductReviewed,
     Field(discriminator="type"),
 ]
 

@@ -32,6 +32,9 @@ AlertKind = Literal[
     # order fulfilment
     "delivery_failed",
     "delivery_late",
+    # feedback: routed like complaints (crmhub.core.routing.ROUTED_LIKE)
+    "detractor",
+    "bad_review",
 ]
 Channel = Literal["webhook", "slack", "email", "topic"]
 

@@ -15,10 +15,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from schemas.facets import (
     cart,
+    cases,
     complaints,
     consent,
     context,
     engagement,
+    feedback,
     fulfilment,
     groups,
     identity,
@@ -32,10 +34,12 @@ from schemas.facets import (
 )
 from schemas.facets.base import SegmentField, stored
 from schemas.facets.cart import Cart, CartFacet, CartItem, ViewedProduct
+from schemas.facets.cases import CaseNote, CasesFacet, ServiceCase
 from schemas.facets.complaints import ComplaintAnswer, ComplaintsFacet, OpenComplaint
 from schemas.facets.consent import ConsentFacet, ConsentState
 from schemas.facets.context import ContextFacet, MarketingContext, Touch
 from schemas.facets.engagement import EngagementFacet
+from schemas.facets.feedback import FeedbackFacet, ProductReview, SurveyAnswer
 from schemas.facets.groups import GroupMembership, GroupsFacet
 from schemas.facets.identity import IdentityFacet, Seen
 from schemas.facets.invoices import InvoicePayment, InvoicesFacet, OpenInvoice
@@ -51,6 +55,7 @@ __all__ = [  # the facets' models, so readers import the whole profile contract 
     "SEGMENT_FIELDS",
     "Cart",
     "CartItem",
+    "CaseNote",
     "ComplaintAnswer",
     "ConsentState",
     "CurrencyTotals",
@@ -66,8 +71,11 @@ __all__ = [  # the facets' models, so readers import the whole profile contract 
     "OrderRecord",
     "OwnedItem",
     "PaymentFailure",
+    "ProductReview",
     "Profile",
     "Seen",
+    "ServiceCase",
+    "SurveyAnswer",
     "Touch",
     "TraitSource",
     "ViewedProduct",
@@ -92,6 +100,8 @@ class ProfileCore(BaseModel):
 # reverse, the document reads core, identity, traits, context, groups, consent, orders, cart, …
 class Profile(
     MembersFacet,  # association members
+    FeedbackFacet,
+    CasesFacet,
     ProductsFacet,  # products owned
     EngagementFacet,
     InvoicesFacet,
@@ -128,6 +138,8 @@ FACETS: tuple[ModuleType, ...] = (
     products,
     fulfilment,
     members,
+    cases,
+    feedback,
 )
 SEGMENT_FIELDS: tuple[SegmentField, ...] = (
     *stored(ProfileCore, "profile_id", "version", "created_at", "updated_at"),

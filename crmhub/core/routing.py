@@ -12,6 +12,7 @@ Pure: parsing and validation only (no sockets, no clock). A routes file looks li
       complaint: [support-hook, support-slack, console]
       cart_abandoned: [marketing-mail, team-slack]   # internal ones (no consent): team-slack only
       "*": [console]            # every kind without a route of its own
+                                # (detractor and bad_review: complaint's, if it has one)
 
 Every alert also goes to ``crm.alerts.v1`` (the sink ``topic``, implicit); ``console`` is built in.
 See docs/alerts.md.
@@ -40,6 +41,7 @@ TOPIC = "topic"  # the implicit sink: crm.alerts.v1, the recent-alerts list and 
 CONSOLE = "console"  # the built-in sink: one log line per alert
 ANY_KIND = "*"
 KINDS: tuple[str, ...] = get_args(AlertKind)
+ROUTED_LIKE: Mapping[str, str] = {"detractor": "complaint", "bad_review": "complaint"}  # unhappy customers: support's
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -136,10 +138,12 @@ class Routes:
     by_kind: Mapping[str, tuple[str, ...]]
 
     def sinks_for(self, kind: str, internal: bool = False, channel: str | None = None) -> tuple[str, ...]:
-        """The sinks an alert of ``kind`` goes to: ``topic`` first, then the kind's route (or ``*``'s); of an
-        internal alert, only the routed sinks marked ``internal`` (the console is); for a ``channel`` (a
-        journey's message), only the routed sinks of that type, and the console."""
-        routed = self.by_kind.get(kind, self.by_kind.get(ANY_KIND, ()))
+        """The sinks an alert of ``kind`` goes to: ``topic`` first, then the kind's route (or the route of
+        the kind it is routed like, or ``*``'s); of an internal alert, only the routed sinks marked
+        ``internal`` (the console is); for a ``channel`` (a journey's message), only the routed sinks of
+        that type, and the console."""
+        found = (self.by_kind[k] for k in (kind, ROUTED_LIKE.get(kind, kind), ANY_KIND) if k in self.by_kind)
+        routed = next(found, ())
         chosen = (name for name in routed if not internal or self.sinks[name].internal)
         if channel is not None:
             chosen = (name for name in chosen if self.sinks[name].type in (channel, CONSOLE))

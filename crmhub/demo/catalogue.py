@@ -244,3 +244,22 @@ MEMBERSHIP_PLANS: dict[str, tuple[dict[str, str], int]] = {
 MEMBERSHIP_PLAN_WEIGHTS = (60, 25, 15)
 MEMBER_SHARE = 0.05  # of the customers: the association's members
 ASSOCIATION_EVENTS = ("Annual conference", "Regional meetup", "Workshop", "Webinar")
+# ---- service cases and feedback ----------------------------------------------------------------------------
+CASE_CHANNELS = ("phone", "email", "chat", "store")
+CASE_CHANNEL_WEIGHTS = (35, 30, 25, 10)
+CASE_SUBJECTS = (  # (category, subject)
+    ("repair", "The {product} stopped working"),
+    ("delivery", "The {product} arrived damaged"),
+    ("product", "How do I set up the {product}?"),
+    ("billing", "Charged twice for the {product}"),
+)
+NPS_WEIGHTS = (2, 1, 2, 2, 3, 5, 6, 12, 18, 22, 27)  # 0 … 10
+DETRACTOR_TEXTS = ("Took far too long to get an answer.", "Nobody called me back.", "Still not fixed.")
+RATING_WEIGHTS = (6, 6, 13, 30, 45)  # 1 … 5 stars
+REVIEW_TEXTS = (  # by rating
+    "The {product} broke within a week.",
+    "Disappointed with the {product}.",
+    "The {product} is fine, nothing special.",
+    "Happy with the {product}.",
+    "Love the {product}!",
+)

@@ -14,6 +14,9 @@ ten, not (tried again later), and some are sent back (``order.*``, native events
 A few customers are members of the shop's association: they join (a ``group`` call names their chapter),
 renew, lapse or cancel (``membership.*``), register for its events, check in and cancel
 (``association_event.*``), native events of the membership system on the web source.
+Customers open service cases about delivered orders by phone, e-mail, chat or in a store; an agent replies
+to the oldest, a case is closed, and the survey after it (or after a delivery) comes back with NPS and
+CSAT; some review a product they received (``Product Reviewed``).
 
 Web outputs are Segment tracking API messages (consent changes too: track calls named ``consent.granted`` /
 ``consent.withdrawn``, as the sign-up form and preference centre would send them); every other source
@@ -93,6 +96,11 @@ class TrafficMix:
     push_campaign: float = 1.0  # Push Notification Received, sometimes Tapped
     membership: float = 0.8  # membership.started (then a group call) / renewed / lapsed / cancelled
     association_event: float = 0.8  # association_event.registered / attended / cancelled, members only
+    # service cases and feedback (the helpdesk's and the survey tool's native events, on the support source)
+    service_case: float = 1.0  # support.case_opened by phone, e-mail, chat or in a store, about a delivered order
+    case_reply: float = 0.9  # support.note_added: an agent's reply to the oldest unanswered case
+    survey: float = 0.8  # survey.answered (NPS, CSAT) after a closed case, else after a delivery
+    review: float = 0.6  # Product Reviewed: a product of a delivered order
 
 
 @dataclass(frozen=True)
@@ -209,7 +217,9 @@ class RetailSimulator:
         self._captured: _Recent[_Order] = _Recent(RECENT)
         self._receipts: _Recent[_Receipt] = _Recent(RECENT)
         self._open_complaints: deque[tuple[datetime, str, Customer]] = deque(maxlen=PENDING)
-        self._open_cases: deque[tuple[datetime, str, Customer, str]] = deque(maxlen=PENDING)
+        self._open_cases: deque[tuple[datetime, str, str | None, Customer, str]] = deque(maxlen=PENDING)
+        self._unanswered: deque[tuple[datetime, str, Customer]] = deque(maxlen=PENDING)  # cases with no reply
+        self._surveys_due: deque[tuple[datetime, str, Customer]] = deque(maxlen=PENDING)  # closed cases
         self._refunds_due: deque[tuple[datetime, _Order, Decimal, str]] = deque(maxlen=PENDING)
         self._invoices_due: deque[tuple[datetime, str, Customer, Decimal]] = deque(maxlen=PENDING)
         self._follow_ups: deque[Callable[[datetime], Generated]] = deque()  # emitted next, before any step
@@ -531,8 +541,12 @@ class RetailSimulator:
             return None  # nothing to answer yet: draw another step
         _, message_id, c = self._open_complaints.popleft()
         agent = self._rng.choice(cat.SUPPORT_AGENTS)
-        if self._rng.random() < 0.5:  # it becomes a case, closed later
-            self._open_cases.append((ts, message_id, c, agent))
+        if self._rng.random() < 0.5:  # it becomes a case (opened next), closed later
+            case_id = self._case_id()
+            self._open_cases.append((ts, case_id, message_id, c, agent))
+            props = {"case_id": case_id, "channel": "social", "subject": "Social complaint", "message_id": message_id}
+            opening = partial(self._native, "support", "support.case_opened", ids={"email": c.email}, props=props)
+            self._follow_ups.append(opening)
         text = f"Hi {c.first_name}, we're sorry about this. We've sent you a DM so we can sort it out."
         props = {"message_id": message_id, "agent": agent, "text": text}
         return self._native("support", "support.complaint_responded", ts, {"email": c.email}, props)
@@ -540,13 +554,69 @@ class RetailSimulator:
     def _case_closure(self, ts: datetime) -> Generated | None:
         if _due(self._open_cases, ts) is None:
             return None
-        _, message_id, c, agent = self._open_cases.popleft()
-        self._seq += 1
-        props = {"case_id": f"CS-{self._seq:07d}", "message_id": message_id, "agent": agent}
-        props["resolution"] = self._rng.choice(cat.CASE_RESOLUTIONS)
+        _, case_id, message_id, c, agent = self._open_cases.popleft()
+        props = {"case_id": case_id, "agent": agent, "resolution": self._rng.choice(cat.CASE_RESOLUTIONS)}
+        if message_id is not None:
+            props["message_id"] = message_id
+        self._surveys_due.append((ts, case_id, c))
         return self._native("support", "support.case_closed", ts, {"email": c.email}, props)
 
-    # -- the product catalogue and order fulfilment ----------------------------------------------------------
+    def _case_id(self) -> str:
+        self._seq += 1
+        return f"CS-{self._seq:07d}"
+
+    # -- service cases from every channel, and feedback ------------------------------------------------------
+
+    def _service_case(self, ts: datetime) -> Generated | None:
+        order = self._delivered.pick(self._rng)
+        if order is None:
+            return None
+        c, product = order.customer, _BY_ID[next(iter(order.lines))]
+        channel = self._rng.choices(cat.CASE_CHANNELS, cat.CASE_CHANNEL_WEIGHTS)[0]
+        category, subject = self._rng.choice(cat.CASE_SUBJECTS)
+        case_id = self._case_id()
+        self._unanswered.append((ts, case_id, c))
+        props = {"case_id": case_id, "channel": channel, "category": category, "order_id": order.order_id}
+        props |= {"product_id": product.product_id, "subject": subject.format(product=product.name)}
+        if self._rng.random() < 0.1:
+            props["priority"] = "high"
+        return self._native("support", "support.case_opened", ts, self._payer(c), props)
+
+    def _case_reply(self, ts: datetime) -> Generated | None:
+        if _due(self._unanswered, ts) is None:
+            return None
+        _, case_id, c = self._unanswered.popleft()
+        agent = self._rng.choice(cat.SUPPORT_AGENTS)
+        self._open_cases.append((ts, case_id, None, c, agent))
+        props = {"case_id": case_id, "note_id": f"n_{self._hex(10)}", "agent": agent, "reply": True}
+        props["text"] = f"Hi {c.first_name}, thanks for getting in touch: we're on it."
+        return self._native("support", "support.note_added", ts, self._payer(c), props)
+
+    def _survey(self, ts: datetime) -> Generated | None:
+        closed = _due(self._surveys_due, ts)
+        if closed is not None:
+            self._surveys_due.popleft()
+            c, about = closed[2], {"survey_id": "after-case", "case_id": closed[1]}
+        else:
+            order = self._delivered.pick(self._rng)
+            if order is None:
+                return None
+            c, about = order.customer, {"survey_id": "after-delivery", "order_id": order.order_id}
+        nps = self._rng.choices(range(11), cat.NPS_WEIGHTS)[0]
+        props: dict[str, Any] = {"response_id": f"r_{self._hex(12)}", "nps": nps, "csat": max(1, (nps + 1) // 2)}
+        if nps <= 6 and self._rng.random() < 0.5:
+            props["text"] = self._rng.choice(cat.DETRACTOR_TEXTS)
+        return self._native("support", "survey.answered", ts, self._payer(c), props | about)
+
+    def _review(self, ts: datetime) -> Generated | None:
+        order = self._delivered.pick(self._rng)
+        if order is None or not order.customer.identified:
+            return None
+        product = _BY_ID[self._rng.choice(sorted(order.lines))]
+        rating = self._rng.choices((1, 2, 3, 4, 5), cat.RATING_WEIGHTS)[0]
+        props = {"product_id": product.product_id, "review_id": f"rev_{self._hex(10)}", "rating": rating}
+        props |= {"review_body": cat.REVIEW_TEXTS[rating - 1].format(product=product.name), "order_id": order.order_id}
+        return self._track(order.customer, ts, "Product Reviewed", props)
 
     def _product_upsert(self, ts: datetime, p: cat.CatalogueProduct) -> Generated:
         """A catalogue entry: warranty and expected life by category, and for every fourth product the next

@@ -1,8 +1,9 @@
 """The notifier's state machine, pure: a profile change or due timers in, the profile's new timers and the
 effects to carry out.
 
-- :func:`on_profile`: a profile changed. The level-1 alert of every open complaint and the alert of every
-  window of failed payments (their ids make repeats harmless); a new complaint starts its SLA clock, an
+- :func:`on_profile`: a profile changed. The level-1 alert of every open complaint (and case awaiting its
+  first response), the alert of every window of failed payments, of a failed delivery, of an unhappy
+  survey answer or review (their ids make repeats harmless); a new complaint starts its SLA clock, an
   answered one stops it; a cart or views with nothing bought set an abandonment wait, a change of them
   restarts it, an order or an emptied cart cancels it.
 - :func:`on_due`: some of the profile's timers came due. Each is re-checked against the freshest profile
@@ -27,6 +28,7 @@ from schemas.outputs import Alert
 from services.notifier.abandonment import Kind, abandonment_alert, pending_for, still_due
 from services.notifier.complaints import ComplaintTimer, SlaPolicy, escalate, still_open, track_complaints
 from services.notifier.deliveries import delivery_alerts
+from services.notifier.feedback import feedback_alerts
 from services.notifier.payments import payment_alerts
 from services.notifier.state import ComplaintClock, Entry, ProfileTimers, TableName, Wait, wait_key
 from services.notifier.view import ProfileDoc
@@ -85,6 +87,7 @@ def on_profile(rules: Rules, state: ProfileTimers, change: ProfileDoc, now: date
             waits[kind] = wait
     payments: list[Effect] = [RaiseAlert(a) for a in payment_alerts(change, rules.payment_window, now)]
     payments += [RaiseAlert(a) for a in delivery_alerts(change, now)]
+    payments += [RaiseAlert(a) for a in feedback_alerts(change, now)]
     return ProfileTimers(state.profile_id, waits, clock), [*payments, *complaint_effects, *wait_effects]
 
 

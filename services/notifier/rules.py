@@ -19,13 +19,14 @@ def alert_id(kind: str, *cause: str) -> str:
 
 
 def customer_summary(profile: ProfileDoc) -> dict[str, Any]:
-    """What support sees of the customer in an alert: value, orders, open complaints, RFM."""
+    """What support sees of the customer in an alert: value, orders, open complaints and cases, RFM."""
     rfm = profile.get("rfm") or {}
     return {
         "total_spent": str(profile.get("total_spent", "0")),
         "currency": profile.get("currency"),
         "order_count": profile.get("order_count", 0),
         "open_complaints": len(profile.get("open_complaints") or []),
+        "open_cases": sum(1 for c in profile.get("open_cases") or [] if c.get("opened_at")),
         "rfm": rfm.get("score"),
     }
 

@@ -35,11 +35,51 @@ class ViewedDoc(TypedDict, total=False):
 
 
 class ComplaintDoc(TypedDict, total=False):
+    """A social complaint, or a service case waiting for its first response (``complaints.awaiting``)."""
+
     message_id: Required[str]
     platform: Required[str]
     handle: Required[str]
     text: Required[str]
     sentiment: float | None
+    at: Required[str]
+    case_id: str  # a case's, with the four below
+    category: str | None
+    priority: str | None
+    order_id: str | None
+    product_id: str | None
+
+
+class CaseDoc(TypedDict, total=False):
+    case_id: Required[str]
+    channel: str | None
+    category: str | None
+    priority: str | None
+    subject: str
+    order_id: str | None
+    product_id: str | None
+    message_id: str | None
+    opened_at: str | None
+    first_response_at: str | None
+
+
+class SurveyDoc(TypedDict, total=False):
+    response_id: Required[str]
+    survey_id: str | None
+    nps: int | None
+    csat: int | None
+    text: str
+    order_id: str | None
+    case_id: str | None
+    at: Required[str]
+
+
+class ReviewDoc(TypedDict, total=False):
+    review_id: Required[str]
+    product_id: Required[str]
+    rating: Required[int]
+    text: str
+    order_id: str | None
     at: Required[str]
 
 
@@ -80,6 +120,9 @@ class ProfileDoc(TypedDict, total=False):
     recent_views: list[ViewedDoc]
     cart: CartDoc
     open_complaints: list[ComplaintDoc]
+    open_cases: list[CaseDoc]
+    recent_surveys: list[SurveyDoc]
+    recent_reviews: list[ReviewDoc]
     recent_payment_failures: list[PaymentFailureDoc]
     recent_orders: dict[str, OrderDoc]
     rfm: RfmDoc | None

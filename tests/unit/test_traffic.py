@@ -210,6 +210,7 @@ def test_web_outputs_are_segment_messages_matching_the_schema(
     expected |= {"Payment Info Entered", "Order Completed", "Order Cancelled", "Order Refunded"}
     expected |= {"Email Delivered", "Email Opened", "Email Link Clicked", "Email Bounced", "Email Marked as Spam"}
     expected |= {"Unsubscribed", "Push Notification Received", "Push Notification Tapped", "group"}
+    expected |= {"Unsubscribed", "Push Notification Received", "Push Notification Tapped", "Product Reviewed"}
     assert expected | {"consent.granted", "consent.withdrawn"} == set(events)
 
 
@@ -486,13 +487,49 @@ def test_complaints_in_mentions_comments_and_messages_are_answered_and_some_case
             email, when = complaints.pop(props["message_id"])
             assert p["email"] == email and at(p) > when
             answered[props["message_id"]] = (p["email"], at(p))
-        elif kind == "support.case_closed":
+        elif kind == "support.case_closed" and "message_id" in props:
             email, when = answered.pop(props["message_id"])  # a complaint support answered, closed once
             assert p["email"] == email and at(p) > when
             closed += 1
     assert {kind for kind, _ in complaining} == SOCIAL_KINDS
     assert complaining["social.comment", False] and complaining["social.direct_message", False]  # by sentiment
     assert closed > 10
+
+
+def test_cases_are_opened_answered_closed_and_surveyed_and_delivered_products_reviewed(
+    journeys: list[dict[str, Any]],
+) -> None:
+    opened: dict[str, tuple[str, datetime]] = {}  # case_id -> (email, when)
+    replied: set[str] = set()
+    closed: set[str] = set()
+    delivered: set[str] = set()
+    channels, surveys, reviews = Counter[str](), Counter[str](), 0
+    for p in journeys:
+        kind, props = name(p), p.get("properties", {})
+        if kind == "order.delivered":
+            delivered.add(props["order_id"])
+        elif kind == "support.case_opened":
+            assert props["case_id"] not in opened and ("message_id" in props) == (props["channel"] == "social")
+            assert props["channel"] == "social" or props["order_id"] in delivered
+            opened[props["case_id"]] = (p["email"], at(p))
+            channels[props["channel"]] += 1
+        elif kind == "support.note_added":
+            assert props["reply"] and props["agent"] and props["case_id"] not in replied
+            assert opened[props["case_id"]][1] < at(p)
+            replied.add(props["case_id"])
+        elif kind == "support.case_closed":
+            assert props["case_id"] not in closed and opened[props["case_id"]][0] == p["email"]
+            assert props["case_id"] in replied or "message_id" in props  # social cases: answered on social
+            closed.add(props["case_id"])
+        elif kind == "survey.answered":
+            assert props.get("case_id") in closed or props.get("order_id") in delivered
+            surveys[props["survey_id"]] += 1
+            assert 0 <= props["nps"] <= 10 and 1 <= props["csat"] <= 5
+        elif kind == "Product Reviewed":
+            assert props["order_id"] in delivered and 1 <= props["rating"] <= 5
+            reviews += 1
+    assert set(channels) == {"phone", "email", "chat", "store", "social"} and len(closed) > 10
+    assert surveys["after-case"] > 0 and surveys["after-delivery"] > 0 and reviews > 10
 
 
 def test_consent_is_granted_at_sign_up_and_changed_in_the_preference_centre(
@@ -585,7 +622,7 @@ def test_mix_is_configurable() -> None:
     only_stores = TrafficMix(**{f.name: 0.0 for f in fields(TrafficMix)} | {"pos_sale": 1.0})
     batch = RetailSimulator(seed=2, customers=50, mix=only_stores).next_batch(START, 300)
     assert {g.source for g in batch} == {"pos", "catalog"}  # the catalogue goes first whatever the mix
-    no_complaints = TrafficMix(complaint=0.0, support_reply=0.0)
+    no_complaints = TrafficMix(complaint=0.0, support_reply=0.0, service_case=0.0, survey=0.0)
     batch = RetailSimulator(seed=2, mix=no_complaints).next_batch(START, 3000)
     social = [g.payload for g in batch if g.source in ("social", "support") and isinstance(g.payload, dict)]
     assert social and all(p["type"] in SOCIAL_KINDS and not is_complaint(p) for p in social)

@@ -8,10 +8,12 @@ from services.profile.facets import (
     Facet,
     Fold,
     cart,
+    cases,
     complaints,
     consent,
     context,
     engagement,
+    feedback,
     fulfilment,
     groups,
     identity,
@@ -40,6 +42,8 @@ FACETS: tuple[Facet, ...] = (
     invoices.FACET,
     engagement.FACET,
     members.FACET,
+    cases.FACET,
+    feedback.FACET,
 )
 EVERY: tuple[Fold, ...] = tuple(f.every for f in FACETS if f.every is not None)
 

@@ -45,6 +45,14 @@ def test_routes_name_the_sinks_of_each_kind_after_the_topic() -> None:
     assert isinstance(routes.sinks["mail"], EmailSink) and routes.sinks["mail"].port == 2525
 
 
+def test_unhappy_feedback_goes_where_complaints_go_unless_routed_itself() -> None:
+    routes = parse_routes(doc())
+    assert routes.sinks_for("detractor") == routes.sinks_for("bad_review") == ("topic", "hook", "slack", "console")
+    own = parse_routes(doc(routes={"complaint": ["hook"], "bad_review": ["slack"], "*": ["mail"]}))
+    assert (own.sinks_for("bad_review"), own.sinks_for("detractor")) == (("topic", "slack"), ("topic", "hook"))
+    assert parse_routes(doc(routes={"*": ["mail"]})).sinks_for("detractor") == ("topic", "mail")
+
+
 def test_internal_alerts_reach_only_the_sinks_marked_internal_and_the_console() -> None:
     team = {"type": "slack", "url": "https://hooks.slack.com/services/T/B/TEAM", "internal": True}
     routes = parse_routes(

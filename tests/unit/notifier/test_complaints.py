@@ -12,6 +12,7 @@ import pytest
 from services.notifier.complaints import (
     ComplaintTimer,
     SlaPolicy,
+    awaiting,
     complaint_alert,
     escalate,
     next_due,
@@ -75,7 +76,14 @@ def test_the_complaint_alert_is_level_one_with_text_platform_handle_and_customer
         "at": AT.isoformat(),
         "priority": "normal",
         "level": 1,
-        "customer": {"total_spent": "120.50", "currency": None, "order_count": 3, "open_complaints": 1, "rfm": None},
+        "customer": {
+            "total_spent": "120.50",
+            "currency": None,
+            "order_count": 3,
+            "open_complaints": 1,
+            "open_cases": 0,
+            "rfm": None,
+        },
     }
     again = complaint_alert(with_complaints(), complaint(platform="instagram", text="edited"), "high", NOW)
     assert again.alert_id == alert.alert_id  # the mention is the cause, whatever else changes
@@ -133,3 +141,44 @@ def test_next_due_is_the_earliest_level_left_to_raise() -> None:
     top = escalate(escalate(timers["m-2"], POLICY, NOW)[0], POLICY, NOW)[0]
     assert next_due({**timers, "m-2": top}) == (AT + timedelta(seconds=600)).timestamp()
     assert next_due({"m-2": top}) is None and next_due({}) is None
+
+
+def case(case_id: str = "c-1", **kw: Any) -> dict[str, Any]:
+    """An open case as the profile document has it."""
+    doc = {"case_id": case_id, "channel": "phone", "category": "repair", "subject": "kettle broken"}
+    return {**doc, "order_id": "o-1", "product_id": "kettle", "opened_at": AT.isoformat(), **kw}
+
+
+def test_a_case_from_any_channel_is_timed_like_a_complaint_until_its_first_response() -> None:
+    profile = with_complaints(complaint("m-1"), open_cases=[case("c-1"), case("c-2", channel="email", priority="low")])
+    timers, alerts = track_complaints({}, profile, POLICY, NOW)
+    assert {m: (t.priority, t.due_at) for m, t in timers.items()} == {
+        "m-1": ("normal", AT + timedelta(seconds=600)),
+        "case:c-1": ("normal", AT + timedelta(seconds=600)),  # a customer with orders, no sentiment: normal
+        "case:c-2": ("low", AT + timedelta(seconds=3600)),  # the helpdesk's priority
+    }
+    alert = alerts[1]
+    assert (alert.kind, alert.summary) == ("complaint", "phone case c-1 (repair): kettle broken")
+    assert alert.details == {
+        "channel": "phone", "case_id": "c-1", "category": "repair", "order_id": "o-1", "product_id": "kettle",
+        "text": "kettle broken", "at": AT.isoformat(), "priority": "normal", "level": 1,
+        "customer": {
+            "total_spent": "120.50", "currency": None, "order_count": 3, "open_complaints": 1, "open_cases": 2,
+            "rfm": None,
+        },
+    }  # fmt: skip
+    _, escalated = escalate(timers["case:c-1"], POLICY, AT + timedelta(seconds=601))
+    assert escalated.summary.startswith("level 2: normal phone case c-1 (repair) unanswered for 601 s (SLA 600 s)")
+    assert ComplaintTimer.from_json(timers["case:c-1"].to_json()) == timers["case:c-1"]
+
+
+def test_a_replied_case_a_case_about_a_social_message_and_notes_alone_are_not_timed() -> None:
+    cases = [
+        case("c-1", first_response_at=NOW.isoformat()),  # answered (a reply, or closed)
+        case("c-2", channel="social", message_id="m-1"),  # its complaint's clock runs
+        {"case_id": "c-3"},  # a note came before the opening
+    ]
+    assert awaiting(with_complaints(open_cases=cases)) == []
+    (timer,) = track_complaints({}, with_complaints(open_cases=[case("c-1")]), POLICY, NOW)[0].values()
+    assert still_open(timer, with_complaints(open_cases=[case("c-1")]))
+    assert not still_open(timer, with_complaints(open_cases=cases))

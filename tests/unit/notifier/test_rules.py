@@ -12,13 +12,15 @@ def test_alert_ids_are_the_kind_and_a_digest_of_the_cause() -> None:
     assert len({first, alert_id("complaint", "twitter", "m-2"), alert_id("complaint", "twitterm", "-1")}) == 3
 
 
-def test_the_customer_summary_names_value_orders_open_complaints_and_rfm() -> None:
+def test_the_customer_summary_names_value_orders_open_complaints_and_cases_and_rfm() -> None:
     profile = {"total_spent": "120.50", "currency": "EUR", "order_count": 3, "open_complaints": [{}, {}]}
-    assert customer_summary({**profile, "rfm": {"score": "545"}}) == {
+    cases = [{"case_id": "c-1", "opened_at": "2026-01-01T10:00:00Z"}, {"case_id": "c-2"}]  # c-2: notes only
+    assert customer_summary({**profile, "rfm": {"score": "545"}, "open_cases": cases}) == {
         "total_spent": "120.50",
         "currency": "EUR",
         "order_count": 3,
         "open_complaints": 2,
+        "open_cases": 1,
         "rfm": "545",
     }
     assert customer_summary({}) == {
@@ -26,6 +28,7 @@ def test_the_customer_summary_names_value_orders_open_complaints_and_rfm() -> No
         "currency": None,
         "order_count": 0,
         "open_complaints": 0,
+        "open_cases": 0,
         "rfm": None,
     }
 

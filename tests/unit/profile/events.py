@@ -107,3 +107,29 @@ def association_event(kind: str, event_id: str, starts_in_days: float | None = 3
     if starts_in_days is not None:
         props["starts_at"] = f.at(starts_in_days * 24 * 60)
     return f.make(f"association_event.{kind}", properties=props, **kw)
+
+
+def case_opened(case_id: str, channel: str = "phone", **kw: Any) -> Event:
+    props = {"case_id": case_id, "channel": channel, "category": "repair", "subject": "kettle broken"}
+    props |= kw.pop("extra", {})
+    return f.make("support.case_opened", source="support", properties=props, **kw)
+
+
+def note(case_id: str, note_id: str, reply: bool = True, **kw: Any) -> Event:
+    props = {"case_id": case_id, "note_id": note_id, "agent": "anna.k", "reply": reply, "text": "we are on it"}
+    return f.make("support.note_added", source="support", properties=props, **kw)
+
+
+def case_closed(case_id: str, **kw: Any) -> Event:
+    props = {"case_id": case_id, "agent": "anna.k", "resolution": "replaced"} | kw.pop("extra", {})
+    return f.make("support.case_closed", source="support", properties=props, **kw)
+
+
+def survey(response_id: str, nps: int | None = None, csat: int | None = None, **kw: Any) -> Event:
+    props = {"response_id": response_id, "nps": nps, "csat": csat} | kw.pop("extra", {})
+    return f.make("survey.answered", source="support", properties=props, **kw)
+
+
+def review(review_id: str, rating: int, product_id: str = "kettle", **kw: Any) -> Event:
+    props = {"review_id": review_id, "rating": rating, "product_id": product_id, "review_body": "meh"}
+    return f.make("Product Reviewed", properties=props, **kw)

@@ -60,6 +60,11 @@ def test_every_profile_field_has_a_merge_rule() -> None:
         *("last_email_opened_at", "last_email_clicked_at", "last_push_tapped_at", "last_engaged_at"),
         *("engaged_campaigns", "bounced_emails"),
         *("membership", "member_events"),
+        *("open_cases", "closed_cases", "case_notes", "cases_opened", "cases_responded", "cases_closed"),
+        *("case_response_total_s", "case_handling_total_s", "avg_case_response_s", "avg_case_handling_s"),
+        *("recent_surveys", "recent_reviews", "feedback_ids", "surveys_answered", "nps_latest", "nps_latest_at"),
+        *("csat_latest", "csat_latest_at", "csat_count", "csat_total", "csat_avg", "reviews_count"),
+        *("review_rating_total", "review_avg"),
     }
 
 

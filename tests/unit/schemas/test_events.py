@@ -63,6 +63,7 @@ def test_event_types_lists_every_payload_model_in_order() -> None:
         "product.upserted",
         *fulfilment,
         *members,
+        *("support.case_opened", "support.note_added", "survey.answered", "Product Reviewed"),
     ) == EVENT_TYPES
 
 
@@ -269,6 +270,10 @@ def _payload(kind: str) -> dict[str, object]:
         },
         "membership.lapsed": {"membership_id": "M-1", "reason": "not renewed"},
         "association_event.registered": {"event_id": "agm-2026", "event_name": "AGM", "starts_at": "2026-05-01T18:00Z"},
+        "support.case_opened": {"case_id": "case-1", "channel": "phone", "priority": "high", "order_id": "o-1"},
+        "support.note_added": {"case_id": "case-1", "note_id": "n-1", "agent": "anna.k", "reply": True, "text": "hi"},
+        "survey.answered": {"response_id": "r-1", "nps": 3, "csat": 2, "text": "slow", "case_id": "case-1"},
+        "Product Reviewed": {"product_id": "p", "review_id": "v-1", "rating": 2, "review_body": "meh", "extra": 1},
     }[kind]
 
 
@@ -298,12 +303,25 @@ def _payload(kind: str) -> dict[str, object]:
         "membership.renewed",
         "membership.lapsed",
         "association_event.registered",
+        "support.case_opened",
+        "support.note_added",
+        "survey.answered",
+        "Product Reviewed",
     ],
 )
 def test_every_new_event_type_validates_and_round_trips(kind: str) -> None:
     event = validate_event(f.envelope(kind, properties=_payload(kind)))
     assert event.type == kind
     assert EVENT_ADAPTER.validate_json(event.model_dump_json()) == event
+
+
+def test_a_reply_needs_its_agent_and_a_survey_answer_something() -> None:
+    note = {"case_id": "case-1", "note_id": "n-1", "reply": True}
+    with pytest.raises(ValidationError, match="needs the agent"):
+        validate_event(f.envelope("support.note_added", properties=note))
+    assert validate_event(f.envelope("support.note_added", properties={**note, "reply": False})).type
+    with pytest.raises(ValidationError, match="needs 'nps', 'csat' or 'text'"):
+        validate_event(f.envelope("survey.answered", properties={"response_id": "r-1", "case_id": "case-1"}))
 
 
 def test_comments_and_direct_messages_can_be_complaints_too() -> None:
