@@ -37,8 +37,8 @@ test: lint
 fuzz: $(STAMP)  # explore anew: random seeds, many cases (the suite replays a fixed seed)
 	CRMHUB_FUZZ_EXAMPLES=$${CRMHUB_FUZZ_EXAMPLES:-5000} $(BIN)/pytest -q tests/unit -k fuzz
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/e2e.py $(ARGS)
+bench: $(STAMP)  # every figure of DESIGN §9 beside its target; ARGS=--quick: small sizes, under 3 minutes
+	$(BIN)/python benchmarks/suite.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .crmhub .pytest_cache .mypy_cache .ruff_cache

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -79,8 +80,14 @@ def probes(hub: Hub, n: int, per_s: float) -> dict[str, datetime]:
     return sent
 
 
-def collect(hub: Hub, want: int, timeout_s: float) -> list[tuple[dict[str, object], float]]:
-    """Alerts on crm.alerts.v1 with their record's CreateTime (s), until ``want`` or the timeout."""
+def collect(
+    hub: Hub,
+    want: int,
+    timeout_s: float,
+    enough: Callable[[list[tuple[dict[str, object], float]]], bool] = lambda found: False,
+) -> list[tuple[dict[str, object], float]]:
+    """Alerts on crm.alerts.v1 with their record's CreateTime (s), until ``want``, ``enough`` of them, or
+    the timeout."""
     consumer = KafkaConsumer(bootstrap_servers=hub.settings.bootstrap_servers, enable_auto_commit=False)
     parts = [TopicPartition(ALERTS, p) for p in range(hub.settings.partitions)]
     consumer.assign(parts)
@@ -90,8 +97,29 @@ def collect(hub: Hub, want: int, timeout_s: float) -> list[tuple[dict[str, objec
     while len(found) < want and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=200).values():
             found += [(orjson.loads(r.value), r.timestamp / 1000) for r in records]
+        if enough(found):
+            break
     consumer.close()
     return found
+
+
+def probe_delays(
+    alerts: list[tuple[dict[str, object], float]], sent: dict[str, datetime], delay_s: float
+) -> tuple[list[float], list[float]]:
+    """Seconds from each probe complaint to its alert, and from the end of each probe cart's delay (its
+    last event + the delay) to its abandonment alert; alerts of other causes are left out."""
+    complaint, cart = [], []
+    delay, carts = timedelta(seconds=delay_s), {t for k, t in sent.items() if k.startswith("cart-")}
+    for alert, at in alerts:
+        details = alert["details"]
+        assert isinstance(details, dict)
+        if alert["kind"] == "complaint" and details.get("message_id") in sent:
+            complaint.append(at - sent[str(details["message_id"])].timestamp())
+        elif alert["kind"] == "cart_abandoned":
+            since = datetime.fromisoformat(str(details["since"]))
+            if since in carts:  # a probe's cart (its only change was the probe's event)
+                cart.append(at - (since + delay).timestamp())
+    return complaint, cart
 
 
 def summary(name: str, values: list[float]) -> str:
@@ -125,17 +153,7 @@ def main() -> None:
             sent = probes(hub, args.probes, args.probes_per_s)
             alerts = collect(hub, 10**9, timeout_s=args.delay + 30)
             stop.set()
-    complaint, cart = [], []
-    delay, carts = timedelta(seconds=args.delay), {t for k, t in sent.items() if k.startswith("cart-")}
-    for alert, at in alerts:
-        details = alert["details"]
-        assert isinstance(details, dict)
-        if alert["kind"] == "complaint" and details["message_id"] in sent:
-            complaint.append(at - sent[str(details["message_id"])].timestamp())
-        elif alert["kind"] == "cart_abandoned":
-            since = datetime.fromisoformat(str(details["since"]))
-            if since in carts:  # a probe's cart (its only change was the probe's event)
-                cart.append(at - (since + delay).timestamp())
+    complaint, cart = probe_delays(alerts, sent, args.delay)
     print(f"{args.probes} probes at {args.probes_per_s}/s alongside {args.rate:.0f} demo events/s")
     print(summary("complaint -> alert", complaint))
     print(summary("cart alert after its delay ended", cart))

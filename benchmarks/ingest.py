@@ -18,6 +18,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -124,6 +125,42 @@ def ingest_rate(hub: Hub, n: int, warmup: int, timeout_s: float) -> float:
     raise SystemExit(f"ingest did not finish {warmup + n} inputs in {timeout_s:.0f} s: {read_counts(r)}")
 
 
+@dataclass
+class Rates:
+    """Per run: the raw copy of the inputs (or the synthetic one), ingest, the synthetic copy (if made)."""
+
+    raw: list[float] = field(default_factory=list)
+    ingest: list[float] = field(default_factory=list)
+    synthetic: list[float] = field(default_factory=list)
+
+    def ratio(self) -> float:
+        """The median of the per-run ratios ingest / raw."""
+        return statistics.median(i / r for i, r in zip(self.ingest, self.raw, strict=True))
+
+
+def measure(events: int, warmup: int, runs: int, raw: str, timeout_s: float) -> Rates:
+    """``runs`` runs on one embedded stack (Tansu and Redis; ingest started for each run)."""
+    data_dir = Path(tempfile.mkdtemp(prefix="crmhub-bench-ingest-"))
+    settings = Settings(data_dir=data_dir, kafka_port=free_port(), redis_port=free_port(), api_port=free_port())
+    rates = Rates()
+    with running_hub(settings, services=()) as hub:
+        for run in range(runs):
+            if raw in ("synthetic", "both"):
+                rates.synthetic.append(raw_copy_rate(hub, events, run))
+            publish_raw(hub, warmup + events, seed=1000 + run)
+            rates.raw.append(raw_inputs_copy_rate(hub, events, run) if raw != "synthetic" else rates.synthetic[-1])
+            rates.ingest.append(ingest_rate(hub, events, warmup, timeout_s))
+            ing = rates.ingest[-1]
+            line = (
+                f"run {run + 1}: raw kafka-python consume+produce {rates.raw[-1]:,.0f}/s · ingest "
+                f"{ing:,.0f} events/s ({100 * ing / rates.raw[-1]:.0f}% of raw)"
+            )
+            if raw == "both":
+                line += f" · synthetic copy {rates.synthetic[-1]:,.0f}/s ({100 * ing / rates.synthetic[-1]:.0f}%)"
+            print(line, flush=True)
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=50_000)
@@ -137,37 +174,14 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="crmhub-bench-ingest-"))
-    settings = Settings(data_dir=data_dir, kafka_port=free_port(), redis_port=free_port(), api_port=free_port())
-    raw_rates: list[float] = []
-    ingest_rates: list[float] = []
-    synthetic_rates: list[float] = []
-    with running_hub(settings, services=()) as hub:
-        for run in range(args.runs):
-            if args.raw in ("synthetic", "both"):
-                synthetic_rates.append(raw_copy_rate(hub, args.events, run))
-            publish_raw(hub, args.warmup + args.events, seed=1000 + run)
-            if args.raw in ("inputs", "both"):
-                raw_rates.append(raw_inputs_copy_rate(hub, args.events, run))
-            else:
-                raw_rates.append(synthetic_rates[-1])
-            ing = ingest_rate(hub, args.events, args.warmup, args.timeout)
-            ingest_rates.append(ing)
-            line = (
-                f"run {run + 1}: raw kafka-python consume+produce {raw_rates[-1]:,.0f}/s · ingest {ing:,.0f} "
-                f"events/s ({100 * ing / raw_rates[-1]:.0f}% of raw)"
-            )
-            if args.raw == "both":
-                line += f" · synthetic copy {synthetic_rates[-1]:,.0f}/s ({100 * ing / synthetic_rates[-1]:.0f}%)"
-            print(line, flush=True)
-    raw_m, ing_m = statistics.median(raw_rates), statistics.median(ingest_rates)
-    ratio_m = statistics.median(i / r for i, r in zip(ingest_rates, raw_rates, strict=True))
+    rates = measure(args.events, args.warmup, args.runs, args.raw, args.timeout)
+    raw_m, ing_m = statistics.median(rates.raw), statistics.median(rates.ingest)
     print(
         f"median: raw {raw_m:,.0f}/s · ingest {ing_m:,.0f} events/s = {100 * ing_m / raw_m:.0f}% of raw "
-        f"(median of the per-run ratios {100 * ratio_m:.0f}%; target ≥ 60%)"
+        f"(median of the per-run ratios {100 * rates.ratio():.0f}%; target ≥ 60%)"
     )
     if args.raw == "both":
-        syn_m = statistics.median(synthetic_rates)
+        syn_m = statistics.median(rates.synthetic)
         print(f"        synthetic 300-byte copy {syn_m:,.0f}/s: ingest = {100 * ing_m / syn_m:.0f}% of it")
 
 

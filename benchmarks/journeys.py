@@ -20,7 +20,6 @@ the traffic phase) and RSS.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import threading
 import time
@@ -33,9 +32,10 @@ import orjson
 import redis
 import yaml
 from alert_latency import collect, demo_traffic, summary  # type: ignore[import-not-found]  # run as a script
-from e2e import rss_mb, wait_counter  # type: ignore[import-not-found]
+from measure import cpu_s, wait_counter  # type: ignore[import-not-found]
 
 from crmhub.core import kafka as kafka_io
+from crmhub.core.metrics import rss_mb
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
 from crmhub.core.stats import read_counts
@@ -161,11 +161,6 @@ def journey_totals(r: redis.Redis, counter: str) -> int:
         for field, value in r.hgetall(counts_key(j["id"])).items():
             total += int(value) if field.decode().endswith(f"|{counter}") else 0
     return total
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 import redis
 import yaml
-from e2e import wait_counter  # benchmarks/e2e.py
+from measure import wait_counter  # benchmarks/measure.py
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core.conditions.fields import decode_sources
@@ -74,6 +74,12 @@ def fifty_segments() -> list[dict[str, str]]:
     segments = (shipped + extra)[:SEGMENTS]
     assert len(segments) == SEGMENTS, len(segments)
     return segments
+
+
+def write_segments_file(path: Path) -> Path:
+    """The 50 segments as a segments file a hub loads (``Settings.segments_file``)."""
+    path.write_text(yaml.safe_dump({"segments": fifty_segments()}))
+    return path
 
 
 def profile(rng: random.Random, pid: str, version: int, now: datetime) -> dict[str, Any]:
@@ -142,6 +148,33 @@ def run_phase(settings: Settings, r: redis.Redis, docs: list[dict[str, Any]], ti
     return len(docs) / (done - started)
 
 
+def segmenter_settings(tmp: Path, segments_file: Path) -> Settings:
+    return Settings(
+        data_dir=tmp / "data",
+        kafka_port=free_port(),
+        redis_port=free_port(),
+        api_port=free_port(),
+        segments_file=segments_file,
+    )
+
+
+def service_rates(
+    settings: Settings, r: redis.Redis, rng: random.Random, profiles: int, runs: int, timeout_s: float
+) -> tuple[list[float], list[float]]:
+    """The running segmenter's rates, per run: (new profiles, changes of known profiles) per second."""
+    now = datetime.now(UTC)
+    warmup = [profile(rng, f"warm-{i}", 1, now) for i in range(200)]
+    run_phase(settings, r, warmup, timeout_s)  # waits out the group join and start-up
+    new_rates, change_rates = [], []
+    for run in range(runs):
+        docs = [profile(rng, f"p{run}-{i}", 1, now) for i in range(profiles)]
+        new_rates.append(run_phase(settings, r, docs, timeout_s))
+        docs = [changed(rng, d, now) for d in docs]
+        change_rates.append(run_phase(settings, r, docs, timeout_s))
+        print(f"run {run + 1}: new profiles {new_rates[-1]:,.0f}/s, changes {change_rates[-1]:,.0f}/s", flush=True)
+    return new_rates, change_rates
+
+
 def pure_rates(segments_file: Path, docs: list[dict[str, Any]], rng: random.Random) -> tuple[float, float]:
     """(new, changes) per second of decoding (the topic's JSON to typed sources, as the service does) and
     evaluate_change alone, in this process, on a fresh catalog."""
@@ -167,32 +200,16 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(6)
     with tempfile.TemporaryDirectory(prefix="crmhub-bench-seg-") as tmp:
-        segments_file = Path(tmp) / "segments.yaml"
-        segments_file.write_text(yaml.safe_dump({"segments": fifty_segments()}))
-        settings = Settings(
-            data_dir=Path(tmp) / "data",
-            kafka_port=free_port(),
-            redis_port=free_port(),
-            api_port=free_port(),
-            segments_file=segments_file,
-        )
-        with running_hub(settings, services=("segmenter",)) as hub:
+        segments_file = write_segments_file(Path(tmp) / "segments.yaml")
+        with running_hub(segmenter_settings(Path(tmp), segments_file), services=("segmenter",)) as hub:
             r = redis.Redis.from_url(hub.settings.redis_dsn)
-            now = datetime.now(UTC)
-            warmup = [profile(rng, f"warm-{i}", 1, now) for i in range(200)]
-            run_phase(hub.settings, r, warmup, args.timeout)  # waits out the group join and start-up
-            new_rates, change_rates = [], []
-            for run in range(args.runs):
-                docs = [profile(rng, f"p{run}-{i}", 1, now) for i in range(args.profiles)]
-                new_rates.append(run_phase(hub.settings, r, docs, args.timeout))
-                docs = [changed(rng, d, now) for d in docs]
-                change_rates.append(run_phase(hub.settings, r, docs, args.timeout))
-                print(f"run {run + 1}: new profiles {new_rates[-1]:,.0f}/s, changes {change_rates[-1]:,.0f}/s")
+            new_rates, change_rates = service_rates(hub.settings, r, rng, args.profiles, args.runs, args.timeout)
             counts = read_counts(r)
             print(f"segments defined: {SEGMENTS}; entries {counts.get('segmenter.entered', 0):,}, "
                   f"exits {counts.get('segmenter.exited', 0):,}")  # fmt: skip
             print(f"median, new profiles (all 50 segments evaluated): {statistics.median(new_rates):,.0f} changes/s")
             print(f"median, changes of known profiles (field index): {statistics.median(change_rates):,.0f} changes/s")
+        now = datetime.now(UTC)
         pure = [pure_rates(segments_file, [profile(rng, f"q{i}", 1, now) for i in range(5000)], rng) for _ in range(3)]
         print(
             f"evaluation alone (no I/O), median of 3: new {statistics.median(p[0] for p in pure):,.0f}/s, "

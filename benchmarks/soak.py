@@ -15,7 +15,6 @@ and sent); a side consumer reads every topic from its beginning and adds up the 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import threading
@@ -29,37 +28,13 @@ from typing import Any
 import orjson
 import redis
 from kafka import KafkaConsumer, TopicPartition
+from measure import process_rss  # benchmarks/measure.py
 
-from crmhub.core.metrics import rss_mb
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
 from crmhub.demo.traffic import RetailSimulator
-from crmhub.hub import Hub, running_hub
+from crmhub.hub import running_hub
 from crmhub.publish import ApiPublisher
-
-
-def server_pids() -> dict[str, int]:
-    """The embedded broker's and Redis server's pids: children of this process by their command line."""
-    found: dict[str, int] = {}
-    me = str(os.getpid())
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if fields[1] == me:
-            for name in ("tansu", "redis-server"):
-                if name in cmdline:
-                    found["broker" if name == "tansu" else "redis"] = int(stat.parent.name)
-    return found
-
-
-def process_rss(hub: Hub) -> dict[str, float]:
-    """RSS in MB of every process of the hub (services under their names, the broker, Redis)."""
-    pids = {c.name: c.proc.pid for c in hub.children if c.proc.poll() is None and c.name != "traffic"}
-    pids.update(server_pids())
-    return {name: mb for name, pid in sorted(pids.items()) if (mb := rss_mb(pid)) is not None}
 
 
 class TopicMeter(threading.Thread):
@@ -218,7 +193,7 @@ def main() -> None:
             while (elapsed := time.monotonic() - started) < args.minutes * 60:
                 if hub.failure:
                     raise SystemExit(hub.failure)
-                rss = process_rss(hub)
+                rss = process_rss(hub, skip=("traffic",))
                 samples.append((elapsed, rss))
                 line = " ".join(f"{k}={v:.0f}" for k, v in rss.items())
                 print(f"[{elapsed:6.0f} s] sent={publisher.sent:,} RSS MB {line} total={sum(rss.values()):.0f}")
@@ -226,7 +201,7 @@ def main() -> None:
         finally:
             publisher.stop.set()
             publisher.join(30)
-            samples.append((time.monotonic() - started, process_rss(hub)))
+            samples.append((time.monotonic() - started, process_rss(hub, skip=("traffic",))))
             time.sleep(2)
             meter.stop.set()
             meter.join(30)

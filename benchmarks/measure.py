@@ -1,0 +1,69 @@
+"""What the benchmarks read off a running hub: its counters in Redis, and each process's CPU time and RSS.
+
+The processes are the hub's own children (each service under its name, the API), the embedded broker
+(``broker``, Tansu) and the embedded Redis server (``redis``): the pids the :class:`crmhub.hub.Hub` holds.
+CPU time is utime + stime from ``/proc/<pid>/stat`` (Linux), so a delta over a phase is what that process
+spent on it, whatever else shares the cores.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import redis
+
+from crmhub.core.metrics import rss_mb
+from crmhub.core.stats import read_counts
+from crmhub.hub import Hub
+
+SERVICE_NAMES = ("ingest", "profile", "segmenter", "notifier")
+
+
+def wait_counter(r: redis.Redis, name: str, target: int, timeout_s: float) -> float | None:
+    """Monotonic time at which counter ``name`` reached ``target``; None on timeout."""
+    return wait_counters(r, {name: target}, timeout_s)[name]
+
+
+def wait_counters(r: redis.Redis, targets: Mapping[str, int], timeout_s: float) -> dict[str, float | None]:
+    """Monotonic time at which each counter first reached its target (None: not within the timeout)."""
+    reached: dict[str, float | None] = dict.fromkeys(targets)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and None in reached.values():
+        counts, now = read_counts(r), time.monotonic()
+        for name, target in targets.items():
+            if reached[name] is None and counts.get(name, 0) >= target:
+                reached[name] = now
+        time.sleep(0.02)
+    return reached
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def hub_pids(hub: Hub, skip: tuple[str, ...] = ()) -> dict[str, int]:
+    """The pid of every running process of the hub: its children by name, ``broker`` and ``redis``."""
+    pids = {c.name: c.proc.pid for c in hub.children if c.proc.poll() is None and c.name not in skip}
+    for name, server in (("broker", hub.broker), ("redis", hub.redis_server)):
+        if server is not None and server.proc is not None and server.proc.poll() is None:
+            pids[name] = server.proc.pid
+    return pids
+
+
+def cpu_snapshot(pids: Mapping[str, int]) -> dict[str, float]:
+    return {name: cpu_s(pid) for name, pid in pids.items()}
+
+
+def cpu_since(pids: Mapping[str, int], before: Mapping[str, float]) -> dict[str, float]:
+    """CPU seconds each process used since ``before`` (a :func:`cpu_snapshot` of the same pids)."""
+    return {name: cpu_s(pid) - before[name] for name, pid in pids.items() if name in before}
+
+
+def process_rss(hub: Hub, skip: tuple[str, ...] = ()) -> dict[str, float]:
+    """RSS in MB of every process of the hub (see :func:`hub_pids`), by name."""
+    return {name: mb for name, pid in sorted(hub_pids(hub, skip).items()) if (mb := rss_mb(pid)) is not None}
