@@ -163,6 +163,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--probes-per-s", type=float, default=10.0, help="probe complaints (and carts) a second")
     parser.add_argument("--cart-delay", type=float, default=5.0, help="cart abandonment delay, seconds")
+    parser.add_argument("--alert-wait", type=float, default=60.0, help="most seconds to wait for the probes' alerts")
     parser.add_argument("--profiles", type=int, default=0, help="customers loaded before the RSS is read")
     parser.add_argument("--timeout", type=float, default=600.0)
 
@@ -219,7 +220,7 @@ def latency(hub: Hub, sim: RetailSimulator, args: argparse.Namespace) -> Latency
     def all_in(found: list[tuple[dict[str, object], float]]) -> bool:
         return sum(map(len, probe_delays(found, sent, args.cart_delay))) >= 2 * count
 
-    alerts = collect(hub, 10**9, timeout_s=args.cart_delay + 60, enough=all_in)
+    alerts = collect(hub, 10**9, timeout_s=args.cart_delay + args.alert_wait, enough=all_in)
     probe.stop.set()
     probe.join(10)
     complaint, cart = probe_delays(alerts, sent, args.cart_delay)

@@ -35,13 +35,12 @@ from report import Figure, cpu_table, pct, pct_of_expected, summary
 from crmhub.hub import running_hub
 
 MILLION = 1_000_000
-# the full sizes, then the quick ones: (e2e events, latency seconds, profiles, ingest events, ingest warm-up,
-# ingest runs, segmenter profiles, segmenter runs)
+# the sizes of each mode (options of e2e.py, and of ingest.py and segmenter.py prefixed with their name)
 SIZES = {
-    "full": dict(events=50_000, latency_seconds=20.0, profiles=100_000, ingest_events=50_000, ingest_warmup=10_000,
-                 ingest_runs=3, segmenter_profiles=20_000, segmenter_runs=3),
-    "quick": dict(events=12_000, latency_seconds=10.0, profiles=0, ingest_events=15_000, ingest_warmup=3_000,
-                  ingest_runs=1, segmenter_profiles=3_000, segmenter_runs=1),
+    "full": dict(events=50_000, latency_seconds=20.0, alert_wait=60.0, profiles=100_000, ingest_events=50_000,
+                 ingest_warmup=10_000, ingest_runs=3, segmenter_profiles=20_000, segmenter_runs=3),
+    "quick": dict(events=12_000, latency_seconds=10.0, alert_wait=30.0, profiles=0, ingest_events=15_000,
+                  ingest_warmup=3_000, ingest_runs=1, segmenter_profiles=3_000, segmenter_runs=1),
 }  # fmt: skip
 
 
