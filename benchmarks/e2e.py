@@ -38,7 +38,7 @@ from alert_latency import collect, probe_delays, probes  # benchmarks/*.py: run 
 from ingest import raw_inputs_copy_rate
 from journeys import load_profiles
 from kafka import KafkaConsumer
-from measure import SERVICE_NAMES, cpu_since, cpu_snapshot, hub_pids, process_rss, wait_counter, wait_counters
+from measure import SERVICE_NAMES, cpu_since, cpu_snapshot, hub_pids, ingested, process_rss, wait_for
 from report import cpu_table, pct, pct_of_expected
 from segmenter import write_segments_file
 from sqlalchemy import func, select
@@ -122,18 +122,24 @@ class Throughput:
     segmenter_s: float | None
     notifier_s: float | None
     cpu: dict[str, float]  # CPU seconds per process over the phase
+    timeout_s: float
     raw_rate: float = 0.0  # the raw kafka-python copy of the same records, messages/s
 
     @property
-    def seconds(self) -> float | None:
-        """First publish to the last stage done (None: a stage did not finish in time)."""
+    def finished(self) -> bool:
+        return self.segmenter_s is not None and self.notifier_s is not None
+
+    @property
+    def seconds(self) -> float:
+        """First publish to the last stage done; if a stage did not finish, the timeout (at least that)."""
         if self.segmenter_s is None or self.notifier_s is None:
-            return None
+            return self.timeout_s
         return max(self.profile_s, self.segmenter_s, self.notifier_s)
 
     @property
     def rate(self) -> float:
-        return self.sent / self.seconds if self.seconds else float("nan")
+        """End-to-end events/s; if a stage did not finish in time, an upper bound."""
+        return self.sent / self.seconds
 
 
 @dataclass
@@ -180,13 +186,25 @@ def bench_settings(data_dir: Path, cart_delay_s: float) -> Settings:
 
 
 def drain(r: redis.Redis, base: dict[str, int], sent: int, timeout_s: float) -> tuple[dict[str, float | None], int]:
-    """Wait until the profile stage has folded ``sent`` more events (counted from ``base``) and the
-    segmenter and the notifier have handled every profile change it made: the monotonic time each counter
-    got there, and how many profile changes that was."""
-    done = wait_counters(r, {"profile.events": base.get("profile.events", 0) + sent}, timeout_s)
-    changes = read_counts(r).get("profile.updated", 0) - base.get("profile.updated", 0)
-    targets = {name: base.get(name, 0) + changes for name in ("segmenter.evaluated", "notifier.profiles")}
-    return {**done, **wait_counters(r, targets, timeout_s)}, changes
+    """Wait until ingest has handled ``sent`` more inputs (counted from ``base``), the profile stage has
+    folded every event ingest forwarded (catalogue updates go to the catalogue, not to the profiles), and
+    the segmenter and the notifier have handled every profile change it made: the monotonic time each
+    stage got there (None: not within ``timeout_s``), and how many profile changes that was. The notifier
+    counts what it handled once a second, so its time is up to a second late."""
+    deadline = time.monotonic() + timeout_s
+
+    def grew(counts: dict[str, int], *names: str) -> int:
+        return sum(counts.get(n, 0) - base.get(n, 0) for n in names)
+
+    done = wait_for(r, {"ingest": lambda c: ingested(c) - ingested(base) >= sent}, timeout_s)
+    forwarded = grew(read_counts(r), "ingest.out", "ingest.merges")  # merge events are folded too
+    done |= wait_for(r, {"profile": lambda c: grew(c, "profile.events") >= forwarded}, deadline - time.monotonic())
+    changes = grew(read_counts(r), "profile.updated")
+    handled = {
+        "segmenter": lambda c: grew(c, "segmenter.evaluated") >= changes,
+        "notifier": lambda c: grew(c, "notifier.profiles") >= changes,
+    }
+    return done | wait_for(r, handled, deadline - time.monotonic()), changes
 
 
 def throughput(hub: Hub, sim: RetailSimulator, r: redis.Redis, n: int, timeout_s: float) -> Throughput:
@@ -197,10 +215,10 @@ def throughput(hub: Hub, sim: RetailSimulator, r: redis.Redis, n: int, timeout_s
     done, changes = drain(r, base, sent, timeout_s)
     cpu = cpu_since(pids, cpu_before)
     took = {name: None if at is None else at - started for name, at in done.items()}
-    folded = took["profile.events"]
+    folded = took["profile"]
     if folded is None:
         raise SystemExit(f"the profile service did not catch up within {timeout_s:.0f} s: {read_counts(r)}")
-    return Throughput(sent, publish_s, folded, changes, took["segmenter.evaluated"], took["notifier.profiles"], cpu)
+    return Throughput(sent, publish_s, folded, changes, took["segmenter"], took["notifier"], cpu, timeout_s)
 
 
 def latency(hub: Hub, sim: RetailSimulator, args: argparse.Namespace) -> Latency:
@@ -242,9 +260,11 @@ def stored_profiles(settings: Settings) -> int:
 
 def warm_up(hub: Hub, sim: RetailSimulator, r: redis.Redis) -> None:
     """Every service joined its group and handled a first batch."""
-    publish(hub, sim, 200, None)
-    if wait_counter(r, "profile.events", 200, 120) is None or wait_counter(r, "segmenter.evaluated", 1, 120) is None:
-        raise SystemExit("warm-up did not complete: see the logs in " + str(hub.log_dir))
+    base = read_counts(r)
+    sent, _ = publish(hub, sim, 200, None)
+    done, _ = drain(r, base, sent, 120)
+    if None in done.values():
+        raise SystemExit(f"warm-up did not complete ({done}): see the logs in {hub.log_dir}")
     time.sleep(2)
 
 
@@ -289,13 +309,13 @@ def print_throughput(t: Throughput) -> None:
     for name, took in (("segmenter", t.segmenter_s), ("notifier", t.notifier_s)):
         where = f"after {took:.1f} s" if took is not None else "NOT within the timeout"
         print(f"  {name} handled all {t.changes:,} profile changes {where}")
+    bound = "" if t.finished else f"at most (a stage had not finished after {t.timeout_s:.0f} s) "
     print(
-        f"  end to end: {t.rate:,.0f} events/s; raw kafka-python copy of the same records {t.raw_rate:,.0f}/s: "
-        f"ratio {t.rate / t.raw_rate:.2f} (goal ≥ 0.5)"
+        f"  end to end: {bound}{t.rate:,.0f} events/s; raw kafka-python copy of the same records "
+        f"{t.raw_rate:,.0f}/s: ratio {t.rate / t.raw_rate:.2f} (goal ≥ 0.5)"
     )
-    window = t.seconds or t.profile_s
-    print(f"  CPU per event over the {window:.1f} s of the phase:")
-    print("    " + cpu_table(t.cpu, t.sent, window).replace("\n", "\n    "))
+    print(f"  CPU per event over the {t.seconds:.1f} s of the phase:")
+    print("    " + cpu_table(t.cpu, t.sent, t.seconds).replace("\n", "\n    "))
 
 
 def print_latency(lat: Latency) -> None:

@@ -26,6 +26,7 @@ import orjson
 import redis
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
+from measure import ingested  # benchmarks/measure.py
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core.net import free_port
@@ -102,14 +103,14 @@ def ingest_rate(hub: Hub, n: int, warmup: int, timeout_s: float) -> float:
     """Start ingest over warm-up + n published inputs; its rate over the n after the warm-up ones."""
     r = redis.Redis.from_url(hub.settings.redis_dsn)
     base = read_counts(r)
-    done_before = base.get("ingest.out", 0) + base.get("ingest.deadletters", 0) + base.get("ingest.duplicates", 0)
+    done_before = ingested(base)
     child = hub.spawn("ingest", SERVICES["ingest"])
     first: float | None = None
     first_done = 0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         c = read_counts(r)
-        done = c.get("ingest.out", 0) + c.get("ingest.deadletters", 0) + c.get("ingest.duplicates", 0) - done_before
+        done = ingested(c) - done_before
         if done > warmup and first is None:
             # from the first batch handled after the warm-up: group join, first calls and cold caches
             # are not ingest's steady-state work

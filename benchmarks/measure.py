@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import redis
@@ -20,24 +20,35 @@ from crmhub.core.stats import read_counts
 from crmhub.hub import Hub
 
 SERVICE_NAMES = ("ingest", "profile", "segmenter", "notifier")
+# ingest's counters: each input is forwarded, a catalogue update, a duplicate, a dead letter or suppressed
+INGESTED = ("ingest.out", "ingest.catalog", "ingest.duplicates", "ingest.deadletters", "ingest.suppressed")
 
 
 def wait_counter(r: redis.Redis, name: str, target: int, timeout_s: float) -> float | None:
     """Monotonic time at which counter ``name`` reached ``target``; None on timeout."""
-    return wait_counters(r, {name: target}, timeout_s)[name]
+    return wait_for(r, {name: lambda counts: counts.get(name, 0) >= target}, timeout_s)[name]
 
 
-def wait_counters(r: redis.Redis, targets: Mapping[str, int], timeout_s: float) -> dict[str, float | None]:
-    """Monotonic time at which each counter first reached its target (None: not within the timeout)."""
-    reached: dict[str, float | None] = dict.fromkeys(targets)
+def wait_for(
+    r: redis.Redis, conditions: Mapping[str, Callable[[dict[str, int]], bool]], timeout_s: float
+) -> dict[str, float | None]:
+    """Monotonic time at which each condition on the counters first held (None: not within the timeout)."""
+    reached: dict[str, float | None] = dict.fromkeys(conditions)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and None in reached.values():
+    while None in reached.values():
         counts, now = read_counts(r), time.monotonic()
-        for name, target in targets.items():
-            if reached[name] is None and counts.get(name, 0) >= target:
+        for name, holds in conditions.items():
+            if reached[name] is None and holds(counts):
                 reached[name] = now
+        if now >= deadline:
+            break
         time.sleep(0.02)
     return reached
+
+
+def ingested(counts: Mapping[str, int]) -> int:
+    """Inputs ingest has handled so far, whatever became of each."""
+    return sum(counts.get(name, 0) for name in INGESTED)
 
 
 def cpu_s(pid: int) -> float:
