@@ -19,6 +19,7 @@ then prints one summary table (figure, value, target, met or missed) and the CPU
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import tempfile
@@ -97,6 +98,7 @@ def figures(hub: e2e.Result, ingest_rates: ingest.Rates, seg: tuple[float, float
 
 def main() -> None:
     args = parse()
+    load = [os.getloadavg()[0]]  # the machine is shared: how busy it was says how far the figures carry
     laps = [time.monotonic()]
     hub = e2e.run(args)
     laps.append(time.monotonic())
@@ -109,7 +111,9 @@ def main() -> None:
     took = ", ".join(
         f"{name} {b - a:.0f} s" for name, a, b in zip(("e2e", "ingest", "segmenter"), laps, laps[1:], strict=False)
     )
-    print(f"\nsummary ({'quick' if args.quick else 'full'} mode, {laps[-1] - laps[0]:.0f} s: {took}):")
+    load.append(os.getloadavg()[0])
+    mode = "quick" if args.quick else "full"
+    print(f"\nsummary ({mode} mode, {laps[-1] - laps[0]:.0f} s: {took}; load average {load[0]:.1f} -> {load[1]:.1f}):")
     print(summary(figures(hub, rates, seg, args.rate)))
     t = hub.throughput
     print(f"\nCPU per event per process over the throughput phase ({t.sent:,} events, {t.seconds:.1f} s):")
