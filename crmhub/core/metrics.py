@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import tempfile
 from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
@@ -29,9 +31,10 @@ from crmhub.core.instance import instance_name, service_of
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def process_identifier() -> str:
-    """What names this process's files: the pid alone collides between containers sharing a volume."""
-    return f"{socket.gethostname().replace('_', '-')}-{os.getpid()}"
+def process_identifier(pid: int | None = None) -> str:
+    """What names a process's files (this one's by default): the pid alone collides between containers
+    sharing a volume."""
+    return f"{socket.gethostname().replace('_', '-')}-{pid or os.getpid()}"
 
 
 if os.environ.get(MULTIPROC_ENV):
@@ -184,6 +187,18 @@ def collected() -> CollectorRegistry:
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
     return registry
+
+
+def process_samples(path: Path, pid: int, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of metric ``name`` that the process ``pid`` of this host wrote in the multiprocess
+    directory ``path``, read apart from every other process's (what one instance of a scaled service did;
+    the API's figures add them all up)."""
+    with tempfile.TemporaryDirectory(prefix="crmhub-metrics-") as own:
+        for file in path.glob(f"*_{process_identifier(pid)}.db"):
+            shutil.copy(file, own)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=own)  # type: ignore[no-untyped-call]
+        return samples(registry, name)
 
 
 def exposition() -> bytes:
