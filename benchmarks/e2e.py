@@ -44,6 +44,25 @@ def wait_counter(r: redis.Redis, name: str, target: int, timeout_s: float) -> fl
     return None
 
 
+def ingested(counts: dict[str, int]) -> int:
+    return sum(v for k, v in counts.items() if k.startswith("ingest.in."))
+
+
+def wait_folded(r: redis.Redis, base: dict[str, int], sent: int, timeout_s: float) -> float | None:
+    """Monotonic time at which ingest had taken the ``sent`` inputs published since the counters were ``base``
+    and the profile service had folded every event it forwarded of them (catalogue entries go to the
+    catalogue, not to a profile: the simulator's first 60 inputs are); None on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        now = read_counts(r)
+        forwarded = now.get("ingest.out", 0) - base.get("ingest.out", 0)
+        folded = now.get("profile.events", 0) - base.get("profile.events", 0)
+        if ingested(now) - ingested(base) >= sent and folded >= forwarded:
+            return time.monotonic()
+        time.sleep(0.02)
+    return None
+
+
 def publish(hub: Hub, sim: RetailSimulator, n: int, rate: float | None) -> tuple[int, float]:
     """Publish n events (paced at ``rate`` per second if given); return (sent, seconds)."""
     producer = kafka_io.producer(hub.settings, linger_ms=20)
@@ -130,7 +149,7 @@ def warm_up(hub: Hub, sim: RetailSimulator, data_dir: Path) -> redis.Redis:
     """Every service joined its group and handled a first batch; a Redis client of the hub."""
     r = redis.Redis.from_url(hub.settings.redis_dsn)
     publish(hub, sim, 200, None)
-    if wait_counter(r, "profile.events", 200, 120) is None or wait_counter(r, "segmenter.evaluated", 1, 120) is None:
+    if wait_folded(r, {}, 200, 120) is None or wait_counter(r, "segmenter.evaluated", 1, 120) is None:
         raise SystemExit("warm-up did not complete: see the logs in " + str(data_dir / "logs"))
     time.sleep(2)
     return r
@@ -142,7 +161,7 @@ def throughput(hub: Hub, r: redis.Redis, sim: RetailSimulator, events: int, time
     base = read_counts(r)
     started = time.monotonic()
     sent, publish_s = publish(hub, sim, events, None)
-    done = wait_counter(r, "profile.events", base.get("profile.events", 0) + sent, timeout_s)
+    done = wait_folded(r, base, sent, timeout_s)
     if done is None:
         raise SystemExit(f"profile service did not catch up within {timeout_s:.0f} s: {read_counts(r)}")
     changed = read_counts(r).get("profile.updated", 0) - base.get("profile.updated", 0)

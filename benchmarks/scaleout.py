@@ -41,8 +41,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def processes(hub: Hub) -> dict[str, int]:
-    """Every instance's pid, and the embedded broker's and Redis server's."""
-    pids = {c.name: c.proc.pid for c in hub.children}
+    """Every instance's pid, the embedded broker's and Redis server's, and this one's (the publisher)."""
+    pids = {c.name: c.proc.pid for c in hub.children} | {"publisher": os.getpid()}
     for name, server in (("broker", hub.broker), ("redis", hub.redis_server)):
         if server is not None and server.proc is not None:
             pids[name] = server.proc.pid
