@@ -124,7 +124,9 @@ def main() -> None:
     results: dict[int, list[tuple[Throughput, dict[str, float]]]] = {n: [] for n in scales}
     for _ in range(args.runs):  # the scales alternate: a change of the machine's load hits each alike
         for instances in scales:
-            results[instances].append(one_run(instances, args.events, args.customers, args.timeout))
+            figures, cpu = one_run(instances, args.events, args.customers, args.timeout)
+            results[instances].append((figures, cpu))
+            print(f"  {instances} per service: {rate(figures):,.0f} events/s, CPU {sum(cpu.values()):.1f} s", flush=True)
     first: tuple[int, float] | None = None
     for instances in scales:
         through = report(instances, results[instances], first)
