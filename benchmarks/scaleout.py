@@ -126,7 +126,9 @@ def main() -> None:
         for instances in scales:
             figures, cpu = one_run(instances, args.events, args.customers, args.timeout)
             results[instances].append((figures, cpu))
-            print(f"  {instances} per service: {rate(figures):,.0f} events/s, CPU {sum(cpu.values()):.1f} s", flush=True)
+            print(
+                f"  {instances} per service: {rate(figures):,.0f} events/s, CPU {sum(cpu.values()):.1f} s", flush=True
+            )
     first: tuple[int, float] | None = None
     for instances in scales:
         through = report(instances, results[instances], first)

@@ -35,9 +35,9 @@ from crmhub.core.topics import DEADLETTER
 log = logging.getLogger("crmhub")
 
 
-def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.App:
-    """A faust app for ``settings``; ``tables=False`` for an app without tables (no changelog to recover)."""
-    app = faust.App(app_id, **app_options(app_id, settings, tables))
+def create_app(app_id: str, settings: Settings) -> faust.App:
+    """A faust app for ``settings``."""
+    app = faust.App(app_id, **app_options(app_id, settings))
     service = app_id.removeprefix("crmhub-")
 
     @app.timer(interval=METER_INTERVAL_S)
@@ -58,7 +58,7 @@ def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.Ap
     return app
 
 
-def app_options(app_id: str, settings: Settings, tables: bool) -> dict[str, Any]:
+def app_options(app_id: str, settings: Settings) -> dict[str, Any]:
     # one directory per instance: faust's stores keep per-worker files there (several workers of one app
     # on one machine must not share them, as faust's docs say)
     datadir = settings.data_dir / "faust" / app_id / instance_name(app_id.removeprefix("crmhub-"))
@@ -82,10 +82,6 @@ def app_options(app_id: str, settings: Settings, tables: bool) -> dict[str, Any]
         "stream_buffer_maxsize": 256,
         "TableManager": TableManager,  # its recovery drops no record fetched while the streams resume
     }
-    if settings.broker_flavour == "tansu" and tables:
-        # Tansu under-reports end offsets, so table recovery would stop early unless every changelog
-        # record is its own batch (../shared/BROKER.md)
-        options["producer_max_batch_size"] = 1
     return options
 
 
