@@ -17,6 +17,7 @@ from crmhub.core import metrics
 from crmhub.core.effects import DeadLetter, Effect, Publish
 from crmhub.core.errors import is_retryable
 from crmhub.core.faust_fixes import WATCHDOG_LOOK_S, TableManager, Watchdog
+from crmhub.core.instance import instance_name
 from crmhub.core.logs import setup_logging
 from crmhub.core.net import free_port
 from crmhub.core.runtime import (
@@ -58,7 +59,9 @@ def create_app(app_id: str, settings: Settings) -> faust.App:
 
 
 def app_options(app_id: str, settings: Settings) -> dict[str, Any]:
-    datadir = settings.data_dir / "faust" / app_id
+    # one directory per instance: faust's stores keep per-worker files there (several workers of one app
+    # on one machine must not share them, as faust's docs say)
+    datadir = settings.data_dir / "faust" / app_id / instance_name(app_id.removeprefix("crmhub-"))
     datadir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
         "broker": f"kafka://{settings.bootstrap_servers}",
