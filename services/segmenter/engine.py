@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from crmhub.core.conditions.clock import next_flip
-from crmhub.core.conditions.fields import source_view
+from crmhub.core.conditions.clock import merged, next_flip
+from crmhub.core.conditions.fields import view_reader
 from crmhub.core.conditions.language import SegmentDef
 from services.segmenter.rules import membership_changes
 
@@ -50,10 +50,11 @@ class Catalog:
                 by_field.setdefault(name, []).append(d)
         self.by_field = {k: tuple(v) for k, v in by_field.items()}
         self.clocked = tuple(d for d in self.defs if d.clock)
-        self.clock_uses = tuple(use for d in self.clocked for use in d.clock)
+        self.clock = merged(use for d in self.clocked for use in d.clock)  # when time alone can move any
         self.names = frozenset(self.by_name)
         self.fields = tuple(sorted(self.by_field))  # the fields some segment reads: the ones hashed
         self.layout = zlib.crc32(",".join(self.fields).encode())
+        self.view = view_reader(self.fields)
         self._read = _reader(self.fields)
 
     def get(self, name: str) -> SegmentDef | None:
@@ -120,13 +121,13 @@ def evaluate_change(
     force: Collection[str] = (),
 ) -> Outcome | None:
     """The profile's membership after the change ``profile`` (typed: a ``SegmentSource`` or a ``Profile``,
-    see :func:`~crmhub.core.conditions.fields.source_view`) given what was known before (``prior``,
+    see :func:`~crmhub.core.conditions.fields.view_reader`) given what was known before (``prior``,
     ``members``); segments named in ``force`` are evaluated whatever changed. None when the change is older
     than the version already evaluated."""
     version = profile.version or 0
     if prior is not None and version < prior.version:
         return None
-    view = source_view(profile)
+    view = catalog.view(profile)
     hashes = catalog.hashes(view)
     if prior is None or prior.layout != catalog.layout:
         due = {d.name: d for d in catalog.defs}
@@ -135,10 +136,10 @@ def evaluate_change(
         due = catalog.reading(changed, clock_due=0 < prior.due <= now.timestamp())
     due.update((name, d) for name in force if (d := catalog.get(name)) is not None)
     merged = bool(profile.merged_into)  # merged away: the survivor holds its history and segments
-    inside = set() if merged else {name for name, d in due.items() if d.matches(view, now)}
+    inside = set() if merged else {name for name, d in due.items() if d.test(view, now)}
     after = set() if merged else ({m for m in members if m not in due} | inside) & catalog.names
     entered, exited = membership_changes(set(members), after)
-    flip = next_flip(catalog.clock_uses, view, now)
+    flip = next_flip(catalog.clock, view, now)
     return Outcome(
         profile_id=view["profile_id"],
         version=version,

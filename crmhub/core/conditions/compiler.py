@@ -47,6 +47,9 @@ Value = Callable[[View, datetime], Any]  # a compiled expression: its value for 
 Test = Callable[[View, datetime], bool]
 
 
+_ONLY_STR = frozenset({str}).issuperset
+
+
 class Unsupported(Exception):
     """A node the compiler has no translation for (the condition is interpreted)."""
 
@@ -141,7 +144,7 @@ def _symbol(node: Any, build: _Build) -> Value:
     if kind == DataType.DATETIME:
         return loader(lambda v: type(v) is datetime and v.tzinfo is not None)
     if DataType.is_type(kind, DataType.ARRAY) and kind.value_type == DataType.STRING:
-        return loader(lambda v: type(v) is tuple and all(type(s) is str for s in v))
+        return loader(lambda v: type(v) is tuple and _ONLY_STR(map(type, v)))
     return lambda view, now: exact(view)
 
 
@@ -253,25 +256,20 @@ def _order(node: Any, build: _Build) -> Value:
 
 
 def _with_constant(side: Any, other: Any, op: Callable[[Any, Any], bool], build: _Build) -> Value | None:
-    """``side op number`` for a number field or a time function: the number as the view holds it when it
-    is an int or a Decimal (it compares with the constant exactly as its Decimal would), else exactly."""
+    """``side op number`` for a number field or a time function, the shape of most conditions: an int or a
+    Decimal as the view holds it (it compares with the constant exactly as its Decimal would)."""
     if not isinstance(other, nodes.FloatExpression):
         return None
-    raw: Value
-    if isinstance(side, nodes.SymbolExpression) and side.scope is None and side.result_type == DataType.FLOAT:
-        name = side.name
-        raw = lambda view, now: view.get(name)  # noqa: E731
-    elif isinstance(side, nodes.FunctionCallExpression):
-        raw = _elapsed(side, build)
-    else:
+    constant = other.value
+    if isinstance(side, nodes.FunctionCallExpression):
+        elapsed = _elapsed(side, build)  # an int, or it raises
+        return lambda view, now: op(elapsed(view, now), constant)
+    if not (isinstance(side, nodes.SymbolExpression) and side.scope is None and side.result_type == DataType.FLOAT):
         return None
-    exact, constant = compile_node(side, build), other.value
+    name, exact = side.name, compile_node(side, build)
 
     def compare(view: View, now: datetime) -> bool:
-        try:
-            value = raw(view, now)
-        except FALSE_WHEN:
-            value = None  # the exact path raises it again
+        value = view.get(name)
         if type(value) is int or type(value) is Decimal:
             return op(value, constant)
         return ordered(op, exact(view, now), constant)
