@@ -26,7 +26,6 @@ import faust
 import redis.asyncio as aioredis
 
 from crmhub.core import metrics
-from crmhub.core.conditions.fields import decode_sources
 from crmhub.core.conditions.language import SegmentDef
 from crmhub.core.effects import Effect, Publish, Tally
 from crmhub.core.faust_app import Guard, add_timer, create_app, run_worker
@@ -70,12 +69,21 @@ class Segmenter:
         self.catalog = Catalog(combine(self.file_defs, segments.definitions()))
         self.backfill: asyncio.Task[None] | None = None
 
-    async def apply(self, partition: int, docs: Sequence[Any], force: Collection[str] = ()) -> list[str]:
+    async def apply_record(self, partition: int, value: bytes) -> list[str]:
+        """Evaluate a record of crm.profile-changes.v1 (the caller holds the lock), decoded for the
+        catalog in force: only what its segments read. Returns what :meth:`apply` does."""
+        catalog = self.catalog  # the definitions may change while this record is evaluated
+        return await self.apply(partition, catalog.decode(value), catalog=catalog)
+
+    async def apply(
+        self, partition: int, docs: Sequence[Any], force: Collection[str] = (), catalog: Catalog | None = None
+    ) -> list[str]:
         """Evaluate profile changes of one partition (the caller holds the lock); publish entries and
-        exits, record the outcomes. ``docs``: typed profiles (sources decoded from the topic, or stored
-        ``Profile`` objects). Returns the ids of changes older than what was already evaluated."""
+        exits, record the outcomes. ``docs``: typed profiles (decoded by ``catalog``, or stored ``Profile``
+        objects). Returns the ids of changes older than what was already evaluated."""
         if not docs:
             return []
+        catalog = catalog or self.catalog
         latest: dict[str, Any] = {}
         for doc in docs:  # a batch may hold several changes of a profile: its last one counts
             seen = latest.get(doc.profile_id)
@@ -85,7 +93,7 @@ class Segmenter:
         now = self.clock()
         outcomes, stale = [], []
         for pid, doc in latest.items():
-            out = evaluate_change(self.catalog, doc, priors[pid], members[pid], now, force)
+            out = evaluate_change(catalog, doc, priors[pid], members[pid], now, force)
             if out is None:
                 stale.append(pid)
             else:
@@ -258,7 +266,7 @@ def add_agent(app: faust.App, changes_topic: Any, seg: Segmenter, guard: Guard) 
 
     async def evaluate(partition: int, value: bytes) -> None:
         async with seg.lock:
-            await seg.apply(partition, decode_sources(value))
+            await seg.apply_record(partition, value)
 
     @app.agent(changes_topic)
     async def evaluate_profiles(stream: Any) -> None:

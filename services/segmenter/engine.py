@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from crmhub.core.conditions.clock import merged, next_flip
-from crmhub.core.conditions.fields import view_reader
+from crmhub.core.conditions.fields import sources_decoder, view_reader
 from crmhub.core.conditions.language import SegmentDef
 from services.segmenter.rules import membership_changes
 
@@ -55,6 +55,7 @@ class Catalog:
         self.fields = tuple(sorted(self.by_field))  # the fields some segment reads: the ones hashed
         self.layout = zlib.crc32(",".join(self.fields).encode())
         self.view = view_reader(self.fields)
+        self.decode = sources_decoder(self.fields)  # a record of profile changes to what the view reads
         self._read = _reader(self.fields)
 
     def get(self, name: str) -> SegmentDef | None:
@@ -120,7 +121,7 @@ def evaluate_change(
     now: datetime,
     force: Collection[str] = (),
 ) -> Outcome | None:
-    """The profile's membership after the change ``profile`` (typed: a ``SegmentSource`` or a ``Profile``,
+    """The profile's membership after the change ``profile`` (typed: decoded by ``catalog.decode``, or a ``Profile``,
     see :func:`~crmhub.core.conditions.fields.view_reader`) given what was known before (``prior``,
     ``members``); segments named in ``force`` are evaluated whatever changed. None when the change is older
     than the version already evaluated."""

@@ -72,7 +72,28 @@ def _source_field(name: str) -> Any:
 
 _READS = sorted({name for f in SEGMENT_FIELDS for name in f.reads} | {"merged_into"})
 _SOURCE_FIELDS: dict[str, Any] = {name: _source_field(name) for name in _READS}
-SegmentSource = create_model("SegmentSource", __config__=ConfigDict(extra="ignore"), **_SOURCE_FIELDS)
+_ALWAYS = {"profile_id", "version", "merged_into"}  # what the segmenter reads of every change
+
+
+def source_model(names: Iterable[str]) -> Any:
+    """The model of a profile as the segment fields ``names`` read it: only the profile fields they are
+    computed from (and the id, the version and ``merged_into``); every other field is skipped by the
+    JSON parser, not decoded (a stream's records: :func:`sources_decoder`)."""
+    wanted = set(names)
+    reads = {name for f in SEGMENT_FIELDS if f.name in wanted for name in f.reads} | _ALWAYS
+    fields = {name: _SOURCE_FIELDS[name] for name in sorted(reads)}
+    return create_model("SegmentSource", __config__=ConfigDict(extra="ignore"), **fields)
+
+
+def sources_decoder(names: Iterable[str]) -> Callable[[bytes], list[Any]]:
+    """A record of crm.profile-changes.v1 (a JSON list of profiles) decoded in one pass from its bytes to
+    sources of the segment fields ``names`` (:func:`source_model`): no dict of the whole documents is
+    built first (the profile service wrote them: trusted, typed)."""
+    adapter: TypeAdapter[list[Any]] = TypeAdapter(list[source_model(names)])  # type: ignore[misc,arg-type]
+    return adapter.validate_json
+
+
+SegmentSource = source_model(FIELD_TYPES)  # every segment field's sources: tools and tests
 
 
 # pydantic gives parsed times its own tzinfo class, with which every subtraction (days_since, next_flip)
@@ -108,10 +129,5 @@ source_view = view_reader(f.name for f in SEGMENT_FIELDS)  # every segment field
 
 def profile_view(profile: dict[str, Any]) -> dict[str, Any]:
     """The view of a profile as published on crm.profile-changes.v1 (JSON); fields it lacks take their
-    defaults. Tools and tests; a stream decodes its records straight to sources (:data:`decode_sources`)."""
+    defaults. Tools and tests; a stream decodes its records straight to sources (:func:`sources_decoder`)."""
     return source_view(SegmentSource.model_validate(profile))
-
-
-# a record of crm.profile-changes.v1 (a JSON list of profiles) decoded to sources in one pass from its
-# bytes: no dict of the whole documents is built first (the profile service wrote them: trusted, typed)
-decode_sources: Callable[[bytes], list[Any]] = TypeAdapter(list[SegmentSource]).validate_json

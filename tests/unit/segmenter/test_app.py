@@ -15,7 +15,6 @@ import orjson
 import pytest
 
 from crmhub.core import topics
-from crmhub.core.conditions.fields import decode_sources
 from crmhub.core.effects import Effect, Publish
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
@@ -66,7 +65,7 @@ class Harness:
         self.published += [SegmentChange.model_validate_json(r.value) for r in records]
 
     def changed(self, *docs: dict[str, Any]) -> list[str]:
-        return asyncio.run(self.segmenter.apply(0, decode_sources(orjson.dumps(docs))))
+        return asyncio.run(self.segmenter.apply_record(0, orjson.dumps(docs)))
 
     def entered(self) -> list[tuple[str, str, str]]:
         return [(c.profile_id, c.segment, c.change) for c in self.published]
