@@ -23,6 +23,7 @@ from itertools import islice
 from typing import Any
 
 import faust
+import orjson
 import redis.asyncio as aioredis
 
 from crmhub.core import metrics
@@ -33,7 +34,6 @@ from crmhub.core.kafka import partition_for_key
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from crmhub.core.topics import PROFILE_CHANGES, SEGMENTS
-from schemas.outputs import SegmentChange
 from schemas.profile import Profile
 from schemas.readmodels.profiles import ProfileReader
 from services.segmenter.definitions import combine
@@ -49,6 +49,7 @@ DUE_BATCH = 1000
 STALE_RETRIES = 10
 CarryOut = Callable[[Sequence[Effect]], Awaitable[None]]  # the runtime's: returns once the records are delivered
 Clock = Callable[[], datetime]
+Move = tuple[str, str, str, int]  # a segment change: (segment, profile id, "entered" or "exited", profile version)
 
 
 class Segmenter:
@@ -100,23 +101,22 @@ class Segmenter:
                 outcomes.append(out)
         await self.publish(
             [
-                SegmentChange(
-                    segment=name, profile_id=out.profile_id, change=change, at=now, profile_version=out.version
-                )
+                (name, out.profile_id, change, out.version)
                 for out in outcomes
                 for names, change in ((out.entered, "entered"), (out.exited, "exited"))
                 for name in names
             ],
+            now,
             consumed=len(docs),
         )
         await self.membership.write(partition, outcomes, len(docs))
         return stale
 
-    async def publish(self, changes: Sequence[SegmentChange], consumed: int = 0) -> None:
+    async def publish(self, changes: Sequence[Move], at: datetime, consumed: int = 0) -> None:
         """Have the runtime send the changes (and count them) and wait until the broker has them all:
         membership is recorded only after its changes are published, so a crash in between publishes them
         again (at least once), never not at all."""
-        await self.carry_out(publication(changes, consumed))
+        await self.carry_out(publication(changes, at, consumed))
 
     async def stored(self, pids: list[str]) -> dict[str, Profile]:
         return await asyncio.to_thread(self.profiles.load, pids)
@@ -173,14 +173,7 @@ class Segmenter:
         async with self.lock:
             versions = await self.membership.versions(partition, pids)
             now = self.clock()
-            await self.publish(
-                [
-                    SegmentChange(
-                        segment=name, profile_id=pid, change="exited", at=now, profile_version=versions.get(pid, 0)
-                    )
-                    for pid in pids
-                ]
-            )
+            await self.publish([(name, pid, "exited", versions.get(pid, 0)) for pid in pids], now)
             await self.membership.remove(partition, name, pids)
         log.info("segment %r deleted: %d exits in partition %d", name, len(pids), partition)
 
@@ -226,17 +219,24 @@ class Segmenter:
         await asyncio.to_thread(self.segments.record_sizes, sizes, at)
 
 
-def publication(changes: Sequence[SegmentChange], consumed: int = 0) -> list[Effect]:
+def publication(changes: Sequence[Move], at: datetime, consumed: int = 0) -> list[Effect]:
     """The segment changes as records to publish, and their counters (and ``consumed`` profile changes)."""
-    by_change: Counter[tuple[str, ...]] = Counter((c.segment, c.change) for c in changes)
+    by_change: Counter[tuple[str, ...]] = Counter((segment, change) for segment, _, change, _ in changes)
     produced: Counter[tuple[str, ...]] = Counter()
     for (_, change), n in by_change.items():
         produced[(SERVICE, SEGMENTS, change)] += n
-    effects: list[Effect] = [Publish(SEGMENTS, c.model_dump_json().encode(), c.profile_id.encode()) for c in changes]
+    effects: list[Effect] = [Publish(SEGMENTS, change_record(*c, at), c[1].encode()) for c in changes]
     effects += [Tally(metrics.PRODUCED, produced), Tally(metrics.SEGMENT_CHANGES, by_change)]
     if consumed:
         effects.append(Tally(metrics.CONSUMED, {(SERVICE, PROFILE_CHANGES, "profile"): consumed}))
     return effects
+
+
+def change_record(segment: str, profile_id: str, change: str, version: int, at: datetime) -> bytes:
+    """A :class:`~schemas.outputs.SegmentChange` as JSON, byte for byte what pydantic writes, by orjson
+    from a dict: a tenth of the model's cost (a new profile enters a dozen segments)."""
+    doc = {"segment": segment, "profile_id": profile_id, "change": change, "at": at, "profile_version": version}
+    return orjson.dumps(doc, option=orjson.OPT_UTC_Z)
 
 
 def log_failure(task: asyncio.Task[None]) -> None:

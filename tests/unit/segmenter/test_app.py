@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from schemas.outputs import SegmentChange
 from schemas.readmodels.profiles import ProfileReader
-from services.segmenter.app import Segmenter
+from services.segmenter.app import Segmenter, change_record
 from services.segmenter.engine import Outcome, Prior
 from services.segmenter.store import SegmentStore
 
@@ -112,3 +112,9 @@ def test_a_document_that_is_not_a_profile_is_an_error_for_the_guard(tmp_path: Pa
     with pytest.raises(ValueError):  # pydantic's ValidationError: poison, dead-lettered by the Guard
         h.changed({"profile_id": "P", "version": 1, "total_spent": "lots"})
     assert h.published == []
+
+
+@pytest.mark.parametrize("at", [NOW, NOW.replace(microsecond=123456), NOW.astimezone(timezone(timedelta(hours=2)))])
+def test_a_change_record_is_what_pydantic_writes_of_the_contract(at: datetime) -> None:
+    model = SegmentChange(segment="vip", profile_id="P", change="exited", at=at, profile_version=7)
+    assert change_record("vip", "P", "exited", 7, at) == model.model_dump_json().encode()
