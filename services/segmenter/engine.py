@@ -130,7 +130,7 @@ def evaluate_change(
         return None
     view = catalog.view(profile)
     hashes = catalog.hashes(view)
-    if prior is None or prior.layout != catalog.layout:
+    if prior is None or prior.layout != catalog.layout or len(prior.hashes) != len(hashes):
         due = {d.name: d for d in catalog.defs}
     else:
         changed = [name for name, old, new in zip(catalog.fields, prior.hashes, hashes, strict=True) if old != new]
