@@ -7,11 +7,13 @@ dates (a birthday, a renewal date 30 and 7 days ahead, 90 days after the last or
 loaded through the profile stage (one ``identify`` each, published to the raw topic), not written to the
 store directly: the journeys only learn of a profile from what that stage publishes (the profile change
 that schedules its dates, the segment it enters), so a profile written behind its back would be in no
-journey. Then demo traffic runs at ``--rate`` events/s for ``--seconds`` with probes of the zero-wait
-journey (each its own customer) among it: latency is the CreateTime of the message's record on
-crm.alerts.v1 minus the probe's send time. Printed: the load rate, what the journeys hold, messages/s
-(the journeys' ``sent`` counters), the latency percentiles, and the notifier's CPU (share of one core over
-the traffic phase) and RSS.
+journey. Once the journeys have handled the loaded profiles (their entries and messages stop moving for
+3 s: the latency phase measures the steady state, not the load's backlog), demo traffic runs at ``--rate``
+events/s for ``--seconds`` with probes of the zero-wait journey (each its own customer) among it: latency
+is the CreateTime of the message's record on crm.alerts.v1 minus the probe's send time (and, of it, the time
+until the notifier raised the message: the rest is its delivery). Printed: the load rate, what the journeys
+hold, messages/s (the journeys' ``sent`` counters), the latency percentiles, and the notifier's CPU (share
+of one core over the traffic phase) and RSS.
 
     python benchmarks/journeys.py                 # 100,000 profiles, 60 s of traffic
     python benchmarks/journeys.py --quick         # 2,000 profiles, 10 s: under 2 minutes
@@ -163,6 +165,20 @@ def journey_totals(r: redis.Redis, counter: str) -> int:
     return total
 
 
+def settle(r: redis.Redis, timeout_s: float, quiet_s: float = 3.0) -> float:
+    """Wait until the journeys' entries and messages stop moving for ``quiet_s`` (the segment entries and
+    dates of the loaded profiles handled), so that the latency phase measures the steady state, not the
+    load's backlog; seconds waited."""
+    started = last_change = time.monotonic()
+    seen = (-1, -1)
+    while time.monotonic() - last_change < quiet_s and time.monotonic() - started < timeout_s:
+        now = (journey_totals(r, "entered"), journey_totals(r, "sent"))
+        if now != seen:
+            seen, last_change = now, time.monotonic()
+        time.sleep(0.5)
+    return last_change - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profiles", type=int, default=100_000)
@@ -188,10 +204,10 @@ def main() -> None:
             f"  published in {publish_s:.1f} s; the notifier had every profile change after {took:.1f} s "
             f"({args.profiles / took:,.0f} profiles/s){'' if loaded else ' (TIMED OUT)'}"
         )
-        time.sleep(5)  # the segment entries of the last profiles
+        settled = settle(r, 900)
         print(
             f"  journeys: {journey_totals(r, 'entered'):,} entered, {journey_totals(r, 'waiting'):,} waiting, "
-            f"{journey_totals(r, 'sent'):,} messages sent"
+            f"{journey_totals(r, 'sent'):,} messages sent; settled {settled:.1f} s after the profiles"
         )
         print(f"phase 2: {args.rate:,.0f} demo events/s for {args.seconds:.0f} s with probes", flush=True)
         stop, sent_before, cpu_before = threading.Event(), journey_totals(r, "sent"), cpu_s(notifier)
@@ -210,14 +226,17 @@ def main() -> None:
         alerts = collect(
             hub, 10**9, timeout_s=15 if args.quick else 30
         )  # every alert on the topic: the probes' among them
-    latency = []
+    latency, raised = [], []  # raised: trigger -> the notifier's raising it (the rest is its delivery)
     for alert, at in alerts:
         details = alert.get("details")
         if isinstance(details, dict) and details.get("journey") == "probe":
-            latency.append(at - sent[str(details["message"]).removeprefix("probe ")].timestamp())
+            since = sent[str(details["message"]).removeprefix("probe ")].timestamp()
+            latency.append(at - since)
+            raised.append(datetime.fromisoformat(str(alert["raised_at"])).timestamp() - since)
     print(f"  probes: {len(latency)} of {len(sent)} messages on crm.alerts.v1 ({len(alerts):,} alerts read)")
     print(f"  messages: {messages:,} in {window:.0f} s = {messages / window:,.1f} messages/s from the 20 journeys")
     print("  " + summary("trigger -> send (zero-wait journey)", latency) + f" of {len(sent)} probes")
+    print("  " + summary("of which trigger -> raised by the notifier", raised))
     print(f"  notifier: CPU {cpu:.0%} of a core over the phase, RSS {rss:.0f} MB")
     print("  largest consumer lag over the phase (records, all partitions): " + lags.summary())
 

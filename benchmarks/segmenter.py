@@ -34,7 +34,6 @@ import yaml
 from measure import wait_counter  # benchmarks/measure.py
 
 from crmhub.core import kafka as kafka_io
-from crmhub.core.conditions.fields import decode_sources
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
 from crmhub.core.stats import read_counts
@@ -182,13 +181,13 @@ def pure_rates(segments_file: Path, docs: list[dict[str, Any]], rng: random.Rand
     now = datetime.now(UTC)
     records = [orjson.dumps([d]) for d in docs]
     started = time.perf_counter()
-    outs = [evaluate_change(catalog, decode_sources(r)[0], None, set(), now) for r in records]
+    outs = [evaluate_change(catalog, catalog.decode(r)[0], None, set(), now) for r in records]
     new = len(docs) / (time.perf_counter() - started)
     later = [orjson.dumps([changed(rng, d, now)]) for d in docs]
     started = time.perf_counter()
     for record, out in zip(later, outs, strict=True):
         assert out is not None
-        evaluate_change(catalog, decode_sources(record)[0], out.prior, out.after, now)
+        evaluate_change(catalog, catalog.decode(record)[0], out.prior, out.after, now)
     return new, len(docs) / (time.perf_counter() - started)
 
 

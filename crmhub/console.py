@@ -73,6 +73,9 @@ def banner(console: Console, hub: Hub) -> None:
         f"logs {hub.log_dir}/ · Ctrl-C stops"
     )
     console.print(f"dashboard {api}/dashboard (sign in with the token) · crmhub status")
+    scaled = {name: n for name, n in s.instances.items() if n > 1}
+    if scaled:
+        console.print("instances: " + ", ".join(f"{name}={n}" for name, n in scaled.items()) + " (--scale)")
 
 
 def run_hub(

@@ -2,6 +2,8 @@
 
 Each service is its own process (``python -m services.<name>``), configured only through ``CRMHUB_*``
 environment variables, exactly as in docker-compose; their output goes to ``<data_dir>/logs/``. With
+``--scale`` a service runs as several processes, one consumer group (``profile-1`` … ``profile-N``, each
+named in ``CRMHUB_INSTANCE``, :mod:`crmhub.core.instance`); everything below treats each as a child of its own. With
 supervision on (``crmhub up``/``demo``), a service or the API that exits is started again (see
 :mod:`crmhub.supervision`); the embedded Redis too, on the same data (its append-only file); the broker
 never: it keeps topics in memory only.
@@ -33,6 +35,7 @@ from crmhub import broker_tables
 from crmhub.broker_budget import ROLL_AT, Budget, Laps, wait_drained
 from crmhub.core import kafka as kafka_io
 from crmhub.core.errors import ServerUnavailable
+from crmhub.core.instance import INSTANCE_ENV, instance_names
 from crmhub.core.intake import hold_path
 from crmhub.core.metrics import MULTIPROC_ENV, rss_mb, samples
 from crmhub.core.settings import Settings
@@ -124,6 +127,7 @@ class Hub:
             **settings_env(self.settings),
             "PYTHONUNBUFFERED": "1",
             MULTIPROC_ENV: str(self.metrics_dir),
+            INSTANCE_ENV: name,
         }
         return spawn([sys.executable, *args], log_path, env)
 
@@ -134,6 +138,12 @@ class Hub:
         with self._lock:
             self.children.append(child)
         return child
+
+    def spawn_services(self, services: tuple[str, ...], supervised: bool) -> None:
+        """Start ``services``, each as many times as ``--scale`` says (the API once)."""
+        for name in services:
+            for instance in instance_names(name, self.settings.instances.get(name, 1)):
+                self.spawn(instance, SERVICES[name], supervised)
 
     def supervise(self, now: float) -> None:
         """One round of supervision at monotonic time ``now``: note the supervised children that exited,
@@ -366,8 +376,7 @@ def running_hub(
         shutil.rmtree(hub.metrics_dir, ignore_errors=True)  # the figures of an earlier run are not this one's
         hub.metrics_dir.mkdir()
         stack.callback(hub.stop_children)
-        for name in services:
-            hub.spawn(name, SERVICES[name], supervised=supervise)
+        hub.spawn_services(services, supervised=supervise)
         if "api" in services:
             hub.wait_for_api()
         if supervise:

@@ -81,7 +81,7 @@ def snapshot(res: Resources, t: float) -> dict[str, Any]:
             key=lambda row: (row["service"], row["topic"], row["partition"]),
         ),
         "deadletter_reasons": by_label(samples(registry, "crmhub_deadletters_total"), "reason"),
-        "memory": by_label(samples(registry, "crmhub_process_resident_memory_bytes"), "service"),
+        "memory": by_label(samples(registry, "crmhub_process_resident_memory_bytes"), "instance"),
         "restarts": restarts(counts),
         "deadletters": [orjson.loads(d) for d in dead_raw],
         "alerts": with_delivery(res.redis, [orjson.loads(a) for a in alerts_raw]),

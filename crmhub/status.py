@@ -62,13 +62,13 @@ def render(snap: dict[str, Any]) -> Group:  # noqa: C901
         delivery = ", ".join(f"{sink}: {status}" for sink, status in a["delivery"].items())
         alerts.add_row(a["raised_at"][11:19], a["kind"], a["summary"][:70], delivery)
     memory = Table(title="processes: memory and restarts", title_justify="left")
-    memory.add_column("service")
+    memory.add_column("process")
     memory.add_column("resident", justify="right")
     memory.add_column("restarts", justify="right")
-    for service in sorted(snap["memory"].keys() | snap["restarts"].keys()):
-        rss = snap["memory"].get(service)
+    for process in sorted(snap["memory"].keys() | snap["restarts"].keys()):
+        rss = snap["memory"].get(process)
         resident = f"{rss / 2**20:,.0f} MiB" if rss is not None else "-"
-        memory.add_row(service, resident, f"{snap['restarts'].get(service, 0):,}")
+        memory.add_row(process, resident, f"{snap['restarts'].get(process, 0):,}")
     return Group(flows, lag, reasons, segments, alerts, memory)
 
 

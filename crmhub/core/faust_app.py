@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka.errors import IllegalStateError
@@ -17,6 +17,7 @@ from crmhub.core import metrics
 from crmhub.core.effects import DeadLetter, Effect, Publish
 from crmhub.core.errors import is_retryable
 from crmhub.core.faust_fixes import WATCHDOG_LOOK_S, TableManager, Watchdog
+from crmhub.core.instance import instance_name
 from crmhub.core.logs import setup_logging
 from crmhub.core.net import free_port
 from crmhub.core.runtime import (
@@ -34,9 +35,9 @@ from crmhub.core.topics import DEADLETTER
 log = logging.getLogger("crmhub")
 
 
-def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.App:
-    """A faust app for ``settings``; ``tables=False`` for an app without tables (no changelog to recover)."""
-    app = faust.App(app_id, **app_options(app_id, settings, tables))
+def create_app(app_id: str, settings: Settings) -> faust.App:
+    """A faust app for ``settings``."""
+    app = faust.App(app_id, **app_options(app_id, settings))
     service = app_id.removeprefix("crmhub-")
 
     @app.timer(interval=METER_INTERVAL_S)
@@ -57,8 +58,10 @@ def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.Ap
     return app
 
 
-def app_options(app_id: str, settings: Settings, tables: bool) -> dict[str, Any]:
-    datadir = settings.data_dir / "faust" / app_id
+def app_options(app_id: str, settings: Settings) -> dict[str, Any]:
+    # one directory per instance: faust's stores keep per-worker files there (several workers of one app
+    # on one machine must not share them, as faust's docs say)
+    datadir = settings.data_dir / "faust" / app_id / instance_name(app_id.removeprefix("crmhub-"))
     datadir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
         "broker": f"kafka://{settings.bootstrap_servers}",
@@ -79,10 +82,6 @@ def app_options(app_id: str, settings: Settings, tables: bool) -> dict[str, Any]
         "stream_buffer_maxsize": 256,
         "TableManager": TableManager,  # its recovery drops no record fetched while the streams resume
     }
-    if settings.broker_flavour == "tansu" and tables:
-        # Tansu under-reports end offsets, so table recovery would stop early unless every changelog
-        # record is its own batch (../shared/BROKER.md)
-        options["producer_max_batch_size"] = 1
     return options
 
 
@@ -182,15 +181,58 @@ class FaustSink:
         if not effects:
             return
         dead = [e for e in effects if isinstance(e, DeadLetter)]
-        await asyncio.gather(*[await self._send(e) for e in effects if isinstance(e, Publish | DeadLetter)])
+        sent = [await self._send(e) for e in dead]
+        sent += await self._publish([e for e in effects if isinstance(e, Publish)])
+        await asyncio.gather(*sent)
         pipe = self.redis.pipeline(transaction=False)
         if fill_pipeline(pipe, effects, dead):
             await pipe.execute()
         count_metrics(self.service, self.clock, effects, dead)
 
-    async def _send(self, effect: Publish | DeadLetter) -> Awaitable[Any]:
+    async def _send(self, effect: DeadLetter) -> Awaitable[Any]:
         """Enqueue on faust's producer itself (not ``Topic.send``: a third of the cost per record); the
         result resolves once the broker has the record."""
-        if isinstance(effect, DeadLetter):
-            return await self.app.producer.send(DEADLETTER, None, effect.value, None, None, None)
-        return await self.app.producer.send(effect.topic, effect.key, effect.value, effect.partition, None, None)
+        return await self.app.producer.send(DEADLETTER, None, effect.value, None, None, None)
+
+    async def _publish(self, records: Sequence[Publish]) -> list[Awaitable[Any]]:
+        """The records packed into a batch per partition (aiokafka's ``create_batch``/``send_batch``): a
+        batch costs about what one record's ``send`` does, and a new profile enters a dozen segments at
+        once. A keyed record goes to the default partitioner's partition (murmur2, as ``send`` picks it);
+        an unkeyed one without a partition is sent alone (to a partition the producer picks)."""
+        if not records:
+            return []
+        producer = cast(Any, self.app.producer)._ensure_producer()  # faust's aiokafka producer (no public accessor)
+        counts: dict[str, int] = {}
+        groups: dict[tuple[str, int], list[Publish]] = {}
+        sent = []
+        for record in records:
+            partition = record.partition
+            if partition is None and record.key is not None:
+                if record.topic not in counts:
+                    counts[record.topic] = len(await producer.partitions_for(record.topic))
+                partition = kafka_io.partition_for_key(record.key, counts[record.topic])
+            if partition is None:
+                sent.append(await producer.send(record.topic, record.value))
+            else:
+                groups.setdefault((record.topic, partition), []).append(record)
+        for (topic, partition), group in groups.items():
+            sent += await _send_batches(producer, topic, partition, group)
+        return sent
+
+
+async def _send_batches(producer: Any, topic: str, partition: int, records: Sequence[Publish]) -> list[Any]:
+    """The records in as few batches as they fit (a record too big for a batch is sent alone: the
+    producer's error says so); the futures resolve once the broker has them."""
+    sent, batch = [], producer.create_batch()
+    for record in records:
+        if batch.append(key=record.key, value=record.value, timestamp=None) is not None:
+            continue
+        if batch.record_count():
+            sent.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            if batch.append(key=record.key, value=record.value, timestamp=None) is not None:
+                continue
+        sent.append(await producer.send(topic, record.value, key=record.key, partition=partition))
+    if batch.record_count():
+        sent.append(await producer.send_batch(batch, topic, partition=partition))
+    return sent

@@ -1,4 +1,5 @@
-"""Three faust-streaming defects (0.15.3, and its master) that lose records, corrected, and a watchdog.
+"""Three faust-streaming defects (0.15.3, and its master) that lose records, corrected, a broker's defect
+faust's table recovery trips on, corrected, and a watchdog.
 
 **Commits over unsent changelog records.** Before it commits the input offsets, faust flushes its
 producer, but ``ProducerBuffer.flush`` returns as soon as 0.1 s pass without a message sent, with
@@ -30,6 +31,14 @@ partition with records to read whose committed offset has not moved between two 
 records in the worker (unacked or queued for an agent), is sought back to that offset, with a warning
 saying what was seen (``tests/integration/test_faust_watchdog.py`` makes a worker lose a record).
 
+**A changelog's end, under-reported.** faust recovers a table until the end offsets ListOffsets gives,
+and Tansu answers with the base offset of the partition's last *batch* + 1 (``../shared/BROKER.md``): the
+other records of that batch were never recovered. Every changelog record used to be sent as its own
+batch instead (``producer_max_batch_size=1``), which capped every send of a faust service at one record per
+broker round trip per partition (~1,500 records/s on this machine against ~60,000 batched): the
+notifier's and the segmenter's outputs queued behind their own table writes. :func:`log_ends` reads the
+true end, the high watermark a fetch answers with, as kafka-python's lag figures already do.
+
 The first two were found by reading faust while looking for lost alerts (issue 16) and neither was
 caught in the act: a stress run of a killed and restarted table worker (10-15 kills, 12,000 records)
 lost nothing with or without them. :class:`Recovery` does the resume in the order that cannot drop
@@ -45,20 +54,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 from faust.exceptions import ConsumerNotStarted
 from faust.tables.manager import TableManager as FaustTableManager
 from faust.tables.recovery import Recovery as FaustRecovery
 from faust.transport.consumer import Consumer, ThreadDelegateConsumer
 from faust.transport.producer import ProducerBuffer
-from faust.types import TP, Message
+from faust.types import TP, ConsumerT, Message
 
 log = logging.getLogger("crmhub")
 WATCHDOG_LOOK_S = 10.0  # a stalled partition is fetched again 10-20 s after it stalled
+LOG_END_WAIT_S = 10.0
 
 
 async def drain(self: ProducerBuffer) -> None:
@@ -123,7 +134,39 @@ async def _fetch_again(consumer: Consumer, skipped: dict[TP, int]) -> None:
 Consumer.getmany = getmany  # type: ignore[method-assign]
 
 
+async def log_ends(bootstrap: str, ends: Mapping[TP, int]) -> dict[TP, int]:
+    """The true end offset of each partition, given the end offsets ListOffsets answered: the high watermark
+    of a fetch from the last batch (``ends[tp] - 1``), which is right on every broker."""
+    found = {tp: end for tp, end in ends.items() if end <= 0}  # empty: no batch to read past
+    asked = {TopicPartition(tp.topic, tp.partition): tp for tp in ends if tp not in found}
+    if not asked:
+        return found
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_bytes=1 << 20)
+    await consumer.start()
+    try:
+        consumer.assign(list(asked))
+        for atp, tp in asked.items():
+            consumer.seek(atp, ends[tp] - 1)
+        deadline = asyncio.get_running_loop().time() + LOG_END_WAIT_S
+        while any(consumer.highwater(atp) is None for atp in asked):
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"no high watermark for {[str(a) for a in asked if consumer.highwater(a) is None]}")
+            await consumer.getmany(timeout_ms=200)
+        return found | {tp: max(ends[tp], consumer.highwater(atp)) for atp, tp in asked.items()}
+    finally:
+        await consumer.stop()
+
+
 class Recovery(FaustRecovery):
+    async def _build_highwaters(self, consumer: ConsumerT, tps: Set[TP], destination: Any, title: str) -> None:
+        """faust's, from the true ends (:func:`log_ends`) of the changelog partitions."""
+        ends = await consumer.highwaters(*tps)
+        bootstrap = ",".join(f"{url.host}:{url.port}" for url in self.app.conf.broker)
+        true = await log_ends(bootstrap, {tp: end for tp, end in ends.items() if end is not None})
+        self.log.info("Highwater for %s changelog partitions: %s", title, sorted(true.items()))
+        destination.clear()
+        destination.update({tp: true[tp] - 1 if tp in true else -1 for tp in ends})  # faust's -1: its offsets
+
     async def _resume_streams(self, generation_id: int = 0) -> None:
         """A worker without tables: the streams start once the rebalance is complete."""
         await self.app.on_rebalance_complete.send()

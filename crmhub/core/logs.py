@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from crmhub.core.instance import instance_name
 from crmhub.core.settings import Settings
 
 # structured fields a log call may pass in ``extra``: identifiers of events and records, never personal data
@@ -16,17 +17,19 @@ LOG_FIELDS = ("event_id", "alert_id", "profile_id", "topic", "partition", "offse
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, service, logger, message, and the structured fields given."""
+    """One JSON object a line: time, level, service, instance (crmhub.core.instance), logger, message, and
+    the structured fields given."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
-        self.service = service
+        self.service, self.instance = service, instance_name(service)
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "service": self.service,
+            "instance": self.instance,
             "logger": record.name,
             "msg": record.getMessage(),
         }

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import tempfile
 from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
@@ -24,12 +26,15 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY
 
+from crmhub.core.instance import instance_name, service_of
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def process_identifier() -> str:
-    """What names this process's files: the pid alone collides between containers sharing a volume."""
-    return f"{socket.gethostname().replace('_', '-')}-{os.getpid()}"
+def process_identifier(pid: int | None = None) -> str:
+    """What names a process's files (this one's by default): the pid alone collides between containers
+    sharing a volume."""
+    return f"{socket.gethostname().replace('_', '-')}-{pid or os.getpid()}"
 
 
 if os.environ.get(MULTIPROC_ENV):
@@ -64,9 +69,9 @@ LAG = Gauge(
 )
 MEMORY = Gauge(
     "crmhub_process_resident_memory_bytes",
-    "Resident memory of a service process",
-    ["service"],
-    multiprocess_mode="mostrecent",
+    "Resident memory of a service process (one series per instance, crmhub.core.instance)",
+    ["service", "instance"],
+    multiprocess_mode="mostrecent",  # an instance restarted: its new process's figure wins
 )
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -129,7 +134,7 @@ def record_lag(service: str, lags: Mapping[tuple[str, int], int]) -> None:
 def record_memory(service: str) -> None:
     rss = resident_bytes()
     if rss is not None:
-        MEMORY.labels(service).set(rss)
+        MEMORY.labels(service, instance_name(service)).set(rss)
 
 
 def record_consumer(service: str, lags: Mapping[tuple[str, int], int]) -> None:
@@ -184,6 +189,18 @@ def collected() -> CollectorRegistry:
     return registry
 
 
+def process_samples(path: Path, pid: int, name: str) -> list[tuple[dict[str, str], float]]:
+    """The samples of metric ``name`` that the process ``pid`` of this host wrote in the multiprocess
+    directory ``path``, read apart from every other process's (what one instance of a scaled service did;
+    the API's figures add them all up)."""
+    with tempfile.TemporaryDirectory(prefix="crmhub-metrics-") as own:
+        for file in path.glob(f"*_{process_identifier(pid)}.db"):
+            shutil.copy(file, own)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=own)  # type: ignore[no-untyped-call]
+        return samples(registry, name)
+
+
 def exposition() -> bytes:
     """The text exposition ``/metrics`` serves."""
     return bytes(generate_latest(collected()))
@@ -200,13 +217,16 @@ class _Fixed:
 
 
 def restarts_exposition(restarts: Mapping[str, int]) -> bytes:
-    """``crmhub_service_restarts_total`` per service: kept by the hub's supervisor in the Redis stats (the
-    supervisor writes no metric files: it is not one of the processes whose files the API adds up)."""
+    """``crmhub_service_restarts_total`` per instance (keyed by instance name in ``restarts``): kept by the
+    hub's supervisor in the Redis stats (the supervisor writes no metric files: it is not one of the
+    processes whose files the API adds up)."""
     family = CounterMetricFamily(
-        "crmhub_service_restarts", "Restarts of a service (or the API) by the hub's supervisor", labels=["service"]
+        "crmhub_service_restarts",
+        "Restarts of a service instance (or the API, Redis, the broker) by the hub's supervisor",
+        labels=["service", "instance"],
     )
-    for service, n in sorted(restarts.items()):
-        family.add_metric([service], n)
+    for instance, n in sorted(restarts.items()):
+        family.add_metric([service_of(instance), instance], n)
     registry = CollectorRegistry()
     registry.register(_Fixed(family))
     return bytes(generate_latest(registry))

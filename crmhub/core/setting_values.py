@@ -148,6 +148,34 @@ def parse_complaint_sla(value: str) -> dict[str, float]:
     return sla
 
 
+# the services that run as consumer groups, so as several processes each (``--scale``); the API runs once: it
+# owns the collector's port and the intake journal in the data directory, which one forwarder empties
+SCALABLE = ("ingest", "profile", "segmenter", "notifier")
+MAX_INSTANCES = 32
+
+
+def parse_scale(value: str) -> dict[str, int]:
+    """``"ingest=2,profile=3"`` -> instances per service, every scalable service present (1 unless given);
+    raises ValueError naming the bad pair."""
+    counts = dict.fromkeys(SCALABLE, 1)
+    given: set[str] = set()
+    for pair in _items(value):
+        service, sep, number = (part.strip() for part in pair.partition("="))
+        if service == "api":
+            raise ValueError("scale: the API runs as one instance (it owns the collector's port and intake journal)")
+        if not sep or service not in SCALABLE or service in given:
+            raise ValueError(
+                f"scale {pair!r} must look like SERVICE=N with SERVICE one of {', '.join(SCALABLE)} (each once)"
+            )
+        if not number.isdigit() or not 1 <= int(number) <= MAX_INSTANCES:
+            raise ValueError(
+                f"scale {pair!r}: the number of {service} instances must be a whole number from 1 to {MAX_INSTANCES}"
+            )
+        counts[service] = int(number)
+        given.add(service)
+    return counts
+
+
 PARSERS: dict[str, Callable[[str], object]] = {
     "write_keys": parse_write_keys,
     "cors_origins": parse_cors_origins,

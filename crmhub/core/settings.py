@@ -20,6 +20,7 @@ from crmhub.core.setting_values import (
     parse_cors_origins,
     parse_identity_limits,
     parse_identity_priority,
+    parse_scale,
     parse_shared_ids,
     parse_write_keys,
 )
@@ -203,6 +204,26 @@ class Settings(BaseSettings):
         parse_rate_limits(value)
         return value
 
+    scale: str = Field(
+        "",
+        description="Instances of each service the hub runs, as SERVICE=N pairs, comma separated (e.g. "
+        "ingest=2,profile=2,segmenter=2,notifier=2; services not listed: 1). The instances of a service are one "
+        "consumer group and share its partitions, so more than CRMHUB_PARTITIONS sit idle. The API runs once. "
+        "See docs/operations.md#scaling-out.",
+    )
+
+    @field_validator("scale")
+    @classmethod
+    def _check_scale(cls, value: str, info: ValidationInfo) -> str:
+        partitions = info.data.get("partitions")  # absent when it was invalid itself
+        for service, count in parse_scale(value).items():
+            if partitions is not None and count > partitions:
+                raise ValueError(
+                    f"scale {service}={count}: more instances than the {partitions} partitions of each topic "
+                    "(--partitions); the extra ones would sit idle"
+                )
+        return value
+
     batch_size: int = Field(2000, ge=1, description="Most records a service handles in one batch.")
     log_level: str = Field("INFO", description="Log level of the services.")
     log_format: Literal["text", "json"] = Field(
@@ -275,6 +296,11 @@ class Settings(BaseSettings):
     @property
     def shared_identifiers(self) -> frozenset[tuple[str, str]]:
         return parse_shared_ids(self.shared_ids)
+
+    @property
+    def instances(self) -> dict[str, int]:
+        """Instances per scalable service (``scale``), every one of them listed."""
+        return parse_scale(self.scale)
 
     @property
     def sqlite_path(self) -> Path:

@@ -107,9 +107,8 @@ class AudienceSyncer:
             )
         self.syncs = found
 
-    async def on_change(self, value: bytes) -> None:
-        """A record of ``crm.segments.v1``: queued when its segment is synced and it is news."""
-        change = orjson.loads(value)
+    async def on_change(self, change: dict[str, Any]) -> None:
+        """A record of ``crm.segments.v1`` (decoded): queued when its segment is synced and it is news."""
         segment, pid = change["segment"], change["profile_id"]
         if segment not in self.syncs:
             return

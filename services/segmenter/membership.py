@@ -22,7 +22,7 @@ import orjson
 from crmhub.core.kafka import partition_for_key
 from crmhub.core.stats import STATS_KEY
 from schemas.readmodels.segments import members_key, profile_segments_key, segments_of
-from services.segmenter.engine import PRIOR_SIZE, Outcome, Prior
+from services.segmenter.engine import Outcome, Prior
 from services.segmenter.keys import BACKFILL_KEY, applied_key, due_key, state_key
 
 
@@ -32,11 +32,12 @@ def encode_state(prior: Prior, members: Iterable[str]) -> bytes:
 
 
 def decode_state(raw: bytes | None) -> tuple[Prior | None, set[str]]:
-    """(prior, segments) of a record; (None, no segments) for none, or one of another layout."""
-    prior = None if raw is None else Prior.decode(raw[:PRIOR_SIZE])
-    if prior is None or raw is None or len(raw) == PRIOR_SIZE:
-        return prior, set()
-    return prior, set(raw[PRIOR_SIZE:].decode().split(","))
+    """(prior, segments) of a record; (None, no segments) for none, or one of another format."""
+    found = None if raw is None else Prior.decode(raw)
+    if found is None or raw is None:
+        return None, set()
+    prior, size = found
+    return prior, set(raw[size:].decode().split(",")) if len(raw) > size else set()
 
 
 class Membership:

@@ -24,6 +24,7 @@ import orjson
 import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from prometheus_client.parser import text_string_to_metric_families
 
 from crmhub.core.conditions.fields import profile_view
 from crmhub.core.conditions.language import evaluate
@@ -275,13 +276,14 @@ def sigkill(c: Child) -> int:
 
 
 def restarts(api: httpx.Client) -> dict[str, float]:
-    """``crmhub_service_restarts_total`` per service, from the API's ``/metrics``."""
-    found = {}
-    for line in api.get("/metrics").text.splitlines():
-        if line.startswith("crmhub_service_restarts_total{"):
-            labels, value = line.split("} ")
-            found[labels.split('service="')[1].rstrip('"')] = float(value)
-    return found
+    """``crmhub_service_restarts_total`` per instance (``profile``, or ``profile-2`` of a scaled service),
+    from the API's ``/metrics``."""
+    return {
+        sample.labels["instance"]: sample.value
+        for family in text_string_to_metric_families(api.get("/metrics").text)
+        for sample in family.samples
+        if sample.name == "crmhub_service_restarts_total"
+    }
 
 
 def fresh_membership(hub: Hub) -> dict[str, set[str]]:

@@ -303,11 +303,17 @@ def test_every_service_killed_mid_stream_and_every_result_exact(chaos_hub: Hub) 
     check_everything(chaos_hub, stream, want, dict.fromkeys(KILLED, 1.0))
 
 
-def check_everything(hub: Hub, stream: Stream, want: Expected, expected_restarts: dict[str, float] | None) -> None:
+def check_everything(
+    hub: Hub,
+    stream: Stream,
+    want: Expected,
+    expected_restarts: dict[str, float] | None,
+    cart_delay_s: float = CART_DELAY_S,
+) -> None:
     """Once the stream is sent: profiles, alerts and segments exact, the restarts as expected (None: not
-    checked), every child running."""
+    checked), every child running. ``cart_delay_s``: the hub's abandonment delay."""
     stream.join(timeout=300)
-    every_cart_due = time.monotonic() + CART_DELAY_S + 5  # by then a bought cart's alert would be out
+    every_cart_due = time.monotonic() + cart_delay_s + 5  # by then a bought cart's alert would be out
     assert not stream.is_alive() and stream.failure is None, stream.failure
     assert stream.dropped == []
     with api_client(hub.settings) as api:

@@ -13,10 +13,12 @@ every whole unit a candidate. Pure: ``now`` is always given.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import rule_engine
@@ -77,6 +79,11 @@ class ClockUse:
     field: str
     unit: TimeFunction
     thresholds: frozenset[Decimal]  # constants it is compared with; EVERY_UNIT when not only compared
+
+    @cached_property
+    def steps(self) -> tuple[int, ...]:
+        """The whole unit counts at which the comparisons can change truth, in order."""
+        return tuple(sorted(_steps(self.thresholds)))
 
 
 ClockSpec = tuple[ClockUse, ...]
@@ -159,9 +166,27 @@ def next_flip(uses: Iterable[ClockUse], view: dict[str, Any], now: datetime) -> 
         elapsed = use.unit.elapsed(at, now)
         if use.thresholds == EVERY_UNIT:
             candidates.append(use.unit.reached(at, elapsed + 1))
-        else:
-            candidates.extend(use.unit.reached(at, k) for k in _steps(use.thresholds) if k > elapsed)
+        elif (i := bisect_right(use.steps, elapsed)) < len(use.steps):  # the next count to come
+            candidates.append(use.unit.reached(at, use.steps[i]))
     return min(candidates, default=None)
+
+
+def merged(uses: Iterable[ClockUse]) -> ClockSpec:
+    """The uses of several conditions as one per (field, unit), with the same :func:`next_flip`: each
+    field's time computed once however many segments count from it."""
+    found: dict[tuple[str, TimeFunction], set[Decimal] | None] = {}
+    for use in uses:
+        key = (use.field, use.unit)
+        if use.thresholds == EVERY_UNIT:
+            found[key] = None
+        elif key not in found:
+            found[key] = set(use.thresholds)
+        elif (known := found[key]) is not None:
+            known |= use.thresholds
+    return tuple(
+        ClockUse(field, unit, EVERY_UNIT if constants is None else frozenset(constants))
+        for (field, unit), constants in sorted(found.items(), key=lambda item: item[0])
+    )
 
 
 def walk(node: Any) -> Iterator[Any]:

@@ -9,7 +9,7 @@ view decodes, from a published profile, only the profile fields some segment fie
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from copy import copy
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -72,35 +72,62 @@ def _source_field(name: str) -> Any:
 
 _READS = sorted({name for f in SEGMENT_FIELDS for name in f.reads} | {"merged_into"})
 _SOURCE_FIELDS: dict[str, Any] = {name: _source_field(name) for name in _READS}
-SegmentSource = create_model("SegmentSource", __config__=ConfigDict(extra="ignore"), **_SOURCE_FIELDS)
+_ALWAYS = {"profile_id", "version", "merged_into"}  # what the segmenter reads of every change
 
 
-_STORED = tuple(f.name for f in SEGMENT_FIELDS if f.stored)
-_read_stored = attrgetter(*_STORED)  # one call for all of them (a view is built per profile change)
-_COMPUTED = tuple((f.name, f.get) for f in SEGMENT_FIELDS if not f.stored)
-# pydantic gives parsed times its own tzinfo class, with which every subtraction (days_since, the memo's
-# elapsed units, next_flip) costs 2 µs instead of 0.75: the view's times are moved to datetime's UTC once
-_TIMES = tuple(f.name for f in SEGMENT_FIELDS if FIELD_TYPES[f.name] == DataType.DATETIME)
+def source_model(names: Iterable[str]) -> Any:
+    """The model of a profile as the segment fields ``names`` read it: only the profile fields they are
+    computed from (and the id, the version and ``merged_into``); every other field is skipped by the
+    JSON parser, not decoded (a stream's records: :func:`sources_decoder`)."""
+    wanted = set(names)
+    reads = {name for f in SEGMENT_FIELDS if f.name in wanted for name in f.reads} | _ALWAYS
+    fields = {name: _SOURCE_FIELDS[name] for name in sorted(reads)}
+    return create_model("SegmentSource", __config__=ConfigDict(extra="ignore"), **fields)
+
+
+def sources_decoder(names: Iterable[str]) -> Callable[[bytes], list[Any]]:
+    """A record of crm.profile-changes.v1 (a JSON list of profiles) decoded in one pass from its bytes to
+    sources of the segment fields ``names`` (:func:`source_model`): no dict of the whole documents is
+    built first (the profile service wrote them: trusted, typed)."""
+    adapter: TypeAdapter[list[Any]] = TypeAdapter(list[source_model(names)])  # type: ignore[misc,arg-type]
+    return adapter.validate_json
+
+
+SegmentSource = source_model(FIELD_TYPES)  # every segment field's sources: tools and tests
+
+
+# pydantic gives parsed times its own tzinfo class, with which every subtraction (days_since, next_flip)
+# costs 2 µs instead of 0.75: the view's times are moved to datetime's UTC once
+_TIMES = frozenset(f.name for f in SEGMENT_FIELDS if FIELD_TYPES[f.name] == DataType.DATETIME)
+
+
+def view_reader(names: Iterable[str]) -> Callable[[Any], dict[str, Any]]:
+    """The view of the segment fields ``names`` (and ``profile_id``) of a typed profile: a
+    :data:`SegmentSource`, or a :class:`schemas.profile.Profile` itself (it has every field a source has).
+    The segmenter reads only what its segments read: computing a field costs, even one nobody reads."""
+    wanted = {"profile_id", *names}
+    stored = tuple(f.name for f in SEGMENT_FIELDS if f.stored and f.name in wanted)
+    read_stored = attrgetter(*stored)  # one call for all of them (a view is built per profile change)
+    computed = tuple((f.name, f.get) for f in SEGMENT_FIELDS if not f.stored and f.name in wanted)
+    times = tuple(name for name in _TIMES if name in wanted)
+
+    def view_of(source: Any) -> dict[str, Any]:
+        values: Any = read_stored(source)
+        view = dict(zip(stored, values, strict=True)) if len(stored) > 1 else {stored[0]: values}
+        for name, get in computed:
+            view[name] = get(source)
+        for name in times:
+            if (at := view[name]) is not None and at.tzinfo is not UTC:
+                view[name] = at.astimezone(UTC)
+        return view
+
+    return view_of
+
+
+source_view = view_reader(f.name for f in SEGMENT_FIELDS)  # every segment field (time functions aside)
 
 
 def profile_view(profile: dict[str, Any]) -> dict[str, Any]:
     """The view of a profile as published on crm.profile-changes.v1 (JSON); fields it lacks take their
-    defaults. Tools and tests; a stream decodes its records straight to sources (:data:`decode_sources`)."""
+    defaults. Tools and tests; a stream decodes its records straight to sources (:func:`sources_decoder`)."""
     return source_view(SegmentSource.model_validate(profile))
-
-
-def source_view(source: Any) -> dict[str, Any]:
-    """The value of every segment field (time functions aside) of a typed profile: a
-    :data:`SegmentSource`, or a :class:`schemas.profile.Profile` itself (it has every field a source has)."""
-    view = dict(zip(_STORED, _read_stored(source), strict=True))
-    for name, get in _COMPUTED:
-        view[name] = get(source)
-    for name in _TIMES:
-        if (at := view[name]) is not None and at.tzinfo is not UTC:
-            view[name] = at.astimezone(UTC)
-    return view
-
-
-# a record of crm.profile-changes.v1 (a JSON list of profiles) decoded to sources in one pass from its
-# bytes: no dict of the whole documents is built first (the profile service wrote them: trusted, typed)
-decode_sources: Callable[[bytes], list[Any]] = TypeAdapter(list[SegmentSource]).validate_json

@@ -21,9 +21,9 @@ from typing import Any
 import rule_engine
 from rule_engine.suggestions import suggest_symbol
 
-from crmhub.core.conditions.clock import TIME_FUNCTIONS, ClockSpec, clock_spec, time_functions, walk
+from crmhub.core.conditions.clock import TIME_FUNCTIONS, ClockSpec, clock_spec, walk
+from crmhub.core.conditions.compiler import Test, compile_test
 from crmhub.core.conditions.fields import FIELD_TYPES
-from crmhub.core.conditions.memo import KeySpec, key_spec
 from crmhub.core.errors import ConfigError
 
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -39,24 +39,19 @@ class SegmentError(ConfigError):
     """A segment definition is wrong; the message names the segment and what is wrong."""
 
 
-def rule_matches(rule: rule_engine.Rule, view: Mapping[str, Any]) -> bool:
-    try:
-        return bool(rule.matches(view))
-    except (rule_engine.EngineError, TypeError):  # a null or missing value compared: false, never a crash
-        return False  # (rule-engine raises TypeError for ``x in null``, found by the fuzz test)
-
-
 @dataclass(frozen=True)
 class Condition:
     text: str
     rule: rule_engine.Rule
     fields: frozenset[str]  # the view fields the condition reads
     clock: ClockSpec  # when its truth can change with time alone (empty: never)
-    key: KeySpec | None  # what its result depends on (None: evaluate it every time)
+    test: Test  # the condition compiled (:mod:`crmhub.core.conditions.compiler`)
+    native: bool  # compiled to Python (False: rule-engine interprets it)
 
     def holds(self, view: Mapping[str, Any], now: datetime) -> bool:
-        """Whether the condition is true of ``view`` at ``now``."""
-        return rule_matches(self.rule, {**view, **time_functions(now)})
+        """Whether the condition is true of ``view`` (a profile view, or an event's properties for an
+        untyped condition) at ``now``; a null or missing value compared makes it false, never an error."""
+        return self.test(view, now)
 
 
 @dataclass(frozen=True)
@@ -67,10 +62,12 @@ class SegmentDef:
     rule: rule_engine.Rule
     fields: frozenset[str]  # the view fields the condition reads
     clock: ClockSpec  # when its truth can change with time alone (empty: never)
-    key: KeySpec | None  # what its result depends on (None: evaluate it every time)
+    test: Test  # the condition compiled (:mod:`crmhub.core.conditions.compiler`)
+    native: bool  # compiled to Python (False: rule-engine interprets it)
 
-    def matches(self, view: dict[str, Any]) -> bool:
-        return rule_matches(self.rule, view)
+    def matches(self, view: Mapping[str, Any], now: datetime) -> bool:
+        """Whether the profile ``view`` is in the segment at ``now``."""
+        return self.test(view, now)
 
     @property
     def fingerprint(self) -> str:
@@ -109,8 +106,8 @@ def compile_condition(condition: str, types: Mapping[str, Any] | None = FIELD_TY
         clock = clock_spec(rule)
     except ValueError as exc:
         raise ConditionError(f"bad condition {condition!r}: {exc}") from exc
-    fields = frozenset(read - set(TIME_FUNCTIONS))
-    return Condition(condition, rule, fields, clock, key_spec(rule, fields))
+    test, native = compile_test(rule, typed=types is not None)
+    return Condition(condition, rule, frozenset(read - set(TIME_FUNCTIONS)), clock, test, native)
 
 
 def compile_segment(name: str, condition: str, description: str = "") -> SegmentDef:
@@ -121,7 +118,7 @@ def compile_segment(name: str, condition: str, description: str = "") -> Segment
         c = compile_condition(condition)
     except ConditionError as exc:
         raise SegmentError(f"segment {name!r}: {exc}") from exc
-    return SegmentDef(name, description, condition, c.rule, c.fields, c.clock, c.key)
+    return SegmentDef(name, description, condition, c.rule, c.fields, c.clock, c.test, c.native)
 
 
 def _builtins_used(rule: rule_engine.Rule) -> set[str]:
@@ -134,5 +131,4 @@ def _builtins_used(rule: rule_engine.Rule) -> set[str]:
 
 def evaluate(defs: list[SegmentDef], view: dict[str, Any], now: datetime) -> set[str]:
     """The names of the segments of ``defs`` the view is in at ``now``."""
-    scope = {**view, **time_functions(now)}
-    return {d.name for d in defs if d.matches(scope)}
+    return {d.name for d in defs if d.matches(view, now)}

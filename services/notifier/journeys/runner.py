@@ -105,18 +105,19 @@ class JourneyRunner:
             log.info("journeys in force: %s", ", ".join(f"{j} v{v} {s}" for j, v, s in index.signature()) or "none")
             self.index = index
 
-    async def handle(self, topic: str, partition: int, value: bytes) -> None:
+    async def handle(self, topic: str, partition: int, doc: Any) -> None:
+        """One record of an input, decoded."""
         if topic == JOURNEYS_DUE:
-            await self.fire(partition, orjson.loads(value))
-        elif topic == EVENTS and self.index.reads_events():  # else not even decoded: nothing to do
-            await self.on_events(partition, orjson.loads(value))
+            await self.fire(partition, doc)
+        elif topic == EVENTS and self.index.reads_events():
+            await self.on_events(partition, doc)
         elif topic == SEGMENTS and self.index.segments:
-            await self.on_segment(partition, orjson.loads(value))
+            await self.on_segment(partition, doc)
         elif topic == PROFILE_CHANGES and self.index.dated:
-            for change in orjson.loads(value):
+            for change in doc:
                 self.schedule_dates(partition, change)
         elif topic == ERASURES:
-            self.forget(orjson.loads(value)["profile_id"])
+            self.forget(doc["profile_id"])
 
     # --- inputs ----------------------------------------------------------------------------------------
 

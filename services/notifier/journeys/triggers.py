@@ -19,7 +19,6 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag, field_validator
 
 from crmhub.core.conditions.fields import FIELD_TYPES
-from crmhub.core.conditions.language import rule_matches
 from schemas.events import EVENT_TYPES
 from services.notifier.journeys.parsing import Duration, Name, PropertyCondition, TimeOfDay
 from services.notifier.journeys.timing import at_local
@@ -133,9 +132,7 @@ def fires(trigger: SegmentTrigger | EventTrigger | DateTrigger, occ: Occurrence)
         return occ.kind == "segment" and occ.name == trigger.segment and occ.data.get("change") == trigger.change
     if isinstance(trigger, EventTrigger):
         where = trigger.where
-        return (
-            occ.kind == "event" and occ.name in trigger.event and (where is None or rule_matches(where.rule, occ.data))
-        )
+        return occ.kind == "event" and occ.name in trigger.event and (where is None or where.holds(occ.data, occ.at))
     return occ.kind == "date" and occ.name == trigger.date
 
 

@@ -8,6 +8,7 @@ import sys
 import orjson
 import pytest
 
+from crmhub.core.instance import INSTANCE_ENV
 from crmhub.core.logs import JsonFormatter, setup_logging
 from crmhub.core.settings import Settings
 
@@ -58,3 +59,9 @@ def test_what_kafka_python_logs_while_closing_a_client_is_dropped_and_nothing_el
     out = capsys.readouterr().out
     assert "Cancelled" not in out and "(closed)" not in out
     assert "(connected)" in out and "NodeNotReady" in out
+
+
+def test_a_json_line_names_the_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(INSTANCE_ENV, "profile-2")
+    doc = orjson.loads(JsonFormatter("profile").format(record("folded")))
+    assert (doc["service"], doc["instance"]) == ("profile", "profile-2")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from crmhub.core.metrics import count, lag_of, observe_ages, reason_label, samples
+from crmhub.core.instance import INSTANCE_ENV
+from crmhub.core.metrics import MULTIPROC_ENV, count, lag_of, observe_ages, process_samples, reason_label, samples
 
 
 def flat(registry: CollectorRegistry, metric: str) -> list[tuple[str, dict[str, str], float]]:
@@ -70,3 +76,27 @@ def test_a_batch_of_ages_gives_the_figures_of_one_observation_per_event() -> Non
     assert figures("t_batched") == [(n.replace("single", "batched"), le, v) for n, le, v in figures("t_single")]
     assert ("t_batched_count", "", 6.0) in figures("t_batched")
     assert [v for n, le, v in figures("t_batched") if le] == [3.0, 5.0, 6.0]  # cumulative: <=0.1, <=1, +Inf
+
+
+def test_one_process_s_samples_are_read_apart_from_the_others(tmp_path: Path) -> None:
+    """Two processes (two instances of one service) write metric files in one directory: each one's own
+    figures can be read apart, while the collector the API uses adds the counters up and keeps one memory
+    gauge per instance."""
+    script = (
+        "import sys; from crmhub.core import metrics; "
+        "metrics.CONSUMED.labels('profile', 'crm.events.v1', 'order').inc(int(sys.argv[1])); "
+        "metrics.record_memory('profile')"
+    )
+    consumed = {}
+    for n, amount in ((1, 3), (2, 5)):
+        env = {**os.environ, MULTIPROC_ENV: str(tmp_path), INSTANCE_ENV: f"profile-{n}"}
+        proc = subprocess.Popen([sys.executable, "-c", script, str(amount)], env=env)
+        assert proc.wait(60) == 0
+        consumed[proc.pid] = amount
+    for pid, amount in consumed.items():
+        assert [v for _, v in process_samples(tmp_path, pid, "crmhub_events_consumed_total")] == [amount]
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    assert [v for _, v in samples(registry, "crmhub_events_consumed_total")] == [8]
+    memory = {labels["instance"] for labels, _ in samples(registry, "crmhub_process_resident_memory_bytes")}
+    assert memory == {"profile-1", "profile-2"}

@@ -171,3 +171,32 @@ def test_a_bad_complaint_sla_is_named(monkeypatch: pytest.MonkeyPatch, bad: str,
     monkeypatch.setenv("CRMHUB_COMPLAINT_SLA", bad)
     with pytest.raises(ValidationError, match="complaint_sla"):
         Settings()
+
+
+def test_scale_lists_every_service_one_instance_unless_given() -> None:
+    assert Settings().instances == {"ingest": 1, "profile": 1, "segmenter": 1, "notifier": 1}
+    scaled = Settings(scale=" ingest=2, profile=4 ,notifier=1")
+    assert scaled.instances == {"ingest": 2, "profile": 4, "segmenter": 1, "notifier": 1}
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("profile=x", "scale 'profile=x': the number of profile instances must be a whole number from 1 to 32"),
+        ("segmenter=0", "scale 'segmenter=0': the number of segmenter instances must be a whole number"),
+        ("ingest=-1", "scale 'ingest=-1': the number of ingest instances"),
+        ("profile", "scale 'profile' must look like SERVICE=N with SERVICE one of ingest, profile, segmenter"),
+        ("worker=2", "scale 'worker=2' must look like SERVICE=N"),
+        ("profile=2,profile=3", r"scale 'profile=3' must look like SERVICE=N .*\(each once\)"),
+        ("api=2", "scale: the API runs as one instance"),
+        ("notifier=5", r"scale notifier=5: more instances than the 4 partitions of each topic \(--partitions\)"),
+    ],
+)
+def test_a_bad_scale_names_the_service_and_number(monkeypatch: pytest.MonkeyPatch, bad: str, message: str) -> None:
+    monkeypatch.setenv("CRMHUB_SCALE", bad)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+def test_more_partitions_allow_more_instances() -> None:
+    assert Settings(partitions=8, scale="profile=8").instances["profile"] == 8

@@ -48,10 +48,10 @@ class Harness:
             raise ConnectionError("away for a moment")
 
     def changed(self, partition: int, *changes: Any) -> None:
-        asyncio.run(self.notifier.handle(PROFILE_CHANGES, partition, orjson.dumps(changes)))
+        asyncio.run(self.notifier.handle(PROFILE_CHANGES, partition, orjson.loads(orjson.dumps(changes))))
 
     def fire(self, partition: int, *profile_ids: str) -> None:
-        asyncio.run(self.notifier.handle(DUE_TOPIC, partition, orjson.dumps(profile_ids)))
+        asyncio.run(self.notifier.handle(DUE_TOPIC, partition, list(profile_ids)))
 
     def tick(self, at: datetime) -> list[tuple[int, list[str]]]:
         self.now, self.sent = at, []

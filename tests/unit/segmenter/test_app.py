@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +15,12 @@ import orjson
 import pytest
 
 from crmhub.core import topics
-from crmhub.core.conditions.fields import decode_sources
 from crmhub.core.effects import Effect, Publish
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from schemas.outputs import SegmentChange
 from schemas.readmodels.profiles import ProfileReader
-from services.segmenter.app import Segmenter
+from services.segmenter.app import Segmenter, change_record
 from services.segmenter.engine import Outcome, Prior
 from services.segmenter.store import SegmentStore
 
@@ -66,7 +65,7 @@ class Harness:
         self.published += [SegmentChange.model_validate_json(r.value) for r in records]
 
     def changed(self, *docs: dict[str, Any]) -> list[str]:
-        return asyncio.run(self.segmenter.apply(0, decode_sources(orjson.dumps(docs))))
+        return asyncio.run(self.segmenter.apply_record(0, orjson.dumps(docs)))
 
     def entered(self) -> list[tuple[str, str, str]]:
         return [(c.profile_id, c.segment, c.change) for c in self.published]
@@ -113,3 +112,9 @@ def test_a_document_that_is_not_a_profile_is_an_error_for_the_guard(tmp_path: Pa
     with pytest.raises(ValueError):  # pydantic's ValidationError: poison, dead-lettered by the Guard
         h.changed({"profile_id": "P", "version": 1, "total_spent": "lots"})
     assert h.published == []
+
+
+@pytest.mark.parametrize("at", [NOW, NOW.replace(microsecond=123456), NOW.astimezone(timezone(timedelta(hours=2)))])
+def test_a_change_record_is_what_pydantic_writes_of_the_contract(at: datetime) -> None:
+    model = SegmentChange(segment="vip", profile_id="P", change="exited", at=at, profile_version=7)
+    assert change_record("vip", "P", "exited", 7, at) == model.model_dump_json().encode()

@@ -19,13 +19,13 @@ class Counting:
         self.catalog = Catalog(compile_segment(name, cond) for name, cond in conditions.items())
         self.calls: dict[str, int] = dict.fromkeys(conditions, 0)
         for d in self.catalog.defs:
-            original = d.rule.matches
+            original = d.test
 
-            def counted(view: dict[str, Any], name: str = d.name, original: Any = original) -> Any:
+            def counted(view: dict[str, Any], now: datetime, name: str = d.name, original: Any = original) -> Any:
                 self.calls[name] += 1
-                return original(view)
+                return original(view, now)
 
-            object.__setattr__(d.rule, "matches", counted)
+            object.__setattr__(d, "test", counted)
 
 
 def source(doc: dict[str, Any]) -> Any:
@@ -106,9 +106,14 @@ def test_segments_no_longer_defined_are_left_and_merged_profiles_leave_everythin
     assert (merged.exited, merged.after, merged.due) == (["big"], frozenset(), None)
 
 
-def test_prior_round_trips_and_a_foreign_record_means_evaluate_everything() -> None:
+def test_prior_round_trips_and_one_of_other_fields_means_evaluate_everything() -> None:
     catalog = Catalog([compile_segment("big", "total_spent >= 500")])
     prior = change(catalog, {"version": 7, "total_spent": "1"}, None, set()).prior
-    assert Prior.decode(prior.encode()) == prior
-    assert Prior.decode(None) is None
+    assert prior.hashes and len(prior.hashes) == len(catalog.fields) == 1  # only the fields segments read
+    assert Prior.decode(prior.encode()) == (prior, len(prior.encode()))
     assert Prior.decode(b"short") is None
+    # definitions reading other fields: every segment is evaluated, the version still guards replays
+    wider = Counting(big="total_spent >= 500", carts="cart_items > 0")
+    out = change(wider.catalog, {"version": 8, "total_spent": "1"}, prior, set())
+    assert (out.evaluated, wider.calls) == (2, {"big": 1, "carts": 1})
+    assert evaluate_change(wider.catalog, source({"profile_id": "P", "version": 6}), prior, set(), NOW) is None

@@ -1,22 +1,27 @@
-"""The segmenter's per-profile record in Redis: its layout round-trips."""
+"""The segmenter's per-profile record in Redis: its format round-trips."""
 
 from __future__ import annotations
 
-from services.segmenter.engine import PRIOR_SIZE, Prior
-from services.segmenter.engine import VIEW_FIELDS as FIELDS
+import struct
+
+from services.segmenter.engine import Prior
 from services.segmenter.membership import decode_state, encode_state
 
-PRIOR = Prior(version=12, due=1_780_000_000.5, hashes=tuple(range(len(FIELDS))))
+PRIOR = Prior(version=12, due=1_780_000_000.5, layout=0xDEADBEEF, hashes=(1, 2, 3))
 
 
 def test_a_record_round_trips_with_and_without_segments() -> None:
     assert decode_state(encode_state(PRIOR, {"vip", "big_spenders"})) == (PRIOR, {"vip", "big_spenders"})
     assert decode_state(encode_state(PRIOR, set())) == (PRIOR, set())
-    assert encode_state(PRIOR, {"b", "a"})[PRIOR_SIZE:] == b"a,b"
+    assert encode_state(PRIOR, {"b", "a"}).endswith(struct.pack("<3I", 1, 2, 3) + b"a,b")
+    empty = Prior(version=1, due=0, layout=7, hashes=())  # a catalog whose segments read no field
+    assert decode_state(encode_state(empty, {"all"})) == (empty, {"all"})
 
 
-def test_no_record_or_a_record_of_another_layout_means_unknown() -> None:
+def test_no_record_or_a_record_of_another_format_means_unknown() -> None:
     assert decode_state(None) == (None, set())
     assert decode_state(b"too short") == (None, set())
-    other_layout = (len(FIELDS) + 1).to_bytes(2, "little") + encode_state(PRIOR, {"vip"})[2:]
-    assert decode_state(other_layout) == (None, set())
+    # the previous format: the number of view fields (2 bytes), version, due, a hash per field
+    previous = struct.pack("<Hqd3I", 3, 12, 0.0, 1, 2, 3) + b"vip"
+    assert decode_state(previous) == (None, set())
+    assert decode_state(encode_state(PRIOR, {"vip"})[:-8]) == (None, set())  # cut short

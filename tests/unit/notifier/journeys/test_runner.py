@@ -84,7 +84,7 @@ class Harness:
         self.due_records.append((partition, orjson.loads(value)))
 
     def feed(self, topic: str, value: bytes, partition: int = 3) -> None:
-        asyncio.run(self.runner.handle(topic, partition, value))
+        asyncio.run(self.runner.handle(topic, partition, orjson.loads(value)))
 
     def advance(self, delta: timedelta) -> None:
         """Let time pass; what comes due goes round the due topic, as in the notifier."""
