@@ -27,6 +27,7 @@ from crmhub.core.runtime import (
     Backoff,
     poison_letter,
     release_free_memory,
+    tune_gc,
 )
 from crmhub.core.settings import Settings
 from crmhub.core.sink import count_metrics, fill_pipeline
@@ -122,6 +123,7 @@ def run_worker(build: Callable[[Settings], faust.App], settings: Settings, servi
     """Logging first (what ``build`` logs is kept), then the app ``build`` makes, on the topics."""
     setup_logging(settings, service)
     app = build(settings)
+    tune_gc()  # as the kafka-python services do: each record decodes a batch of up to 500 documents
     kafka_io.wait_until_reachable(settings)
     kafka_io.ensure_topics(settings)
     # our logging (text or JSON), not the handlers faust's Worker would install when it starts
