@@ -59,19 +59,20 @@ WRITE_KEYS["payment"] = "chaos-payment-key"
 
 
 def chaos_settings(data_dir: Path, **extra: Any) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        kafka_port=free_port(),
-        redis_port=free_port(),
-        api_port=free_port(),
-        write_keys=",".join(f"{key}:{source}" for source, key in WRITE_KEYS.items()),
-        api_token="test-token",
-        abandonment_delay_s=CART_DELAY_S,
-        browse_abandonment_delay_s=0,  # off: every customer views products
-        complaint_sla="high:86400,normal:86400,low:86400",  # level 1 only: one alert per complaint
-        batch_size=200,  # several transactions per second: the kills land between and inside them
-        **extra,
-    )
+    """The chaos stream's hub on ``data_dir``; ``extra`` settings added or overriding these."""
+    defaults: dict[str, Any] = {
+        "data_dir": data_dir,
+        "kafka_port": free_port(),
+        "redis_port": free_port(),
+        "api_port": free_port(),
+        "write_keys": ",".join(f"{key}:{source}" for source, key in WRITE_KEYS.items()),
+        "api_token": "test-token",
+        "abandonment_delay_s": CART_DELAY_S,
+        "browse_abandonment_delay_s": 0,  # off: every customer views products
+        "complaint_sla": "high:86400,normal:86400,low:86400",  # level 1 only: one alert per complaint
+        "batch_size": 200,  # several transactions per second: the kills land between and inside them
+    }
+    return Settings(**(defaults | extra))
 
 
 @pytest.fixture

@@ -16,34 +16,16 @@ import pytest
 
 from crmhub.core.instance import instance_names
 from crmhub.core.metrics import process_samples
-from crmhub.core.net import free_port
 from crmhub.core.setting_values import SCALABLE
-from crmhub.core.settings import Settings
 from crmhub.hub import Hub, running_hub
 from tests.integration.helpers import api_client, uid, wait_for
-from tests.integration.test_chaos import WRITE_KEYS, Expected, Stream, check_everything, customer_steps, interleave
+from tests.integration.test_chaos import Expected, Stream, chaos_settings, check_everything, customer_steps, interleave
 
 pytestmark = pytest.mark.integration
 
 CUSTOMERS = 120  # about 1,200 steps
 RATE = 200  # steps a second: the stream lasts about 6 s
 CART_DELAY_S = 15.0  # nothing is killed here: the pipeline's lag stays far below it
-
-
-def settings(data_dir: Path) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        kafka_port=free_port(),
-        redis_port=free_port(),
-        api_port=free_port(),
-        write_keys=",".join(f"{key}:{source}" for source, key in WRITE_KEYS.items()),
-        api_token="test-token",
-        abandonment_delay_s=CART_DELAY_S,
-        browse_abandonment_delay_s=0,
-        complaint_sla="high:86400,normal:86400,low:86400",  # level 1 only: one alert per complaint
-        batch_size=200,
-        scale=",".join(f"{service}=2" for service in SCALABLE),
-    )
 
 
 def consumed(hub: Hub, pid: int) -> float:
@@ -53,7 +35,14 @@ def consumed(hub: Hub, pid: int) -> float:
 
 def test_every_service_at_two_instances_shares_the_work_with_exact_results(tmp_path: Path) -> None:
     run, rng, want = uid("scale"), random.Random(20), Expected()
-    with running_hub(settings(tmp_path / "data"), supervise=True) as hub:
+    with running_hub(
+        chaos_settings(
+            tmp_path / "data",
+            abandonment_delay_s=CART_DELAY_S,
+            scale=",".join(f"{service}=2" for service in SCALABLE),
+        ),
+        supervise=True,
+    ) as hub:
         instances = [name for service in SCALABLE for name in instance_names(service, 2)]
         assert sorted(c.name for c in hub.children) == sorted([*instances, "api"])
         stream = Stream(hub, interleave([customer_steps(run, i, rng, want) for i in range(CUSTOMERS)], rng), RATE)
