@@ -20,7 +20,7 @@ from crmhub.core.stats import RECENT_ALERTS
 from crmhub.core.topics import ERASURES, PROFILES
 from crmhub.core.web import ProfilesErase, ProfilesRead, Res, Resources, audit
 from schemas.readmodels.journeys import history_key
-from schemas.readmodels.profiles import ProfileCache
+from schemas.readmodels.profiles import ProfileCache, mark_erased
 from schemas.readmodels.segments import segments_of
 from services.ingest.state import IngestState
 from services.notifier.alertlog import AlertLog
@@ -69,7 +69,9 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     events of its identifiers), then delete: SQL (profile, identifiers, timeline; its id recorded as
     erased, so the profile service drops events already past ingest), cache, segment membership, recent
     alerts and the alert log, the journey history, a tombstone on the compacted crm.profiles.v1, and a
-    record on crm.erasures.v1 for the state the notifier keeps in its tables (journey enrollments)."""
+    record on crm.erasures.v1 for the state the notifier keeps in its tables (journey enrollments). The
+    erasure mark comes before any deletion: a change of the profile still in flight finds it after its
+    write (the segmenter takes its membership back, the notifier drops its timers)."""
     profile = load_profile(res, profile_id)
     if profile is None:
         return False
@@ -79,6 +81,8 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     state = IngestState(res.redis, res.settings.dedup_window_s, identity_key(res.settings))
     suppressed = state.erase(pid, sorted(known))
     ids = sorted({pid, profile_id})
+    for i in ids:
+        mark_erased(res.redis, i)
     store_of(res).erase(ids, datetime.now(UTC), suppressed)
     ProfileCache(res.redis).invalidate(ids)
     alerts = [doc for doc in res.redis.lrange(RECENT_ALERTS, 0, -1) if orjson.loads(doc).get("profile_id") == pid]

@@ -20,6 +20,16 @@ from schemas.tables import erased_profiles, profiles
 
 CACHE_PREFIX = "crmhub:profile:"
 CACHE_TTL_S = 3600
+# a profile erased (set before anything of it is deleted): the notifier drops its pending timers, and the
+# segmenter takes back membership a change already in flight wrote after the erasure
+ERASED_PREFIX = "crmhub:alerts:erased:"
+ERASED_TTL_S = 30 * 86400  # longer than any timer waits or a change stays in flight
+
+
+def mark_erased(redis: Any, profile_id: str) -> None:
+    """Record that ``profile_id`` is erased: the first step of an erasure, so that every writer that checks
+    the mark after its write (the segmenter) finds it."""
+    redis.set(ERASED_PREFIX + profile_id, b"1", ex=ERASED_TTL_S)
 
 
 class ProfileCache:

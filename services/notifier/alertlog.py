@@ -25,8 +25,6 @@ STATUS_FIELD = "sink:"
 INDEX_ALL = "crmhub:alerts:index"
 KIND_INDEX = "crmhub:alerts:kind:"
 PROFILE_INDEX = "crmhub:alerts:profile:"
-ERASED_PREFIX = "crmhub:alerts:erased:"  # a profile erased: the notifier drops its pending timers
-ERASED_TTL_S = 30 * 86400  # longer than any timer waits
 Status = Literal["raised", "delivered", "failed", "rate_limited", "acknowledged"]
 PAGE = 200
 MOST_SCANNED = 20_000  # a query with a rare status reads at most this many index entries
@@ -119,8 +117,7 @@ class AlertLog:
         return record_of(fields) if "alert" in fields else None
 
     def forget(self, profile_id: str) -> int:
-        """Delete every alert of ``profile_id`` from the log and tell the notifier to drop its timers
-        (erasure); how many alerts there were."""
+        """Delete every alert of ``profile_id`` from the log (erasure); how many alerts there were."""
         ids = [i.decode() for i in self.redis.zrange(PROFILE_INDEX + profile_id, 0, -1)]
         pipe = self.redis.pipeline(transaction=False)
         if ids:
@@ -128,7 +125,6 @@ class AlertLog:
             for index in (INDEX_ALL, *(KIND_INDEX + kind for kind in get_args(AlertKind))):
                 pipe.zrem(index, *ids)
         pipe.delete(PROFILE_INDEX + profile_id)
-        pipe.set(ERASED_PREFIX + profile_id, b"1", ex=ERASED_TTL_S)
         pipe.execute()
         return len(ids)
 

@@ -16,9 +16,8 @@ import redis.asyncio as aioredis
 
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
-from schemas.readmodels.profiles import CACHE_PREFIX, ProfileReader
+from schemas.readmodels.profiles import CACHE_PREFIX, ERASED_PREFIX, ProfileReader
 from schemas.readmodels.segments import profile_segments_key
-from services.notifier.alertlog import ERASED_PREFIX
 from services.notifier.machine import Fresh
 
 LoadDocs = Callable[[list[str]], Awaitable[Mapping[str, str]]]

@@ -21,6 +21,7 @@ import orjson
 
 from crmhub.core.kafka import partition_for_key
 from crmhub.core.stats import STATS_KEY
+from schemas.readmodels.profiles import ERASED_PREFIX
 from schemas.readmodels.segments import members_key, profile_segments_key, segments_of
 from services.segmenter.engine import Outcome, Prior
 from services.segmenter.keys import BACKFILL_KEY, applied_key, due_key, state_key
@@ -63,7 +64,9 @@ class Membership:
         return priors, members
 
     async def write(self, partition: int, outcomes: Sequence[Outcome], changes: int) -> tuple[int, int]:
-        """Record the outcomes of ``changes`` profile changes, in one pipeline; (entries, exits)."""
+        """Record the outcomes of ``changes`` profile changes, in one pipeline; (entries, exits). A profile
+        erased while its change was on the way (its erasure mark is read after the write) is taken out of
+        every segment again: the erasure took out what was there before."""
         pipe = self.redis.pipeline(transaction=False)
         _record_states(pipe, partition, outcomes)
         entered, exited = _record_moves(pipe, outcomes)
@@ -71,8 +74,26 @@ class Membership:
         for name, value in {**counts, "entered": entered, "exited": exited}.items():
             if value:
                 pipe.hincrby(STATS_KEY, f"segmenter.{name}", value)
-        await pipe.execute()
+        joined = [o.profile_id for o in outcomes if o.entered]
+        for pid in joined:
+            pipe.exists(ERASED_PREFIX + pid)
+        results = await pipe.execute()
+        marks = results[len(results) - len(joined) :]
+        erased = [pid for pid, mark in zip(joined, marks, strict=True) if mark]
+        if erased:
+            await self.take_back(partition, erased)
         return entered, exited
+
+    async def take_back(self, partition: int, pids: Sequence[str]) -> None:
+        """Erased profiles out of every segment, and the segmenter's record of them gone."""
+        pipe = self.redis.pipeline(transaction=False)
+        for pid in pids:
+            pipe.smembers(profile_segments_key(pid))
+        names = await pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        for pid, members in zip(pids, names, strict=True):
+            _erase(pipe, pid, sorted(m.decode() for m in members), partition)
+        await pipe.execute()
 
     async def remove(self, partition: int, segment: str, pids: Sequence[str]) -> None:
         """Take the profiles out of a deleted segment (its exits are published)."""
@@ -197,12 +218,14 @@ def backfill_progress(redis: Any, segment: str) -> dict[str, Any] | None:
 def erase(redis: Any, profile_id: str, partitions: int) -> None:
     """Take the profile out of every segment and forget the segmenter's record of it (no events: the
     person is gone)."""
-    names = segments_of(redis, profile_id)
-    partition = partition_for_key(profile_id.encode(), partitions)
     pipe = redis.pipeline(transaction=False)
+    _erase(pipe, profile_id, segments_of(redis, profile_id), partition_for_key(profile_id.encode(), partitions))
+    pipe.execute()
+
+
+def _erase(pipe: Any, profile_id: str, names: Iterable[str], partition: int) -> None:
     for name in names:
         pipe.srem(members_key(name), profile_id)
     pipe.delete(profile_segments_key(profile_id))
     pipe.hdel(state_key(partition), profile_id)
     pipe.zrem(due_key(partition), profile_id)
-    pipe.execute()
