@@ -31,8 +31,8 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
-test: lint
-	$(BIN)/pytest -q -ra
+test: lint  # two workers, a test module each at a time: most integration tests spend their time waiting
+	$(BIN)/pytest -q -ra -n 2 --dist loadfile
 
 fuzz: $(STAMP)  # explore anew: random seeds, many cases (the suite replays a fixed seed)
 	CRMHUB_FUZZ_EXAMPLES=$${CRMHUB_FUZZ_EXAMPLES:-5000} $(BIN)/pytest -q tests/unit -k fuzz

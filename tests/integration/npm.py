@@ -7,6 +7,7 @@ that prove real clients work must not silently turn into skips.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import shutil
 import subprocess
@@ -26,16 +27,23 @@ INSTALL_TIMEOUT_S = 600
 
 
 def installed_packages() -> Path:
-    """The node_modules folder holding PACKAGES, installing them first if this machine has not yet."""
+    """The node_modules folder holding PACKAGES, installing them first if this machine has not yet (one
+    pytest worker at a time: the others wait for its install)."""
     pins = orjson.dumps(PACKAGES, option=orjson.OPT_SORT_KEYS)
     folder = CACHE / hashlib.sha256(pins).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _install(folder)
+
+
+def _install(folder: Path) -> Path:
     modules = folder / "node_modules"
     if (folder / ".installed").exists():
         return modules
     npm = shutil.which("npm")
     if npm is None:
         pytest.fail("npm is missing: the browser and Node SDK tests install the real SDKs with it (Node 20+)")
-    folder.mkdir(parents=True, exist_ok=True)
     (folder / "package.json").write_bytes(orjson.dumps({"private": True, "dependencies": PACKAGES}))
     result = subprocess.run(
         [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--no-package-lock"],
