@@ -1,15 +1,15 @@
 """The journey engine's wiring in the notifier: the inputs it reads, the tables it keeps, its due times.
 
-Inputs, all keyed (and so partitioned) by profile id like the notifier's tables:
+Inputs, all keyed (and so partitioned) by profile id like the tables:
 
-- ``crm.events.v1``: an event may trigger a journey, convert an enrollment (its goal) or end it (an exit
-  event);
+- ``crm.events.v1``: an event may trigger a journey, convert an enrollment (its goal) or end it (an exit);
 - ``crm.segments.v1``: a segment entered or exited may trigger a journey;
-- ``crm.profile-changes.v1``: a changed profile's dates schedule its date-triggered journeys (no scans);
+- ``crm.profile-changes.v1``: a changed profile's dates schedule its date-triggered journeys (no scans),
+  and what its profile and items triggers find there (a cart, an open complaint) may enter it: the change
+  is the customer for that call (not read again; the segments they are in are read when a wait ends);
 - ``crm.erasures.v1``: an erased profile, whose entries leave the tables;
-- ``crmhub-journeys-due``: the keys of entries that have come due, sent by :meth:`JourneyRunner.tick`
-  to the partition the entries live on (the notifier's timers do the same, for faust's rule that a table
-  is written while a record of the entry's partition is processed).
+- ``crmhub-journeys-due``: the keys of entries that have come due, sent by :meth:`JourneyRunner.tick` to
+  the partition the entries live on (faust writes a table while a record of its partition is processed).
 
 Tables (faust, changelogged, so a restarted notifier has them back):
 
@@ -38,6 +38,7 @@ import orjson
 from crmhub.core.conditions.fields import profile_view
 from crmhub.core.topics import ERASURES, EVENTS, PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import Alert
+from services.notifier.customers import Fresh
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.effects import Effect, Schedule, Send, UpdateProfile
 from services.notifier.journeys.engine import may_enter, on_due, on_event, on_trigger, state_key
@@ -45,8 +46,15 @@ from services.notifier.journeys.gates import Customer
 from services.notifier.journeys.outputs import Tally, history_entry, tally, to_alert, update_event
 from services.notifier.journeys.routing import JourneyIndex, event_occurrence_of
 from services.notifier.journeys.state import Enrollment
-from services.notifier.journeys.triggers import DateTrigger, Occurrence, date_occurrence, segment_change
-from services.notifier.machine import Fresh
+from services.notifier.journeys.triggers import (
+    DateTrigger,
+    ItemsTrigger,
+    Occurrence,
+    ProfileTrigger,
+    date_occurrence,
+    profile_occurrences,
+    segment_change,
+)
 from services.notifier.timers import DueIndex
 
 log = logging.getLogger("crmhub.notifier.journeys")
@@ -113,9 +121,12 @@ class JourneyRunner:
             await self.on_events(partition, doc)
         elif topic == SEGMENTS and self.index.segments:
             await self.on_segment(partition, doc)
-        elif topic == PROFILE_CHANGES and self.index.dated:
+        elif topic == PROFILE_CHANGES and (self.index.dated or self.index.profiled):
             for change in doc:
-                self.schedule_dates(partition, change)
+                if self.index.dated:
+                    self.schedule_dates(partition, change)
+                if self.index.profiled:
+                    await self.on_profile(partition, change)
         elif topic == ERASURES:
             self.forget(doc["profile_id"])
 
@@ -195,6 +206,23 @@ class JourneyRunner:
     def enrollment(self, key: str) -> Enrollment | None:
         found = self.enrollments.get(key)
         return Enrollment.from_json(found) if found else None
+
+    async def on_profile(self, partition: int, change: dict[str, Any]) -> None:
+        """Enter the customer where a profile or items trigger finds an occurrence it may enter on; the
+        change is read in full only then (most changes find none, or ones entered already)."""
+        if change.get("merged_into"):
+            return
+        pid, now, view, customer = change["profile_id"], self.clock(), self.index.read_view(change), None
+        for journey in self.index.profiled:
+            assert isinstance(journey.trigger, ProfileTrigger | ItemsTrigger)
+            for occ in profile_occurrences(journey.trigger, view, change, now):
+                enrollment = self.enrollment(key := state_key(journey, pid, occ))
+                if not may_enter(journey, enrollment, occ, now):
+                    continue
+                customer = customer or Customer(profile_view(change), record=change)
+                call = _Call(partition, replace(customer, sent=_sent(self.customer_doc(pid))), now)
+                state, effects = on_trigger(journey, enrollment, occ, call.customer, now)
+                await self.apply(journey, key, state, effects, call)
 
     def schedule_dates(self, partition: int, change: dict[str, Any]) -> None:
         """A changed profile's next date occurrence per date-triggered journey, due when it comes."""
@@ -363,8 +391,8 @@ def _customer(fresh: Fresh, pid: str, doc: Mapping[str, Any]) -> Customer | None
     """The customer for an engine call (None: erased, or merged into another profile)."""
     if fresh.erased or (fresh.profile is not None and fresh.profile.get("merged_into")):
         return None
-    view = profile_view(dict(fresh.profile) if fresh.profile is not None else {"profile_id": pid})
-    return Customer(view, frozenset(fresh.segments), _sent(doc))
+    record = dict(fresh.profile) if fresh.profile is not None else {"profile_id": pid}
+    return Customer(profile_view(record), frozenset(fresh.segments), _sent(doc), record)
 
 
 def _sent(doc: Mapping[str, Any]) -> tuple[datetime, ...]:

@@ -5,7 +5,8 @@ against), or per occurrence for a journey whose re-entry rule is ``parallel``.
 
 ``next_step`` is the step to run when ``due_at`` comes (None: the enrollment is over, ``ended`` says
 why); ``waiting_in`` the wait (or the send held by quiet hours) it is in, for the per-step counts.
-``first_sent_at`` opens the goal's window and ``last_sent`` is the step a conversion is attributed to.
+``first_sent_at`` opens the goal's window and ``last_sent`` is the step a conversion is attributed to;
+``vars`` holds what its ``set`` steps computed (JSON values).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Enrollment:
     first_sent_at: datetime | None = None
     last_sent: str | None = None
     converted: bool = False
+    vars: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -49,6 +51,7 @@ class Enrollment:
         for name in _TIMES:
             doc[name] = None if doc[name] is None else doc[name].isoformat()
         doc["trigger"] = dict(self.trigger)
+        doc["vars"] = dict(self.vars)
         return doc
 
     @classmethod
