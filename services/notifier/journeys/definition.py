@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.outputs import AlertKind, Channel
+from schemas.outputs import AlertKind
 from services.notifier.journeys.parsing import (
     ConsentChannel,
     Name,
@@ -82,13 +82,14 @@ class SetStep(_Frozen):
 
 
 class SendStep(_Frozen):
-    """Send a message through a sink. ``consent``: the customer's channel whose consent it needs (``any``:
+    """Send a message through a kind of sink (``alert``: as an alert, to the topic and every sink its kind
+    is routed to, docs/alerts.md#sinks-and-routes). ``consent``: the customer's channel whose consent it needs (``any``:
     the first channel consented to with an address; None: a message to the team, which needs none and
     knows no quiet hours or caps). ``details``: expressions whose values the message carries beside its
     text (an alert's details)."""
 
     name: Name
-    send: Channel
+    send: Literal["webhook", "slack", "email", "topic", "alert"]  # a Channel, or alert
     kind: str = "journey"
     template: Template
     details: dict[str, ValueExpression] = Field(default_factory=dict)

@@ -78,7 +78,7 @@ def with_step(**step: Any) -> list[dict[str, Any]]:
         ({"steps": with_step(template="Hi {{ profile.city ")},
          "journey 'j', step 'mail': template: template syntax error on line 1: unexpected end of template"),
         ({"steps": with_step(send="fax")}, "journey 'j', step 'mail': send: Input should be 'webhook', 'slack', "
-                                           "'email' or 'topic'"),
+                                           "'email', 'topic' or 'alert'"),
         ({"steps": with_step(consent="pigeon")}, "journey 'j', step 'mail': consent: unknown consent channel "
                                                   "'pigeon' (one of email, sms, phone, push, post, or any)"),
         ({"steps": with_step(kind="party")}, "journey 'j', step 'mail': kind: unknown message kind 'party'"),

@@ -14,6 +14,7 @@ from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.effects import Effect, Exited, Schedule, Send
 from services.notifier.journeys.engine import on_due, on_trigger, state_key
 from services.notifier.journeys.gates import Customer
+from services.notifier.journeys.outputs import to_alert
 from services.notifier.journeys.state import Enrollment
 from services.notifier.journeys.triggers import (
     DateTrigger,
@@ -68,7 +69,8 @@ def test_cart_abandonment_alerts_an_hour_after_the_cart_s_last_change_with_what_
     assert effects[-1] == Schedule("P1", "cart-abandonment", NOW + HOUR) and state is not None  # from the change
     _, effects = on_due(journey, state, as_customer(cart(), frozenset({"vip"})), NOW + HOUR)
     (alert,) = sends(effects)
-    assert (alert.kind, alert.channel, alert.internal) == ("cart_abandoned", "topic", False)
+    assert (alert.kind, alert.channel, alert.internal) == ("cart_abandoned", "alert", False)
+    assert to_alert(alert, NOW).channel is None  # routed as the notifier's alerts: every sink of its kind
     assert alert.rendered == "cart with 2 item(s) worth 59.90 EUR abandoned"
     assert alert.details["contact"] == {"channel": "email", "address": "ann@example.com"}
     assert (alert.details["item_count"], alert.details["value"], alert.details["since"]) == (
