@@ -204,8 +204,7 @@ class JourneyRunner:
         return [j for j in journeys if may_enter(j, self.enrollment(state_key(j, pid, occ)), occ, now)]
 
     def enrollment(self, key: str) -> Enrollment | None:
-        found = self.enrollments.get(key)
-        return Enrollment.from_json(found) if found else None
+        return Enrollment.from_json(found) if (found := self.enrollments.get(key)) else None
 
     async def on_profile(self, partition: int, change: dict[str, Any]) -> None:
         """Enter the customer where a profile or items trigger finds an occurrence it may enter on; the
@@ -216,13 +215,14 @@ class JourneyRunner:
         for journey in self.index.profiled:
             assert isinstance(journey.trigger, ProfileTrigger | ItemsTrigger)
             for occ in profile_occurrences(journey.trigger, view, change, now):
-                enrollment = self.enrollment(key := state_key(journey, pid, occ))
-                if not may_enter(journey, enrollment, occ, now):
+                found = self.enrollments.get(key := state_key(journey, pid, occ))
+                if found and found["occurrence"] == occ.id:  # entered already: most changes (not decoded)
                     continue
-                customer = customer or Customer(profile_view(change), record=change)
-                call = _Call(partition, replace(customer, sent=_sent(self.customer_doc(pid))), now)
-                state, effects = on_trigger(journey, enrollment, occ, call.customer, now)
-                await self.apply(journey, key, state, effects, call)
+                enrollment = Enrollment.from_json(found) if found else None
+                if may_enter(journey, enrollment, occ, now):
+                    customer = customer or Customer(profile_view(change), record=change)
+                    call = _Call(partition, replace(customer, sent=_sent(self.customer_doc(pid))), now)
+                    await self.apply(journey, key, *on_trigger(journey, enrollment, occ, call.customer, now), call)
 
     def schedule_dates(self, partition: int, change: dict[str, Any]) -> None:
         """A changed profile's next date occurrence per date-triggered journey, due when it comes."""
