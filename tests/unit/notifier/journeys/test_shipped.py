@@ -173,10 +173,9 @@ def test_a_case_is_timed_from_its_opening_at_the_helpdesk_s_priority_unless_abou
     assert [(s.kind, s.details["level"], s.details["priority"]) for s in sends(effects)] == [
         ("complaint", 1, "high"), ("complaint_escalated", 2, "high"), ("complaint_escalated", 3, "high")
     ]  # fmt: skip
-    assert (
-        sends(effects)[0].rendered == "phone case c1 (repair): Kettle broke"
-        and sends(effects)[0].details["case_id"] == "c1"
-    )
+    first, second, _ = sends(effects)
+    assert first.rendered == "phone case c1 (repair): Kettle broke" and first.details["case_id"] == "c1"
+    assert second.rendered == "level 2: high phone case c1 (repair) unanswered for 1860 s (SLA 900 s): Kettle broke"
     about = stored(open_cases=[{**case, "opened_at": opened.isoformat(), "message_id": "m1"}])
     responded = stored(open_cases=[{**case, "opened_at": opened.isoformat(), "first_response_at": NOW.isoformat()}])
     for not_timed in (about, responded):
