@@ -2,7 +2,7 @@
 profile there is, the segments the customer is in (the segmenter's view) and whether they were erased.
 
 The freshest profile is the profile service's Redis cache, else the SQL record: the cache keeps a
-profile an hour after its last change, and timers and journey waits run far longer than that.
+profile an hour after its last change, and journey waits run far longer than that.
 """
 
 from __future__ import annotations
