@@ -22,7 +22,8 @@ Tables (faust, changelogged, so a restarted notifier has them back):
 
 Every call's effects are carried out before the new enrollment is written: should the process die in
 between, the input is read again, the engine gives the same effects and message ids, and the delivery
-outbox drops the repeats (counters and history entries may then be counted twice).
+outbox drops the repeats. Counters and histories are recorded once per input record, after it is handled
+(one Redis round trip, not one per customer): a crash may count a record's twice, or not at all.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from services.notifier.journeys.effects import Effect, Schedule, Send, UpdatePro
 from services.notifier.journeys.engine import may_enter, on_due, on_event, on_trigger, state_key
 from services.notifier.journeys.gates import Customer
 from services.notifier.journeys.outputs import Tally, history_entry, tally, to_alert, update_event
-from services.notifier.journeys.routing import JourneyIndex, event_occurrence_of
+from services.notifier.journeys.routing import ChangeView, JourneyIndex, event_occurrence_of
 from services.notifier.journeys.state import Enrollment
 from services.notifier.journeys.triggers import (
     DateTrigger,
@@ -62,9 +63,7 @@ JOURNEYS_DUE = "crmhub-journeys-due"
 ENROLLMENTS, CUSTOMERS = "journeys", "journey-customers"
 DATE_PREFIX = "@date:"  # journey ids are a-z, 0-9, _ and -: no state key starts with it
 SENT_KEPT = timedelta(days=31)  # the longest cap period a policy may name
-# An ended enrollment is kept this long (what a replayed input of its occurrence is checked against):
-# longer than any input is read again after a crash, a restart or a broker's loss.
-KEEP_ENDED = timedelta(days=30)
+KEEP_ENDED = timedelta(days=30)  # an ended enrollment kept (for replays of its occurrence: outlasts any)
 RESEND_S = 10.0
 
 ReadFresh = Callable[[Sequence[str]], Awaitable[dict[str, Fresh]]]
@@ -82,9 +81,7 @@ class Outputs(Protocol):
 
 
 @dataclass
-class _Call:
-    """One engine call's context: where its writes go and what it read."""
-
+class _Call:  # one engine call's context: where its writes go and what it read
     partition: int
     customer: Customer
     now: datetime
@@ -105,6 +102,8 @@ class JourneyRunner:
         self.enrollments, self.customers = tables[ENROLLMENTS], tables[CUSTOMERS]
         self.read_fresh, self.outputs, self.send_due, self.clock = read_fresh, outputs, send_due, clock
         self.due_index = DueIndex()
+        self.counts: Tally = {}  # a record's counters and histories, recorded when it is handled
+        self.histories: dict[str, list[dict[str, Any]]] = {}
 
     def use(self, journeys: Iterable[Journey]) -> None:
         """The journeys in force from now on (a journey made, changed, paused or deleted)."""
@@ -114,7 +113,7 @@ class JourneyRunner:
             self.index = index
 
     async def handle(self, topic: str, partition: int, doc: Any) -> None:
-        """One record of an input, decoded."""
+        """One record of an input, decoded; its counters and histories are recorded in one round trip."""
         if topic == JOURNEYS_DUE:
             await self.fire(partition, doc)
         elif topic == EVENTS and self.index.reads_events():
@@ -123,12 +122,13 @@ class JourneyRunner:
             await self.on_segment(partition, doc)
         elif topic == PROFILE_CHANGES and (self.index.dated or self.index.profiled):
             for change in doc:
-                if self.index.dated:
-                    self.schedule_dates(partition, change)
-                if self.index.profiled:
-                    await self.on_profile(partition, change)
+                self.schedule_dates(partition, change)
+                await self.on_profile(partition, change)
         elif topic == ERASURES:
             self.forget(doc["profile_id"])
+        if self.counts or self.histories:
+            counts, histories, self.counts, self.histories = self.counts, self.histories, {}, {}
+            await self.outputs.record(counts, histories)
 
     # --- inputs ----------------------------------------------------------------------------------------
 
@@ -209,7 +209,7 @@ class JourneyRunner:
     async def on_profile(self, partition: int, change: dict[str, Any]) -> None:
         """Enter the customer where a profile or items trigger finds an occurrence it may enter on; the
         change is read in full only then (most changes find none, or ones entered already)."""
-        if change.get("merged_into"):
+        if change.get("merged_into") or not self.index.profiled:
             return
         pid, now, view, customer = change["profile_id"], self.clock(), self.index.read_view(change), None
         for journey in self.index.profiled:
@@ -220,17 +220,16 @@ class JourneyRunner:
                     continue
                 enrollment = Enrollment.from_json(found) if found else None
                 if may_enter(journey, enrollment, occ, now):
-                    customer = customer or Customer(profile_view(change), record=change)
+                    customer = customer or Customer(ChangeView(view, change), record=change)
                     call = _Call(partition, replace(customer, sent=_sent(self.customer_doc(pid))), now)
                     await self.apply(journey, key, *on_trigger(journey, enrollment, occ, call.customer, now), call)
 
     def schedule_dates(self, partition: int, change: dict[str, Any]) -> None:
         """A changed profile's next date occurrence per date-triggered journey, due when it comes."""
         pid, now = change["profile_id"], self.clock()
-        if change.get("merged_into"):
+        if change.get("merged_into") or not self.index.dated:
             return
-        view = profile_view(change)
-        customer = Customer(view)
+        customer = Customer(view := profile_view(change))
         for journey in self.index.dated:
             assert isinstance(journey.trigger, DateTrigger)
             occ = date_occurrence(journey.trigger, view, customer.zone(journey.policy), now)
@@ -320,9 +319,10 @@ class JourneyRunner:
             elif isinstance(effect, Schedule) and _is_date(journey, enrollment, effect):
                 doc = {"journey_id": journey.id, "profile_id": pid, "due": effect.at.timestamp()}
                 self.write(f"{DATE_PREFIX}{journey.id}:{pid}", doc, call.partition)
-        history = [entry for effect in effects if (entry := history_entry(effect, call.now))]
-        if effects:
-            await self.outputs.record(tally(effects), {pid: history} if history else {})
+        for counter, amount in tally(effects).items():
+            self.counts[counter] = self.counts.get(counter, 0) + amount
+        if history := [entry for effect in effects if (entry := history_entry(effect, call.now))]:
+            self.histories.setdefault(pid, []).extend(history)
         if enrollment is not None:
             old = self.enrollments.get(key)
             doc = {**enrollment.to_json(), "due": _due(journey, enrollment, old, call.now)}

@@ -12,7 +12,7 @@ why); ``waiting_in`` the wait (or the send held by quiet hours) it is in, for th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -47,11 +47,11 @@ class Enrollment:
         return replace(self, next_step=None, due_at=None, waiting_in=None, ended=reason)
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        for name in _TIMES:
-            doc[name] = None if doc[name] is None else doc[name].isoformat()
-        doc["trigger"] = dict(self.trigger)
-        doc["vars"] = dict(self.vars)
+        """Shallow: ``trigger`` and ``vars`` are JSON values already (``asdict`` copied them deeply, a
+        tenth of a millisecond per call)."""
+        doc = {name: getattr(self, name) for name in _FIELDS}
+        doc.update((name, None if (at := getattr(self, name)) is None else at.isoformat()) for name in _TIMES)
+        doc["trigger"], doc["vars"] = dict(self.trigger), dict(self.vars)
         return doc
 
     @classmethod
