@@ -55,6 +55,7 @@ class Harness:
     history: list[dict[str, Any]] = field(default_factory=list)
     due_records: list[tuple[int, list[str]]] = field(default_factory=list)
     reads: list[list[str]] = field(default_factory=list)
+    recorded: int = 0  # round trips to record counters and histories
 
     def __post_init__(self) -> None:
         self.runner = self.start()
@@ -76,6 +77,7 @@ class Harness:
         self.updates.append(orjson.loads(doc))
 
     async def record(self, counts: Tally, history: Any) -> None:
+        self.recorded += 1
         for key, amount in counts.items():
             self.counts[key] = self.counts.get(key, 0) + amount
         self.history += [entry for entries in history.values() for entry in entries]
@@ -277,13 +279,14 @@ def test_a_profile_change_enters_on_what_a_profile_trigger_finds_once_and_the_wa
     h = Harness([cart])
     items = [{"product_id": "p1", "price": "5.00", "quantity": 1}]
     h.profiles[P1] |= {"cart": {"items": items, "value": "5.00", "updated_at": NOW.isoformat()}}
-    for _ in range(2):  # the same cart in two changes (a trait changed): one entry
-        h.feed(PROFILE_CHANGES, orjson.dumps([h.profiles[P1], profile("P2")]))
-    assert h.reads == [] and list(h.tables[ENROLLMENTS]) == ["cart:P1"]  # the change was the customer
-    assert h.counts[("cart", "pause", "entered")] == 1
+    other = {**h.profiles[P1], "profile_id": "P2"}
+    for _ in range(2):  # the same carts in two changes (a trait changed): one entry each
+        h.feed(PROFILE_CHANGES, orjson.dumps([h.profiles[P1], other, profile("P3")]))
+    assert h.reads == [] and sorted(h.tables[ENROLLMENTS]) == ["cart:P1", "cart:P2"]  # the changes were the customers
+    assert h.counts[("cart", "pause", "entered")] == 2 and h.recorded == 1  # the record's counters: one round trip
     h.advance(timedelta(hours=1))
     (alert,) = h.alerts
-    assert alert.summary == "Hi Bonn" and alert.details["left"] == "5.00" and h.reads == [[P1]]
+    assert alert.summary == "Hi Bonn" and alert.details["left"] == "5.00" and h.reads == [[P1, "P2"]]
     h.now = NOW + timedelta(hours=2)
     h.profiles[P1] |= {"cart": {"items": items, "value": "5.00", "updated_at": h.now.isoformat()}}
     h.feed(PROFILE_CHANGES, orjson.dumps([h.profiles[P1]]))  # a new cart: a new wait, ...
