@@ -49,7 +49,8 @@ class WaitStep(_Frozen):
     """Wait a duration, or until a time of day in the customer's zone (both: the duration, then the time).
     The duration may be an expression computing it (``vars.sla``: a duration like 15m, or seconds). It
     counts from when the step is reached, or with ``since: trigger`` from the trigger's time (the cart's
-    last change, the complaint): a time already past goes on at once."""
+    last change, the complaint): one already past ends at once, and the next step runs on the customer
+    read afresh."""
 
     name: Name
     wait: WaitLength | None = None

@@ -246,7 +246,9 @@ def _hold(run: _Run, step: str, until: datetime, next_step: str | None) -> bool:
 
 
 def _wait(run: _Run, step: WaitStep) -> bool:
-    """Hold until the wait ends; one that has ended (counted from the trigger) goes on at once."""
+    """Hold until the wait ends. One that has ended already (counted from the trigger) holds until now: the
+    next step runs from the due path, on the customer read afresh, not on what the trigger saw (a cart
+    entered late, from an old profile change, may have been bought since)."""
     length = step.wait
     if isinstance(length, Expression):
         try:
@@ -259,10 +261,7 @@ def _wait(run: _Run, step: WaitStep) -> bool:
     until = start + length if length is not None else run.now
     if step.until is not None:
         until = next_local(max(until, run.now), step.until, run.customer.zone(run.journey.policy))
-    if until <= run.now and (step.since == "trigger" or length == timedelta()):
-        run.go(run.after(step.name))
-        return False
-    return _hold(run, step.name, until, run.after(step.name))
+    return _hold(run, step.name, max(until, run.now), run.after(step.name))
 
 
 def _length(value: Any) -> timedelta:

@@ -272,7 +272,9 @@ def test_set_values_feed_a_computed_wait_and_a_value_of_the_wrong_type_ends_the_
     assert state is not None and state.ended == "failed" and not sent(effects)
 
 
-def test_a_wait_counted_from_the_trigger_that_has_passed_goes_on_at_once() -> None:
+def test_a_wait_counted_from_the_trigger_that_has_passed_ends_at_once_on_the_customer_read_again() -> None:
     steps = [{"name": "pause", "wait": "1h", "since": "trigger"}, MAIL]
     state, effects = on_trigger(journey(steps=steps), None, order(at=NOW - 2 * HOUR), customer(), NOW)
-    assert len(sent(effects)) == 1 and state is not None and state.ended == "completed"
+    assert not sent(effects) and state is not None and state.due_at == NOW  # the due path reads the customer
+    state, effects = on_due(journey(steps=steps), state, customer(city="Köln"), NOW)
+    assert [s.rendered for s in sent(effects)] == ["Hi Köln"] and state is not None and state.ended == "completed"

@@ -97,6 +97,10 @@ def test_a_cart_changed_emptied_or_bought_since_raises_nothing_and_a_change_rest
     for since in (cart(at=NOW + 0.5 * HOUR), cart(quantity=0), cart(quantity=0, last_order_at=NOW.isoformat())):
         _, effects = on_due(journey, state, as_customer(since), NOW + HOUR)
         assert sends(effects) == [] and Exited("P1", "cart-abandonment", "left_trigger") in effects
+    late, effects = enter(journey, cart(), NOW + 2 * HOUR)  # read late: the wait is over, but it was bought since
+    assert sends(effects) == [] and late is not None and late.due_at == NOW + 2 * HOUR
+    _, effects = on_due(journey, late, as_customer(cart(quantity=0)), NOW + 2 * HOUR)
+    assert sends(effects) == [] and Exited("P1", "cart-abandonment", "left_trigger") in effects
     changed = cart(at=NOW + 0.5 * HOUR)
     (occ,) = profile_occurrences(journey.trigger, profile_view(changed), changed, NOW + 0.5 * HOUR)  # type: ignore[arg-type]
     restarted, effects = on_trigger(journey, state, occ, as_customer(changed), NOW + 0.5 * HOUR)
@@ -169,7 +173,11 @@ def test_a_case_is_timed_from_its_opening_at_the_helpdesk_s_priority_unless_abou
     opened = NOW - 2 * timedelta(seconds=900) - timedelta(minutes=1)  # high: both escalations past due
     case = {"case_id": "c1", "channel": "phone", "category": "repair", "priority": "high", "subject": "Kettle broke"}
     doc = stored(open_cases=[{**case, "opened_at": opened.isoformat(), "first_response_at": None}])
-    _, effects = enter(sla, doc)
+    state, effects = enter(sla, doc)
+    for _ in range(2):  # each level past due already: raised when the customer is read again, at once
+        assert state is not None and state.due_at == NOW
+        state, more = on_due(sla, state, as_customer(doc), NOW)
+        effects += more
     assert [(s.kind, s.details["level"], s.details["priority"]) for s in sends(effects)] == [
         ("complaint", 1, "high"), ("complaint_escalated", 2, "high"), ("complaint_escalated", 3, "high")
     ]  # fmt: skip
