@@ -1,6 +1,6 @@
 """The faust tables carried from one embedded broker to the next.
 
-The notifier's tables (pending abandonment and SLA timers, journey enrollments and waits) live in
+The notifier's tables (journey enrollments and waits, the abandonment and complaint SLA alerts' among them) live in
 changelog topics, and the embedded broker keeps topics in memory only: a new broker (a hub restart, or a
 rollover that keeps the broker within its memory budget, :mod:`crmhub.broker_budget`) starts without them.
 With every faust service stopped, the hub reads each changelog to its end, keeps the last value per key

@@ -25,9 +25,12 @@ from services.notifier.journeys.store import JourneyStore
 from services.notifier.journeys.triggers import (
     DateTrigger,
     EventTrigger,
+    ItemsTrigger,
     Occurrence,
+    ProfileTrigger,
     date_occurrence,
     event_occurrence,
+    profile_occurrences,
     segment_change,
 )
 
@@ -36,7 +39,7 @@ MAX_CALLS = 100  # a dry run follows the waits of at most this many calls
 
 def in_force(hub: Hub) -> list[Journey]:
     """The journeys file's and those made through the API."""
-    return current_journeys(hub.settings.journeys_file, JourneyStore(hub.engine))[0]
+    return current_journeys(hub.settings, JourneyStore(hub.engine))[0]
 
 
 def find(hub: Hub, journey_id: str) -> Journey:
@@ -76,7 +79,7 @@ def print_journey(settings: Settings, journey_id: str) -> None:
 
 def occurrence(journey: Journey, customer: Customer, now: datetime) -> Occurrence:
     """The occurrence a dry run starts from: the trigger's segment change, its first event type (with no
-    properties), or the profile's next date."""
+    properties), the profile's next date, or what a profile trigger finds in the profile (the first)."""
     trigger = journey.trigger
     if isinstance(trigger, EventTrigger):
         return event_occurrence(trigger.event[0], "dry-run", {}, now)
@@ -85,6 +88,11 @@ def occurrence(journey: Journey, customer: Customer, now: datetime) -> Occurrenc
         if occ is None:
             raise ConfigError(f"the profile has no {trigger.date}: the journey would never start for it")
         return occ
+    if isinstance(trigger, ProfileTrigger | ItemsTrigger):
+        found = profile_occurrences(trigger, customer.view, customer.record, now)
+        if not found:
+            raise ConfigError("the profile has nothing this journey's trigger looks for: it would not start")
+        return found[0]
     return segment_change(trigger.segment, trigger.change, now)
 
 
@@ -120,7 +128,8 @@ def print_test(settings: Settings, journey_id: str, profile_id: str) -> None:
     hub = Hub(settings)
     journey = find(hub, journey_id)
     profile = hub.profile(profile_id)
-    customer = Customer(source_view(profile), frozenset(segments_of(hub.redis, profile.profile_id)))
+    segments = frozenset(segments_of(hub.redis, profile.profile_id))
+    customer = Customer(source_view(profile), segments, record=profile.model_dump(mode="json"))
     now = datetime.now(UTC)
     rows = [(f"{'+' + str(at - now).split('.')[0] if at - now > timedelta(0) else 'now'}", text)
             for at, effect in dry_run(journey, customer, now) if (text := describe(effect))]  # fmt: skip

@@ -71,7 +71,7 @@ def erase_profile(res: Resources, profile_id: str) -> bool:
     alerts and the alert log, the journey history, a tombstone on the compacted crm.profiles.v1, and a
     record on crm.erasures.v1 for the state the notifier keeps in its tables (journey enrollments). The
     erasure mark comes before any deletion: a change of the profile still in flight finds it after its
-    write (the segmenter takes its membership back, the notifier drops its timers)."""
+    write (the segmenter takes its membership back, the journeys drop its waits)."""
     profile = load_profile(res, profile_id)
     if profile is None:
         return False

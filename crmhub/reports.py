@@ -220,7 +220,7 @@ def _percentile(histogram: list[tuple[int, int]], total: int, pct: int) -> int |
     dependencies=[OpsRead],
 )
 def journeys(res: Res) -> dict[str, Any]:
-    found, _file = current_journeys(res.settings.journeys_file, JourneyStore(res.engine))
+    found, _file = current_journeys(res.settings, JourneyStore(res.engine))
     return {"journeys": [journey_funnel(j.id, [s.name for s in j.steps], step_counts(res.redis, j.id)) for j in found]}
 
 

@@ -20,7 +20,7 @@ from schemas.tables import erased_profiles, profiles
 
 CACHE_PREFIX = "crmhub:profile:"
 CACHE_TTL_S = 3600
-# a profile erased (set before anything of it is deleted): the notifier drops its pending timers, and the
+# a profile erased (set before anything of it is deleted): the notifier's journeys drop its waits, and the
 # segmenter takes back membership a change already in flight wrote after the erasure
 ERASED_PREFIX = "crmhub:alerts:erased:"
 ERASED_TTL_S = 30 * 86400  # longer than any timer waits or a change stays in flight

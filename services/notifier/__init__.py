@@ -1,1 +1,2 @@
-"""notifier: raises the alerts people act on (cart abandonment, complaints) and delivers each once."""
+"""notifier: runs the journeys and raises the alerts people act on (cart abandonment, complaints, failed
+payments), and delivers each once."""

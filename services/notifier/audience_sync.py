@@ -44,7 +44,7 @@ from crmhub.core.sql import make_engine
 from schemas.outputs import DeadLetter
 from services.notifier.alerting import letter_writer
 from services.notifier.audiences import batch_body, batch_id, batches_due, is_news, marker, sync_entry
-from services.notifier.machine import Fresh
+from services.notifier.customers import Fresh
 from services.notifier.retry import RetryPolicy, with_retries
 from services.notifier.signature import HEADER, signature_header
 from services.notifier.webhook import USER_AGENT, post

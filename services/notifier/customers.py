@@ -1,14 +1,15 @@
-"""What the notifier re-reads of a customer before it acts (a due timer, a journey step): the freshest
+"""What the notifier re-reads of a customer before it acts (a journey step): the freshest
 profile there is, the segments the customer is in (the segmenter's view) and whether they were erased.
 
 The freshest profile is the profile service's Redis cache, else the SQL record: the cache keeps a
-profile an hour after its last change, and timers and journey waits run far longer than that.
+profile an hour after its last change, and journey waits run far longer than that.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import cast
 
 import orjson
@@ -18,9 +19,19 @@ from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from schemas.readmodels.profiles import CACHE_PREFIX, ERASED_PREFIX, ProfileReader
 from schemas.readmodels.segments import profile_segments_key
-from services.notifier.machine import Fresh
+from services.notifier.view import ProfileDoc
 
 LoadDocs = Callable[[list[str]], Awaitable[Mapping[str, str]]]
+
+
+@dataclass(frozen=True)
+class Fresh:
+    """What a journey step is checked against: the freshest profile at hand (None: none), the segments the
+    customer is in, whether the profile was erased."""
+
+    profile: ProfileDoc | None = None
+    segments: tuple[str, ...] = ()
+    erased: bool = False
 
 
 def sql_loader(settings: Settings) -> LoadDocs:

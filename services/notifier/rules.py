@@ -1,8 +1,8 @@
 """What the alert rules share: deterministic alert ids, the customer summary, and a bounded id memory.
 
-An alert's id is derived from its cause (the cart's last change, the mention and level, the order and
-window of failed payments), so a retry, a replay or a restart always produces the same id and delivery
-can drop what it has delivered before.
+An alert's id is derived from its cause (the order and window of failed payments, the survey answer; a
+journey's message: the journey, the profile, the occurrence and the step), so a retry, a replay or a
+restart always produces the same id and delivery can drop what it has delivered before.
 """
 
 from __future__ import annotations

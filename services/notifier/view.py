@@ -12,55 +12,14 @@ from __future__ import annotations
 from typing import Required, TypedDict
 
 
-class CartItemDoc(TypedDict, total=False):
-    product_id: str
-    name: str | None
-    category: str | None
-    price: str
-    quantity: int
-
-
-class CartDoc(TypedDict, total=False):
-    items: list[CartItemDoc]
-    value: str
-    updated_at: str | None
-
-
-class ViewedDoc(TypedDict, total=False):
-    product_id: str
-    name: str | None
-    category: str | None
-    price: str | None
-    at: Required[str]
-
-
 class ComplaintDoc(TypedDict, total=False):
-    """A social complaint, or a service case waiting for its first response (``complaints.awaiting``)."""
-
     message_id: Required[str]
-    platform: Required[str]
-    handle: Required[str]
-    text: Required[str]
-    sentiment: float | None
     at: Required[str]
-    case_id: str  # a case's, with the four below
-    category: str | None
-    priority: str | None
-    order_id: str | None
-    product_id: str | None
 
 
 class CaseDoc(TypedDict, total=False):
     case_id: Required[str]
-    channel: str | None
-    category: str | None
-    priority: str | None
-    subject: str
-    order_id: str | None
-    product_id: str | None
-    message_id: str | None
     opened_at: str | None
-    first_response_at: str | None
 
 
 class SurveyDoc(TypedDict, total=False):
@@ -99,26 +58,16 @@ class OrderDoc(TypedDict, total=False):
     tracking_number: str | None
 
 
-class ConsentStateDoc(TypedDict, total=False):
-    granted: bool
-
-
 class RfmDoc(TypedDict, total=False):
-    monetary: int
     score: str
 
 
 class ProfileDoc(TypedDict, total=False):
     profile_id: Required[str]
     version: int
-    identifiers: dict[str, list[str]]
-    consent: dict[str, dict[str, ConsentStateDoc]]
     order_count: int
     total_spent: str
     currency: str | None
-    last_order_at: str | None
-    recent_views: list[ViewedDoc]
-    cart: CartDoc
     open_complaints: list[ComplaintDoc]
     open_cases: list[CaseDoc]
     recent_surveys: list[SurveyDoc]

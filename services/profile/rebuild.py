@@ -7,9 +7,10 @@ complaint SLAs would never fire, and a profile change the faust stages had not r
 the record, so the profile service, when it finds its stored offsets belong only to other incarnations
 of the topics (the broker it talks to is a new one), publishes again every profile changed within
 ``window`` to ``crm.profile-changes.v1`` before it folds anything. The faust stages treat them as
-changes: the notifier derives each timer from the profile's own times (a cart's last change, the
-complaint's time), so it fires when it was due and not earlier, and alert ids are deterministic (the
-delivery claims in Redis keep each alert to one); the segmenter compares with the memberships it keeps
+changes: the notifier's profile-triggered journeys (cart and browse abandonment, the complaint SLA)
+count their waits from the profile's own times (a cart's last change, the complaint's time), so each
+alert goes out when it was due and not earlier, and message ids are deterministic (the delivery claims
+in Redis keep each alert to one); the segmenter compares with the memberships it keeps
 in Redis, so an unchanged membership is not entered again.
 """
 

@@ -114,8 +114,9 @@ CART_DELAY_S = 40.0
 
 
 def test_a_pending_cart_alert_fires_once_and_not_early_after_every_process_was_killed(tmp_path: Path) -> None:
-    """The notifier's timers live in faust tables the embedded broker held: after the kill they are
-    rebuilt from SQL (the profile service hands the recent profiles again to a new broker)."""
+    """The cart journey's wait lives in faust tables the embedded broker held: after the kill it is entered
+    again from SQL (the profile service hands the recent profiles again to a new broker), counted from the
+    cart's last change."""
     hub = HubProcess(tmp_path / "data", f"--abandonment-delay-s={CART_DELAY_S}")
     hub.start()
     try:

@@ -3,15 +3,19 @@
 both. The file's policy applies to every journey without one of its own. Every error names the file,
 the journey, the step and what is wrong, e.g.
 ``journey file journeys.yaml: journey 'review', step 'ask': template: template syntax error on line 1: …``.
+
+A journeys file may name settings as ``${name}`` (:func:`file_values`): the shipped alert journeys take
+their waits from the settings the notifier's alerts always had (``CRMHUB_ABANDONMENT_DELAY_S`` …), so
+those settings keep working, and a copy in the user's own file follows them too unless edited.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Sequence
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,6 +23,8 @@ import yaml
 from pydantic import ValidationError
 
 from crmhub.core.errors import ConfigError
+from crmhub.core.setting_values import parse_complaint_sla
+from crmhub.core.settings import Settings
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.store import JourneyStore, StoredJourney
 
@@ -55,6 +61,33 @@ def _describe(doc: dict[str, Any], exc: ValidationError) -> str:
     return f"{where}: {field + ': ' if field else ''}{message}"
 
 
+_VARIABLE = re.compile(r"\$\{([A-Za-z0-9_]*)\}")
+
+
+def file_values(settings: Settings) -> dict[str, str]:
+    """What a journeys file may name as ``${name}``: seconds for the delays and SLAs, the others as set."""
+    browse = settings.browse_abandonment_delay_s
+    values = {
+        "abandonment_delay_s": f"{settings.abandonment_delay_s:g}",
+        "browse_abandonment_delay_s": f"{browse:g}",
+        "browse_abandonment_status": "active" if browse else "paused",  # 0: browse abandonment is off
+        "complaint_vip_spend": str(settings.complaint_vip_spend),
+    }
+    sla = parse_complaint_sla(settings.complaint_sla)
+    return values | {f"complaint_sla_{priority}_s": f"{seconds:g}" for priority, seconds in sla.items()}
+
+
+def substitute(text: str, values: dict[str, str], origin: str) -> str:
+    """``text`` with each ``${name}`` replaced by its value; an unknown name is an error."""
+
+    def value(match: re.Match[str]) -> str:
+        if match[1] not in values:
+            raise JourneyError(f"journey file {origin}: unknown setting ${{{match[1]}}} (one of {', '.join(values)})")
+        return values[match[1]]
+
+    return _VARIABLE.sub(value, text)
+
+
 def parse_journeys(text: str, origin: str) -> list[Journey]:
     return list(_parse_journeys(text, origin))
 
@@ -78,12 +111,16 @@ def _parse_journeys(text: str, origin: str) -> tuple[Journey, ...]:
     return tuple(journeys)
 
 
-def load_journeys(path: Path | None = None) -> list[Journey]:
-    """The journeys of ``path``, or the shipped ones."""
+def load_journeys(settings: Settings | None = None) -> list[Journey]:
+    """The journeys of the settings' journeys file, or the shipped ones (with the default settings when
+    none are given), their ``${name}`` settings filled in."""
+    settings = settings or Settings.model_construct()
+    path = settings.journeys_file
     if path is None:
-        text = resources.files("services.notifier.journeys").joinpath(SHIPPED).read_text()
-        return parse_journeys(text, SHIPPED)
-    return parse_journeys(path.read_text(), str(path))
+        text, origin = resources.files("services.notifier.journeys").joinpath(SHIPPED).read_text(), SHIPPED
+    else:
+        text, origin = path.read_text(), str(path)
+    return parse_journeys(substitute(text, file_values(settings), origin), origin)
 
 
 def combine(file_journeys: Sequence[Journey], stored: Sequence[StoredJourney]) -> list[Journey]:
@@ -108,7 +145,7 @@ def _parse_stored(doc: bytes) -> Journey:
     return parse_journey(orjson.loads(doc))
 
 
-def current_journeys(path: Path | None, store: JourneyStore) -> tuple[list[Journey], set[str]]:
+def current_journeys(settings: Settings, store: JourneyStore) -> tuple[list[Journey], set[str]]:
     """The journeys in force (file, then SQL), and the ids the file defines."""
-    file_journeys = load_journeys(path)
+    file_journeys = load_journeys(settings)
     return combine(file_journeys, store.journeys()), {j.id for j in file_journeys}

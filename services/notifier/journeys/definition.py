@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.outputs import AlertKind, Channel
+from schemas.outputs import AlertKind
 from services.notifier.journeys.parsing import (
     ConsentChannel,
     Name,
@@ -33,8 +33,10 @@ from services.notifier.journeys.parsing import (
     Reentry,
     Template,
     TimeOfDay,
+    ValueExpression,
+    WaitLength,
 )
-from services.notifier.journeys.triggers import SegmentTrigger, Trigger, known_event_type
+from services.notifier.journeys.triggers import ItemsTrigger, ProfileTrigger, SegmentTrigger, Trigger, known_event_type
 
 KINDS = get_args(AlertKind)  # "journey": a message of its own, not one of the notifier's alerts
 
@@ -44,11 +46,16 @@ class _Frozen(BaseModel):
 
 
 class WaitStep(_Frozen):
-    """Wait a duration, or until a time of day in the customer's zone (both: the duration, then the time)."""
+    """Wait a duration, or until a time of day in the customer's zone (both: the duration, then the time).
+    The duration may be an expression computing it (``vars.sla``: a duration like 15m, or seconds). It
+    counts from when the step is reached, or with ``since: trigger`` from the trigger's time (the cart's
+    last change, the complaint): one already past ends at once, and the next step runs on the customer
+    read afresh."""
 
     name: Name
-    wait: PositiveDuration | None = None
+    wait: WaitLength | None = None
     until: TimeOfDay | None = None
+    since: Literal["step", "trigger"] = "step"
 
     @model_validator(mode="after")
     def _something(self) -> WaitStep:
@@ -67,14 +74,26 @@ class BranchStep(_Frozen):
     otherwise: Name | None = Field(None, alias="else")
 
 
-class SendStep(_Frozen):
-    """Send a message through a sink. ``consent``: the customer's channel whose consent it needs (None: a
-    message to the team, which needs none and knows no quiet hours or caps)."""
+class SetStep(_Frozen):
+    """Compute values the later steps read as ``vars`` (in order: a value sees the ones before it), kept
+    with the enrollment: a priority from the customer and the trigger, the wait it calls for."""
 
     name: Name
-    send: Channel
+    values: dict[str, ValueExpression] = Field(alias="set", min_length=1)
+
+
+class SendStep(_Frozen):
+    """Send a message through a kind of sink (``alert``: as an alert, to the topic and every sink its kind
+    is routed to, docs/alerts.md#sinks-and-routes). ``consent``: the customer's channel whose consent it needs (``any``:
+    the first channel consented to with an address; None: a message to the team, which needs none and
+    knows no quiet hours or caps). ``details``: expressions whose values the message carries beside its
+    text (an alert's details)."""
+
+    name: Name
+    send: Literal["webhook", "slack", "email", "topic", "alert"]  # a Channel, or alert
     kind: str = "journey"
     template: Template
+    details: dict[str, ValueExpression] = Field(default_factory=dict)
     consent: ConsentChannel | None = None
     without_consent: Literal["skip", "internal"] = "skip"  # internal: to the team instead, as alerts do today
     throttled: bool = True  # a message needing consent waits out quiet hours and counts towards the cap
@@ -108,21 +127,22 @@ class ExitStep(_Frozen):
     exit: str = "exit_step"  # the reason counted
 
 
-_STEP_KEYS_MESSAGE = "a step needs one of wait, until, branch, send, update, exit"
+_STEP_KEYS_MESSAGE = "a step needs one of wait, until, branch, set, send, update, exit"
 
 
 def _step_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return type(value).__name__
     keys = {"wait": "WaitStep", "until": "WaitStep", "branch": "BranchStep", "send": "SendStep"}
-    keys |= {"update": "UpdateStep", "exit": "ExitStep"}
+    keys |= {"set": "SetStep", "update": "UpdateStep", "exit": "ExitStep"}
     return next((kind for key, kind in keys.items() if isinstance(value, dict) and key in value), None)
 
 
-AnyStep = WaitStep | BranchStep | SendStep | UpdateStep | ExitStep
+AnyStep = WaitStep | BranchStep | SetStep | SendStep | UpdateStep | ExitStep
 Step = Annotated[
     Annotated[WaitStep, Tag("WaitStep")]
     | Annotated[BranchStep, Tag("BranchStep")]
+    | Annotated[SetStep, Tag("SetStep")]
     | Annotated[SendStep, Tag("SendStep")]
     | Annotated[UpdateStep, Tag("UpdateStep")]
     | Annotated[ExitStep, Tag("ExitStep")],
@@ -143,6 +163,7 @@ class ExitCriteria(_Frozen):
     when: tuple[ProfileCondition, ...] = ()  # any of these holding for the customer: exit
     ordered_since_entry: bool = False
     left_segment: bool = False  # the trigger's segment (a segment-entered trigger)
+    left_trigger: bool = False  # a profile trigger's occurrence gone: the cart changed, the complaint answered
     consent_withdrawn: bool = False  # for a channel the journey's messages need
     events: tuple[EventExit, ...] = ()
 
@@ -212,6 +233,8 @@ class Journey(_Frozen):
                     _check_target(step.name, target, names, i)
         if self.exit.left_segment and not isinstance(self.trigger, SegmentTrigger):
             raise ValueError("exit left_segment needs a segment trigger")
+        if self.exit.left_trigger and not isinstance(self.trigger, ProfileTrigger | ItemsTrigger):
+            raise ValueError("exit left_trigger needs a profile or items trigger")
         return self
 
     def index(self, name: str) -> int:

@@ -14,7 +14,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -31,6 +32,7 @@ class Send:
     rendered: str
     internal: bool = False  # for the team: routed like an internal alert
     capped: bool = False  # to the customer under the policy: the wiring adds it to their sends (Customer.sent)
+    details: Mapping[str, Any] = field(default_factory=dict)  # the step's details, evaluated
 
 
 @dataclass(frozen=True)

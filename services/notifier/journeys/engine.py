@@ -16,15 +16,26 @@ the same message ids, and the delivery outbox sends each id once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
-from services.notifier.journeys.definition import AnyStep, BranchStep, Journey, SendStep, UpdateStep, WaitStep
+from crmhub.core.durations import parse_duration
+from services.notifier.journeys.definition import (
+    AnyStep,
+    BranchStep,
+    Journey,
+    SendStep,
+    SetStep,
+    UpdateStep,
+    WaitStep,
+)
 from services.notifier.journeys.effects import Converted, Count, Effect, Exited, Schedule, Send, UpdateProfile
-from services.notifier.journeys.gates import Customer, capped, consented, exit_reason, quiet_hours_end
+from services.notifier.journeys.gates import Customer, capped, contact, exit_reason, quiet_hours_end
 from services.notifier.journeys.state import COMPLETED, Enrollment
-from services.notifier.journeys.templates import RenderError
+from services.notifier.journeys.templates import Expression, RenderError, context
 from services.notifier.journeys.timing import next_local
 from services.notifier.journeys.triggers import (
     DATE_GRACE,
@@ -166,6 +177,11 @@ class _Run:
     def go(self, step: str | None) -> None:
         self.enrollment = replace(self.enrollment, next_step=step)
 
+    def names(self, values: Mapping[str, Any] | None = None, to: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What templates and expressions see now (``values``: the enrollment's vars)."""
+        c, e = self.customer, self.enrollment
+        return context(c.view, c.record, c.segments, e.trigger, e.vars if values is None else values, self.now, to)
+
 
 def _run(journey: Journey, enrollment: Enrollment, customer: Customer, now: datetime) -> Result:
     """Run steps from the next one until a wait, the end or an exit (branches only go forward: it stops)."""
@@ -208,6 +224,8 @@ def _step(run: _Run, step: AnyStep) -> bool:
         return False
     if isinstance(step, SendStep):
         return _send(run, step)
+    if isinstance(step, SetStep):
+        return _set(run, step)
     if isinstance(step, UpdateStep):
         e = run.enrollment
         update_id = alert_id("journey_update", e.journey_id, str(e.version), e.profile_id, e.occurrence, step.name)
@@ -228,15 +246,58 @@ def _hold(run: _Run, step: str, until: datetime, next_step: str | None) -> bool:
 
 
 def _wait(run: _Run, step: WaitStep) -> bool:
-    until = run.now + step.wait if step.wait else run.now
+    """Hold until the wait ends. One that has ended already (counted from the trigger) holds until now: the
+    next step runs from the due path, on the customer read afresh, not on what the trigger saw (a cart
+    entered late, from an old profile change, may have been bought since)."""
+    length = step.wait
+    if isinstance(length, Expression):
+        try:
+            length = _length(length.evaluate(run.names()))
+        except (RenderError, ValueError):
+            return _fail(run, step.name)
+    start = run.now
+    if step.since == "trigger" and isinstance(at := run.enrollment.trigger.get("at"), str):
+        start = datetime.fromisoformat(at)
+    until = start + length if length is not None else run.now
     if step.until is not None:
-        until = next_local(until, step.until, run.customer.zone(run.journey.policy))
-    return _hold(run, step.name, until, run.after(step.name))
+        until = next_local(max(until, run.now), step.until, run.customer.zone(run.journey.policy))
+    return _hold(run, step.name, max(until, run.now), run.after(step.name))
+
+
+def _length(value: Any) -> timedelta:
+    """A computed wait: a duration like 15m, or seconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"not a duration: {value!r}")
+    length = parse_duration(value) if isinstance(value, str) else timedelta(seconds=value)
+    if length < timedelta():
+        raise ValueError(f"a negative wait: {value!r}")
+    return length
+
+
+def _set(run: _Run, step: SetStep) -> bool:
+    values = dict(run.enrollment.vars)
+    try:
+        for name, expression in step.values.items():
+            values[name] = expression.evaluate(run.names(values))
+    except RenderError:
+        return _fail(run, step.name)
+    run.enrollment = replace(run.enrollment, vars=values)
+    run.count(step.name, "set")
+    run.go(run.after(step.name))
+    return False
+
+
+def _fail(run: _Run, step: str) -> bool:
+    """An expression failed for this customer (a value of the wrong type): they leave the journey."""
+    run.enrollment, done = _exit(run.journey, run.enrollment, "failed", step)
+    run.effects += done
+    return True
 
 
 def _send(run: _Run, step: SendStep) -> bool:
-    policy, view, e = run.journey.policy, run.customer.view, run.enrollment
-    internal = step.consent is not None and not consented(view, step.consent)
+    policy, e = run.journey.policy, run.enrollment
+    to = contact(run.customer, step.consent) if step.consent is not None else None
+    internal = step.consent is not None and to is None
     if internal and step.without_consent == "skip":
         return _skip(run, step, "consent")
     to_customer = step.consent is not None and not internal and step.throttled
@@ -245,14 +306,17 @@ def _send(run: _Run, step: SendStep) -> bool:
         return _hold(run, step.name, quiet_end, step.name)  # the same step, once the quiet hours end
     if to_customer and capped(policy, run.sent, run.now):
         return _skip(run, step, "cap")
+    names = run.names(to=to)
     try:
-        rendered = step.template.render(view, e.trigger)
+        details = {name: expression.evaluate(names) for name, expression in step.details.items()}
+        rendered = step.template.render({**names, "details": details})
     except RenderError:
         return _skip(run, step, "template")
     message_id = alert_id(step.kind, e.journey_id, str(e.version), e.profile_id, e.occurrence, step.name)
-    run.effects.append(
-        Send(message_id, e.journey_id, step.name, step.send, step.kind, e.profile_id, rendered, internal, to_customer)
+    send = Send(
+        message_id, e.journey_id, step.name, step.send, step.kind, e.profile_id, rendered, internal, to_customer
     )
+    run.effects.append(replace(send, details=details))
     run.count(step.name, "sent")
     run.sent += [run.now] if to_customer else []
     first_sent_at = e.first_sent_at or run.now

@@ -11,21 +11,25 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from schemas.facets.consent import consented_contacts
 from services.notifier.journeys.definition import Journey, Policy
+from services.notifier.journeys.parsing import ANY_CHANNEL
 from services.notifier.journeys.state import Enrollment
 from services.notifier.journeys.timing import quiet_until, zone
-from services.notifier.journeys.triggers import SegmentTrigger
+from services.notifier.journeys.triggers import SegmentTrigger, still_current
 
 
 @dataclass(frozen=True)
 class Customer:
     """The customer as the wiring reads them for a call: the segment view of the profile
-    (:func:`crmhub.core.conditions.fields.profile_view`), the segments they are in, and when the messages
-    to them (customer-facing, across journeys) went out, newest last, as far back as the cap's period."""
+    (:func:`crmhub.core.conditions.fields.profile_view`), the segments they are in, when the messages
+    to them (customer-facing, across journeys) went out, newest last, as far back as the cap's period,
+    and the stored profile as published (JSON; empty: none at hand)."""
 
     view: Mapping[str, Any]
     segments: frozenset[str] = frozenset()
     sent: Sequence[datetime] = field(default_factory=tuple)
+    record: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def profile_id(self) -> str:
@@ -37,8 +41,19 @@ class Customer:
 
 
 def consented(view: Mapping[str, Any], channel: str) -> bool:
-    """The profile's consent for ``channel`` (the segment view's, marketing first)."""
-    return bool((view.get("consent") or {}).get(channel))
+    """The profile's consent for ``channel`` (the segment view's, marketing first; ``any``: for some channel)."""
+    granted = view.get("consent") or {}
+    return any(granted.values()) if channel == ANY_CHANNEL else bool(granted.get(channel))
+
+
+def contact(customer: Customer, channel: str) -> dict[str, str | None] | None:
+    """Where a message needing consent for ``channel`` goes: the channel and its address (None: no consent).
+    ``any``: the first channel with marketing consent and an address on the stored profile."""
+    addresses = consented_contacts(customer.record)
+    if channel == ANY_CHANNEL:
+        first = next(iter(addresses), None)
+        return None if first is None else {"channel": first, "address": addresses[first]}
+    return {"channel": channel, "address": addresses.get(channel)} if consented(customer.view, channel) else None
 
 
 def exit_reason(journey: Journey, enrollment: Enrollment, customer: Customer, now: datetime) -> str | None:
@@ -53,6 +68,8 @@ def exit_reason(journey: Journey, enrollment: Enrollment, customer: Customer, no
     trigger = journey.trigger
     if criteria.left_segment and isinstance(trigger, SegmentTrigger) and trigger.segment not in customer.segments:
         return "left_segment"
+    if criteria.left_trigger and not still_current(trigger, enrollment.occurrence, view, customer.record, now):
+        return "left_trigger"
     if criteria.consent_withdrawn and not all(consented(view, c) for c in journey.consent_channels()):
         return "consent_withdrawn"
     return None

@@ -38,7 +38,7 @@ def _summary(journey: Journey, counts: dict[str, dict[str, Decimal]], from_file:
 
 
 def _in_force(res: Resources) -> tuple[dict[str, Journey], set[str]]:
-    journeys, from_file = current_journeys(res.settings.journeys_file, JourneyStore(res.engine))
+    journeys, from_file = current_journeys(res.settings, JourneyStore(res.engine))
     return {j.id: j for j in journeys}, from_file
 
 

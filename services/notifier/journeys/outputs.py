@@ -19,16 +19,18 @@ Tally = dict[tuple[str, str, str], Any]  # (journey, step, counter) -> amount
 
 
 def to_alert(send: Send, now: datetime) -> Alert:
-    """A journey's message: its id is the engine's (one per journey, version, profile, occurrence, step)."""
+    """A journey's message: its id is the engine's (one per journey, version, profile, occurrence, step);
+    its details are the step's, and which journey and step sent it. One sent as an ``alert`` is routed
+    like the notifier's other alerts (no channel)."""
     return Alert(
         alert_id=send.message_id,
         kind=cast(AlertKind, send.kind),
         profile_id=send.profile_id,
         raised_at=now,
         summary=send.rendered[:SUMMARY_CHARS],
-        details={"journey": send.journey_id, "step": send.step, "message": send.rendered},
+        details={**send.details, "journey": send.journey_id, "step": send.step, "message": send.rendered},
         internal=send.internal,
-        channel=cast(Channel, send.channel),
+        channel=None if send.channel == "alert" else cast(Channel, send.channel),
     )
 
 

@@ -7,6 +7,7 @@ journey and the step).
 
 from __future__ import annotations
 
+import re
 from datetime import time, timedelta
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from pydantic import AfterValidator, PlainSerializer, PlainValidator
 from crmhub.core.conditions.language import NAME_CHARS, Condition, ConditionError, compile_condition
 from crmhub.core.durations import format_duration, parse_duration
 from schemas.facets.consent import CHANNELS
-from services.notifier.journeys.templates import MessageTemplate, compile_template
+from services.notifier.journeys.templates import Expression, MessageTemplate, compile_expression, compile_template
 from services.notifier.journeys.timing import parse_time_of_day
 
 
@@ -70,15 +71,44 @@ def _template(value: Any) -> MessageTemplate:
     return value if isinstance(value, MessageTemplate) else compile_template(str(value))
 
 
+def _expression(value: Any) -> Expression:
+    return value if isinstance(value, Expression) else compile_expression(str(value))
+
+
+def _wait_length(value: Any) -> timedelta | Expression:
+    """A duration (not negative: a wait of a computed length may be nothing; a bare number is seconds), or
+    ``"{{ expression }}"`` computing one (a duration like 15m, or seconds) when the step runs."""
+    if isinstance(value, timedelta | Expression):
+        return value
+    if isinstance(value, int | float) or (isinstance(value, str) and _SECONDS.fullmatch(value)):
+        return _not_negative(timedelta(seconds=float(value)))
+    text = str(value).strip()
+    if text.startswith("{{") and text.endswith("}}"):
+        return compile_expression(text[2:-2])
+    return _not_negative(_duration(value))
+
+
+_SECONDS = re.compile(r"\d+(\.\d*)?")
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta():
+        raise ValueError(f"duration must not be negative, not {format_duration(value)}")
+    return value
+
+
 def _name(value: str) -> str:
     if not value or not set(value) <= NAME_CHARS or len(value) > 64:
         raise ValueError(f"name {value!r} must be 1-64 characters of a-z, 0-9, _ and -")
     return value
 
 
+ANY_CHANNEL = "any"  # a send step's consent: the first channel the customer consented to with an address
+
+
 def _consent_channel(value: str) -> str:
-    if value not in CHANNELS:
-        raise ValueError(f"unknown consent channel {value!r} (one of {', '.join(CHANNELS)})")
+    if value not in CHANNELS and value != ANY_CHANNEL:
+        raise ValueError(f"unknown consent channel {value!r} (one of {', '.join(CHANNELS)}, or any)")
     return value
 
 
@@ -99,5 +129,15 @@ Reentry = Annotated[
     str | timedelta,
     PlainValidator(_reentry),
     PlainSerializer(lambda v: v if isinstance(v, str) else format_duration(v), return_type=str),
+]
+ValueExpression = Annotated[
+    Expression, PlainValidator(_expression), PlainSerializer(lambda e: e.source, return_type=str)
+]
+WaitLength = Annotated[
+    timedelta | Expression,
+    PlainValidator(_wait_length),
+    PlainSerializer(
+        lambda v: format_duration(v) if isinstance(v, timedelta) else "{{" + v.source + "}}", return_type=str
+    ),
 ]
 Template = Annotated[MessageTemplate, PlainValidator(_template), PlainSerializer(lambda t: t.source, return_type=str)]

@@ -1,16 +1,25 @@
 """Which journeys an input concerns, looked up once per input rather than by asking every journey: the
 journeys an event type or a segment change triggers, those an event type may convert or end (goals and
-exit events), and the date-triggered ones. Built once from the journeys that run. Pure."""
+exit events), the date-triggered ones and the ones a profile change triggers (with a reader of the few
+fields of a change their conditions read). Built once from the journeys that run. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from crmhub.core.conditions.fields import profile_view, source_model, view_reader
 from services.notifier.journeys.definition import Journey
-from services.notifier.journeys.triggers import DateTrigger, EventTrigger, Occurrence, SegmentTrigger
+from services.notifier.journeys.triggers import (
+    DateTrigger,
+    EventTrigger,
+    ItemsTrigger,
+    Occurrence,
+    ProfileTrigger,
+    SegmentTrigger,
+)
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,9 @@ class JourneyIndex:
     watchers: Mapping[str, tuple[Journey, ...]]  # event type -> the journeys it may convert or end
     segments: Mapping[tuple[str, str], tuple[Journey, ...]]  # (segment, change) -> the journeys it triggers
     dated: tuple[Journey, ...]
+    profiled: tuple[Journey, ...] = ()  # profile and items triggers: read from every profile change
+    # the segment view of a profile change, of the fields the profile triggers read only
+    read_view: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda change: {}, compare=False)
 
     @classmethod
     def of(cls, journeys: Iterable[Journey]) -> JourneyIndex:
@@ -37,7 +49,16 @@ class JourneyIndex:
             for kind in {*(e.event for e in j.exit.events), *([j.goal.event] if j.goal else [])}:
                 watchers.setdefault(kind, []).append(j)
         dated = tuple(j for j in running if isinstance(j.trigger, DateTrigger))
-        return cls({j.id: j for j in journeys}, _frozen(events), _frozen(watchers), _frozen(segments), dated)
+        profiled = tuple(j for j in running if isinstance(j.trigger, ProfileTrigger | ItemsTrigger))
+        return cls(
+            {j.id: j for j in journeys},
+            _frozen(events),
+            _frozen(watchers),
+            _frozen(segments),
+            dated,
+            profiled,
+            _view_of([j.trigger for j in profiled if isinstance(j.trigger, ProfileTrigger)]),
+        )
 
     def signature(self) -> list[tuple[str, int, str]]:
         """(id, version, status) of every journey: what tells a changed set of journeys."""
@@ -54,6 +75,38 @@ class JourneyIndex:
 
     def by_segment(self, segment: str, change: str) -> tuple[Journey, ...]:
         return self.segments.get((segment, change), ())
+
+
+def _view_of(triggers: list[ProfileTrigger]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """Decoding a whole profile for its view costs; a change is read for the fields its triggers need."""
+    names = {name for t in triggers for name in (*t.profile.fields, t.occurrence)}
+    if not names:
+        return lambda change: {}
+    model, view_of = source_model(names), view_reader(names)
+    return lambda change: view_of(model.model_validate(change))
+
+
+class ChangeView(Mapping[str, Any]):
+    """The segment view of a profile change for an entry: the fields its profile triggers read, the others
+    decoded on first use (an entry that stops at a wait reads no others; decoding them all costs)."""
+
+    def __init__(self, read: Mapping[str, Any], change: Mapping[str, Any]) -> None:
+        self._read, self._change = read, change
+        self._full: dict[str, Any] | None = None
+
+    def _all(self) -> dict[str, Any]:
+        if self._full is None:
+            self._full = profile_view(dict(self._change))
+        return self._full
+
+    def __getitem__(self, name: str) -> Any:
+        return self._read[name] if name in self._read else self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def _frozen(found: Mapping[Any, list[Journey]]) -> dict[Any, tuple[Journey, ...]]:

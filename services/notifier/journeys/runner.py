@@ -1,15 +1,15 @@
 """The journey engine's wiring in the notifier: the inputs it reads, the tables it keeps, its due times.
 
-Inputs, all keyed (and so partitioned) by profile id like the notifier's tables:
+Inputs, all keyed (and so partitioned) by profile id like the tables:
 
-- ``crm.events.v1``: an event may trigger a journey, convert an enrollment (its goal) or end it (an exit
-  event);
+- ``crm.events.v1``: an event may trigger a journey, convert an enrollment (its goal) or end it (an exit);
 - ``crm.segments.v1``: a segment entered or exited may trigger a journey;
-- ``crm.profile-changes.v1``: a changed profile's dates schedule its date-triggered journeys (no scans);
+- ``crm.profile-changes.v1``: a changed profile's dates schedule its date-triggered journeys (no scans),
+  and what its profile and items triggers find there (a cart, an open complaint) may enter it: the change
+  is the customer for that call (not read again; the segments they are in are read when a wait ends);
 - ``crm.erasures.v1``: an erased profile, whose entries leave the tables;
-- ``crmhub-journeys-due``: the keys of entries that have come due, sent by :meth:`JourneyRunner.tick`
-  to the partition the entries live on (the notifier's timers do the same, for faust's rule that a table
-  is written while a record of the entry's partition is processed).
+- ``crmhub-journeys-due``: the keys of entries that have come due, sent by :meth:`JourneyRunner.tick` to
+  the partition the entries live on (faust writes a table while a record of its partition is processed).
 
 Tables (faust, changelogged, so a restarted notifier has them back):
 
@@ -22,7 +22,8 @@ Tables (faust, changelogged, so a restarted notifier has them back):
 
 Every call's effects are carried out before the new enrollment is written: should the process die in
 between, the input is read again, the engine gives the same effects and message ids, and the delivery
-outbox drops the repeats (counters and history entries may then be counted twice).
+outbox drops the repeats. Counters and histories are recorded once per input record, after it is handled
+(one Redis round trip, not one per customer): a crash may count a record's twice, or not at all.
 """
 
 from __future__ import annotations
@@ -38,15 +39,23 @@ import orjson
 from crmhub.core.conditions.fields import profile_view
 from crmhub.core.topics import ERASURES, EVENTS, PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import Alert
+from services.notifier.customers import Fresh
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.effects import Effect, Schedule, Send, UpdateProfile
 from services.notifier.journeys.engine import may_enter, on_due, on_event, on_trigger, state_key
 from services.notifier.journeys.gates import Customer
 from services.notifier.journeys.outputs import Tally, history_entry, tally, to_alert, update_event
-from services.notifier.journeys.routing import JourneyIndex, event_occurrence_of
+from services.notifier.journeys.routing import ChangeView, JourneyIndex, event_occurrence_of
 from services.notifier.journeys.state import Enrollment
-from services.notifier.journeys.triggers import DateTrigger, Occurrence, date_occurrence, segment_change
-from services.notifier.machine import Fresh
+from services.notifier.journeys.triggers import (
+    DateTrigger,
+    ItemsTrigger,
+    Occurrence,
+    ProfileTrigger,
+    date_occurrence,
+    profile_occurrences,
+    segment_change,
+)
 from services.notifier.timers import DueIndex
 
 log = logging.getLogger("crmhub.notifier.journeys")
@@ -54,9 +63,7 @@ JOURNEYS_DUE = "crmhub-journeys-due"
 ENROLLMENTS, CUSTOMERS = "journeys", "journey-customers"
 DATE_PREFIX = "@date:"  # journey ids are a-z, 0-9, _ and -: no state key starts with it
 SENT_KEPT = timedelta(days=31)  # the longest cap period a policy may name
-# An ended enrollment is kept this long (what a replayed input of its occurrence is checked against):
-# longer than any input is read again after a crash, a restart or a broker's loss.
-KEEP_ENDED = timedelta(days=30)
+KEEP_ENDED = timedelta(days=30)  # an ended enrollment kept (for replays of its occurrence: outlasts any)
 RESEND_S = 10.0
 
 ReadFresh = Callable[[Sequence[str]], Awaitable[dict[str, Fresh]]]
@@ -74,9 +81,7 @@ class Outputs(Protocol):
 
 
 @dataclass
-class _Call:
-    """One engine call's context: where its writes go and what it read."""
-
+class _Call:  # one engine call's context: where its writes go and what it read
     partition: int
     customer: Customer
     now: datetime
@@ -97,6 +102,8 @@ class JourneyRunner:
         self.enrollments, self.customers = tables[ENROLLMENTS], tables[CUSTOMERS]
         self.read_fresh, self.outputs, self.send_due, self.clock = read_fresh, outputs, send_due, clock
         self.due_index = DueIndex()
+        self.counts: Tally = {}  # a record's counters and histories, recorded when it is handled
+        self.histories: dict[str, list[dict[str, Any]]] = {}
 
     def use(self, journeys: Iterable[Journey]) -> None:
         """The journeys in force from now on (a journey made, changed, paused or deleted)."""
@@ -106,18 +113,22 @@ class JourneyRunner:
             self.index = index
 
     async def handle(self, topic: str, partition: int, doc: Any) -> None:
-        """One record of an input, decoded."""
+        """One record of an input, decoded; its counters and histories are recorded in one round trip."""
         if topic == JOURNEYS_DUE:
             await self.fire(partition, doc)
         elif topic == EVENTS and self.index.reads_events():
             await self.on_events(partition, doc)
         elif topic == SEGMENTS and self.index.segments:
             await self.on_segment(partition, doc)
-        elif topic == PROFILE_CHANGES and self.index.dated:
+        elif topic == PROFILE_CHANGES and (self.index.dated or self.index.profiled):
             for change in doc:
                 self.schedule_dates(partition, change)
+                await self.on_profile(partition, change)
         elif topic == ERASURES:
             self.forget(doc["profile_id"])
+        if self.counts or self.histories:
+            counts, histories, self.counts, self.histories = self.counts, self.histories, {}, {}
+            await self.outputs.record(counts, histories)
 
     # --- inputs ----------------------------------------------------------------------------------------
 
@@ -193,16 +204,32 @@ class JourneyRunner:
         return [j for j in journeys if may_enter(j, self.enrollment(state_key(j, pid, occ)), occ, now)]
 
     def enrollment(self, key: str) -> Enrollment | None:
-        found = self.enrollments.get(key)
-        return Enrollment.from_json(found) if found else None
+        return Enrollment.from_json(found) if (found := self.enrollments.get(key)) else None
+
+    async def on_profile(self, partition: int, change: dict[str, Any]) -> None:
+        """Enter the customer where a profile or items trigger finds an occurrence it may enter on; the
+        change is read in full only then (most changes find none, or ones entered already)."""
+        if change.get("merged_into") or not self.index.profiled:
+            return
+        pid, now, view, customer = change["profile_id"], self.clock(), self.index.read_view(change), None
+        for journey in self.index.profiled:
+            assert isinstance(journey.trigger, ProfileTrigger | ItemsTrigger)
+            for occ in profile_occurrences(journey.trigger, view, change, now):
+                found = self.enrollments.get(key := state_key(journey, pid, occ))
+                if found and found["occurrence"] == occ.id:  # entered already: most changes (not decoded)
+                    continue
+                enrollment = Enrollment.from_json(found) if found else None
+                if may_enter(journey, enrollment, occ, now):
+                    customer = customer or Customer(ChangeView(view, change), record=change)
+                    call = _Call(partition, replace(customer, sent=_sent(self.customer_doc(pid))), now)
+                    await self.apply(journey, key, *on_trigger(journey, enrollment, occ, call.customer, now), call)
 
     def schedule_dates(self, partition: int, change: dict[str, Any]) -> None:
         """A changed profile's next date occurrence per date-triggered journey, due when it comes."""
         pid, now = change["profile_id"], self.clock()
-        if change.get("merged_into"):
+        if change.get("merged_into") or not self.index.dated:
             return
-        view = profile_view(change)
-        customer = Customer(view)
+        customer = Customer(view := profile_view(change))
         for journey in self.index.dated:
             assert isinstance(journey.trigger, DateTrigger)
             occ = date_occurrence(journey.trigger, view, customer.zone(journey.policy), now)
@@ -292,9 +319,10 @@ class JourneyRunner:
             elif isinstance(effect, Schedule) and _is_date(journey, enrollment, effect):
                 doc = {"journey_id": journey.id, "profile_id": pid, "due": effect.at.timestamp()}
                 self.write(f"{DATE_PREFIX}{journey.id}:{pid}", doc, call.partition)
-        history = [entry for effect in effects if (entry := history_entry(effect, call.now))]
-        if effects:
-            await self.outputs.record(tally(effects), {pid: history} if history else {})
+        for counter, amount in tally(effects).items():
+            self.counts[counter] = self.counts.get(counter, 0) + amount
+        if history := [entry for effect in effects if (entry := history_entry(effect, call.now))]:
+            self.histories.setdefault(pid, []).extend(history)
         if enrollment is not None:
             old = self.enrollments.get(key)
             doc = {**enrollment.to_json(), "due": _due(journey, enrollment, old, call.now)}
@@ -363,8 +391,8 @@ def _customer(fresh: Fresh, pid: str, doc: Mapping[str, Any]) -> Customer | None
     """The customer for an engine call (None: erased, or merged into another profile)."""
     if fresh.erased or (fresh.profile is not None and fresh.profile.get("merged_into")):
         return None
-    view = profile_view(dict(fresh.profile) if fresh.profile is not None else {"profile_id": pid})
-    return Customer(view, frozenset(fresh.segments), _sent(doc))
+    record = dict(fresh.profile) if fresh.profile is not None else {"profile_id": pid}
+    return Customer(profile_view(record), frozenset(fresh.segments), _sent(doc), record)
 
 
 def _sent(doc: Mapping[str, Any]) -> tuple[datetime, ...]:

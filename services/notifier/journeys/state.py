@@ -5,13 +5,14 @@ against), or per occurrence for a journey whose re-entry rule is ``parallel``.
 
 ``next_step`` is the step to run when ``due_at`` comes (None: the enrollment is over, ``ended`` says
 why); ``waiting_in`` the wait (or the send held by quiet hours) it is in, for the per-step counts.
-``first_sent_at`` opens the goal's window and ``last_sent`` is the step a conversion is attributed to.
+``first_sent_at`` opens the goal's window and ``last_sent`` is the step a conversion is attributed to;
+``vars`` holds what its ``set`` steps computed (JSON values).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +34,7 @@ class Enrollment:
     first_sent_at: datetime | None = None
     last_sent: str | None = None
     converted: bool = False
+    vars: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def active(self) -> bool:
@@ -45,10 +47,11 @@ class Enrollment:
         return replace(self, next_step=None, due_at=None, waiting_in=None, ended=reason)
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        for name in _TIMES:
-            doc[name] = None if doc[name] is None else doc[name].isoformat()
-        doc["trigger"] = dict(self.trigger)
+        """Shallow: ``trigger`` and ``vars`` are JSON values already (``asdict`` copied them deeply, a
+        tenth of a millisecond per call)."""
+        doc = {name: getattr(self, name) for name in _FIELDS}
+        doc.update((name, None if (at := getattr(self, name)) is None else at.isoformat()) for name in _TIMES)
+        doc["trigger"], doc["vars"] = dict(self.trigger), dict(self.vars)
         return doc
 
     @classmethod

@@ -1,11 +1,16 @@
 """What starts a journey: a segment entered or exited, an event of a type (with a condition on its
-properties, in the segment language), or a profile date arriving (a date field plus an offset, once or
-yearly, at a local time of day).
+properties, in the segment language), a profile date arriving (a date field plus an offset, once or
+yearly, at a local time of day), a state of the profile (a condition on it, each value of a field one
+occurrence: the cart as of its last change), or each item of a list on the profile (an open complaint).
 
 The wiring turns what it reads into an :class:`Occurrence` (a membership change, an event, the date due
 for a profile: :func:`date_occurrence`) and hands it to the engine; :func:`fires` says whether it starts a
 journey and :func:`occurrence_key` which occurrence it is, so that one occurrence enters once however
 often it is read again. A date is scheduled per profile (the next occurrence's instant), never scanned.
+
+The two profile triggers are read from every profile change (:func:`profile_occurrences`), and what they
+found is re-read when a wait ends (:func:`still_current`, the ``left_trigger`` exit): a cart emptied or
+changed since, a complaint answered since, is no longer the occurrence the customer entered on.
 """
 
 from __future__ import annotations
@@ -20,12 +25,17 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Tag,
 
 from crmhub.core.conditions.fields import FIELD_TYPES
 from schemas.events import EVENT_TYPES
-from services.notifier.journeys.parsing import Duration, Name, PropertyCondition, TimeOfDay
+from schemas.profile import SEGMENT_FIELDS, Profile
+from services.notifier.journeys.parsing import Duration, Name, ProfileCondition, PropertyCondition, TimeOfDay
 from services.notifier.journeys.timing import at_local
 
-TriggerKind = Literal["segment", "event", "date"]
+TriggerKind = Literal["segment", "event", "date", "profile", "items"]
 DATE_GRACE = timedelta(days=1)  # a date occurrence read this late still enters (the wiring was down); later: stale
 DATE_FIELDS = sorted(name for name, t in FIELD_TYPES.items() if getattr(t, "name", "") == "DATETIME")
+VIEW_FIELDS = frozenset(f.name for f in SEGMENT_FIELDS)  # what a profile trigger may name its occurrences by
+LIST_FIELDS = sorted(
+    name for name, info in Profile.model_fields.items() if getattr(info.annotation, "__origin__", None) is list
+)
 # fields holding several dates (the warranty end of every item owned): a trigger takes the next one to come
 SERIES_FIELDS = sorted(
     name for name, t in FIELD_TYPES.items() if getattr(getattr(t, "value_type", None), "name", "") == "DATETIME"
@@ -86,21 +96,61 @@ class DateTrigger(_Frozen):
         return value
 
 
+class ProfileTrigger(_Frozen):
+    """A state of the profile: every profile change for which ``profile`` holds is an occurrence, named by
+    the value of the view field ``occurrence`` (a time field's value is also the occurrence's time)."""
+
+    profile: ProfileCondition
+    occurrence: str
+
+    @field_validator("occurrence")
+    @classmethod
+    def _known_field(cls, value: str) -> str:
+        if value not in VIEW_FIELDS:
+            raise ValueError(f"unknown profile field {value!r} (docs/segments.md lists them)")
+        return value
+
+
+class ItemsTrigger(_Frozen):
+    """Each item of the list ``items`` of the stored profile (``open_complaints``, ``open_cases``) for which
+    ``where`` holds (a condition on the item's properties) is an occurrence, named by its property ``key``;
+    ``at`` names the property holding its time (none: the time it was read)."""
+
+    items: str
+    key: str
+    where: PropertyCondition | None = None
+    at: str | None = None
+
+    @field_validator("items")
+    @classmethod
+    def _known_list(cls, value: str) -> str:
+        if value not in LIST_FIELDS:
+            raise ValueError(f"unknown profile list {value!r} (one of {', '.join(LIST_FIELDS)})")
+        return value
+
+
 def _trigger_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return type(value).__name__
     kinds = {"segment": "SegmentTrigger", "event": "EventTrigger", "date": "DateTrigger"}
+    kinds |= {"profile": "ProfileTrigger", "items": "ItemsTrigger"}
     return next((kind for key, kind in kinds.items() if isinstance(value, dict) and key in value), None)
 
 
 Trigger = Annotated[
     Annotated[SegmentTrigger, Tag("SegmentTrigger")]
     | Annotated[EventTrigger, Tag("EventTrigger")]
-    | Annotated[DateTrigger, Tag("DateTrigger")],
+    | Annotated[DateTrigger, Tag("DateTrigger")]
+    | Annotated[ProfileTrigger, Tag("ProfileTrigger")]
+    | Annotated[ItemsTrigger, Tag("ItemsTrigger")],
     Discriminator(
-        _trigger_kind, custom_error_type="trigger", custom_error_message="a trigger needs segment, event or date"
+        _trigger_kind,
+        custom_error_type="trigger",
+        custom_error_message="a trigger needs segment, event, date, profile or items",
     ),
 ]
+AnyTrigger = SegmentTrigger | EventTrigger | DateTrigger | ProfileTrigger | ItemsTrigger
+StateTrigger = ProfileTrigger | ItemsTrigger  # read from every profile change
 
 
 @dataclass(frozen=True)
@@ -127,21 +177,64 @@ def event_occurrence(event_type: str, event_id: str, properties: Mapping[str, An
     return Occurrence("event", event_id, event_type, at, properties)
 
 
-def fires(trigger: SegmentTrigger | EventTrigger | DateTrigger, occ: Occurrence) -> bool:
+def fires(trigger: AnyTrigger, occ: Occurrence) -> bool:
     if isinstance(trigger, SegmentTrigger):
         return occ.kind == "segment" and occ.name == trigger.segment and occ.data.get("change") == trigger.change
     if isinstance(trigger, EventTrigger):
         where = trigger.where
         return occ.kind == "event" and occ.name in trigger.event and (where is None or where.holds(occ.data, occ.at))
-    return occ.kind == "date" and occ.name == trigger.date
+    if isinstance(trigger, DateTrigger):
+        return occ.kind == "date" and occ.name == trigger.date
+    if isinstance(trigger, ProfileTrigger):  # the condition was checked on the profile it was read from
+        return occ.kind == "profile" and occ.name == trigger.occurrence
+    return occ.kind == "items" and occ.name == trigger.items
 
 
-def occurrence_key(trigger: SegmentTrigger | EventTrigger | DateTrigger, occ: Occurrence) -> str:
+def occurrence_key(trigger: AnyTrigger, occ: Occurrence) -> str:
     """Which occurrence ``occ`` is: its id, or for an event trigger naming a property, that property's
     value (the complaint's message, however many events mention it)."""
     if isinstance(trigger, EventTrigger) and trigger.occurrence is not None:
         return f"{occ.name}:{trigger.occurrence}={occ.data.get(trigger.occurrence)}"
     return occ.id
+
+
+def profile_occurrences(
+    trigger: StateTrigger, view: Mapping[str, Any], record: Mapping[str, Any], now: datetime
+) -> list[Occurrence]:
+    """What a profile trigger finds in a profile: its segment ``view`` (the fields the condition and the
+    occurrence read, at least) or its stored document ``record`` (JSON, as published)."""
+    if isinstance(trigger, ProfileTrigger):
+        value = view.get(trigger.occurrence)
+        if value is None or not trigger.profile.holds(view, now):
+            return []
+        text = value.isoformat() if isinstance(value, datetime) else str(value)
+        at = value if isinstance(value, datetime) else now
+        return [Occurrence("profile", f"{trigger.occurrence}={text}", trigger.occurrence, at, {"value": text})]
+    found = []
+    for item in record.get(trigger.items) or ():
+        if not isinstance(item, Mapping) or item.get(trigger.key) is None:
+            continue
+        if trigger.where is None or trigger.where.holds(item, now):
+            when = _time(item.get(trigger.at)) if trigger.at else None
+            key = f"{trigger.items}:{trigger.key}={item[trigger.key]}"
+            found.append(Occurrence("items", key, trigger.items, when or now, dict(item)))
+    return found
+
+
+def still_current(
+    trigger: AnyTrigger, occurrence: str, view: Mapping[str, Any], record: Mapping[str, Any], now: datetime
+) -> bool:
+    """Whether the profile (as ``view`` and ``record``) still has the occurrence a customer entered on."""
+    if not isinstance(trigger, ProfileTrigger | ItemsTrigger):
+        return True
+    return any(occ.id == occurrence for occ in profile_occurrences(trigger, view, record, now))
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _dates_of(view: Mapping[str, Any], name: str, tz: ZoneInfo) -> list[date]:

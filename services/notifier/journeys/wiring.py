@@ -40,7 +40,7 @@ def build_runner(
     """The runner, its tables and its due topic. Built whether or not a journey is active: one made through
     the API later runs without a restart (the definitions are read again every ``segment_tick_s``)."""
     store = JourneyStore(make_engine(settings.sql_url, migrate=False))
-    journeys, _ = current_journeys(settings.journeys_file, store)
+    journeys, _ = current_journeys(settings, store)
     tables: dict[str, Any] = {
         name: app.Table(name, default=None, partitions=settings.partitions) for name in (ENROLLMENTS, CUSTOMERS)
     }
@@ -56,7 +56,7 @@ def build_runner(
 
     async def refresh() -> None:
         try:
-            found, _ = await asyncio.to_thread(current_journeys, settings.journeys_file, store)
+            found, _ = await asyncio.to_thread(current_journeys, settings, store)
         except JourneyError as exc:  # the file edited into an error: the journeys in force go on
             log.error("journeys not reloaded: %s", exc)
             return

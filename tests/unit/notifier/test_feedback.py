@@ -1,18 +1,15 @@
 """Unhappy feedback: a detractor's survey answer and a 1-2 star review raise one alert each, at once; happy
-ones and old news none; the state machine raises them on a profile change."""
+ones and old news none; a profile change raises them with the other instant alerts."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from services.notifier.complaints import SlaPolicy
 from services.notifier.feedback import NEWS_FOR, feedback_alerts
-from services.notifier.machine import RaiseAlert, Rules, on_profile
-from services.notifier.state import ProfileTimers
+from services.notifier.profile_alerts import profile_alerts
 
 AT = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 NOW = AT + timedelta(minutes=5)
@@ -58,8 +55,8 @@ def test_feedback_read_long_after_it_was_given_is_history() -> None:
     assert feedback_alerts(profile, AT + NEWS_FOR + timedelta(seconds=1)) == []
 
 
-def test_the_state_machine_raises_them_on_a_profile_change() -> None:
-    rules = Rules({}, SlaPolicy({"high": 60.0, "normal": 600.0, "low": 3600.0}, Decimal(1000)), timedelta(hours=1))
-    change = {"profile_id": "P", "version": 3, "recent_surveys": [answer(nps=3)], "recent_reviews": [review()]}
-    _, effects = on_profile(rules, ProfileTimers("P"), change, NOW)
-    assert [e.alert.kind for e in effects if isinstance(e, RaiseAlert)] == ["detractor", "bad_review"]
+def test_a_profile_change_raises_them_with_the_other_instant_alerts() -> None:
+    failed = {"payment_id": "pay-1", "amount": "9.00", "currency": "EUR", "reason": "declined", "at": AT.isoformat()}
+    change = {"profile_id": "P", "recent_surveys": [answer(nps=3)], "recent_reviews": [review()]}
+    alerts = profile_alerts({**change, "recent_payment_failures": [failed]}, timedelta(hours=1), NOW)
+    assert [a.kind for a in alerts] == ["payment_failed", "detractor", "bad_review"]

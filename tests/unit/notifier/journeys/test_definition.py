@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from crmhub.core.errors import ConfigError
+from crmhub.core.settings import Settings
 from services.notifier.journeys.catalog import JourneyError, load_journeys, parse_journey, parse_journeys
-from services.notifier.journeys.definition import SendStep, WaitStep
+from services.notifier.journeys.definition import SendStep, SetStep, WaitStep
 from tests.unit.notifier.journeys.fixtures import journey
 
 MAIL = {"name": "mail", "send": "email", "consent": "email", "template": "Hi"}
@@ -20,21 +21,38 @@ MAIL = {"name": "mail", "send": "email", "consent": "email", "template": "Hi"}
 def test_the_shipped_journeys_load_and_validate() -> None:
     shipped = {j.id: j for j in load_journeys()}
     assert set(shipped) == {
-        "cart-abandonment", "browse-abandonment", "complaint-sla", "win-back", "review-request", "birthday",
-        "warranty-ending", "invoice-overdue", "successor-offer", "delivery-late", "review-after-delivery",
+        "cart-abandonment", "browse-abandonment", "complaint-sla", "case-sla", "win-back", "review-request",
+        "birthday", "warranty-ending", "invoice-overdue", "successor-offer", "delivery-late", "review-after-delivery",
         "membership-renewal", "member-win-back", "member-event-invite",
     }  # fmt: skip
     cart = shipped["cart-abandonment"]
-    assert cart.status == "paused" and cart.reentry == "restart"
+    assert cart.reentry == "restart" and cart.exit.left_trigger
     wait = cart.steps[0]
-    assert isinstance(wait, WaitStep) and (wait.wait, wait.until) == (timedelta(hours=1), None)
+    assert isinstance(wait, WaitStep) and (wait.wait, wait.since) == (timedelta(hours=1), "trigger")
     alert = cart.steps[1]
     assert isinstance(alert, SendStep) and (alert.kind, alert.without_consent) == ("cart_abandoned", "internal")
     assert cart.policy.cap is not None and cart.policy.cap.messages == 3  # the file's policy
-    sla = shipped["complaint-sla"]
-    assert [s.kind for s in sla.steps if isinstance(s, SendStep)] == ["complaint"] + ["complaint_escalated"] * 6
-    examples = [j for j in shipped.values() if j.id != "invoice-overdue"]  # it only tells the team: active
-    assert all(j.status == "paused" for j in examples) and shipped["invoice-overdue"].status == "active"
+    for sla in (shipped["complaint-sla"], shipped["case-sla"]):
+        assert [s.kind for s in sla.steps if isinstance(s, SendStep)] == ["complaint"] + ["complaint_escalated"] * 2
+    alerts = {"cart-abandonment", "browse-abandonment", "complaint-sla", "case-sla", "invoice-overdue"}
+    assert {j.id for j in shipped.values() if j.status == "active"} == alerts  # the examples are paused
+
+
+def test_the_shipped_alert_journeys_take_their_waits_from_the_settings() -> None:
+    settings = Settings(abandonment_delay_s=20, browse_abandonment_delay_s=0, complaint_sla="high:1,normal:2.5,low:3")
+    shipped = {j.id: j for j in load_journeys(settings)}
+    cart, browse = shipped["cart-abandonment"].steps[0], shipped["browse-abandonment"]
+    assert isinstance(cart, WaitStep) and cart.wait == timedelta(seconds=20)
+    assert browse.status == "paused"  # a delay of 0: browse abandonment is off
+    (priority, *_) = shipped["complaint-sla"].steps
+    assert isinstance(priority, SetStep) and "2.5" in priority.values["sla_s"].source
+
+
+def test_a_journeys_file_naming_an_unknown_setting_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "journeys.yaml"
+    path.write_text("journeys:\n  - {id: a, trigger: {event: page}, steps: [{name: s, wait: '${delay_s}'}]}\n")
+    with pytest.raises(JourneyError, match=r"unknown setting \$\{delay_s\} \(one of abandonment_delay_s, "):
+        load_journeys(Settings(journeys_file=path))
 
 
 def test_a_definition_written_back_reads_the_same() -> None:
@@ -60,15 +78,16 @@ def with_step(**step: Any) -> list[dict[str, Any]]:
         ({"steps": with_step(template="Hi {{ profile.city ")},
          "journey 'j', step 'mail': template: template syntax error on line 1: unexpected end of template"),
         ({"steps": with_step(send="fax")}, "journey 'j', step 'mail': send: Input should be 'webhook', 'slack', "
-                                           "'email' or 'topic'"),
+                                           "'email', 'topic' or 'alert'"),
         ({"steps": with_step(consent="pigeon")}, "journey 'j', step 'mail': consent: unknown consent channel "
-                                                  "'pigeon' (one of email, sms, phone, push, post)"),
+                                                  "'pigeon' (one of email, sms, phone, push, post, or any)"),
         ({"steps": with_step(kind="party")}, "journey 'j', step 'mail': kind: unknown message kind 'party'"),
         ({"steps": [{"name": "w", "wait": "2 days"}, MAIL]},
          "journey 'j', step 'w': wait: bad duration '2 days': expected a number and a unit"),
-        ({"steps": [{"name": "w", "wait": "0s"}, MAIL]}, "journey 'j', step 'w': wait: duration must be positive"),
+        ({"steps": [{"name": "w", "wait": "-1h"}, MAIL]}, "journey 'j', step 'w': wait: duration must not be negative"),
+        ({"steps": [{"name": "w", "wait": "{{ 1 + }}"}, MAIL]}, "journey 'j', step 'w': wait: expression syntax error"),
         ({"steps": [{"name": "w", "until": "25:00"}, MAIL]}, "journey 'j', step 'w': until: bad time of day '25:00'"),
-        ({"steps": [{"name": "w"}, MAIL]}, "journey 'j', step 'w': a step needs one of wait, until, branch, send"),
+        ({"steps": [{"name": "w"}, MAIL]}, "journey 'j', step 'w': a step needs one of wait, until, branch, set, send"),
         ({"steps": [{"name": "b", "branch": "totl_spent > 5", "then": "mail"}, MAIL]},
          "journey 'j', step 'b': branch: unknown field 'totl_spent' in 'totl_spent > 5' (did you mean 'total_spent'?)"),
         ({"steps": [{"name": "b", "branch": "city > 5", "then": "mail"}, MAIL]},
@@ -83,7 +102,11 @@ def with_step(**step: Any) -> list[dict[str, Any]]:
         ({"trigger": {"date": "traits.birthday", "offset": "12h"}},
          "journey 'j': trigger.offset: a date offset is whole days"),
         ({"trigger": {"event": "Order Completed", "where": "total >"}}, "journey 'j': trigger.where: bad condition"),
-        ({"trigger": {"webhook": "x"}}, "journey 'j': trigger: a trigger needs segment, event or date"),
+        ({"trigger": {"webhook": "x"}}, "journey 'j': trigger: a trigger needs segment, event, date, profile or items"),
+        ({"trigger": {"profile": "cart_items > 0", "occurrence": "cart"}}, "journey 'j': trigger.occurrence: unknown "
+                                                                            "profile field 'cart'"),
+        ({"trigger": {"items": "carts", "key": "id"}}, "journey 'j': trigger.items: unknown profile list 'carts'"),
+        ({"exit": {"left_trigger": True}}, "journey 'j': exit left_trigger needs a profile or items trigger"),
         ({"trigger": {"event": "Signed Up"}}, "journey 'j': trigger.event: unknown event type 'Signed Up'"),
         ({"exit": {"left_segment": True}}, "journey 'j': exit left_segment needs a segment trigger"),
         ({"exit": {"when": ["days_since(last_order_at) > $now"]}}, "journey 'j': exit.when.0: "),
@@ -101,7 +124,7 @@ def test_a_file_error_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "journeys.yaml"
     path.write_text("journeys:\n  - id: a\n    trigger: {event: page}\n    steps: [{name: s, wait: soon}]\n")
     with pytest.raises(JourneyError, match=rf"^journey file {path}: journey 'a', step 's': wait: bad duration 'soon'"):
-        load_journeys(path)
+        load_journeys(Settings(journeys_file=path))
     with pytest.raises(JourneyError, match="expected a mapping with a 'journeys' list"):
         parse_journeys("- 1", "x.yaml")
     twice = "journeys:\n" + "  - {id: a, trigger: {event: page}, steps: [{name: s, exit: done}]}\n" * 2

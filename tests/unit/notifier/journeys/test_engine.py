@@ -261,3 +261,20 @@ def test_templates_read_the_profile_and_the_trigger() -> None:
     j = journey(steps=[{**MAIL, "template": template}])
     (message,) = sent(on_trigger(j, None, order(), customer(total_spent=Decimal("12.50")), NOW)[1])
     assert message.rendered == "Order Completed o1 for Bonn, 12.50"
+
+
+def test_set_values_feed_a_computed_wait_and_a_value_of_the_wrong_type_ends_the_enrollment() -> None:
+    steps = [{"name": "plan", "set": {"mins": "trigger.data.mins", "wait": "vars.mins ~ 'm'"}}]
+    steps += [{"name": "pause", "wait": "{{ vars.wait }}"}, MAIL]
+    state, _ = on_trigger(journey(steps=steps), None, order(mins=15), customer(), NOW)
+    assert state is not None and state.vars == {"mins": 15, "wait": "15m"} and state.due_at == NOW + HOUR / 4
+    state, effects = on_trigger(journey(steps=steps), None, order(mins=[1]), customer(), NOW)
+    assert state is not None and state.ended == "failed" and not sent(effects)
+
+
+def test_a_wait_counted_from_the_trigger_that_has_passed_ends_at_once_on_the_customer_read_again() -> None:
+    steps = [{"name": "pause", "wait": "1h", "since": "trigger"}, MAIL]
+    state, effects = on_trigger(journey(steps=steps), None, order(at=NOW - 2 * HOUR), customer(), NOW)
+    assert not sent(effects) and state is not None and state.due_at == NOW  # the due path reads the customer
+    state, effects = on_due(journey(steps=steps), state, customer(city="Köln"), NOW)
+    assert [s.rendered for s in sent(effects)] == ["Hi Köln"] and state is not None and state.ended == "completed"

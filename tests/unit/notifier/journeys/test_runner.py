@@ -14,11 +14,11 @@ import orjson
 
 from crmhub.core.topics import ERASURES, EVENTS, PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import Alert
+from services.notifier.customers import Fresh
 from services.notifier.journeys.catalog import parse_journey
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.outputs import Tally
 from services.notifier.journeys.runner import CUSTOMERS, DATE_PREFIX, ENROLLMENTS, JOURNEYS_DUE, JourneyRunner
-from services.notifier.machine import Fresh
 from tests.unit.notifier.journeys.fixtures import NOW
 
 P1 = "P1"
@@ -55,6 +55,7 @@ class Harness:
     history: list[dict[str, Any]] = field(default_factory=list)
     due_records: list[tuple[int, list[str]]] = field(default_factory=list)
     reads: list[list[str]] = field(default_factory=list)
+    recorded: int = 0  # round trips to record counters and histories
 
     def __post_init__(self) -> None:
         self.runner = self.start()
@@ -76,6 +77,7 @@ class Harness:
         self.updates.append(orjson.loads(doc))
 
     async def record(self, counts: Tally, history: Any) -> None:
+        self.recorded += 1
         for key, amount in counts.items():
             self.counts[key] = self.counts.get(key, 0) + amount
         self.history += [entry for entries in history.values() for entry in entries]
@@ -261,3 +263,33 @@ def test_an_ended_enrollment_is_forgotten_30_days_after_it_ended_unless_reentry_
     assert len(h.alerts) == 2 and len(h.tables[ENROLLMENTS]) == 2
     h.advance(timedelta(days=1, seconds=1))
     assert list(h.tables[ENROLLMENTS]) == ["once:P1"] and not h.reads[1:]  # no customer read to forget
+
+
+def test_a_profile_change_enters_on_what_a_profile_trigger_finds_once_and_the_wait_rechecks_it() -> None:
+    steps = [{"name": "pause", "wait": "1h", "since": "trigger"}, {**MAIL, "details": {"left": "record.cart.value"}}]
+    cart = parse_journey(
+        {
+            "id": "cart",
+            "trigger": {"profile": "cart_items > 0", "occurrence": "cart_updated_at"},
+            "reentry": "restart",
+            "exit": {"left_trigger": True},
+            "steps": steps,
+        }
+    )
+    h = Harness([cart])
+    items = [{"product_id": "p1", "price": "5.00", "quantity": 1}]
+    h.profiles[P1] |= {"cart": {"items": items, "value": "5.00", "updated_at": NOW.isoformat()}}
+    other = {**h.profiles[P1], "profile_id": "P2"}
+    for _ in range(2):  # the same carts in two changes (a trait changed): one entry each
+        h.feed(PROFILE_CHANGES, orjson.dumps([h.profiles[P1], other, profile("P3")]))
+    assert h.reads == [] and sorted(h.tables[ENROLLMENTS]) == ["cart:P1", "cart:P2"]  # the changes were the customers
+    assert h.counts[("cart", "pause", "entered")] == 2 and h.recorded == 1  # the record's counters: one round trip
+    h.advance(timedelta(hours=1))
+    (alert,) = h.alerts
+    assert alert.summary == "Hi Bonn" and alert.details["left"] == "5.00" and h.reads == [[P1, "P2"]]
+    h.now = NOW + timedelta(hours=2)
+    h.profiles[P1] |= {"cart": {"items": items, "value": "5.00", "updated_at": h.now.isoformat()}}
+    h.feed(PROFILE_CHANGES, orjson.dumps([h.profiles[P1]]))  # a new cart: a new wait, ...
+    h.profiles[P1] |= {"cart": {"items": [], "value": "0", "updated_at": h.now.isoformat()}}
+    h.advance(timedelta(hours=1))  # ... emptied before it ended: nothing
+    assert len(h.alerts) == 1 and h.tables[ENROLLMENTS]["cart:P1"]["ended"] == "left_trigger"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from services.notifier.journeys.catalog import current_journeys, parse_journey
 from services.notifier.journeys.store import JourneyStore
@@ -48,5 +49,5 @@ def test_the_file_comes_first_and_shadows_a_stored_journey_of_the_same_id(tmp_pa
     path.write_text(yaml.safe_dump({"journeys": [{**DOC, "id": "filed"}]}))
     save(store, DOC)
     save(store, {**DOC, "id": "filed"})
-    journeys, from_file = current_journeys(path, store)
+    journeys, from_file = current_journeys(Settings(journeys_file=path), store)
     assert [j.id for j in journeys] == ["filed", "made"] and from_file == {"filed"}
