@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, TopicPartition
@@ -85,14 +86,15 @@ def collect(
     want: int,
     timeout_s: float,
     enough: Callable[[list[tuple[dict[str, object], float]]], bool] = lambda found: False,
-) -> list[tuple[dict[str, object], float]]:
-    """Alerts on crm.alerts.v1 with their record's CreateTime (s), until ``want``, ``enough`` of them, or
-    the timeout."""
+    topic: str = ALERTS,
+) -> list[tuple[Any, float]]:
+    """Alerts on crm.alerts.v1 (or the records of ``topic``, decoded) with their record's CreateTime (s),
+    until ``want``, ``enough`` of them, or the timeout."""
     consumer = KafkaConsumer(bootstrap_servers=hub.settings.bootstrap_servers, enable_auto_commit=False)
-    parts = [TopicPartition(ALERTS, p) for p in range(hub.settings.partitions)]
+    parts = [TopicPartition(topic, p) for p in range(hub.settings.partitions)]
     consumer.assign(parts)
     consumer.seek_to_beginning(*parts)
-    found: list[tuple[dict[str, object], float]] = []
+    found: list[tuple[Any, float]] = []
     deadline = time.monotonic() + timeout_s
     while len(found) < want and time.monotonic() < deadline:
         for records in consumer.poll(timeout_ms=200).values():

@@ -41,7 +41,7 @@ from crmhub.core.metrics import rss_mb
 from crmhub.core.net import free_port
 from crmhub.core.settings import Settings
 from crmhub.core.stats import read_counts
-from crmhub.core.topics import raw_topic
+from crmhub.core.topics import EVENTS, raw_topic
 from crmhub.hub import Hub, running_hub
 from schemas.readmodels.journeys import counts_key
 
@@ -226,6 +226,7 @@ def main() -> None:
         alerts = collect(
             hub, 10**9, timeout_s=15 if args.quick else 30
         )  # every alert on the topic: the probes' among them
+        forwarded = probe_events(hub, sent)
     latency, raised = [], []  # raised: trigger -> the notifier's raising it (the rest is its delivery)
     for alert, at in alerts:
         details = alert.get("details")
@@ -236,9 +237,22 @@ def main() -> None:
     print(f"  probes: {len(latency)} of {len(sent)} messages on crm.alerts.v1 ({len(alerts):,} alerts read)")
     print(f"  messages: {messages:,} in {window:.0f} s = {messages / window:,.1f} messages/s from the 20 journeys")
     print("  " + summary("trigger -> send (zero-wait journey)", latency) + f" of {len(sent)} probes")
+    print("  " + summary("of which trigger -> forwarded by ingest", forwarded))
     print("  " + summary("of which trigger -> raised by the notifier", raised))
     print(f"  notifier: CPU {cpu:.0%} of a core over the phase, RSS {rss:.0f} MB")
     print("  largest consumer lag over the phase (records, all partitions): " + lags.summary())
+
+
+def probe_events(hub: Hub, sent: dict[str, datetime]) -> list[float]:
+    """Seconds from each probe's send to the CreateTime of the crm.events.v1 record ingest forwarded it in:
+    the part of the latency before the notifier."""
+    found = []
+    for docs, at in collect(hub, 10**9, timeout_s=5, topic=EVENTS):
+        for doc in docs:
+            tag = str(doc.get("event_id", "")).removeprefix("probe-")
+            if tag in sent:
+                found.append(at - sent[tag].timestamp())
+    return found
 
 
 class LagWatch(threading.Thread):

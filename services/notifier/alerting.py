@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import faust
@@ -30,24 +30,31 @@ Clock = Callable[[], datetime]
 
 
 class AlertSubmitter:
-    """Hands an alert to delivery once; raised again with a higher count (failed payments), the alert log
-    takes the count and no sink hears of it again."""
+    """Hands alerts to delivery once (all of a call in one round trip); raised again with a higher count
+    (failed payments), the alert log takes the count and no sink hears of it again."""
 
     def __init__(self, dispatcher: Dispatcher, redis: aioredis.Redis) -> None:
         self.dispatcher, self.redis = dispatcher, redis
         self.fired = RecentIds(100_000)  # alert ids (#count) this process submitted: skip the Redis round trip
 
-    async def __call__(self, alert: Alert) -> None:
-        count = alert.details.get("count") if alert.kind == "payment_failed" else None
-        key = f"{alert.alert_id}#{count}"
-        if key in self.fired:
-            return
-        if await self.dispatcher.submit(alert):  # claims the id (once, in Redis); deliveries run in the background
-            metrics.ALERTS_RAISED.labels(alert.kind).inc()
-            log.info("alert %s %s raised", alert.kind, alert.alert_id, extra={"alert_id": alert.alert_id})
-        elif count is not None:
-            await raise_count(self.redis, alert.alert_id, count)
-        self.fired.add(key)
+    async def __call__(self, alerts: Sequence[Alert]) -> None:
+        todo: dict[str, Alert] = {}
+        for alert in alerts:
+            if (key := _fired_key(alert)) not in self.fired:
+                todo.setdefault(key, alert)
+        # claims the ids (once, in Redis); deliveries run in the background
+        for (key, alert), claimed in zip(todo.items(), await self.dispatcher.submit(list(todo.values())), strict=True):
+            if claimed:
+                metrics.ALERTS_RAISED.labels(alert.kind).inc()
+                log.info("alert %s %s raised", alert.kind, alert.alert_id, extra={"alert_id": alert.alert_id})
+            elif alert.kind == "payment_failed" and (count := alert.details.get("count")) is not None:
+                await raise_count(self.redis, alert.alert_id, count)
+            self.fired.add(key)
+
+
+def _fired_key(alert: Alert) -> str:
+    count = alert.details.get("count") if alert.kind == "payment_failed" else None
+    return f"{alert.alert_id}#{count}"
 
 
 def build_dispatcher(app: faust.App, settings: Settings, redis: aioredis.Redis, clock: Clock) -> Dispatcher:

@@ -50,18 +50,18 @@ class Notifier:
     """Raises the alerts a profile change calls for at once (``profile_alerts.py``)."""
 
     def __init__(
-        self, payment_window: timedelta, raise_alert: Callable[[Alert], Awaitable[None]], clock: Clock
+        self, payment_window: timedelta, raise_alerts: Callable[[Sequence[Alert]], Awaitable[None]], clock: Clock
     ) -> None:
-        self.payment_window, self.raise_alert, self.clock = payment_window, raise_alert, clock
+        self.payment_window, self.raise_alerts, self.clock = payment_window, raise_alerts, clock
         self.seen = 0  # profile changes handled since the counter was last flushed
 
     async def handle(self, changes: Sequence[ProfileDoc]) -> None:
         """A record of profile changes (of profiles that hash to this partition, see segmenter), decoded."""
         started, now = time.monotonic(), self.clock()
-        for change in changes:
-            self.seen += 1
-            for alert in profile_alerts(change, self.payment_window, now):
-                await self.raise_alert(alert)
+        alerts = [alert for change in changes for alert in profile_alerts(change, self.payment_window, now)]
+        if alerts:
+            await self.raise_alerts(alerts)
+        self.seen += len(changes)
         metrics.BATCH_SECONDS.labels(SERVICE).observe(time.monotonic() - started)
 
 

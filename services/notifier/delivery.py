@@ -1,13 +1,14 @@
 """Delivering each alert once to each of its sinks, with retries, dead letters and rate limits.
 
-The notifier hands every alert it raises to :meth:`Dispatcher.submit`, which costs one Redis round trip:
-it *claims* the alert id (a replay, a restart or a second notifier instance finds it claimed and stops
-there), decides the rate limit, and writes the alert to an outbox. The deliveries then run in background
-tasks, so the faust agent never waits on a webhook, a retry's backoff or a mail server. Per sink, the
-state records ``delivered`` only after the sink accepted the alert, ``dead`` after the last try (and a
-dead letter on ``crm.deadletter.v1``), or ``rate_limited``. An alert leaves the outbox when every sink
-has a final state; one left behind by a crash is picked up again by :meth:`Dispatcher.recover` once its
-lease has run out, and only the sinks without a final state are tried again.
+The notifier hands the alerts it raises to :meth:`Dispatcher.submit`, which costs one Redis round trip
+for all the alerts of a call: it *claims* each alert id (a replay, a restart or a second notifier
+instance finds it claimed and stops there), decides the rate limit, and writes the alert to an outbox.
+The deliveries then run in background tasks, so the faust agent never waits on a webhook, a retry's
+backoff or a mail server. Per sink, the state records ``delivered`` only after the sink accepted the
+alert, ``dead`` after the last try (and a dead letter on ``crm.deadletter.v1``), or ``rate_limited``. An
+alert leaves the outbox when every sink has a final state; one left behind by a crash is picked up again
+by :meth:`Dispatcher.recover` once its lease has run out, and only the sinks without a final state are
+tried again.
 
 So every sink gets an alert once, except after a crash between a sink's acceptance and the state write:
 then that sink gets it again with the same ``Idempotency-Key`` / ``Message-ID`` (at least once, never
@@ -56,12 +57,19 @@ class Pending:
     done: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """An alert to claim for delivery to ``sinks``, under the rate limit ``limit`` (None: none)."""
+
+    alert: Alert
+    sinks: tuple[str, ...]
+    limit: RateLimit | None = None
+
+
 class DeliveryState(Protocol):
-    async def claim(
-        self, alert: Alert, sinks: Sequence[str], limit: RateLimit | None, now: float, lease_s: float
-    ) -> bool | None:
-        """Claim ``alert`` for delivery to ``sinks`` and hold its lease; None when it was claimed before,
-        else whether the rate limit stops it (an alert over the limit does not count towards it)."""
+    async def claim(self, claims: Sequence[Claim], now: float, lease_s: float) -> list[bool | None]:
+        """Claim each alert, in order, and hold its lease; per claim None when its alert was claimed
+        before, else whether the rate limit stops it (an alert over the limit does not count towards it)."""
 
     async def mark(self, alert_id: str, sink: str, status: Status) -> None: ...
 
@@ -83,16 +91,18 @@ class MemoryDeliveryState:
         self.sent_at: dict[tuple[str, str], list[float]] = {}
         self.counts: dict[str, int] = {}
 
-    async def claim(
-        self, alert: Alert, sinks: Sequence[str], limit: RateLimit | None, now: float, lease_s: float
-    ) -> bool | None:
+    async def claim(self, claims: Sequence[Claim], now: float, lease_s: float) -> list[bool | None]:
+        return [self._claim(claim, now, lease_s) for claim in claims]
+
+    def _claim(self, claim: Claim, now: float, lease_s: float) -> bool | None:
+        alert = claim.alert
         if alert.alert_id in self.claimed:
             return None
         times = self.sent_at.setdefault((alert.kind, alert.profile_id), [])
-        limited = limit is not None and not window_allows(times, now, limit)
+        limited = claim.limit is not None and not window_allows(times, now, claim.limit)
         if not limited:
             times.append(now)
-        self.claimed[alert.alert_id] = Pending(alert, tuple(sinks), limited)
+        self.claimed[alert.alert_id] = Pending(alert, claim.sinks, limited)
         self.statuses[alert.alert_id] = {}
         self.outbox.add(alert.alert_id)
         self.leases[alert.alert_id] = now + lease_s
@@ -149,34 +159,19 @@ RATE_PREFIX = "crmhub:ratelimit:"
 class RedisDeliveryState:
     """The state in Redis: a hash per alert (``crmhub:delivery:<id>``: the alert, its sinks, the rate-limit
     decision and ``sink:<name>`` final states), the outbox, leases, and a sliding window (sorted set) per
-    customer and kind for the rate limits. The claim is one Lua script: atomic."""
+    customer and kind for the rate limits. Each claim is one Lua script (atomic), and the claims of a call
+    go in one pipeline: one round trip for all the alerts an input record raised. (EVAL, not EVALSHA: a
+    restarted Redis has forgotten loaded scripts, and the script's text is small.)"""
 
     def __init__(self, redis: Any) -> None:
         self.redis = redis
-        self._claim = redis.register_script(_CLAIM)
 
-    async def claim(
-        self, alert: Alert, sinks: Sequence[str], limit: RateLimit | None, now: float, lease_s: float
-    ) -> bool | None:
-        keys = [
-            STATE_PREFIX + alert.alert_id,
-            OUTBOX,
-            LEASE_PREFIX + alert.alert_id,
-            f"{RATE_PREFIX}{alert.kind}:{alert.profile_id}",
-            *index_keys(alert.kind, alert.profile_id),
-        ]
-        args = [
-            STATE_TTL_S,
-            int(now * 1000),
-            alert.alert_id,
-            alert.model_dump_json(),
-            ",".join(sinks),
-            limit.most if limit else 0,
-            int(limit.window_s * 1000) if limit else 0,
-            int(lease_s * 1000),
-        ]
-        result = int(await self._claim(keys=keys, args=args))
-        return None if result < 0 else bool(result)
+    async def claim(self, claims: Sequence[Claim], now: float, lease_s: float) -> list[bool | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for claim in claims:
+            keys, args = _claim_keys(claim.alert), _claim_args(claim, now, lease_s)
+            pipe.eval(_CLAIM, len(keys), *keys, *args)
+        return [None if int(result) < 0 else bool(int(result)) for result in await pipe.execute()]
 
     async def mark(self, alert_id: str, sink: str, status: Status) -> None:
         pipe = self.redis.pipeline(transaction=False)
@@ -213,6 +208,32 @@ class RedisDeliveryState:
         return taken
 
 
+def _claim_keys(alert: Alert) -> list[str]:
+    """The claim script's KEYS (see :data:`_CLAIM`)."""
+    return [
+        STATE_PREFIX + alert.alert_id,
+        OUTBOX,
+        LEASE_PREFIX + alert.alert_id,
+        f"{RATE_PREFIX}{alert.kind}:{alert.profile_id}",
+        *index_keys(alert.kind, alert.profile_id),
+    ]
+
+
+def _claim_args(claim: Claim, now: float, lease_s: float) -> list[str | int]:
+    """The claim script's ARGV (see :data:`_CLAIM`)."""
+    limit = claim.limit
+    return [
+        STATE_TTL_S,
+        int(now * 1000),
+        claim.alert.alert_id,
+        claim.alert.model_dump_json(),
+        ",".join(claim.sinks),
+        limit.most if limit else 0,
+        int(limit.window_s * 1000) if limit else 0,
+        int(lease_s * 1000),
+    ]
+
+
 class Dispatcher:
     """Hands alerts to their routed sinks, each in a background task (see the module's docstring)."""
 
@@ -243,15 +264,18 @@ class Dispatcher:
         self._active: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, alert: Alert) -> bool:
-        """Claim ``alert`` and start its deliveries; False when it was claimed before (nothing to do)."""
-        sinks = self.routes.sinks_for(alert.kind, alert.internal, alert.channel)
-        limit = limit_for(self.limits, alert.kind)
-        limited = await self.state.claim(alert, sinks, limit, self.clock(), self.lease_s)
-        if limited is None:
-            return False
-        self._start(Pending(alert, sinks, limited))
-        return True
+    async def submit(self, alerts: Sequence[Alert]) -> list[bool]:
+        """Claim the alerts (in one round trip) and start their deliveries; per alert False when it was
+        claimed before (nothing to do)."""
+        claims = [
+            Claim(a, self.routes.sinks_for(a.kind, a.internal, a.channel), limit_for(self.limits, a.kind))
+            for a in alerts
+        ]
+        claimed = await self.state.claim(claims, self.clock(), self.lease_s) if claims else []
+        for claim, limited in zip(claims, claimed, strict=True):
+            if limited is not None:
+                self._start(Pending(claim.alert, claim.sinks, limited))
+        return [limited is not None for limited in claimed]
 
     async def recover(self, most: int = 100) -> int:
         """Restart the deliveries a crashed process left in the outbox; how many were restarted."""

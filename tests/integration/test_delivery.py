@@ -33,7 +33,7 @@ from crmhub.core.stats import STATS_KEY
 from crmhub.core.topics import ALERTS, DEADLETTER
 from crmhub.hub import Hub, running_hub
 from schemas.outputs import Alert
-from services.notifier.delivery import RedisDeliveryState
+from services.notifier.delivery import Claim, RedisDeliveryState
 from services.notifier.signature import verify_signature
 from services.notifier.smtp import message_id as message_id_of
 from tests.integration.helpers import (
@@ -306,10 +306,10 @@ def test_the_claim_script_on_a_real_redis(s: Stack) -> None:
         ]
         limit = RateLimit(2, 60)
         sinks = ("topic", "care-hook")
-        assert await state.claim(alerts[0], sinks, limit, 1000.0, 30) is False
-        assert await state.claim(alerts[0], sinks, limit, 1000.0, 30) is None  # claimed before
-        assert await state.claim(alerts[1], sinks, limit, 1001.0, 30) is False
-        assert await state.claim(alerts[2], sinks, limit, 1002.0, 30) is True  # the third in a minute
+        first = [Claim(alerts[0], sinks, limit), Claim(alerts[0], sinks, limit)]
+        assert await state.claim(first, 1000.0, 30) == [False, None]  # in one call: the second claimed before
+        assert await state.claim([Claim(alerts[1], sinks, limit)], 1001.0, 30) == [False]
+        assert await state.claim([Claim(alerts[2], sinks, limit)], 1002.0, 30) == [True]  # the third in a minute
         await state.mark(alerts[0].alert_id, "topic", "delivered")
         assert await state.statuses(alerts[0].alert_id) == {"topic": "delivered"}
         assert [

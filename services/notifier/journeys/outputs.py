@@ -5,6 +5,7 @@ customer's history for the journeys' read model (``schemas/readmodels/journeys.p
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -16,6 +17,27 @@ from services.notifier.journeys.effects import Converted, Count, Effect, Exited,
 
 SUMMARY_CHARS = 300
 Tally = dict[tuple[str, str, str], Any]  # (journey, step, counter) -> amount
+
+
+@dataclass
+class Held:
+    """An input record's effects, carried out together once it has been handled: its messages, profile
+    updates (``identify`` events, per profile id), counters and customers' histories."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    updates: list[tuple[str, bytes]] = field(default_factory=list)
+    counts: Tally = field(default_factory=dict)
+    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.updates or self.counts or self.histories)
+
+    def note(self, profile_id: str, effects: Sequence[Effect], now: datetime) -> None:
+        """The counters and history entries of one engine call's effects."""
+        for counter, amount in tally(effects).items():
+            self.counts[counter] = self.counts.get(counter, 0) + amount
+        if history := [entry for effect in effects if (entry := history_entry(effect, now))]:
+            self.histories.setdefault(profile_id, []).extend(history)
 
 
 def to_alert(send: Send, now: datetime) -> Alert:

@@ -16,14 +16,17 @@ Tables (faust, changelogged, so a restarted notifier has them back):
 - ``journeys``: per :func:`~services.notifier.journeys.engine.state_key` an enrollment
   (``Enrollment.to_json()``), and per ``@date:<journey>:<profile>`` a scheduled date occurrence; each with
   ``due`` (epoch seconds: when its wait ends, or for an ended enrollment when it is forgotten, see
-  :func:`_due`; None: nothing due) and the ``partition`` it was written on;
+  :func:`~services.notifier.journeys.entries.due_at`; None: nothing due) and the ``partition`` it was
+  written on;
 - ``journey-customers``: per profile, the keys of its enrollments that may still act (active, or in their
   goal's window) and when its messages went out (the frequency cap).
 
-Every call's effects are carried out before the new enrollment is written: should the process die in
-between, the input is read again, the engine gives the same effects and message ids, and the delivery
-outbox drops the repeats. Counters and histories are recorded once per input record, after it is handled
-(one Redis round trip, not one per customer): a crash may count a record's twice, or not at all.
+An input record's effects are carried out before the enrollments that follow from them are written:
+should the process die in between, the input is read again, the engine gives the same effects and message
+ids, and the delivery outbox drops the repeats. So the tables' writes are held (``staging.py``) while a
+record is handled, and its messages, profile updates, counters and histories go out together when it has
+been (:meth:`Outputs.carry_out`: the messages claimed in one Redis round trip, not one per message); then the
+writes. A crash may count a record's counters twice, or not at all; messages go out once.
 """
 
 from __future__ import annotations
@@ -32,20 +35,21 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import orjson
 
 from crmhub.core.conditions.fields import profile_view
 from crmhub.core.topics import ERASURES, EVENTS, PROFILE_CHANGES, SEGMENTS
-from schemas.outputs import Alert
 from services.notifier.customers import Fresh
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.effects import Effect, Schedule, Send, UpdateProfile
 from services.notifier.journeys.engine import may_enter, on_due, on_event, on_trigger, state_key
+from services.notifier.journeys.entries import due_at, is_due, may_act, same
 from services.notifier.journeys.gates import Customer
-from services.notifier.journeys.outputs import Tally, history_entry, tally, to_alert, update_event
+from services.notifier.journeys.outputs import Held, to_alert, update_event
 from services.notifier.journeys.routing import ChangeView, JourneyIndex, event_occurrence_of
+from services.notifier.journeys.staging import Staged
 from services.notifier.journeys.state import Enrollment
 from services.notifier.journeys.triggers import (
     DateTrigger,
@@ -63,7 +67,6 @@ JOURNEYS_DUE = "crmhub-journeys-due"
 ENROLLMENTS, CUSTOMERS = "journeys", "journey-customers"
 DATE_PREFIX = "@date:"  # journey ids are a-z, 0-9, _ and -: no state key starts with it
 SENT_KEPT = timedelta(days=31)  # the longest cap period a policy may name
-KEEP_ENDED = timedelta(days=30)  # an ended enrollment kept (for replays of its occurrence: outlasts any)
 RESEND_S = 10.0
 
 ReadFresh = Callable[[Sequence[str]], Awaitable[dict[str, Fresh]]]
@@ -73,11 +76,8 @@ Journeys = tuple[Journey, ...]
 
 
 class Outputs(Protocol):
-    async def send(self, alert: Alert) -> None: ...
-
-    async def update(self, profile_id: str, event: bytes) -> None: ...
-
-    async def record(self, counts: Tally, history: Mapping[str, list[dict[str, Any]]]) -> None: ...
+    async def carry_out(self, held: Held) -> None:
+        """A record's effects: messages, profile updates, counters and histories."""
 
 
 @dataclass
@@ -99,11 +99,10 @@ class JourneyRunner:
     ) -> None:
         self.index = JourneyIndex.of(())
         self.use(journeys)  # logs the journeys in force from the start
-        self.enrollments, self.customers = tables[ENROLLMENTS], tables[CUSTOMERS]
+        self.enrollments, self.customers = Staged(tables[ENROLLMENTS]), Staged(tables[CUSTOMERS])
         self.read_fresh, self.outputs, self.send_due, self.clock = read_fresh, outputs, send_due, clock
         self.due_index = DueIndex()
-        self.counts: Tally = {}  # a record's counters and histories, recorded when it is handled
-        self.histories: dict[str, list[dict[str, Any]]] = {}
+        self.held = Held()  # the effects of the record being handled
 
     def use(self, journeys: Iterable[Journey]) -> None:
         """The journeys in force from now on (a journey made, changed, paused or deleted)."""
@@ -113,7 +112,22 @@ class JourneyRunner:
             self.index = index
 
     async def handle(self, topic: str, partition: int, doc: Any) -> None:
-        """One record of an input, decoded; its counters and histories are recorded in one round trip."""
+        """One record of an input, decoded: its effects carried out together, then its writes (or, should
+        that fail, none of them: the record is handled again)."""
+        try:
+            await self.route(topic, partition, doc)
+            if self.held:
+                await self.outputs.carry_out(self.held)
+        except BaseException:
+            self.enrollments.held.clear()
+            self.customers.held.clear()
+            raise
+        finally:
+            self.held = Held()
+        self.enrollments.write_through()
+        self.customers.write_through()
+
+    async def route(self, topic: str, partition: int, doc: Any) -> None:
         if topic == JOURNEYS_DUE:
             await self.fire(partition, doc)
         elif topic == EVENTS and self.index.reads_events():
@@ -126,9 +140,6 @@ class JourneyRunner:
                 await self.on_profile(partition, change)
         elif topic == ERASURES:
             self.forget(doc["profile_id"])
-        if self.counts or self.histories:
-            counts, histories, self.counts, self.histories = self.counts, self.histories, {}, {}
-            await self.outputs.record(counts, histories)
 
     # --- inputs ----------------------------------------------------------------------------------------
 
@@ -242,7 +253,7 @@ class JourneyRunner:
 
     async def fire(self, partition: int, keys: Sequence[str]) -> None:
         now = self.clock()
-        due = {key: doc for key in keys if (doc := self.enrollments.get(key)) and _is_due(doc, now)}
+        due = {key: doc for key in keys if (doc := self.enrollments.get(key)) and is_due(doc, now)}
         for key in [key for key, doc in due.items() if doc.get("ended") is not None]:
             self.drop(key, due.pop(key)["profile_id"])  # ended long enough ago to be forgotten
         fresh = await self.read_fresh(sorted({doc["profile_id"] for doc in due.values()})) if due else {}
@@ -312,21 +323,18 @@ class JourneyRunner:
         pid, sent = call.customer.profile_id, []
         for effect in effects:
             if isinstance(effect, Send):
-                await self.outputs.send(to_alert(effect, call.now))
+                self.held.alerts.append(to_alert(effect, call.now))
                 sent += [call.now] if effect.capped else []
             elif isinstance(effect, UpdateProfile):
-                await self.outputs.update(pid, update_event(effect, call.customer.view, call.now))
+                self.held.updates.append((pid, update_event(effect, call.customer.view, call.now)))
             elif isinstance(effect, Schedule) and _is_date(journey, enrollment, effect):
                 doc = {"journey_id": journey.id, "profile_id": pid, "due": effect.at.timestamp()}
                 self.write(f"{DATE_PREFIX}{journey.id}:{pid}", doc, call.partition)
-        for counter, amount in tally(effects).items():
-            self.counts[counter] = self.counts.get(counter, 0) + amount
-        if history := [entry for effect in effects if (entry := history_entry(effect, call.now))]:
-            self.histories.setdefault(pid, []).extend(history)
+        self.held.note(pid, effects, call.now)
         if enrollment is not None:
             old = self.enrollments.get(key)
-            doc = {**enrollment.to_json(), "due": _due(journey, enrollment, old, call.now)}
-            if not _same(old, doc):
+            doc = {**enrollment.to_json(), "due": due_at(journey, enrollment, old, call.now)}
+            if not same(old, doc):
                 self.write(key, doc, call.partition)
         self.note_customer(pid, key, journey, enrollment, sent, call)
 
@@ -342,7 +350,7 @@ class JourneyRunner:
     ) -> None:
         doc = self.customer_doc(pid)
         keys = [k for k in doc["keys"] if k != key]
-        if enrollment is not None and _may_act(journey, enrollment, call.now):
+        if enrollment is not None and may_act(journey, enrollment, call.now):
             keys.append(key)
         since = (call.now - SENT_KEPT).isoformat()
         sends = [at for at in doc["sent"] if at >= since] + [at.isoformat() for at in sent]
@@ -354,37 +362,6 @@ def _is_date(journey: Journey, enrollment: Enrollment | None, schedule: Schedule
     """A schedule for the journey's next date occurrence (not for the enrollment's own wait)."""
     waits = enrollment is not None and enrollment.due_at == schedule.at
     return isinstance(journey.trigger, DateTrigger) and not waits
-
-
-def _due(journey: Journey, enrollment: Enrollment, old: Mapping[str, Any] | None, now: datetime) -> float | None:
-    """When the entry is next due: an active enrollment when its wait ends; an ended one when it may be
-    forgotten (:data:`KEEP_ENDED` after it ended, longer if the re-entry rule or the goal's window asks
-    for it), never if the re-entry rule is "never" (the entry is what keeps the customer out)."""
-    if enrollment.active:
-        return enrollment.due_at.timestamp() if enrollment.due_at else None
-    if journey.reentry == "never":
-        return None
-    if old is not None and old.get("ended") is not None:
-        return cast(float | None, old.get("due"))  # it ended before: the time it got then stands
-    kept = [KEEP_ENDED, journey.goal.within if journey.goal else KEEP_ENDED]
-    kept += [journey.reentry] if isinstance(journey.reentry, timedelta) else []
-    return (now + max(kept)).timestamp()
-
-
-def _is_due(doc: Mapping[str, Any], now: datetime) -> bool:
-    return doc.get("due") is not None and doc["due"] <= now.timestamp()
-
-
-def _same(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
-    return old is not None and all(old.get(name) == value for name, value in new.items())
-
-
-def _may_act(journey: Journey, enrollment: Enrollment, now: datetime) -> bool:
-    """Active, or its goal's window still open (an event may convert it)."""
-    if enrollment.active:
-        return True
-    goal, first = journey.goal, enrollment.first_sent_at
-    return goal is not None and first is not None and not enrollment.converted and now <= first + goal.within
 
 
 def _customer(fresh: Fresh, pid: str, doc: Mapping[str, Any]) -> Customer | None:

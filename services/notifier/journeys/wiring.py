@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ def build_runner(
     settings: Settings,
     redis: aioredis.Redis,
     read_fresh: ReadFresh,
-    submit: Callable[[Alert], Awaitable[None]],
+    submit: Callable[[Sequence[Alert]], Awaitable[None]],
     guard: Guard,
     clock: Callable[[], datetime],
 ) -> JourneyRunner:

@@ -4,6 +4,7 @@ alerts each change calls for, in order, with the testing clock's time; the chang
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,8 +22,8 @@ def failed(payment_id: str, order_id: str, minutes: int) -> dict[str, Any]:
 def test_a_record_of_changes_raises_each_change_s_instant_alerts_and_counts_the_changes() -> None:
     raised: list[Alert] = []
 
-    async def submit(alert: Alert) -> None:
-        raised.append(alert)
+    async def submit(alerts: Sequence[Alert]) -> None:
+        raised.extend(alerts)
 
     notifier = Notifier(timedelta(hours=1), submit, lambda: NOW)
     quiet = {"profile_id": "P0"}

@@ -9,7 +9,7 @@ import httpx
 
 from crmhub.core.routing import RateLimit, parse_routes
 from schemas.outputs import Alert
-from services.notifier.delivery import Dispatcher, MemoryDeliveryState, make_sinks
+from services.notifier.delivery import Claim, Dispatcher, MemoryDeliveryState, make_sinks
 from services.notifier.retry import PermanentError, RetryableError, RetryPolicy
 from services.notifier.sinks import Sink
 from services.notifier.smtp import SmtpSink
@@ -73,7 +73,7 @@ class Harness:
 
     def submit(self, *alerts: Alert) -> list[bool]:
         async def go() -> list[bool]:
-            claimed = [await self.dispatcher.submit(a) for a in alerts]
+            claimed = await self.dispatcher.submit(alerts)
             await self.dispatcher.drain()
             return claimed
 
@@ -148,7 +148,7 @@ def test_recovery_resumes_only_the_sinks_without_a_final_state() -> None:
     alert = complaint()
 
     async def crash_after_the_topic() -> None:  # claimed, one sink done, then the process died
-        await h.state.claim(alert, ("topic", "hook", "console"), None, h.now, 60.0)
+        await h.state.claim([Claim(alert, ("topic", "hook", "console"))], h.now, 60.0)
         await h.state.mark(alert.alert_id, "topic", "delivered")
 
     asyncio.run(crash_after_the_topic())

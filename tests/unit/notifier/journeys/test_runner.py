@@ -17,7 +17,7 @@ from schemas.outputs import Alert
 from services.notifier.customers import Fresh
 from services.notifier.journeys.catalog import parse_journey
 from services.notifier.journeys.definition import Journey
-from services.notifier.journeys.outputs import Tally
+from services.notifier.journeys.outputs import Held, Tally
 from services.notifier.journeys.runner import CUSTOMERS, DATE_PREFIX, ENROLLMENTS, JOURNEYS_DUE, JourneyRunner
 from tests.unit.notifier.journeys.fixtures import NOW
 
@@ -56,6 +56,8 @@ class Harness:
     due_records: list[tuple[int, list[str]]] = field(default_factory=list)
     reads: list[list[str]] = field(default_factory=list)
     recorded: int = 0  # round trips to record counters and histories
+    tables_seen: list[dict[str, dict[str, Any]]] = field(default_factory=list)  # as each carry-out found them
+    fail_next: bool = False  # the next carry-out fails (after its effects were handed over)
 
     def __post_init__(self) -> None:
         self.runner = self.start()
@@ -70,17 +72,18 @@ class Harness:
         self.reads.append(list(pids))
         return {pid: Fresh(self.profiles.get(pid), ("vip",), pid in self.erased) for pid in pids}
 
-    async def send(self, alert: Alert) -> None:
-        self.alerts.append(alert)
-
-    async def update(self, profile_id: str, doc: bytes) -> None:
-        self.updates.append(orjson.loads(doc))
-
-    async def record(self, counts: Tally, history: Any) -> None:
-        self.recorded += 1
-        for key, amount in counts.items():
+    async def carry_out(self, held: Held) -> None:
+        self.tables_seen.append({name: dict(table) for name, table in self.tables.items()})
+        self.alerts += held.alerts
+        self.updates += [orjson.loads(doc) for _, doc in held.updates]
+        if held.counts or held.histories:
+            self.recorded += 1
+        for key, amount in held.counts.items():
             self.counts[key] = self.counts.get(key, 0) + amount
-        self.history += [entry for entries in history.values() for entry in entries]
+        self.history += [entry for entries in held.histories.values() for entry in entries]
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("Redis away")
 
     async def send_due(self, partition: int, value: bytes) -> None:
         self.due_records.append((partition, orjson.loads(value)))
@@ -112,6 +115,33 @@ def test_an_event_enters_once_and_the_message_goes_out_once_however_often_it_is_
     assert alert.details == {"journey": "j", "step": "mail", "message": "Hi Bonn"}
     assert h.counts[("j", "mail", "entered")] == 1 and h.counts[("j", "mail", "sent")] == 1
     assert [e["what"] for e in h.history] == ["sent", "exited"]
+
+
+def test_a_record_s_effects_go_out_together_before_its_enrollments_are_written() -> None:
+    h = Harness([journey()])
+    h.profiles["P2"] = profile("P2")
+    h.feed(
+        EVENTS,
+        orjson.dumps(
+            [*orjson.loads(event("Checkout Started", "e1")), *orjson.loads(event("Checkout Started", "e2", pid="P2"))]
+        ),
+    )
+    assert len(h.alerts) == 2 and h.recorded == 1  # both messages in one carry-out
+    assert h.tables_seen == [{ENROLLMENTS: {}, CUSTOMERS: {}}]  # nothing written yet when they went out
+    assert sorted(h.tables[ENROLLMENTS]) == ["j:P1", "j:P2"]
+
+
+def test_a_record_whose_effects_fail_writes_nothing_and_is_handled_the_same_again() -> None:
+    h = Harness([journey()], fail_next=True)
+    try:
+        h.feed(EVENTS, event("Checkout Started", "e1"))
+    except ConnectionError:
+        pass
+    assert h.tables[ENROLLMENTS] == {} and not h.runner.enrollments.held and not h.runner.held
+    h.feed(EVENTS, event("Checkout Started", "e1"))  # the same record again (the guard retries it)
+    first, again = h.alerts
+    assert first.alert_id == again.alert_id  # the same message id: the outbox sends it once
+    assert list(h.tables[ENROLLMENTS]) == ["j:P1"] and h.counts[("j", "mail", "sent")] == 2
 
 
 def test_an_event_of_another_type_or_failing_the_condition_does_nothing() -> None:

@@ -1,0 +1,28 @@
+"""A table's writes held back: reads see them at once, the table only after ``write_through``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.notifier.journeys.staging import Staged
+
+
+def test_reads_see_held_writes_and_deletions_the_table_only_after_write_through() -> None:
+    table: dict[str, Any] = {"a": 1, "b": 2}
+    staged = Staged(table)
+    staged["a"], staged["c"] = 10, 3
+    del staged["b"]
+    assert (staged.get("a"), staged.get("b"), staged.get("c"), staged.get("x", "none")) == (10, None, 3, "none")
+    assert sorted(staged.items()) == [("a", 10), ("c", 3)] and len(staged) == 2
+    assert table == {"a": 1, "b": 2}  # untouched until the record's effects are out
+    staged.write_through()
+    assert table == {"a": 10, "c": 3} and not staged.held and len(staged) == 2
+
+
+def test_a_key_written_and_deleted_in_one_record_leaves_no_trace() -> None:
+    table: dict[str, Any] = {}
+    staged = Staged(table)
+    staged["k"] = 1
+    del staged["k"]
+    staged.write_through()
+    assert table == {}
