@@ -80,6 +80,9 @@ async def drain(self: ProducerBuffer) -> None:
 
 
 ProducerBuffer.flush = drain  # type: ignore[method-assign]
+# The table writes an agent may leave in the buffer before its stream waits for them to go out (faust: 100,
+# with a warning each time): the notifier writes a batch of records' table changes at once (hundreds)
+ProducerBuffer.max_messages = 5_000
 
 _thread_getmany = ThreadDelegateConsumer._getmany
 

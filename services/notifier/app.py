@@ -23,11 +23,10 @@ from typing import Any
 
 import faust
 import orjson
-import redis.asyncio as aioredis
 
 from crmhub.core import metrics
 from crmhub.core.effects import Count, Tally
-from crmhub.core.faust_app import Guard, add_timer, create_app, run_worker
+from crmhub.core.faust_app import Guard, add_timer, async_redis, create_app, run_worker
 from crmhub.core.settings import Settings
 from crmhub.core.topics import ERASURES, PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import Alert
@@ -35,7 +34,7 @@ from services.notifier.alerting import SERVICE, AlertSubmitter, Clock, build_dis
 from services.notifier.audience_sync import AudienceSyncer, build_syncer
 from services.notifier.customers import read_fresh, sql_loader
 from services.notifier.delivery import Dispatcher
-from services.notifier.journeys.runner import JourneyRunner
+from services.notifier.journeys.runner import Input, JourneyRunner
 from services.notifier.journeys.wiring import TOPICS as JOURNEY_TOPICS
 from services.notifier.journeys.wiring import build_runner
 from services.notifier.profile_alerts import profile_alerts
@@ -43,6 +42,7 @@ from services.notifier.view import ProfileDoc
 
 log = logging.getLogger("crmhub.notifier")
 TICK_S = 0.25
+BATCH, BATCH_WAIT_S = 100, 0.02
 RECOVER_S = 15.0
 
 
@@ -67,7 +67,7 @@ class Notifier:
 
 def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust.App:
     app = create_app("crmhub-notifier", settings)
-    redis = aioredis.Redis.from_url(settings.redis_dsn)
+    redis = async_redis(settings)
     dispatcher = build_dispatcher(app, settings, redis, clock)
     guard = Guard(app, SERVICE, redis, clock)
     fresh = partial(read_fresh, redis, sql_loader(settings))
@@ -78,21 +78,18 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     return app
 
 
-async def route(
-    notifier: Notifier, runner: JourneyRunner, syncer: AudienceSyncer, topic: str, partition: int, value: bytes
-) -> None:
-    """A record to the journeys, and a profile change to the notifier's instant alerts too; a segment
-    change and an erasure to the audience syncs too. Decoded once for all of them (a record of profile
-    changes holds up to 500 whole profiles)."""
-    doc = orjson.loads(value)
-    if topic == PROFILE_CHANGES:
-        await notifier.handle(doc)
-    if topic in JOURNEY_TOPICS:
-        await runner.handle(topic, partition, doc)
-    if topic == SEGMENTS:
-        await syncer.on_change(doc)
-    elif topic == ERASURES:
-        await syncer.forget(doc["profile_id"])
+async def route(notifier: Notifier, runner: JourneyRunner, syncer: AudienceSyncer, events: Sequence[Any]) -> None:
+    """Records (faust events) to the journeys, all at once; the profile changes among them to the
+    notifier's instant alerts too; segment changes and erasures to the audience syncs too. Each decoded once
+    for all of them (a record of profile changes holds up to 500 whole profiles)."""
+    inputs = [Input(e.message.topic, e.message.partition, orjson.loads(e.value), e) for e in events]
+    await notifier.handle([change for i in inputs if i.topic == PROFILE_CHANGES for change in i.doc])
+    await runner.handle([i for i in inputs if i.topic in JOURNEY_TOPICS])
+    for i in inputs:
+        if i.topic == SEGMENTS:
+            await syncer.on_change(i.doc)
+        elif i.topic == ERASURES:
+            await syncer.forget(i.doc["profile_id"])
 
 
 def wire(
@@ -104,20 +101,20 @@ def wire(
     dispatcher: Dispatcher,
     guard: Guard,
 ) -> None:
-    """One agent on the journeys' inputs (the profile changes among them; each record retried or
-    dead-lettered, never the end of the agent), so a profile's journeys change by one record at a time; the
-    timers."""
+    """One agent on the journeys' inputs (the profile changes among them), so a profile's journeys change
+    by one record at a time, taken in batches of up to :data:`BATCH` records (those at hand, waiting at most
+    :data:`BATCH_WAIT_S` for more): a batch's customers are read, and its messages claimed, in one round
+    trip each. Retried or dead-lettered, never the end of the agent. The timers."""
     names = set(JOURNEY_TOPICS)
     # internal: faust creates the due topics (the others exist) with the tables' partitions
     topics = app.topic(*sorted(names), internal=True, partitions=settings.partitions, key_type=bytes, value_type=bytes)
 
+    handle = partial(route, notifier, runner, syncer)
+
     @app.agent(topics)
     async def notify(stream: Any) -> None:
-        async for event in stream.events():
-            message, value = event.message, event.value
-            await guard.process(
-                message, partial(route, notifier, runner, syncer, message.topic, message.partition, value)
-            )
+        async for events in stream.take_events(BATCH, within=BATCH_WAIT_S):
+            await guard.process_batch(events, handle)
 
     async def recover_deliveries() -> None:
         try:

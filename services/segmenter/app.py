@@ -24,12 +24,11 @@ from typing import Any
 
 import faust
 import orjson
-import redis.asyncio as aioredis
 
 from crmhub.core import metrics
 from crmhub.core.conditions.language import SegmentDef
 from crmhub.core.effects import Effect, Publish, Tally
-from crmhub.core.faust_app import Guard, add_timer, create_app, run_worker
+from crmhub.core.faust_app import Guard, add_timer, async_redis, create_app, run_worker
 from crmhub.core.kafka import partition_for_key
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
@@ -250,7 +249,7 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
     changes_topic = app.topic(PROFILE_CHANGES, key_type=bytes, value_type=bytes)
     engine = make_engine(settings.sql_url)
 
-    redis_client = aioredis.Redis.from_url(settings.redis_dsn)
+    redis_client = async_redis(settings)
     membership = Membership(redis_client)
     guard = Guard(app, SERVICE, redis_client, clock)
     seg = Segmenter(settings, membership, ProfileReader(engine), SegmentStore(engine), guard.sink.carry_out, clock)

@@ -49,7 +49,7 @@ from services.notifier.journeys.entries import due_at, is_due, may_act, same
 from services.notifier.journeys.gates import Customer
 from services.notifier.journeys.outputs import Held, to_alert, update_event
 from services.notifier.journeys.routing import ChangeView, JourneyIndex, event_occurrence_of
-from services.notifier.journeys.staging import Staged
+from services.notifier.journeys.staging import NoScope, Scope, Staged
 from services.notifier.journeys.state import Enrollment
 from services.notifier.journeys.triggers import (
     DateTrigger,
@@ -80,6 +80,16 @@ class Outputs(Protocol):
         """A record's effects: messages, profile updates, counters and histories."""
 
 
+@dataclass(frozen=True)
+class Input:
+    """A record of an input, decoded, and the scope it is handled in (``staging.Scope``: faust's event)."""
+
+    topic: str
+    partition: int
+    doc: Any
+    scope: object = None
+
+
 @dataclass
 class _Call:  # one engine call's context: where its writes go and what it read
     partition: int
@@ -96,13 +106,17 @@ class JourneyRunner:
         outputs: Outputs,
         send_due: SendDue,
         clock: Callable[[], datetime],
+        scope: Scope | None = None,
     ) -> None:
         self.index = JourneyIndex.of(())
         self.use(journeys)  # logs the journeys in force from the start
-        self.enrollments, self.customers = Staged(tables[ENROLLMENTS]), Staged(tables[CUSTOMERS])
+        self.scope = scope or NoScope()
+        self.enrollments = Staged(tables[ENROLLMENTS], self.scope)
+        self.customers = Staged(tables[CUSTOMERS], self.scope)
         self.read_fresh, self.outputs, self.send_due, self.clock = read_fresh, outputs, send_due, clock
         self.due_index = DueIndex()
-        self.held = Held()  # the effects of the record being handled
+        self.held = Held()  # the effects of the records being handled
+        self.fresh: dict[str, Fresh] = {}  # the customers read for them
 
     def use(self, journeys: Iterable[Journey]) -> None:
         """The journeys in force from now on (a journey made, changed, paused or deleted)."""
@@ -111,11 +125,16 @@ class JourneyRunner:
             log.info("journeys in force: %s", ", ".join(f"{j} v{v} {s}" for j, v, s in index.signature()) or "none")
             self.index = index
 
-    async def handle(self, topic: str, partition: int, doc: Any) -> None:
-        """One record of an input, decoded: its effects carried out together, then its writes (or, should
-        that fail, none of them: the record is handled again)."""
+    async def handle(self, inputs: Sequence[Input]) -> None:
+        """Records of the inputs, in order: the customers they may act on read in one round trip, their
+        effects carried out together, then their writes (or, should that fail, none of them: the records
+        are handled again)."""
         try:
-            await self.route(topic, partition, doc)
+            if wanted := set().union(*(self.wanted(record) for record in inputs)):
+                await self.read(wanted)
+            for record in inputs:
+                with self.scope.restore(record.scope):
+                    await self.route(record.topic, record.partition, record.doc)
             if self.held:
                 await self.outputs.carry_out(self.held)
         except BaseException:
@@ -123,9 +142,29 @@ class JourneyRunner:
             self.customers.held.clear()
             raise
         finally:
-            self.held = Held()
+            self.held, self.fresh = Held(), {}
         self.enrollments.write_through()
         self.customers.write_through()
+
+    def wanted(self, record: Input) -> set[str]:
+        """The customers a record may act on (read for all the records at once; one an earlier record
+        makes able to act is read when it does)."""
+        now = self.clock()
+        if record.topic == EVENTS and self.index.reads_events():
+            events = [event for doc in record.doc if (event := self.relevant(doc))]
+            return {pid for pid, occ, triggered, _ in events if self.entering(pid, triggered, occ, now)}
+        if record.topic == SEGMENTS and (entry := self.segment_entry(record.doc)):
+            return {record.doc["profile_id"]} if self.entering(record.doc["profile_id"], *entry, now) else set()
+        if record.topic == JOURNEYS_DUE:
+            docs = [doc for key in record.doc if (doc := self.enrollments.get(key)) and is_due(doc, now)]
+            return {doc["profile_id"] for doc in docs if doc.get("ended") is None}
+        return set()
+
+    async def read(self, pids: Iterable[str]) -> dict[str, Fresh]:
+        """The customers, read once for the records being handled."""
+        if missing := sorted({pid for pid in pids if pid not in self.fresh}):
+            self.fresh.update(await self.read_fresh(missing))
+        return self.fresh
 
     async def route(self, topic: str, partition: int, doc: Any) -> None:
         if topic == JOURNEYS_DUE:
@@ -145,13 +184,10 @@ class JourneyRunner:
 
     async def on_events(self, partition: int, docs: Sequence[dict[str, Any]]) -> None:
         """A batch of events (ingest forwards them so, each batch of one partition); the customers they may
-        enter into a journey are read in one round trip, those they cannot enter not at all."""
-        events = [event for doc in docs if (event := self.relevant(doc))]
-        now = self.clock()
-        wanted = {pid for pid, occ, triggered, _ in events if self.entering(pid, triggered, occ, now)}
-        fresh = await self.read_fresh(sorted(wanted)) if wanted else {}
-        for pid, occ, triggered, watching in events:
-            await self.on_event(partition, pid, occ, triggered, watching, fresh)
+        enter into a journey were read (:meth:`wanted`), those they cannot enter not at all."""
+        for doc in docs:
+            if event := self.relevant(doc):
+                await self.on_event(partition, *event)
 
     def relevant(self, doc: dict[str, Any]) -> tuple[str, Occurrence, Journeys, Journeys] | None:
         """An event with the journeys it may trigger and those watching for it, or None: none of either."""
@@ -170,7 +206,6 @@ class JourneyRunner:
         occ: Occurrence,
         triggered: Journeys,
         watching: Journeys,
-        fresh: Mapping[str, Fresh],
     ) -> None:
         now = self.clock()
         for key in self.customer_doc(pid)["keys"] if watching else ():
@@ -182,24 +217,25 @@ class JourneyRunner:
                     journey, key, enrollment, effects, _Call(partition, Customer({"profile_id": pid}), now)
                 )
         if triggered:
-            await self.trigger(partition, pid, triggered, occ, fresh)
+            await self.trigger(partition, pid, triggered, occ)
 
     async def on_segment(self, partition: int, doc: dict[str, Any]) -> None:
-        journeys = self.index.by_segment(doc["segment"], doc["change"])
-        if journeys:
-            occ = segment_change(doc["segment"], doc["change"], datetime.fromisoformat(doc["at"]))
-            await self.trigger(partition, doc["profile_id"], journeys, occ, {})
+        if entry := self.segment_entry(doc):
+            await self.trigger(partition, doc["profile_id"], *entry)
 
-    async def trigger(
-        self, partition: int, pid: str, journeys: Sequence[Journey], occ: Occurrence, fresh: Mapping[str, Fresh]
-    ) -> None:
-        """Enter the customer where ``occ`` may; ``fresh``: customers already read (else read here)."""
+    def segment_entry(self, doc: dict[str, Any]) -> tuple[Journeys, Occurrence] | None:
+        """The journeys a segment change triggers, and it as their occurrence (None: it triggers none)."""
+        if journeys := self.index.by_segment(doc["segment"], doc["change"]):
+            return journeys, segment_change(doc["segment"], doc["change"], datetime.fromisoformat(doc["at"]))
+        return None
+
+    async def trigger(self, partition: int, pid: str, journeys: Sequence[Journey], occ: Occurrence) -> None:
+        """Enter the customer where ``occ`` may."""
         now = self.clock()
         journeys = self.entering(pid, journeys, occ, now)
         if not journeys:
             return
-        found = fresh[pid] if pid in fresh else (await self.read_fresh([pid]))[pid]
-        customer = _customer(found, pid, self.customer_doc(pid))
+        customer = _customer((await self.read([pid]))[pid], pid, self.customer_doc(pid))
         if customer is None:
             return
         call = _Call(partition, customer, now)
@@ -256,7 +292,7 @@ class JourneyRunner:
         due = {key: doc for key in keys if (doc := self.enrollments.get(key)) and is_due(doc, now)}
         for key in [key for key, doc in due.items() if doc.get("ended") is not None]:
             self.drop(key, due.pop(key)["profile_id"])  # ended long enough ago to be forgotten
-        fresh = await self.read_fresh(sorted({doc["profile_id"] for doc in due.values()})) if due else {}
+        fresh = await self.read(doc["profile_id"] for doc in due.values())
         for key, doc in due.items():
             journey = self.index.journeys.get(doc["journey_id"])
             customer = _customer(fresh[doc["profile_id"]], doc["profile_id"], self.customer_doc(doc["profile_id"]))

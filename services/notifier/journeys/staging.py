@@ -5,45 +5,66 @@ updates published) before the enrollments that follow from them are written: sho
 between, the record is read again and gives the same effects and message ids, which the outbox drops. To
 claim all of a record's messages in one round trip rather than one per message, the record's writes wait
 here until those effects are out; reads see them at once (a batch of events may move one customer
-twice)."""
+twice). Records are handled in batches (several records' effects in one round trip): each write keeps the
+scope it was made in (faust's current event, which names the changelog partition it goes to) and is
+carried out in it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Protocol
 
 _GONE = object()  # a deletion held back
 
 
+class Scope(Protocol):
+    """Where a table write is made (``crmhub.core.faust_app.EventScope``: faust's current event)."""
+
+    def current(self) -> object: ...
+
+    def restore(self, token: Any) -> AbstractContextManager[None]: ...
+
+
+class NoScope:
+    """For tables that are plain dicts (unit tests)."""
+
+    def current(self) -> object:
+        return None
+
+    def restore(self, token: Any) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
 class Staged(MutableMapping[str, Any]):
     """``table`` (a faust table: written only while a record of the key's partition is handled) with its
-    writes and deletions held until :meth:`write_through`."""
+    writes and deletions held until :meth:`write_through`, each with its scope."""
 
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
-        self.table = table
-        self.held: dict[str, Any] = {}
+    def __init__(self, table: MutableMapping[str, Any], scope: Scope | None = None) -> None:
+        self.table, self.scope = table, scope or NoScope()
+        self.held: dict[str, tuple[Any, object]] = {}  # key -> (value or _GONE, scope)
 
     def __getitem__(self, key: str) -> Any:
-        value = self.held[key] if key in self.held else self.table[key]
+        value = self.held[key][0] if key in self.held else self.table[key]
         if value is _GONE:
             raise KeyError(key)
         return value
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self.held[key] if key in self.held else self.table.get(key)
+        value = self.held[key][0] if key in self.held else self.table.get(key)
         return default if value is None or value is _GONE else value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.held[key] = value
+        self.held[key] = (value, self.scope.current())
 
     def __delitem__(self, key: str) -> None:
-        self.held[key] = _GONE
+        self.held[key] = (_GONE, self.scope.current())
 
     def __iter__(self) -> Iterator[str]:
         for key in self.table:
             if key not in self.held:
                 yield key
-        yield from (key for key, value in self.held.items() if value is not _GONE)
+        yield from (key for key, (value, _) in self.held.items() if value is not _GONE)
 
     def __len__(self) -> int:
         return sum(1 for _ in self) if self.held else len(self.table)
@@ -51,9 +72,10 @@ class Staged(MutableMapping[str, Any]):
     def write_through(self) -> None:
         """The held writes into the table: the last write of each key."""
         held, self.held = self.held, {}
-        for key, value in held.items():
-            if value is _GONE:
-                if key in self.table:
-                    del self.table[key]
-            else:
-                self.table[key] = value
+        for key, (value, scope) in held.items():
+            with self.scope.restore(scope):
+                if value is _GONE:
+                    if key in self.table:
+                        del self.table[key]
+                else:
+                    self.table[key] = value

@@ -13,7 +13,7 @@ import faust
 import redis.asyncio as aioredis
 
 from crmhub.core.effects import Publish
-from crmhub.core.faust_app import Guard, add_timer
+from crmhub.core.faust_app import EventScope, Guard, add_timer
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from crmhub.core.topics import ERASURES, EVENTS, PROFILE_CHANGES, SEGMENTS
@@ -49,7 +49,7 @@ def build_runner(
         await guard.sink.carry_out([Publish(JOURNEYS_DUE, value, partition=partition)])
 
     outputs = JourneyOutputs(submit, guard.sink.carry_out, redis)
-    runner = JourneyRunner(journeys, tables, read_fresh, outputs, send_due, clock)
+    runner = JourneyRunner(journeys, tables, read_fresh, outputs, send_due, clock, EventScope())
 
     async def rebuild() -> None:
         runner.rebuild()

@@ -4,7 +4,8 @@ times through the due topic, restarts from the tables, replays, conversions, dat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,7 +20,14 @@ from services.notifier.customers import Fresh
 from services.notifier.journeys.catalog import parse_journey
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.outputs import Held, Tally
-from services.notifier.journeys.runner import CUSTOMERS, DATE_PREFIX, ENROLLMENTS, JOURNEYS_DUE, JourneyRunner
+from services.notifier.journeys.runner import (
+    CUSTOMERS,
+    DATE_PREFIX,
+    ENROLLMENTS,
+    JOURNEYS_DUE,
+    Input,
+    JourneyRunner,
+)
 from tests.unit.notifier.journeys.fixtures import NOW
 
 P1 = "P1"
@@ -90,7 +98,7 @@ class Harness:
         self.due_records.append((partition, orjson.loads(value)))
 
     def feed(self, topic: str, value: bytes, partition: int = 3) -> None:
-        asyncio.run(self.runner.handle(topic, partition, orjson.loads(value)))
+        asyncio.run(self.runner.handle([Input(topic, partition, orjson.loads(value))]))
 
     def advance(self, delta: timedelta) -> None:
         """Let time pass; what comes due goes round the due topic, as in the notifier."""
@@ -130,6 +138,54 @@ def test_a_record_s_effects_go_out_together_before_its_enrollments_are_written()
     assert len(h.alerts) == 2 and h.recorded == 1  # both messages in one carry-out
     assert h.tables_seen == [{ENROLLMENTS: {}, CUSTOMERS: {}}]  # nothing written yet when they went out
     assert sorted(h.tables[ENROLLMENTS]) == ["j:P1", "j:P2"]
+
+
+class TokenScope:
+    """A scope whose token is the record's name; the tables note the token each write was made in."""
+
+    def __init__(self) -> None:
+        self.token: object = None
+
+    def current(self) -> object:
+        return self.token
+
+    @contextmanager
+    def restore(self, token: object) -> Iterator[None]:
+        before, self.token = self.token, token
+        try:
+            yield
+        finally:
+            self.token = before
+
+
+class ScopedTable(dict[str, Any]):
+    def __init__(self, scope: TokenScope) -> None:
+        super().__init__()
+        self.scope, self.written_in = scope, dict[str, object]()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.written_in[key] = self.scope.token
+        super().__setitem__(key, value)
+
+
+def test_records_handled_together_read_once_go_out_once_and_write_each_in_its_own_scope() -> None:
+    h = Harness([journey(), journey(id="s", trigger={"segment": "vip", "change": "entered"})])
+    h.profiles["P2"] = profile("P2")
+    scope = TokenScope()
+    tables = {ENROLLMENTS: ScopedTable(scope), CUSTOMERS: ScopedTable(scope)}
+    runner = JourneyRunner(h.journeys, tables, h.read_fresh, h, h.send_due, lambda: h.now, scope)
+    change = {"segment": "vip", "profile_id": "P2", "change": "entered", "at": NOW.isoformat()}
+    records = [
+        Input(EVENTS, 1, orjson.loads(event("Checkout Started", "e1")), "first"),
+        Input(SEGMENTS, 2, change, "second"),
+    ]
+    asyncio.run(runner.handle(records))
+    assert h.reads == [[P1, "P2"]] and len(h.alerts) == 2 and len(h.tables_seen) == 1  # one read, one carry-out
+    assert tables[ENROLLMENTS].written_in == {
+        "j:P1": "first",
+        next(k for k in tables[ENROLLMENTS] if k != "j:P1"): "second",
+    }
+    assert tables[CUSTOMERS].written_in == {P1: "first", "P2": "second"}
 
 
 def test_a_record_whose_effects_fail_writes_nothing_and_is_handled_the_same_again() -> None:
