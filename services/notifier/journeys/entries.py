@@ -1,5 +1,5 @@
 """The journey runner's table entries: when one is next due, whether a write would change it, whether an
-enrollment may still act. Pure."""
+enrollment may still act, the customer an engine call is made for. Pure."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from crmhub.core.conditions.fields import profile_view
+from services.notifier.customers import Fresh
 from services.notifier.journeys.definition import Journey
+from services.notifier.journeys.gates import Customer
 from services.notifier.journeys.state import Enrollment
 
 KEEP_ENDED = timedelta(days=30)  # an ended enrollment kept (for replays of its occurrence: outlasts any)
@@ -42,3 +45,16 @@ def may_act(journey: Journey, enrollment: Enrollment, now: datetime) -> bool:
         return True
     goal, first = journey.goal, enrollment.first_sent_at
     return goal is not None and first is not None and not enrollment.converted and now <= first + goal.within
+
+
+def customer_of(fresh: Fresh, pid: str, doc: Mapping[str, Any]) -> Customer | None:
+    """The customer for an engine call (None: erased, or merged into another profile)."""
+    if fresh.erased or (fresh.profile is not None and fresh.profile.get("merged_into")):
+        return None
+    record = dict(fresh.profile) if fresh.profile is not None else {"profile_id": pid}
+    return Customer(profile_view(record), frozenset(fresh.segments), sent_of(doc), record)
+
+
+def sent_of(doc: Mapping[str, Any]) -> tuple[datetime, ...]:
+    """When the customer's capped messages went out (their ``journey-customers`` entry)."""
+    return tuple(datetime.fromisoformat(at) for at in doc["sent"])

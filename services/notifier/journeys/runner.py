@@ -45,7 +45,7 @@ from services.notifier.customers import Fresh
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.effects import Effect, Schedule, Send, UpdateProfile
 from services.notifier.journeys.engine import may_enter, on_due, on_event, on_trigger, state_key
-from services.notifier.journeys.entries import due_at, is_due, may_act, same
+from services.notifier.journeys.entries import customer_of, due_at, is_due, may_act, same, sent_of
 from services.notifier.journeys.gates import Customer
 from services.notifier.journeys.outputs import Held, to_alert, update_event
 from services.notifier.journeys.routing import ChangeView, JourneyIndex, event_occurrence_of
@@ -235,13 +235,13 @@ class JourneyRunner:
         journeys = self.entering(pid, journeys, occ, now)
         if not journeys:
             return
-        customer = _customer((await self.read([pid]))[pid], pid, self.customer_doc(pid))
+        customer = customer_of((await self.read([pid]))[pid], pid, self.customer_doc(pid))
         if customer is None:
             return
         call = _Call(partition, customer, now)
         for journey in journeys:
             # the cap counts the messages the journeys before this one have just sent
-            call.customer = replace(call.customer, sent=_sent(self.customer_doc(pid)))
+            call.customer = replace(call.customer, sent=sent_of(self.customer_doc(pid)))
             key = state_key(journey, pid, occ)
             enrollment, effects = on_trigger(journey, self.enrollment(key), occ, call.customer, call.now)
             await self.apply(journey, key, enrollment, effects, call)
@@ -268,7 +268,7 @@ class JourneyRunner:
                 enrollment = Enrollment.from_json(found) if found else None
                 if may_enter(journey, enrollment, occ, now):
                     customer = customer or Customer(ChangeView(view, change), record=change)
-                    call = _Call(partition, replace(customer, sent=_sent(self.customer_doc(pid))), now)
+                    call = _Call(partition, replace(customer, sent=sent_of(self.customer_doc(pid))), now)
                     await self.apply(journey, key, *on_trigger(journey, enrollment, occ, call.customer, now), call)
 
     def schedule_dates(self, partition: int, change: dict[str, Any]) -> None:
@@ -295,7 +295,7 @@ class JourneyRunner:
         fresh = await self.read(doc["profile_id"] for doc in due.values())
         for key, doc in due.items():
             journey = self.index.journeys.get(doc["journey_id"])
-            customer = _customer(fresh[doc["profile_id"]], doc["profile_id"], self.customer_doc(doc["profile_id"]))
+            customer = customer_of(fresh[doc["profile_id"]], doc["profile_id"], self.customer_doc(doc["profile_id"]))
             if journey is None or customer is None:
                 self.write(key, {**doc, "due": None}, partition)  # the journey is gone, or the customer erased
                 continue
@@ -372,7 +372,7 @@ class JourneyRunner:
             doc = {**enrollment.to_json(), "due": due_at(journey, enrollment, old, call.now)}
             if not same(old, doc):
                 self.write(key, doc, call.partition)
-        self.note_customer(pid, key, journey, enrollment, sent, call)
+        self.notecustomer_of(pid, key, journey, enrollment, sent, call)
 
     def write(self, key: str, doc: dict[str, Any], partition: int) -> None:
         self.enrollments[key] = {**doc, "partition": partition}
@@ -381,7 +381,7 @@ class JourneyRunner:
     def customer_doc(self, pid: str) -> dict[str, Any]:
         return self.customers.get(pid) or {"keys": [], "sent": []}
 
-    def note_customer(
+    def notecustomer_of(
         self, pid: str, key: str, journey: Journey, enrollment: Enrollment | None, sent: list[datetime], call: _Call
     ) -> None:
         doc = self.customer_doc(pid)
@@ -398,16 +398,3 @@ def _is_date(journey: Journey, enrollment: Enrollment | None, schedule: Schedule
     """A schedule for the journey's next date occurrence (not for the enrollment's own wait)."""
     waits = enrollment is not None and enrollment.due_at == schedule.at
     return isinstance(journey.trigger, DateTrigger) and not waits
-
-
-def _customer(fresh: Fresh, pid: str, doc: Mapping[str, Any]) -> Customer | None:
-    """The customer for an engine call (None: erased, or merged into another profile)."""
-    if fresh.erased or (fresh.profile is not None and fresh.profile.get("merged_into")):
-        return None
-    record = dict(fresh.profile) if fresh.profile is not None else {"profile_id": pid}
-    return Customer(profile_view(record), frozenset(fresh.segments), _sent(doc), record)
-
-
-def _sent(doc: Mapping[str, Any]) -> tuple[datetime, ...]:
-    """When the customer's capped messages went out (their ``journey-customers`` entry)."""
-    return tuple(datetime.fromisoformat(at) for at in doc["sent"])
