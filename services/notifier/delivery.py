@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -35,6 +36,7 @@ from crmhub.core.routing import WebhookSink as WebhookConfig
 from crmhub.core.stats import STATS_KEY
 from schemas.outputs import Alert
 from services.notifier.alertlog import STATE_PREFIX, STATUS_FIELD, index_keys
+from services.notifier.coalesce import Coalescer
 from services.notifier.retry import RetryPolicy, with_retries
 from services.notifier.sinks import ConsoleSink, Sink
 from services.notifier.smtp import SmtpSink
@@ -165,6 +167,9 @@ class RedisDeliveryState:
 
     def __init__(self, redis: Any) -> None:
         self.redis = redis
+        # the deliveries' final states and finishes, each task awaiting its own: a burst's in few round trips
+        self._marks = Coalescer[tuple[str, str, Status]](self._mark_all)
+        self._finishes = Coalescer[str](self._finish_all)
 
     async def claim(self, claims: Sequence[Claim], now: float, lease_s: float) -> list[bool | None]:
         pipe = self.redis.pipeline(transaction=False)
@@ -174,16 +179,25 @@ class RedisDeliveryState:
         return [None if int(result) < 0 else bool(int(result)) for result in await pipe.execute()]
 
     async def mark(self, alert_id: str, sink: str, status: Status) -> None:
+        await self._marks((alert_id, sink, status))
+
+    async def _mark_all(self, marks: Sequence[tuple[str, str, Status]]) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(STATE_PREFIX + alert_id, STATUS_FIELD + sink, status)
-        pipe.hincrby(STATS_KEY, f"notifier.delivery.{status}", 1)
-        pipe.hincrby(STATS_KEY, f"notifier.delivery.{sink}.{status}", 1)
+        counts = Counter[str]()
+        for alert_id, sink, status in marks:
+            pipe.hset(STATE_PREFIX + alert_id, STATUS_FIELD + sink, status)
+            counts.update([f"notifier.delivery.{status}", f"notifier.delivery.{sink}.{status}"])
+        for name, n in counts.items():
+            pipe.hincrby(STATS_KEY, name, n)
         await pipe.execute()
 
     async def finish(self, alert_id: str) -> None:
+        await self._finishes(alert_id)
+
+    async def _finish_all(self, alert_ids: Sequence[str]) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        pipe.zrem(OUTBOX, alert_id)
-        pipe.delete(LEASE_PREFIX + alert_id)
+        pipe.zrem(OUTBOX, *alert_ids)
+        pipe.delete(*(LEASE_PREFIX + alert_id for alert_id in alert_ids))
         await pipe.execute()
 
     async def statuses(self, alert_id: str) -> dict[str, str]:

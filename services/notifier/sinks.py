@@ -10,12 +10,14 @@ counters) and ``console`` (a log line); the HTTP sinks are in :mod:`~services.no
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from crmhub.core.routing import CONSOLE, TOPIC
 from crmhub.core.stats import RECENT_ALERTS, STATS_KEY, push_recent
 from schemas.outputs import Alert
+from services.notifier.coalesce import Coalescer
 
 console = logging.getLogger("crmhub.alerts")
 
@@ -37,13 +39,18 @@ class TopicSink:
     def __init__(self, redis: Any, publish: Publish) -> None:
         self.redis = redis
         self.publish = publish
+        self._listed = Coalescer[tuple[str, bytes]](self._list)  # a burst's alerts in one round trip
 
     async def send(self, alert: Alert, attempt: int) -> None:
         doc = alert.model_dump_json().encode()
         await self.publish(alert, doc)
+        await self._listed((alert.kind, doc))
+
+    async def _list(self, alerts: Sequence[tuple[str, bytes]]) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        push_recent(pipe, RECENT_ALERTS, [doc])
-        pipe.hincrby(STATS_KEY, f"notifier.alerts.{alert.kind}", 1)
+        push_recent(pipe, RECENT_ALERTS, [doc for _, doc in alerts])
+        for kind, n in Counter(kind for kind, _ in alerts).items():
+            pipe.hincrby(STATS_KEY, f"notifier.alerts.{kind}", n)
         await pipe.execute()
 
 

@@ -32,6 +32,8 @@ class JourneyIndex:
     profiled: tuple[Journey, ...] = ()  # profile and items triggers: read from every profile change
     # the segment view of a profile change, of the fields the profile triggers read only
     read_view: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda change: {}, compare=False)
+    # and of the fields the date triggers read (and the time zone): every change is read for its dates
+    date_view: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda change: {}, compare=False)
 
     @classmethod
     def of(cls, journeys: Iterable[Journey]) -> JourneyIndex:
@@ -57,7 +59,8 @@ class JourneyIndex:
             _frozen(segments),
             dated,
             profiled,
-            _view_of([j.trigger for j in profiled if isinstance(j.trigger, ProfileTrigger)]),
+            _view_of({n for j in profiled if isinstance(t := j.trigger, ProfileTrigger) for n in _profile_fields(t)}),
+            _view_of({"timezone", *(_date_field(j.trigger.date) for j in dated if isinstance(j.trigger, DateTrigger))}),
         )
 
     def signature(self) -> list[tuple[str, int, str]]:
@@ -77,9 +80,17 @@ class JourneyIndex:
         return self.segments.get((segment, change), ())
 
 
-def _view_of(triggers: list[ProfileTrigger]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+def _profile_fields(trigger: ProfileTrigger) -> set[str]:
+    return {*trigger.profile.fields, trigger.occurrence}
+
+
+def _date_field(name: str) -> str:
+    """The segment field a date trigger's date is read from (a trait's: ``traits``)."""
+    return "traits" if name.startswith("traits.") else name
+
+
+def _view_of(names: set[str]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     """Decoding a whole profile for its view costs; a change is read for the fields its triggers need."""
-    names = {name for t in triggers for name in (*t.profile.fields, t.occurrence)}
     if not names:
         return lambda change: {}
     model, view_of = source_model(names), view_reader(names)

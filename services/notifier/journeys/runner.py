@@ -39,7 +39,6 @@ from typing import Any, Protocol
 
 import orjson
 
-from crmhub.core.conditions.fields import profile_view
 from crmhub.core.topics import ERASURES, EVENTS, PROFILE_CHANGES, SEGMENTS
 from services.notifier.customers import Fresh
 from services.notifier.journeys.definition import Journey
@@ -276,7 +275,7 @@ class JourneyRunner:
         pid, now = change["profile_id"], self.clock()
         if change.get("merged_into") or not self.index.dated:
             return
-        customer = Customer(view := profile_view(change))
+        customer = Customer(view := self.index.date_view(change))
         for journey in self.index.dated:
             assert isinstance(journey.trigger, DateTrigger)
             occ = date_occurrence(journey.trigger, view, customer.zone(journey.policy), now)
