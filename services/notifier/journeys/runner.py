@@ -333,8 +333,10 @@ class JourneyRunner:
     def forget(self, pid: str) -> None:
         """An erased customer: every entry about them leaves the tables (a tombstone on each changelog). All
         were written on the partition of the customer's records, the one the erasure arrives on. A scan of
-        the enrollments: erasures are rare, and ended enrollments are not indexed per customer."""
-        for key in [k for k, doc in self.enrollments.items() if doc is not None and doc.get("profile_id") == pid]:
+        the enrollments' keys (each names its customer: only those are decoded): erasures are rare, and
+        ended enrollments are not indexed per customer."""
+        named = [key for key in self.enrollments if pid in key]
+        for key in [k for k in named if (self.enrollments.get(k) or {}).get("profile_id") == pid]:
             del self.enrollments[key]
         if self.customers.get(pid) is not None:
             del self.customers[pid]

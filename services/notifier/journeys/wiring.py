@@ -42,7 +42,9 @@ def build_runner(
     store = JourneyStore(make_engine(settings.sql_url, migrate=False))
     journeys, _ = current_journeys(settings, store)
     tables: dict[str, Any] = {
-        name: app.Table(name, default=None, partitions=settings.partitions) for name in (ENROLLMENTS, CUSTOMERS)
+        # values held as JSON bytes (staging.Staged encodes and decodes them): compact
+        name: app.Table(name, default=None, partitions=settings.partitions, value_type=bytes)
+        for name in (ENROLLMENTS, CUSTOMERS)
     }
 
     async def send_due(partition: int, value: bytes) -> None:

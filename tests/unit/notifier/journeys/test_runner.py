@@ -97,6 +97,10 @@ class Harness:
     async def send_due(self, partition: int, value: bytes) -> None:
         self.due_records.append((partition, orjson.loads(value)))
 
+    def entry(self, table: str, key: str) -> Any:
+        """A table's entry, decoded (the tables hold JSON)."""
+        return orjson.loads(self.tables[table][key])
+
     def feed(self, topic: str, value: bytes, partition: int = 3) -> None:
         asyncio.run(self.runner.handle([Input(topic, partition, orjson.loads(value))]))
 
@@ -217,7 +221,7 @@ def test_a_wait_comes_due_through_the_due_topic_on_the_entrys_partition_and_not_
     asyncio.run(h.runner.tick())
     assert h.due_records == [(5, ["j:P1"])]
     h.advance(timedelta(0))
-    assert len(h.alerts) == 1 and h.tables[ENROLLMENTS]["j:P1"]["ended"] == "completed"
+    assert len(h.alerts) == 1 and h.entry(ENROLLMENTS, "j:P1")["ended"] == "completed"
     h.advance(timedelta(hours=1))
     assert len(h.alerts) == 1
 
@@ -247,7 +251,7 @@ def test_the_goal_event_converts_with_its_revenue_and_the_enrollment_stops_liste
     h.feed(EVENTS, event("Order Completed", "o1", at=NOW + timedelta(days=1), total="59.90"))
     h.feed(EVENTS, event("Order Completed", "o2", at=NOW + timedelta(days=2), total="10.00"))
     assert h.counts[("j", "mail", "converted")] == 1 and h.counts[("j", "mail", "revenue")] == Decimal("59.90")
-    assert h.tables[CUSTOMERS][P1]["keys"] == []
+    assert h.entry(CUSTOMERS, P1)["keys"] == []
 
 
 def test_an_exit_event_ends_the_enrollment_it_names_and_no_other() -> None:
@@ -283,7 +287,7 @@ def test_a_profile_date_is_scheduled_from_the_profile_change_and_fires_on_the_da
     h = Harness([renewal])
     h.profiles[P1] = profile(renews_on="2026-06-10")
     h.feed(PROFILE_CHANGES, orjson.dumps([h.profiles[P1]]))
-    entry = h.tables[ENROLLMENTS][f"{DATE_PREFIX}j:{P1}"]
+    entry = h.entry(ENROLLMENTS, f"{DATE_PREFIX}j:{P1}")
     assert (
         datetime.fromtimestamp(entry["due"], UTC).isoformat().startswith("2026-06-03T09:00")
     )  # the policy's zone: UTC
@@ -377,4 +381,4 @@ def test_a_profile_change_enters_on_what_a_profile_trigger_finds_once_and_the_wa
     h.feed(PROFILE_CHANGES, orjson.dumps([h.profiles[P1]]))  # a new cart: a new wait, ...
     h.profiles[P1] |= {"cart": {"items": [], "value": "0", "updated_at": h.now.isoformat()}}
     h.advance(timedelta(hours=1))  # ... emptied before it ended: nothing
-    assert len(h.alerts) == 1 and h.tables[ENROLLMENTS]["cart:P1"]["ended"] == "left_trigger"
+    assert len(h.alerts) == 1 and h.entry(ENROLLMENTS, "cart:P1")["ended"] == "left_trigger"

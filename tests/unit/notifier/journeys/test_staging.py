@@ -1,4 +1,4 @@
-"""A table's writes held back: reads see them at once, the table only after ``write_through``."""
+"""A table's writes held back: reads see them at once, the table only after ``write_through``, as JSON."""
 
 from __future__ import annotations
 
@@ -8,15 +8,16 @@ from services.notifier.journeys.staging import Staged
 
 
 def test_reads_see_held_writes_and_deletions_the_table_only_after_write_through() -> None:
-    table: dict[str, Any] = {"a": 1, "b": 2}
+    table: dict[str, Any] = {"a": b"1", "b": b"2"}
     staged = Staged(table)
     staged["a"], staged["c"] = 10, 3
     del staged["b"]
     assert (staged.get("a"), staged.get("b"), staged.get("c"), staged.get("x", "none")) == (10, None, 3, "none")
     assert sorted(staged.items()) == [("a", 10), ("c", 3)] and len(staged) == 2
-    assert table == {"a": 1, "b": 2}  # untouched until the record's effects are out
+    assert table == {"a": b"1", "b": b"2"}  # untouched until the record's effects are out
     staged.write_through()
-    assert table == {"a": 10, "c": 3} and not staged.held and len(staged) == 2
+    assert table == {"a": b"10", "c": b"3"} and not staged.held and len(staged) == 2
+    assert staged["a"] == 10 and staged.get("c") == 3  # decoded when read
 
 
 def test_a_key_written_and_deleted_in_one_record_leaves_no_trace() -> None:
