@@ -335,8 +335,7 @@ class JourneyRunner:
         were written on the partition of the customer's records, the one the erasure arrives on. A scan of
         the enrollments' keys (each names its customer: only those are decoded): erasures are rare, and
         ended enrollments are not indexed per customer."""
-        named = [key for key in self.enrollments if pid in key]
-        for key in [k for k in named if (self.enrollments.get(k) or {}).get("profile_id") == pid]:
+        for key in [k for k in self.enrollments if pid in k and self.enrollments[k].get("profile_id") == pid]:
             del self.enrollments[key]
         if self.customers.get(pid) is not None:
             del self.customers[pid]
