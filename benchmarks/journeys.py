@@ -134,6 +134,18 @@ def load_profiles(hub: Hub, n: int, prefix: str = "bench") -> float:
     return time.monotonic() - started
 
 
+def wait_loaded(r: redis.Redis, n: int, started: float, timeout_s: float) -> float | None:
+    """When the notifier had the n loaded profiles' changes (None: not within the timeout), with a line of
+    progress every 10 s."""
+    deadline = started + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        if (at := wait_counter(r, "notifier.profiles", WARM_UP + n, min(10.0, left))) is not None:
+            return at
+        had = read_counts(r).get("notifier.profiles", 0) - WARM_UP
+        print(f"  … {had:,} of {n:,} ({had / (time.monotonic() - started):,.0f} profiles/s)", flush=True)
+    return None
+
+
 def probes(hub: Hub, n: int, per_s: float) -> dict[str, datetime]:
     """n probe events (Cart Viewed, probe=latency), each its own customer; send time by tag."""
     producer = kafka_io.producer(hub.settings, linger_ms=0)
@@ -198,7 +210,7 @@ def main() -> None:
         print(f"loading {args.profiles:,} profiles through the profile stage …", flush=True)
         started = time.monotonic()
         publish_s = load_profiles(hub, args.profiles)
-        loaded = wait_counter(r, "notifier.profiles", WARM_UP + args.profiles, 900)
+        loaded = wait_loaded(r, args.profiles, started, 1800)
         took = (loaded or time.monotonic()) - started
         print(
             f"  published in {publish_s:.1f} s; the notifier had every profile change after {took:.1f} s "
