@@ -84,9 +84,11 @@ def app_options(app_id: str, settings: Settings, tables: bool) -> dict[str, Any]
         "TableManager": TableManager,  # its recovery drops no record fetched while the streams resume
     }
     if settings.broker_flavour == "tansu" and tables:
-        # every changelog record its own batch on Tansu, as before table recovery read the true end
-        # (faust_fixes.log_ends): a broker-rollover test once lost an alert with batched changelogs, not
-        # yet understood, so batching waits for that (docs/benchmarks.md)
+        # every record its own batch on Tansu. Not for table recovery any more (faust_fixes.log_ends reads
+        # the true end; the tables carried across a rollover come back exact, batched or not): batching
+        # makes the notifier quicker than the profile stage it reads, which makes a known race likelier,
+        # a cart's wait that ended while its order still waited upstream raising an alert for a bought
+        # cart (test_chaos's broker-budget stream; docs/benchmarks.md, 2026-12-07). Batching waits for that.
         options["producer_max_batch_size"] = 1
     return options
 
