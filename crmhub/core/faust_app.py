@@ -36,9 +36,9 @@ from crmhub.core.topics import DEADLETTER
 log = logging.getLogger("crmhub")
 
 
-def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.App:
-    """A faust app for ``settings``; ``tables=False`` for an app without tables (no changelog to recover)."""
-    app = faust.App(app_id, **app_options(app_id, settings, tables))
+def create_app(app_id: str, settings: Settings) -> faust.App:
+    """A faust app for ``settings``, with the metering, watchdog and memory-trimming timers."""
+    app = faust.App(app_id, **app_options(app_id, settings))
     service = app_id.removeprefix("crmhub-")
 
     @app.timer(interval=METER_INTERVAL_S)
@@ -59,12 +59,12 @@ def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.Ap
     return app
 
 
-def app_options(app_id: str, settings: Settings, tables: bool) -> dict[str, Any]:
+def app_options(app_id: str, settings: Settings) -> dict[str, Any]:
     # one directory per instance: faust's stores keep per-worker files there (several workers of one app
     # on one machine must not share them, as faust's docs say)
     datadir = settings.data_dir / "faust" / app_id / instance_name(app_id.removeprefix("crmhub-"))
     datadir.mkdir(parents=True, exist_ok=True)
-    options: dict[str, Any] = {
+    return {
         "broker": f"kafka://{settings.bootstrap_servers}",
         "store": "memory://",
         "datadir": str(datadir),
@@ -83,14 +83,6 @@ def app_options(app_id: str, settings: Settings, tables: bool) -> dict[str, Any]
         "stream_buffer_maxsize": 256,
         "TableManager": TableManager,  # its recovery drops no record fetched while the streams resume
     }
-    if settings.broker_flavour == "tansu" and tables:
-        # every record its own batch on Tansu. Not for table recovery any more (faust_fixes.log_ends reads
-        # the true end; the tables carried across a rollover come back exact, batched or not): batching
-        # makes the notifier quicker than the profile stage it reads, which makes a known race likelier,
-        # a cart's wait that ended while its order still waited upstream raising an alert for a bought
-        # cart (test_chaos's broker-budget stream; docs/benchmarks.md, 2026-12-07). Batching waits for that.
-        options["producer_max_batch_size"] = 1
-    return options
 
 
 async def record_consumer(app: faust.App, service: str) -> None:
