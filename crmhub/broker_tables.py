@@ -5,11 +5,8 @@ changelog topics, and the embedded broker keeps topics in memory only: a new bro
 rollover that keeps the broker within its memory budget, :mod:`crmhub.broker_budget`) starts without them.
 With every faust service stopped, the hub reads each changelog to its end, keeps the last value per key
 (a table's state: tombstones drop the key), and writes it into the new broker's changelogs before the
-services start again; faust then recovers the tables from them as after any restart.
-
-Tansu reports a partition's end as the base offset of its last batch + 1 (``../shared/BROKER.md``), and
-faust's table recovery stops there: the last record of every partition is therefore produced as a batch of
-its own, so that end is the true one.
+services start again; faust then recovers the tables from them as after any restart, to each partition's
+true end (:func:`crmhub.core.faust_fixes.log_ends`), so the records go in batches like any others.
 """
 
 from __future__ import annotations
@@ -117,14 +114,15 @@ def write_changelogs(settings: Settings, logs: list[Changelog]) -> int:
         admin.close()
     producer = kafka_io.producer(settings, linger_ms=5)
     try:
-        for cl in logs:
-            for part, items in sorted(cl.by_partition().items()):
-                for key, value in items[:-1]:
-                    producer.send(cl.topic, key=key, value=value, partition=part)
-                producer.flush()
-                key, value = items[-1]
-                producer.send(cl.topic, key=key, value=value, partition=part)  # a batch of its own
-                producer.flush()
+        sent = [
+            producer.send(cl.topic, key=key, value=value, partition=part)
+            for cl in logs
+            for part, items in sorted(cl.by_partition().items())
+            for key, value in items
+        ]
+        producer.flush()
+        for future in sent:
+            future.get()  # a record the broker refused is an error of the rollover, not a table entry lost
     finally:
         producer.close()
     return sum(len(cl.state) for cl in logs)

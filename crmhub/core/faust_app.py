@@ -42,9 +42,9 @@ log = logging.getLogger("crmhub")
 REDIS_WAIT_S = 30.0
 
 
-def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.App:
-    """A faust app for ``settings``; ``tables=False`` for an app without tables (no changelog to recover)."""
-    app = faust.App(app_id, **app_options(app_id, settings, tables))
+def create_app(app_id: str, settings: Settings) -> faust.App:
+    """A faust app for ``settings``, with the metering, watchdog and memory-trimming timers."""
+    app = faust.App(app_id, **app_options(app_id, settings))
     service = app_id.removeprefix("crmhub-")
 
     @app.timer(interval=METER_INTERVAL_S)
@@ -65,12 +65,12 @@ def create_app(app_id: str, settings: Settings, tables: bool = True) -> faust.Ap
     return app
 
 
-def app_options(app_id: str, settings: Settings, tables: bool) -> dict[str, Any]:
+def app_options(app_id: str, settings: Settings) -> dict[str, Any]:
     # one directory per instance: faust's stores keep per-worker files there (several workers of one app
     # on one machine must not share them, as faust's docs say)
     datadir = settings.data_dir / "faust" / app_id / instance_name(app_id.removeprefix("crmhub-"))
     datadir.mkdir(parents=True, exist_ok=True)
-    options: dict[str, Any] = {
+    return {
         "broker": f"kafka://{settings.bootstrap_servers}",
         "store": "memory://",
         "datadir": str(datadir),
@@ -89,12 +89,6 @@ def app_options(app_id: str, settings: Settings, tables: bool) -> dict[str, Any]
         "stream_buffer_maxsize": 256,
         "TableManager": TableManager,  # its recovery drops no record fetched while the streams resume
     }
-    if settings.broker_flavour == "tansu" and tables:
-        # every changelog record its own batch on Tansu, as before table recovery read the true end
-        # (faust_fixes.log_ends): a broker-rollover test once lost an alert with batched changelogs, not
-        # yet understood, so batching waits for that (docs/benchmarks.md)
-        options["producer_max_batch_size"] = 1
-    return options
 
 
 async def record_consumer(app: faust.App, service: str) -> None:

@@ -34,11 +34,11 @@ saying what was seen (``tests/integration/test_faust_watchdog.py`` makes a worke
 **A changelog's end, under-reported.** faust recovers a table until the end offsets ListOffsets gives,
 and Tansu answers with the base offset of the partition's last *batch* + 1 (``../shared/BROKER.md``): the
 other records of that batch would never be recovered. :func:`log_ends` reads the true end, the high
-watermark a fetch answers with, as kafka-python's lag figures already do. The workaround before it, every
-changelog record its own batch (``producer_max_batch_size=1``), stays on for now: it caps the notifier's
-sends at one record per broker round trip per partition (~1,500 records/s here against ~60,000 batched),
-but a broker-rollover test once lost an alert with batched changelogs, not yet understood
-(docs/benchmarks.md).
+watermark a fetch answers with, as kafka-python's lag figures already do. So faust's producer batches:
+the workaround before it, every changelog record its own batch (``producer_max_batch_size=1``), capped the
+notifier's sends at one record per broker round trip per partition (~1,500 records/s here against ~60,000
+batched). The broker-rollover test failure that kept it on was not the batching (docs/benchmarks.md,
+2026-12-07).
 
 The first two were found by reading faust while looking for lost alerts (issue 16) and neither was
 caught in the act: a stress run of a killed and restarted table worker (10-15 kills, 12,000 records)

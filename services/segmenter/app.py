@@ -245,7 +245,7 @@ def log_failure(task: asyncio.Task[None]) -> None:
 
 
 def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust.App:
-    app = create_app("crmhub-segmenter", settings, tables=False)  # membership lives in Redis
+    app = create_app("crmhub-segmenter", settings)  # no tables: membership lives in Redis
     changes_topic = app.topic(PROFILE_CHANGES, key_type=bytes, value_type=bytes)
     engine = make_engine(settings.sql_url)
 

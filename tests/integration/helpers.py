@@ -91,19 +91,24 @@ def profile_by(api: httpx.Client, **query: str) -> dict[str, Any] | None:
 
 
 def read_to_end(hub: Hub, topic: str, timeout_s: float = 15.0) -> list[ConsumerRecord]:
-    """Every record of ``topic``, from the start up to the end offsets it has when called."""
+    """Every record of ``topic``, from the start up to (at least) its end when called: the high watermark
+    of each partition's first fetch. Not the end offsets: Tansu reports the base offset of a partition's
+    last batch + 1 (../shared/BROKER.md), which leaves out the rest of that batch."""
     consumer = KafkaConsumer(bootstrap_servers=hub.settings.bootstrap_servers, enable_auto_commit=False)
     parts = [TopicPartition(topic, p) for p in range(hub.settings.partitions)]
     try:
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
-        ends = consumer.end_offsets(parts)
+        ends: dict[TopicPartition, int] = {}
         found: list[ConsumerRecord] = []
         deadline = time.monotonic() + timeout_s
-        while any(consumer.position(tp) < ends[tp] for tp in parts):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end offsets {ends}"
+        while len(ends) < len(parts) or any(consumer.position(tp) < ends[tp] for tp in parts):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end {ends}"
             for records in consumer.poll(timeout_ms=200).values():
                 found.extend(records)
+            for tp in parts:
+                if tp not in ends and (highwater := consumer.highwater(tp)) is not None:
+                    ends[tp] = highwater
         return found
     finally:
         consumer.close()

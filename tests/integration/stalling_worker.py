@@ -20,7 +20,7 @@ from crmhub.core.settings import Settings
 
 
 def build(settings: Settings, topic_name: str) -> faust.App:
-    app = create_app("crmhub-stalling-test", settings, tables=False)
+    app = create_app("crmhub-stalling-test", settings)
     handled = settings.data_dir / "handled.txt"
 
     @app.agent(app.topic(topic_name, partitions=1))
