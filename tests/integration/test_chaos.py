@@ -330,6 +330,10 @@ def check_everything(
 
 
 BUDGET_MB = 32  # Tansu alone takes ~18 MB: each broker holds ~1,000 of the stream's events
+# longer than the stream lags behind through a rollover, which holds the intake while the services drain
+# (65 s seen on a loaded machine: a bought cart's order still in the journal when its wait ended, alerted;
+# docs/benchmarks.md "the broker-rollover test's extra alert")
+BUDGET_CART_DELAY_S = 150.0
 
 
 class BrokerMemory(threading.Thread):
@@ -349,14 +353,16 @@ class BrokerMemory(threading.Thread):
 def test_a_stream_many_times_the_broker_memory_budget_passes_with_exact_results(tmp_path: Path) -> None:
     """The embedded broker rolled over to a new one several times mid-stream (drained, tables carried):
     every result as exact as in the chaos test, and the broker's memory held near its budget."""
-    settings = chaos_settings(tmp_path / "data", broker_memory_mb=BUDGET_MB, intake_max_ahead=500)
+    settings = chaos_settings(
+        tmp_path / "data", broker_memory_mb=BUDGET_MB, intake_max_ahead=500, abandonment_delay_s=BUDGET_CART_DELAY_S
+    )
     run, rng, want = uid("budget"), random.Random(17), Expected()
     with running_hub(settings, supervise=True) as hub:
         memory = BrokerMemory(hub)
         memory.start()
         stream = Stream(hub, interleave([customer_steps(run, i, rng, want) for i in range(600)], rng), rate=200)
         stream.start()
-        check_everything(hub, stream, want, None)
+        check_everything(hub, stream, want, None, BUDGET_CART_DELAY_S)
         memory.stop.set()
         with api_client(hub.settings) as api:
             rolled = restarts(api)
@@ -419,7 +425,7 @@ def check_alerts(
         return found
 
     try:
-        wait_for(lambda: logged() == want.alerts, CART_DELAY_S + 90, "one alert per cause")
+        wait_for(lambda: logged() == want.alerts, every_cart_due - time.monotonic() + 90, "one alert per cause")
     except AssertionError:
         print("alerts:", logged() - want.alerts, "missing:", want.alerts - logged())
         raise
