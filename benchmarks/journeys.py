@@ -239,20 +239,21 @@ def main() -> None:
             hub, 10**9, timeout_s=15 if args.quick else 30
         )  # every alert on the topic: the probes' among them
         forwarded = probe_events(hub, sent)
-    latency, raised = [], []  # raised: trigger -> the notifier's raising it (the rest is its delivery)
-    for alert, at in alerts:
-        details = alert.get("details")
-        if isinstance(details, dict) and details.get("journey") == "probe":
-            since = sent[str(details["message"]).removeprefix("probe ")].timestamp()
-            latency.append(at - since)
-            raised.append(datetime.fromisoformat(str(alert["raised_at"])).timestamp() - since)
-    print(f"  probes: {len(latency)} of {len(sent)} messages on crm.alerts.v1 ({len(alerts):,} alerts read)")
-    print(f"  messages: {messages:,} in {window:.0f} s = {messages / window:,.1f} messages/s from the 20 journeys")
-    print("  " + summary("trigger -> send (zero-wait journey)", latency) + f" of {len(sent)} probes")
-    print("  " + summary("of which trigger -> forwarded by ingest", forwarded))
-    print("  " + summary("of which trigger -> raised by the notifier", raised))
-    print(f"  notifier: CPU {cpu:.0%} of a core over the phase, RSS {rss:.0f} MB")
-    print("  largest consumer lag over the phase (records, all partitions): " + lags.summary())
+        latency, raised = [], []  # raised: trigger -> the notifier's raising it (the rest is its delivery)
+        for alert, at in alerts:
+            details = alert.get("details")
+            if isinstance(details, dict) and details.get("journey") == "probe":
+                since = sent[str(details["message"]).removeprefix("probe ")].timestamp()
+                latency.append(at - since)
+                raised.append(datetime.fromisoformat(str(alert["raised_at"])).timestamp() - since)
+        print(f"  probes: {len(latency)} of {len(sent)} messages on crm.alerts.v1 ({len(alerts):,} alerts read)")
+        print(f"  messages: {messages:,} in {window:.0f} s = {messages / window:,.1f} messages/s from the 20 journeys")
+        print("  " + summary("trigger -> send (zero-wait journey)", latency) + f" of {len(sent)} probes")
+        print("  " + summary("of which trigger -> forwarded by ingest", forwarded))
+        print("  " + summary("of which trigger -> raised by the notifier", raised))
+        print(f"  notifier: CPU {cpu:.0%} of a core over the phase, RSS {rss:.0f} MB")
+        print("  largest consumer lag over the phase (records, all partitions): " + lags.summary())
+        print("stopping the hub (it reads the tables' changelogs and saves them for its next start) …", flush=True)
 
 
 def probe_events(hub: Hub, sent: dict[str, datetime]) -> list[float]:
