@@ -21,8 +21,8 @@ Tally = dict[tuple[str, str, str], Any]  # (journey, step, counter) -> amount
 
 @dataclass
 class Held:
-    """An input record's effects, carried out together once it has been handled: its messages, profile
-    updates (``identify`` events, per profile id), counters and customers' histories."""
+    """A batch of input records' effects, carried out together once it has been handled: its messages,
+    profile updates (``identify`` events, per profile id), counters and customers' histories."""
 
     alerts: list[Alert] = field(default_factory=list)
     updates: list[tuple[str, bytes]] = field(default_factory=list)

@@ -21,12 +21,12 @@ Tables (faust, changelogged, so a restarted notifier has them back):
 - ``journey-customers``: per profile, the keys of its enrollments that may still act (active, or in their
   goal's window) and when its messages went out (the frequency cap).
 
-An input record's effects are carried out before the enrollments that follow from them are written:
-should the process die in between, the input is read again, the engine gives the same effects and message
-ids, and the delivery outbox drops the repeats. So the tables' writes are held (``staging.py``) while a
-record is handled, and its messages, profile updates, counters and histories go out together when it has
-been (:meth:`Outputs.carry_out`: the messages claimed in one Redis round trip, not one per message); then the
-writes. A crash may count a record's counters twice, or not at all; messages go out once.
+Input records are handled in batches. A batch's effects are carried out before the enrollments that
+follow from them are written: should the process die in between, the inputs are read again, the engine
+gives the same effects and message ids, and the delivery outbox drops the repeats. So the tables' writes
+are held (``staging.py``) while a batch is handled, and its messages, profile updates, counters and
+histories go out together (:meth:`Outputs.carry_out`: the messages claimed in one Redis round trip); then
+the writes. A crash may count a batch's counters twice, or not at all; messages go out once.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ Journeys = tuple[Journey, ...]
 
 class Outputs(Protocol):
     async def carry_out(self, held: Held) -> None:
-        """A record's effects: messages, profile updates, counters and histories."""
+        """A batch's effects: messages, profile updates, counters and histories."""
 
 
 @dataclass(frozen=True)
