@@ -396,12 +396,19 @@ class HubProcess:
         args = [sys.executable, "-m", "crmhub.cli", "up", "--data-dir", str(self.data_dir)]
         args += [f"--{k}={v}" for k, v in self.ports.items()]
         args += ["--write-keys=test-web-key:web", "--api-token=test-token", "--batch-size=100", *self.options]
-        log = (self.data_dir.parent / f"{self.data_dir.name}-up.log").open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: self._healthy(), 90, "crmhub up to answer")
 
+    @property
+    def log(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}-up.log"
+
     def _healthy(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, "crmhub up exited"
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+            raise AssertionError(f"crmhub up exited ({self.proc.returncode}); the end of its output:\n{tail}")
         try:
             return httpx.get(self.api + "/health", timeout=1).status_code == 200
         except httpx.HTTPError:
