@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 from services.notifier.journeys.staging import Staged
@@ -27,3 +28,19 @@ def test_a_key_written_and_deleted_in_one_record_leaves_no_trace() -> None:
     del staged["k"]
     staged.write_through()
     assert table == {}
+
+
+def test_a_written_value_takes_the_memory_of_its_json_not_of_an_encoder_buffer() -> None:
+    table: dict[str, Any] = {}
+    staged = Staged(table)
+    tracemalloc.start()
+    try:
+        for i in range(1_000):
+            staged[f"k{i}"] = {"step": i}
+        staged.write_through()
+        staged.held.clear()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(table) == 1_000 and table["k7"] == b'{"step":7}'
+    assert held < 300_000, f"{held:,} bytes for 1,000 values of about 50 bytes each"
