@@ -40,6 +40,11 @@ notifier's sends at one record per broker round trip per partition (~1,500 recor
 batched). The broker-rollover test failure that kept it on was not the batching (docs/benchmarks.md,
 2026-12-07).
 
+**A fetch that waits 1.5 s.** faust builds its consumer with ``fetch_max_wait_ms=1500`` (no setting), and
+Tansu answers a fetch that found nothing only when the wait is over, not when a record arrives: a record
+reaching a faust worker that had caught up waited ~0.5 s for it. :func:`short_fetch_wait` gives faust's
+consumer the 20 ms of crmhub's kafka-python consumers (:data:`crmhub.core.kafka.FETCH_MAX_WAIT_MS`).
+
 The first two were found by reading faust while looking for lost alerts (issue 16) and neither was
 caught in the act: a stress run of a killed and restarted table worker (10-15 kills, 12,000 records)
 lost nothing with or without them. :class:`Recovery` does the resume in the order that cannot drop
@@ -65,8 +70,11 @@ from faust.exceptions import ConsumerNotStarted
 from faust.tables.manager import TableManager as FaustTableManager
 from faust.tables.recovery import Recovery as FaustRecovery
 from faust.transport.consumer import Consumer, ThreadDelegateConsumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP, ConsumerT, Message
+
+from crmhub.core.kafka import FETCH_MAX_WAIT_MS
 
 log = logging.getLogger("crmhub")
 WATCHDOG_LOOK_S = 10.0  # a stalled partition is fetched again 10-20 s after it stalled
@@ -83,6 +91,19 @@ ProducerBuffer.flush = drain  # type: ignore[method-assign]
 # The table writes an agent may leave in the buffer before its stream waits for them to go out (faust: 100,
 # with a warning each time): the notifier writes a batch of records' table changes at once (hundreds)
 ProducerBuffer.max_messages = 5_000
+
+_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+
+
+def short_fetch_wait(self: AIOKafkaConsumerThread, transport: Any) -> AIOKafkaConsumer:
+    """faust's consumer, with the fetch wait of crmhub's others (faust's is 1,500 ms, not configurable):
+    on Tansu the wait is what a record waits for whenever its consumer had caught up."""
+    consumer = _worker_consumer(self, transport)
+    consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+    return consumer
+
+
+AIOKafkaConsumerThread._create_worker_consumer = short_fetch_wait  # type: ignore[method-assign]
 
 _thread_getmany = ThreadDelegateConsumer._getmany
 

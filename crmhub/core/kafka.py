@@ -19,6 +19,10 @@ from crmhub.core.settings import Settings
 from crmhub.core.topics import DEADLETTER, META, new_run_id, topic_specs
 
 SESSION_TIMEOUT_MS = 6000  # Tansu joins a group after about half the session timeout (BROKER.md)
+# Tansu 0.6 answers a fetch that found nothing after its wait, not when a record arrives (a record sent to
+# a waiting consumer arrived after 480 ms with a 1,500 ms wait, after 4 ms with 20 ms): every consumer's
+# hop would add up to the wait. Real Kafka answers at once either way; an idle consumer asks 50 times a second.
+FETCH_MAX_WAIT_MS = 20
 
 
 def wait_until_reachable(settings: Settings, timeout_s: float = 30.0) -> None:
@@ -135,7 +139,7 @@ def consumer(settings: Settings, group_id: str | None, **overrides: Any) -> Kafk
         "session_timeout_ms": SESSION_TIMEOUT_MS,
         "heartbeat_interval_ms": 1500,
         "max_poll_records": settings.batch_size,
-        "fetch_max_wait_ms": 20,
+        "fetch_max_wait_ms": FETCH_MAX_WAIT_MS,
         "max_partition_fetch_bytes": 4 * 1024 * 1024,
         "client_id": "crmhub",
     }

@@ -13,6 +13,7 @@ from faust.types import TP
 
 from crmhub.core.faust_app import create_app
 from crmhub.core.faust_fixes import Progress, Recovery, TableManager, Watchdog, drain, getmany, stalled
+from crmhub.core.kafka import FETCH_MAX_WAIT_MS
 from crmhub.core.settings import Settings
 
 
@@ -185,3 +186,14 @@ def test_the_watchdog_fetches_a_stalled_partition_again_at_its_committed_offset(
     assert worker.sought == [(tp, 2)]
     asyncio.run(look(1))
     assert worker.sought == [(tp, 2)]  # sought once, then looked at afresh
+
+
+def test_faust_consumers_wait_for_records_as_briefly_as_crmhubs_others(tmp_path: Path) -> None:
+    app = create_app("crmhub-notifier", Settings(data_dir=tmp_path, kafka_url="127.0.0.1:9"))
+
+    async def created() -> Any:
+        consumer: Any = app.consumer
+        return consumer._thread._create_worker_consumer(app.transport)
+
+    made = asyncio.run(created())
+    assert made._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 20
