@@ -21,6 +21,18 @@ def test_reads_see_held_writes_and_deletions_the_table_only_after_write_through(
     assert staged["a"] == 10 and staged.get("c") == 3  # decoded when read
 
 
+def test_the_length_counts_held_writes_and_deletions_of_new_and_known_keys_once() -> None:
+    staged = Staged({"a": b"1", "b": b"2", "c": b"3"})
+    staged["a"], staged["x"], staged["y"] = 10, 1, 2  # a known key rewritten, two new ones
+    del staged["b"]
+    del staged["y"]  # a new key written and deleted
+    staged["z"] = 0
+    del staged["z"]
+    assert len(staged) == len(list(staged)) == 3  # a, c, x
+    staged.write_through()
+    assert len(staged) == 3
+
+
 def test_a_key_written_and_deleted_in_one_record_leaves_no_trace() -> None:
     table: dict[str, Any] = {}
     staged = Staged(table)
