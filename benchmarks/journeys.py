@@ -7,8 +7,9 @@ dates (a birthday, a renewal date 30 and 7 days ahead, 90 days after the last or
 loaded through the profile stage (one ``identify`` each, published to the raw topic), not written to the
 store directly: the journeys only learn of a profile from what that stage publishes (the profile change
 that schedules its dates, the segment it enters), so a profile written behind its back would be in no
-journey. Once the journeys have handled the loaded profiles (their entries and messages stop moving for
-3 s: the latency phase measures the steady state, not the load's backlog), demo traffic runs at ``--rate``
+journey. Once the journeys have handled the loaded profiles (every service has read all its inputs and
+the entries and messages stop moving for 3 s: the latency phase measures the steady state, not the load's
+backlog), demo traffic runs at ``--rate``
 events/s for ``--seconds`` with probes of the zero-wait journey (each its own customer) among it: latency
 is the CreateTime of the message's record on crm.alerts.v1 minus the probe's send time (and, of it, the time
 until the notifier raised the message: the rest is its delivery). Printed: the load rate, what the journeys
@@ -177,15 +178,16 @@ def journey_totals(r: redis.Redis, counter: str) -> int:
     return total
 
 
-def settle(r: redis.Redis, timeout_s: float, quiet_s: float = 3.0) -> float:
-    """Wait until the journeys' entries and messages stop moving for ``quiet_s`` (the segment entries and
-    dates of the loaded profiles handled), so that the latency phase measures the steady state, not the
-    load's backlog; seconds waited."""
+def settle(hub: Hub, r: redis.Redis, timeout_s: float, quiet_s: float = 3.0) -> float:
+    """Wait until every service has read all its inputs (the segmenter's entries of the loaded profiles
+    come after the notifier has their profile changes) and the journeys' entries and messages have stopped
+    moving for ``quiet_s``, so that the latency phase measures the steady state, not the load's backlog;
+    seconds waited."""
     started = last_change = time.monotonic()
-    seen = (-1, -1)
+    seen: tuple[int, ...] = ()
     while time.monotonic() - last_change < quiet_s and time.monotonic() - started < timeout_s:
-        now = (journey_totals(r, "entered"), journey_totals(r, "sent"))
-        if now != seen:
+        now = (journey_totals(r, "entered"), journey_totals(r, "sent"), sum(hub.lags().values()))
+        if now != seen or now[-1] > 0:
             seen, last_change = now, time.monotonic()
         time.sleep(0.5)
     return last_change - started
@@ -216,7 +218,7 @@ def main() -> None:
             f"  published in {publish_s:.1f} s; the notifier had every profile change after {took:.1f} s "
             f"({args.profiles / took:,.0f} profiles/s){'' if loaded else ' (TIMED OUT)'}"
         )
-        settled = settle(r, 900)
+        settled = settle(hub, r, 900)
         print(
             f"  journeys: {journey_totals(r, 'entered'):,} entered, {journey_totals(r, 'waiting'):,} waiting, "
             f"{journey_totals(r, 'sent'):,} messages sent; settled {settled:.1f} s after the profiles"
