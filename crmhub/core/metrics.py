@@ -63,7 +63,8 @@ DELIVERIES = Counter(
 )
 LAG = Gauge(
     "crmhub_consumer_lag",
-    "Records not yet consumed: the fetch high watermark minus the consumer's position",
+    "Records not yet handled: the fetch high watermark minus the consumer's position, "
+    "plus (faust) those fetched and not acknowledged",
     ["service", "topic", "partition"],
     multiprocess_mode="mostrecent",  # a partition moved to another instance: the newer owner's figure wins
 )
