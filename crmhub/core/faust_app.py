@@ -42,6 +42,9 @@ from crmhub.core.topics import DEADLETTER
 
 log = logging.getLogger("crmhub")
 REDIS_WAIT_S = 30.0
+# the producers wait 5 ms to fill a batch (faust: 0): a notifier's batch of table writes went out in batches
+# of a record or two, and Tansu 0.6 serves no fetch from a partition of that many batches (BROKER.md)
+PRODUCER_LINGER_S = 0.005
 
 
 def create_app(app_id: str, settings: Settings) -> faust.App:
@@ -89,6 +92,7 @@ def app_options(app_id: str, settings: Settings) -> dict[str, Any]:
         # records fetched ahead per stream (default 4096): a record of crm.profile-changes.v1 holds up to
         # 500 profiles, so a catch-up would hold gigabytes; 256 keeps the workers busy
         "stream_buffer_maxsize": 256,
+        "producer_linger": PRODUCER_LINGER_S,
         "TableManager": TableManager,  # its recovery drops no record fetched while the streams resume
     }
 

@@ -11,7 +11,7 @@ from faust.transport.consumer import Consumer
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 
-from crmhub.core.faust_app import create_app
+from crmhub.core.faust_app import PRODUCER_LINGER_S, create_app
 from crmhub.core.faust_fixes import Progress, Recovery, TableManager, Watchdog, drain, getmany, stalled
 from crmhub.core.kafka import FETCH_MAX_WAIT_MS
 from crmhub.core.settings import Settings
@@ -188,8 +188,11 @@ def test_the_watchdog_fetches_a_stalled_partition_again_at_its_committed_offset(
     assert worker.sought == [(tp, 2)]  # sought once, then looked at afresh
 
 
-def test_faust_consumers_wait_for_records_as_briefly_as_crmhubs_others(tmp_path: Path) -> None:
+def test_faust_workers_fetch_as_briefly_as_crmhubs_others_and_produce_batches_tansu_can_serve(
+    tmp_path: Path,
+) -> None:
     app = create_app("crmhub-notifier", Settings(data_dir=tmp_path, kafka_url="127.0.0.1:9"))
+    assert app.conf.producer_linger == PRODUCER_LINGER_S == 0.005
 
     async def created() -> Any:
         consumer: Any = app.consumer
