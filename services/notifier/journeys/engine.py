@@ -43,6 +43,7 @@ from services.notifier.journeys.triggers import (
     Occurrence,
     date_occurrence,
     fires,
+    is_stale,
     occurrence_key,
 )
 from services.notifier.rules import alert_id
@@ -59,8 +60,8 @@ def on_trigger(
     if occ.kind == "date":
         if occ.at > now:
             return enrollment, [Schedule(customer.profile_id, journey.id, occ.at)]
-        if now - occ.at > DATE_GRACE:
-            return enrollment, []  # a date long past (set in the past, or read too late): not an occasion
+        if is_stale(occ, now):
+            return enrollment, []
     if _entered(journey, enrollment, occ, now):
         return enrollment, _next_date(journey, occ, customer)
     ended: list[Effect] = []

@@ -56,6 +56,7 @@ from services.notifier.journeys.triggers import (
     Occurrence,
     ProfileTrigger,
     date_occurrence,
+    is_stale,
     profile_occurrences,
     segment_change,
 )
@@ -271,16 +272,15 @@ class JourneyRunner:
                     await self.apply(journey, key, *on_trigger(journey, enrollment, occ, call.customer, now), call)
 
     def schedule_dates(self, partition: int, change: dict[str, Any]) -> None:
-        """A changed profile's next date occurrence per date-triggered journey, due when it comes."""
-        pid, now = change["profile_id"], self.clock()
+        """A changed profile's next date occurrence per date-triggered journey, due when it comes (stale: never)."""
         if change.get("merged_into") or not self.index.dated:
             return
-        customer = Customer(view := self.index.date_view(change))
+        pid, now, customer = change["profile_id"], self.clock(), Customer(view := self.index.date_view(change))
         for journey in self.index.dated:
             assert isinstance(journey.trigger, DateTrigger)
             occ = date_occurrence(journey.trigger, view, customer.zone(journey.policy), now)
             key = f"{DATE_PREFIX}{journey.id}:{pid}"
-            due = None if occ is None else max(occ.at, now).timestamp()
+            due = None if occ is None or is_stale(occ, now) else max(occ.at, now).timestamp()
             if (self.enrollments.get(key) or {}).get("due") != due:
                 self.write(key, {"journey_id": journey.id, "profile_id": pid, "due": due}, partition)
 

@@ -265,6 +265,12 @@ def _anniversary(day: date, year: int) -> date:
         return date(year, 2, 28)
 
 
+def is_stale(occ: Occurrence, now: datetime) -> bool:
+    """A date occurrence past by more than :data:`DATE_GRACE`: not an occasion to enter on (set in the
+    past, or read too late)."""
+    return now - occ.at > DATE_GRACE
+
+
 def date_occurrence(trigger: DateTrigger, view: Mapping[str, Any], tz: ZoneInfo, now: datetime) -> Occurrence | None:
     """The date occurrence the profile ``view`` calls for: once (the date plus the offset), yearly the
     first anniversary not past by more than :data:`DATE_GRACE`, or of a field of several dates the first

@@ -300,6 +300,15 @@ def test_a_profile_date_is_scheduled_from_the_profile_change_and_fires_on_the_da
     assert len(h.alerts) == 1
 
 
+def test_a_date_long_past_is_not_scheduled_however_often_the_profile_changes() -> None:
+    h = Harness([journey(trigger={"date": "traits.renews_on", "offset": "-7d"})])
+    h.profiles[P1] = profile(renews_on="2026-01-10")  # 3 January: months before now
+    for _ in range(3):
+        h.feed(PROFILE_CHANGES, orjson.dumps([h.profiles[P1]]))
+    h.advance(timedelta(minutes=1))
+    assert f"{DATE_PREFIX}j:{P1}" not in h.tables[ENROLLMENTS] and not h.reads and not h.alerts
+
+
 def test_an_erasure_takes_every_entry_about_the_customer_out_of_the_tables() -> None:
     waiting = journey(id="w", steps=[{"name": "pause", "wait": "1h"}, MAIL])
     h = Harness([journey(id="done"), waiting])
