@@ -32,15 +32,18 @@ from crmhub.demo.traffic import RetailSimulator
 from crmhub.hub import Hub, running_hub
 
 
-def demo_traffic(hub: Hub, rate: float, stop: threading.Event) -> None:
+def demo_traffic(hub: Hub, rate: float, stop: threading.Event, sent: list[int] | None = None) -> None:
+    """The demo's traffic at ``rate`` events/s until ``stop``; how many went out is added to ``sent[0]``
+    as they go (a loaded machine sends fewer than asked: the load the hub met is this count)."""
     producer = kafka_io.producer(hub.settings, linger_ms=20)
-    sim, started, sent = RetailSimulator(seed=11, customers=5000), time.monotonic(), 0
+    sim, started, count = RetailSimulator(seed=11, customers=5000), time.monotonic(), sent or [0]
     while not stop.is_set() and rate > 0:
-        for item in sim.next_batch(datetime.now(UTC), max(1, int(rate / 50))):
+        batch = sim.next_batch(datetime.now(UTC), max(1, int(rate / 50)))
+        for item in batch:
             value = item.payload if isinstance(item.payload, bytes) else orjson.dumps(item.payload)
             producer.send(raw_topic(item.source), key=item.key.encode(), value=value)
-            sent += 1
-        time.sleep(max(0.0, sent / rate - (time.monotonic() - started)))
+        count[0] += len(batch)
+        time.sleep(max(0.0, count[0] / rate - (time.monotonic() - started)))
     producer.close()
 
 

@@ -225,7 +225,8 @@ def main() -> None:
         )
         print(f"phase 2: {args.rate:,.0f} demo events/s for {args.seconds:.0f} s with probes", flush=True)
         stop, sent_before, cpu_before = threading.Event(), journey_totals(r, "sent"), cpu_s(notifier)
-        traffic = threading.Thread(target=demo_traffic, args=(hub, args.rate, stop), daemon=True)
+        demo_sent = [0]
+        traffic = threading.Thread(target=demo_traffic, args=(hub, args.rate, stop, demo_sent), daemon=True)
         lags = LagWatch(hub, stop)
         t0 = time.monotonic()
         traffic.start()
@@ -249,6 +250,7 @@ def main() -> None:
                 latency.append(at - since)
                 raised.append(datetime.fromisoformat(str(alert["raised_at"])).timestamp() - since)
         print(f"  probes: {len(latency)} of {len(sent)} messages on crm.alerts.v1 ({len(alerts):,} alerts read)")
+        print(f"  demo traffic: {demo_sent[0]:,} events sent in {window:.0f} s = {demo_sent[0] / window:,.0f}/s")
         print(f"  messages: {messages:,} in {window:.0f} s = {messages / window:,.1f} messages/s from the 20 journeys")
         print("  " + summary("trigger -> send (zero-wait journey)", latency) + f" of {len(sent)} probes")
         print("  " + summary("of which trigger -> forwarded by ingest", forwarded))
