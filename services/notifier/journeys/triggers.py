@@ -280,9 +280,9 @@ def date_occurrence(trigger: DateTrigger, view: Mapping[str, Any], tz: ZoneInfo,
         return None
     days = [base + trigger.offset for base in bases]
     day = next((d for d in days if at_local(d, trigger.at, tz) > now - DATE_GRACE), days[-1])
-    if trigger.yearly:
+    if trigger.yearly:  # the anniversaries of the date plus the offset, from that day on (never before it)
         year = now.astimezone(tz).year
-        years = (_anniversary(day, y) for y in (year - 1, year, year + 1))
-        day = next(d for d in years if at_local(d, trigger.at, tz) > now - DATE_GRACE)
+        years = (_anniversary(day, y) for y in (year - 1, year, year + 1) if y >= day.year)
+        day = next((d for d in years if at_local(d, trigger.at, tz) > now - DATE_GRACE), day)
     at = at_local(day, trigger.at, tz)
     return Occurrence("date", f"date:{trigger.date}:{day.isoformat()}", trigger.date, at, {"date": day.isoformat()})

@@ -31,6 +31,15 @@ def test_a_yearly_date_is_the_next_anniversary_at_the_local_time() -> None:
     assert date_occurrence(birthday(), {"traits": {"birthday": "soon"}}, BERLIN, NOW) is None
 
 
+def test_a_yearly_date_with_an_offset_comes_first_on_the_day_the_offset_makes() -> None:
+    signup = DateTrigger.model_validate({"date": "created_at", "offset": "365d", "yearly": True})
+    today = {"created_at": NOW - timedelta(hours=1)}  # this morning: the first anniversary is a year away
+    occ = date_occurrence(signup, today, BERLIN, NOW)
+    assert occ is not None and occ.data == {"date": "2027-06-01"} and occ.at > NOW
+    long_ago = date_occurrence(signup, {"created_at": datetime(2020, 6, 3, tzinfo=UTC)}, BERLIN, NOW)
+    assert long_ago is not None and long_ago.data == {"date": "2026-06-03"}  # then every year
+
+
 def test_a_date_field_plus_an_offset() -> None:
     after = DateTrigger.model_validate({"date": "last_order_at", "offset": "90d", "at": "10:00"})
     occ = date_occurrence(after, {"last_order_at": datetime(2026, 3, 1, 23, 30, tzinfo=UTC)}, BERLIN, NOW)
