@@ -6,13 +6,24 @@ changed ones by id), the notifier (the cached document of a profile, ``CACHE_PRE
 Two places hold a profile: the ``profiles`` table (:mod:`schemas.tables`), which is the record, and a
 Redis cache of hot profiles (entries are dropped before a write and set after it). A merged profile
 keeps a document whose ``merged_into`` names the profile it went into.
+
+Both hold, and crm.profile-changes.v1 carries, the profile's document (:func:`profile_doc`): its JSON
+without the top-level fields at their defaults. Most of a profile is facets a customer never used (an
+``identify`` alone: 817 bytes instead of 2,872), and every profile change, stored row and cached entry
+paid for them: the cache was two thirds of Redis's memory. Typed readers (pydantic) fill the defaults
+themselves; readers of the decoded JSON take :func:`full_doc`. (crm.profiles.v1, for outside readers, has
+whole documents.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
+import orjson
+from pydantic import BaseModel
 from sqlalchemy import Engine, exists, func, select
 
 from schemas.profile import Profile
@@ -24,6 +35,62 @@ CACHE_TTL_S = 3600
 # segmenter takes back membership a change already in flight wrote after the erasure
 ERASED_PREFIX = "crmhub:alerts:erased:"
 ERASED_TTL_S = 30 * 86400  # longer than any timer waits or a change stays in flight
+
+
+_DEFAULTS = {
+    name: field.get_default(call_default_factory=True)
+    for name, field in Profile.model_fields.items()
+    if not field.is_required()
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_JSON_DEFAULTS: dict[str, Any] = {
+    name: value
+    for name, value in orjson.loads(
+        Profile(profile_id="", created_at=_EPOCH, updated_at=_EPOCH).model_dump_json()
+    ).items()
+    if name in _DEFAULTS
+}
+
+
+def _decimals(value: Any) -> tuple[str, ...]:
+    """The Decimal fields of a default model: an equal value may be written differently in JSON
+    (Decimal("0.00") equals 0 but reads "0.00")."""
+    return tuple(k for k, v in value.__dict__.items() if isinstance(v, Decimal))
+
+
+# top-level defaults that need more than == (a model compared by its fields, a Decimal by its digits too)
+_MODELS = {name: _decimals(value) for name, value in _DEFAULTS.items() if isinstance(value, BaseModel)}
+_DECIMALS = frozenset(name for name, value in _DEFAULTS.items() if isinstance(value, Decimal))
+_PLAIN = {name: value for name, value in _DEFAULTS.items() if name not in _MODELS and name not in _DECIMALS}
+
+
+def _at_default(name: str, value: Any) -> bool:
+    """Whether a model or Decimal field is at its default and written the same in JSON."""
+    default = _DEFAULTS[name]
+    if name in _DECIMALS:
+        return bool(value == default) and str(value) == str(default)
+    inner, of_default = value.__dict__, default.__dict__
+    return bool(inner == of_default) and all(str(inner[k]) == str(of_default[k]) for k in _MODELS[name])
+
+
+def profile_doc(profile: Profile) -> bytes:
+    """The profile's document: its JSON without the top-level fields at their defaults (14 µs where the
+    whole JSON took 12)."""
+    values = profile.__dict__
+    left_out = {k for k, v in _PLAIN.items() if values[k] == v}
+    left_out.update(k for k in (*_MODELS, *_DECIMALS) if _at_default(k, values[k]))
+    return profile.model_dump_json(exclude=left_out).encode()
+
+
+def full_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """A decoded profile document with every top-level field (those left out at their JSON defaults). The
+    defaults' containers are shared between documents: read them, never change them."""
+    return {**_JSON_DEFAULTS, **doc}
+
+
+def whole_doc(doc: bytes) -> bytes:
+    """A profile document as whole JSON, every field written (for outside readers: crm.profiles.v1)."""
+    return orjson.dumps(full_doc(orjson.loads(doc)))
 
 
 def mark_erased(redis: Any, profile_id: str) -> None:

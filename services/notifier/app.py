@@ -30,6 +30,7 @@ from crmhub.core.faust_app import Guard, add_timer, async_redis, create_app, run
 from crmhub.core.settings import Settings
 from crmhub.core.topics import ERASURES, PROFILE_CHANGES, SEGMENTS
 from schemas.outputs import Alert
+from schemas.readmodels.profiles import full_doc
 from services.notifier.alerting import SERVICE, AlertSubmitter, Clock, build_dispatcher
 from services.notifier.audience_sync import AudienceSyncer, build_syncer
 from services.notifier.customers import read_fresh, sql_loader
@@ -81,8 +82,8 @@ def build(settings: Settings, clock: Clock = lambda: datetime.now(UTC)) -> faust
 async def route(notifier: Notifier, runner: JourneyRunner, syncer: AudienceSyncer, events: Sequence[Any]) -> None:
     """Records (faust events) to the journeys, all at once; the profile changes among them to the
     notifier's instant alerts too; segment changes and erasures to the audience syncs too. Each decoded once
-    for all of them (a record of profile changes holds up to 500 whole profiles)."""
-    inputs = [Input(e.message.topic, e.message.partition, orjson.loads(e.value), e) for e in events]
+    for all of them (a record of profile changes holds up to 500 profiles)."""
+    inputs = [Input(e.message.topic, e.message.partition, decode(e.message.topic, e.value), e) for e in events]
     await notifier.handle([change for i in inputs if i.topic == PROFILE_CHANGES for change in i.doc])
     await runner.handle([i for i in inputs if i.topic in JOURNEY_TOPICS])
     for i in inputs:
@@ -90,6 +91,12 @@ async def route(notifier: Notifier, runner: JourneyRunner, syncer: AudienceSynce
             await syncer.on_change(i.doc)
         elif i.topic == ERASURES:
             await syncer.forget(i.doc["profile_id"])
+
+
+def decode(topic: str, value: bytes) -> Any:
+    """A record's JSON; a record of profile changes with every field of each profile (:func:`full_doc`)."""
+    doc = orjson.loads(value)
+    return [full_doc(change) for change in doc] if topic == PROFILE_CHANGES else doc
 
 
 def wire(

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
-from schemas.readmodels.profiles import CACHE_PREFIX, ERASED_PREFIX, ProfileReader
+from schemas.readmodels.profiles import CACHE_PREFIX, ERASED_PREFIX, ProfileReader, full_doc
 from schemas.readmodels.segments import profile_segments_key
 from services.notifier.view import ProfileDoc
 
@@ -61,5 +61,5 @@ async def read_fresh(redis: aioredis.Redis, load_docs: LoadDocs, profile_ids: Co
     for pid, members, erased in zip(ids, results[1::3], results[2::3], strict=True):
         segments = tuple(sorted(m.decode() for m in cast(set[bytes], members)))
         doc = docs.get(pid)
-        fresh[pid] = Fresh(orjson.loads(doc) if doc else None, segments, bool(erased))
+        fresh[pid] = Fresh(cast(ProfileDoc, full_doc(orjson.loads(doc))) if doc else None, segments, bool(erased))
     return fresh

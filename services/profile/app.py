@@ -37,7 +37,7 @@ from crmhub.core.topics import EVENTS, PROFILE_CHANGES, PROFILES
 from schemas.events import Event, ProfileMerged, decode_event_batch
 from schemas.profile import Profile
 from schemas.readmodels.catalog import CatalogReader
-from schemas.readmodels.profiles import ProfileCache
+from schemas.readmodels.profiles import ProfileCache, profile_doc, whole_doc
 from services.profile.facets.products import products_bought, redate
 from services.profile.merge import fold_batch, survivor_of
 from services.profile.policy import DEFAULT_RULES, FoldRules
@@ -218,7 +218,7 @@ class ProfileWorker:
         bought = products_bought(event for _, event in kept)
         rules = self.rules.with_catalog(self.catalog.products(bought)) if bought else self.rules
         changed = list(fold_batch(current, kept, rules).values())
-        docs = {p.profile_id: p.model_dump_json().encode() for p in changed}
+        docs = {p.profile_id: profile_doc(p) for p in changed}
         timeline, moved = timeline_of(current, changed, kept)
         self.store.save(
             changed,
@@ -245,9 +245,8 @@ class ProfileWorker:
 
         Publish first, then commit: a crash in between replays the batch, which folds to the same
         profiles (same versions), so downstream sees a duplicate at worst, never a gap."""
-        effects: list[Effect] = (
-            [Publish(PROFILES, doc, pid.encode()) for pid, doc in docs.items()] if self.publish_profiles else []
-        )
+        whole = docs.items() if self.publish_profiles else ()
+        effects: list[Effect] = [Publish(PROFILES, whole_doc(doc), pid.encode()) for pid, doc in whole]
         effects += [PublishBatch(PROFILE_CHANGES, list(docs.items())), *dead]
         self.sink.carry_out(effects)
         self.cache.invalidate(docs)
@@ -289,7 +288,7 @@ class ProfileWorker:
 
     def _save_refreshed(self, chunk: list[Profile], counter: str) -> int:
         """Save and publish one chunk of refreshed profiles; how many (0: left for the next refresh)."""
-        docs = {p.profile_id: p.model_dump_json().encode() for p in chunk}
+        docs = {p.profile_id: profile_doc(p) for p in chunk}
         publish = functools.partial(self._publish, docs, [])
         try:  # refreshed values do not change the version: a profile folded meanwhile is done next time
             expect = Expect(versions={p.profile_id: p.version for p in chunk})

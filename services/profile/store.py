@@ -37,7 +37,7 @@ from crmhub.core.errors import CrmhubError, Retryable
 from crmhub.core.sql import aware, dialect_insert, upsert
 from schemas.events import Event
 from schemas.profile import Profile
-from schemas.readmodels.profiles import ProfileReader
+from schemas.readmodels.profiles import ProfileReader, profile_doc
 from schemas.tables import (
     consumer_offsets,
     erased_profiles,
@@ -353,7 +353,7 @@ def _profile_rows(changed: Sequence[Profile], docs: Mapping[str, bytes] | None) 
             "profile_id": p.profile_id,
             "version": p.version,
             "updated_at": p.updated_at,
-            "doc": docs[p.profile_id].decode() if docs else p.model_dump_json(),
+            "doc": (docs[p.profile_id] if docs else profile_doc(p)).decode(),
             "currency": p.currency,
             "net_units": units(p.net_revenue) if p.currency else None,
         }

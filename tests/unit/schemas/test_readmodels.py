@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 from sqlalchemy import Engine
 
 from crmhub.core.sql import make_engine
+from schemas.events import Event
 from schemas.profile import Profile
-from schemas.readmodels.profiles import CACHE_PREFIX, ProfileCache, ProfileReader, current_profile
+from schemas.readmodels.profiles import (
+    CACHE_PREFIX,
+    ProfileCache,
+    ProfileReader,
+    current_profile,
+    full_doc,
+    profile_doc,
+    whole_doc,
+)
 from schemas.readmodels.segments import profile_segments_key, segments_of
 from schemas.tables import profiles
+from services.profile.fold import fold_events
+from tests.unit import factories as f
 
 T = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
 
@@ -72,3 +85,42 @@ def test_segments_of_a_profile_are_sorted() -> None:
     redis = DictRedis(sets={profile_segments_key("p1"): {b"vip", b"shoe_lovers"}})
     assert segments_of(redis, "p1") == ["shoe_lovers", "vip"]
     assert segments_of(redis, "p2") == []
+
+
+def folded(*events: Event) -> Profile:
+    return fold_events(None, "p1", events)
+
+
+SHAPES = {
+    "identify only": folded(f.identify({"email": "ada@example.com", "tier": "gold"})),
+    "cart cleared": folded(f.added("sku-1", "10.00"), f.removed("sku-1", "10.00")),
+    "orders, consent, complaint, payment failure": folded(
+        f.identify({"email": "ada@example.com"}),
+        f.order("o1", "120.50"),
+        f.pos_sale("s1", "r1", "9.99"),
+        f.consent("email"),
+        f.mention("m1", complaint=True),
+        f.payment_failed("card_declined", "5.00", order_id="o1"),
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_a_profile_document_leaves_out_defaults_and_reads_back_the_same(shape: str) -> None:
+    p = SHAPES[shape]
+    doc = profile_doc(p)
+    whole = orjson.loads(p.model_dump_json())
+    assert Profile.model_validate_json(doc) == p  # typed readers fill the defaults themselves
+    assert full_doc(orjson.loads(doc)) == whole  # raw readers get every field, written as in the whole JSON
+    assert orjson.loads(whole_doc(doc)) == whole
+    left_out = set(whole) - set(orjson.loads(doc))
+    assert left_out and all(whole[k] == full_doc({})[k] for k in left_out)
+    assert len(doc) < len(p.model_dump_json())
+
+
+def test_a_value_equal_to_its_default_but_written_otherwise_is_kept() -> None:
+    p = profile("p1").model_copy(update={"total_spent": Decimal("0.00")})
+    p = p.model_copy(update={"cart": p.cart.model_copy(update={"value": Decimal("0.00")})})
+    doc = orjson.loads(profile_doc(p))
+    assert doc["total_spent"] == "0.00" and doc["cart"]["value"] == "0.00"
+    assert "refunded_total" not in doc and "loyalty" not in doc
