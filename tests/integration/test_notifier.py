@@ -332,7 +332,8 @@ def test_tail_alerts_prints_each_alert_readably(s: Stack) -> None:
     (alert,) = wait_for(lambda: alerts(s, profile["profile_id"], "complaint"), 15, what="the complaint alert")
     env = {"PATH": "/usr/bin:/bin", "COLUMNS": "300", "CRMHUB_KAFKA_URL": s.hub.settings.bootstrap_servers}
     tail = [sys.executable, "-m", "crmhub.cli", "tail", "alerts", "--from-beginning"]
-    one = subprocess.run([*tail, "--limit", "1"], env=env, capture_output=True, text=True, timeout=30)
+    # 30 s was not enough beside a full suite on a slow machine (it had printed its line, and was closing)
+    one = subprocess.run([*tail, "--limit", "1"], env=env, capture_output=True, text=True, timeout=90)
     assert one.returncode == 0 and len(one.stdout.splitlines()) == 1, one.stderr
     proc = subprocess.Popen(  # follows until stopped
         tail,

@@ -237,7 +237,7 @@ def test_status_prints_the_dashboard_figures(demo: Hub) -> None:
         [sys.executable, "-m", "crmhub.cli", "status", "--api-port", str(demo.settings.api_port), "--api-token", TOKEN],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,  # a start-up and a few API calls: 60 s was not enough beside a full suite on a slow machine
         env={**os.environ, "COLUMNS": "200"},
     )
     assert result.returncode == 0, result.stderr

@@ -259,7 +259,8 @@ def test_sigkill_mid_stream_then_restart_loses_and_doubles_nothing(stack: Hub, s
     wait_for(lambda: owned_partitions(victim), 60, what="the profile service to own its partitions")
     truth = make_truth(orders=4000, customers=300, seed=1)
     total = sum(truth.events.values())
-    publisher = threading.Thread(target=publish_all, args=(stack, truth.messages, 500.0))  # about 8 s of stream
+    # about 17 s of stream: at 8 s a slow machine's profile service once folded it all before the kill
+    publisher = threading.Thread(target=publish_all, args=(stack, truth.messages, 250.0))
     publisher.start()
     try:
         wait_for(
