@@ -74,8 +74,8 @@ def _at_default(name: str, value: Any) -> bool:
 
 
 def profile_doc(profile: Profile) -> bytes:
-    """The profile's document: its JSON without the top-level fields at their defaults (14 µs where the
-    whole JSON took 12)."""
+    """The profile's document: its JSON without the top-level fields at their defaults (comparing the fields
+    costs ~10 µs more than writing the whole JSON; the shorter document is read back faster)."""
     values = profile.__dict__
     left_out = {k for k, v in _PLAIN.items() if values[k] == v}
     left_out.update(k for k in (*_MODELS, *_DECIMALS) if _at_default(k, values[k]))
