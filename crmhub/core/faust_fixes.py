@@ -43,7 +43,8 @@ batched). The broker-rollover test failure that kept it on was not the batching 
 **A fetch that waits 1.5 s.** faust builds its consumer with ``fetch_max_wait_ms=1500`` (no setting), and
 Tansu answers a fetch that found nothing only when the wait is over, not when a record arrives: a record
 reaching a faust worker that had caught up waited ~0.5 s for it. :func:`short_fetch_wait` gives faust's
-consumer the 20 ms of crmhub's kafka-python consumers (:data:`crmhub.core.kafka.FETCH_MAX_WAIT_MS`).
+consumer the 20 ms of crmhub's kafka-python consumers (:data:`crmhub.core.kafka.FETCH_MAX_WAIT_MS`), and
+:func:`getmany` the longer wait of an idle one, as theirs (:class:`crmhub.core.kafka.FetchWait`).
 
 The first two were found by reading faust while looking for lost alerts (issue 16) and neither was
 caught in the act: a stress run of a killed and restarted table worker (10-15 kills, 12,000 records)
@@ -60,6 +61,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator, Mapping, Set
 from dataclasses import dataclass
 from typing import Any
@@ -74,7 +76,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP, ConsumerT, Message
 
-from crmhub.core.kafka import FETCH_MAX_WAIT_MS
+from crmhub.core.kafka import FETCH_MAX_WAIT_MS, FetchWait
 
 log = logging.getLogger("crmhub")
 WATCHDOG_LOOK_S = 10.0  # a stalled partition is fetched again 10-20 s after it stalled
@@ -120,6 +122,7 @@ ThreadDelegateConsumer._getmany = fetch_active  # type: ignore[method-assign]
 async def getmany(self: Consumer, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
     """faust's ``getmany``, except that a record fetched and not handed on is fetched again."""
     records, active = await self._wait_next_records(timeout)
+    adapt_fetch_wait(self, sum(map(len, (records or {}).values())))
     generation = self.app.consumer_generation_id
     if records is None or self.should_stop:
         return
@@ -137,6 +140,19 @@ async def getmany(self: Consumer, timeout: float) -> AsyncIterator[tuple[TP, Mes
         self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
         yield tp, self._to_message(tp, record)
     await _fetch_again(self, skipped)
+
+
+_fetch_waits: weakref.WeakKeyDictionary[Consumer, FetchWait] = weakref.WeakKeyDictionary()
+
+
+def adapt_fetch_wait(consumer: Consumer, records: int) -> None:
+    """The wait of the worker's next fetches after a fetch of ``records`` records, set on aiokafka's fetcher
+    (it reads it for each fetch it sends; no setter), once the worker's consumer has started."""
+    wait = _fetch_waits.setdefault(consumer, FetchWait()).after_poll(records)
+    aio = getattr(getattr(consumer, "_thread", None), "_consumer", None)  # ThreadDelegateConsumer's, started
+    fetcher = getattr(aio, "_fetcher", None)
+    if fetcher is not None:
+        fetcher._fetch_max_wait_ms = wait
 
 
 def _hands_on(consumer: Consumer, tp: TP, active: set[TP] | None, generation: int) -> bool:

@@ -7,6 +7,7 @@ import functools
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -19,10 +20,39 @@ from crmhub.core.settings import Settings
 from crmhub.core.topics import DEADLETTER, META, new_run_id, topic_specs
 
 SESSION_TIMEOUT_MS = 6000  # Tansu joins a group after about half the session timeout (BROKER.md)
-# Tansu 0.6 answers a fetch that found nothing after its wait, not when a record arrives (a record sent to
-# a waiting consumer arrived after 480 ms with a 1,500 ms wait, after 4 ms with 20 ms): every consumer's
-# hop would add up to the wait. Real Kafka answers at once either way; an idle consumer asks 50 times a second.
-FETCH_MAX_WAIT_MS = 20
+# Tansu 0.6 answers a fetch that found nothing late when a record arrives, up to its wait (a record sent to
+# a waiting aiokafka consumer arrived after 480 ms with a 1,500 ms wait, after 4 ms with 20 ms): every
+# consumer's hop would add up to the wait. Real Kafka answers at once either way. See FetchWait.
+FETCH_MAX_WAIT_MS = 20  # while records come
+IDLE_FETCH_WAIT_MS = 200  # once none came for IDLE_AFTER_S
+IDLE_AFTER_S = 2.0
+
+
+class FetchWait:
+    """How long a consumer's next fetch may wait at the broker: :data:`FETCH_MAX_WAIT_MS` while records
+    come, :data:`IDLE_FETCH_WAIT_MS` once none came for :data:`IDLE_AFTER_S`.
+
+    Why not one wait: on Tansu a short wait keeps a busy pipeline's hops short, but an idle consumer then
+    asks fifty times a second, and an idle hub spent ~65% of a core on it (docs/benchmarks.md,
+    "2026-12-07, night"): a small shop's server, busy with nothing. The price of the idle wait is paid once
+    per quiet spell, by its first record (up to 200 ms more per hop); on Kafka not at all."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.last_records = clock()
+
+    def after_poll(self, records: int) -> int:
+        """The wait for the fetches after a poll that returned ``records`` records."""
+        now = self.clock()
+        if records:
+            self.last_records = now
+        return FETCH_MAX_WAIT_MS if now - self.last_records < IDLE_AFTER_S else IDLE_FETCH_WAIT_MS
+
+
+def set_fetch_wait(consumer: KafkaConsumer, wait_ms: int) -> None:
+    """The wait of a kafka-python consumer's next fetches: its fetcher reads it from its config for each
+    fetch it sends (kafka-python has no public setter)."""
+    consumer._fetcher.config["fetch_max_wait_ms"] = wait_ms
 
 
 def wait_until_reachable(settings: Settings, timeout_s: float = 30.0) -> None:

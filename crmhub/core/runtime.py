@@ -82,12 +82,14 @@ class KafkaSource:
         # mean value size of the last poll's records; at first as if a record filled the bytes (a service
         # that starts behind meets full records: its first poll must not take thousands of them)
         self.record_bytes = float(max_bytes or 1)
+        self.fetch_wait = kafka_io.FetchWait()
 
     def poll(self, max_records: int) -> list[Any]:
         if self.max_bytes is not None:
             max_records = max(1, min(max_records, int(self.max_bytes / self.record_bytes)))
         polled = self.consumer.poll(timeout_ms=100, max_records=max_records)
         records = [record for part in polled.values() for record in part]  # partition order
+        kafka_io.set_fetch_wait(self.consumer, self.fetch_wait.after_poll(len(records)))
         if records:
             self.record_bytes = max(1.0, sum(len(r.value or b"") for r in records) / len(records))
         return records

@@ -4,6 +4,7 @@ same batch, poison dead-lettered with its reason and location while the stream g
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -21,6 +22,7 @@ from crmhub.core.errors import (
     ServerUnavailable,
     is_retryable,
 )
+from crmhub.core.kafka import FETCH_MAX_WAIT_MS
 from crmhub.core.runtime import Backoff, KafkaSource
 from crmhub.core.stats import RECENT_DEADLETTERS, read_counts
 from crmhub.core.testing import MemoryProducer, MemorySource, Record, TestClock, harness
@@ -162,6 +164,7 @@ class FakeConsumer:
     def __init__(self, sizes: list[int]) -> None:
         self.left = [Record("crm.events.v1", 0, i, value=b"x" * size) for i, size in enumerate(sizes)]
         self.asked: list[int] = []
+        self._fetcher = SimpleNamespace(config={"fetch_max_wait_ms": 0})  # kafka-python's, as KafkaSource sets it
 
     def poll(self, timeout_ms: int, max_records: int) -> dict[str, list[Record]]:
         self.asked.append(max_records)
@@ -176,5 +179,6 @@ def test_a_byte_bounded_source_asks_for_as_many_records_as_the_last_ones_say_fit
     # at first one record (it may be full); 100 B: 20 fit next, twice; the second 20 are of 1000 B: 2 fit
     assert consumer.asked == [1, 20, 20, 2]
     assert sizes == [1, 20, 20, 2]
+    assert consumer._fetcher.config["fetch_max_wait_ms"] == FETCH_MAX_WAIT_MS  # records came: the short wait
     unbounded = FakeConsumer([1000] * 30)
     assert len(KafkaSource(unbounded).poll(25)) == 25
