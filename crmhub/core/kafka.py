@@ -33,7 +33,7 @@ class FetchWait:
     come, :data:`IDLE_FETCH_WAIT_MS` once none came for :data:`IDLE_AFTER_S`.
 
     Why not one wait: on Tansu a short wait keeps a busy pipeline's hops short, but an idle consumer then
-    asks fifty times a second, and an idle hub spent ~65% of a core on it (docs/benchmarks.md,
+    asks fifty times a second, and an idle hub spent about half a core on it (docs/benchmarks.md,
     "2026-12-07, late"): a small shop's server, busy with nothing. The price of the idle wait is paid once
     per quiet spell, by its first record (up to 200 ms more per hop); on Kafka not at all. kafka-python's
     alone: the faust workers keep the short wait (``faust_fixes``)."""
