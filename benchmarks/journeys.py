@@ -13,8 +13,9 @@ backlog), demo traffic runs at ``--rate``
 events/s for ``--seconds`` with probes of the zero-wait journey (each its own customer) among it: latency
 is the CreateTime of the message's record on crm.alerts.v1 minus the probe's send time (and, of it, the time
 until the notifier raised the message: the rest is its delivery). Printed: the load rate, what the journeys
-hold, messages/s (the journeys' ``sent`` counters), the latency percentiles, and the notifier's CPU (share
-of one core over the traffic phase) and RSS.
+hold, messages/s (the journeys' ``sent`` counters), the latency percentiles, the notifier's CPU (share
+of one core over the traffic phase) and RSS, and the CPU of every process per demo event, from the start
+of the phase until the notifier had read all of it (what the traffic cost, however far behind it ran).
 
     python benchmarks/journeys.py                 # 100,000 profiles, 60 s of traffic
     python benchmarks/journeys.py --quick         # 2,000 profiles, 10 s: under 2 minutes
@@ -35,7 +36,7 @@ import orjson
 import redis
 import yaml
 from alert_latency import collect, demo_traffic, summary  # type: ignore[import-not-found]  # run as a script
-from measure import cpu_s, wait_counter  # type: ignore[import-not-found]
+from measure import batches, cpu_s, cpu_since, cpu_snapshot, hub_pids, wait_counter  # type: ignore[import-not-found]
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core.metrics import rss_mb
@@ -225,6 +226,8 @@ def main() -> None:
         )
         print(f"phase 2: {args.rate:,.0f} demo events/s for {args.seconds:.0f} s with probes", flush=True)
         stop, sent_before, cpu_before = threading.Event(), journey_totals(r, "sent"), cpu_s(notifier)
+        pids = hub_pids(hub)
+        cpu_all, batches_before = cpu_snapshot(pids), batches(hub)
         demo_sent = [0]
         traffic = threading.Thread(target=demo_traffic, args=(hub, args.rate, stop, demo_sent), daemon=True)
         lags = LagWatch(hub, stop)
@@ -238,6 +241,9 @@ def main() -> None:
         window = time.monotonic() - t0
         cpu, messages = (cpu_s(notifier) - cpu_before) / window, journey_totals(r, "sent") - sent_before
         rss = rss_mb(notifier)
+        caught_up = wait_caught_up(hub, "notifier", 120)
+        per_event = {name: used / demo_sent[0] * 1e6 for name, used in cpu_since(pids, cpu_all).items()}
+        per_batch = {name: demo_sent[0] / (n - batches_before.get(name, 0)) for name, n in batches(hub).items()}
         alerts = collect(
             hub, 10**9, timeout_s=15 if args.quick else 30
         )  # every alert on the topic: the probes' among them
@@ -256,6 +262,11 @@ def main() -> None:
         print("  " + summary("of which trigger -> forwarded by ingest", forwarded))
         print("  " + summary("of which trigger -> raised by the notifier", raised))
         print(f"  notifier: CPU {cpu:.0%} of a core over the phase, RSS {rss:.0f} MB")
+        print(
+            f"  CPU per demo event until the notifier had read all of it ({caught_up:.1f} s after the phase), µs: "
+            + ", ".join(f"{name} {us:,.0f}" for name, us in sorted(per_event.items(), key=lambda kv: -kv[1]))
+        )
+        print("  demo events per batch handled: " + ", ".join(f"{n} {b:,.1f}" for n, b in sorted(per_batch.items())))
         print("  largest consumer lag over the phase (records, all partitions): " + lags.summary())
         print("stopping the hub (it reads the tables' changelogs and saves them for its next start) …", flush=True)
 
@@ -270,6 +281,16 @@ def probe_events(hub: Hub, sent: dict[str, datetime]) -> list[float]:
             if tag in sent:
                 found.append(at - sent[tag].timestamp())
     return found
+
+
+def wait_caught_up(hub: Hub, service: str, timeout_s: float) -> float:
+    """Seconds until ``service`` had no consumer lag (its metric files, written every second)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if not any(lag for (name, _, _), lag in hub.lags().items() if name == service):
+            break
+        time.sleep(0.5)
+    return time.monotonic() - started
 
 
 class LagWatch(threading.Thread):

@@ -14,8 +14,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import redis
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from crmhub.core.metrics import rss_mb
+from crmhub.core.metrics import rss_mb, samples
 from crmhub.core.stats import read_counts
 from crmhub.hub import Hub
 
@@ -78,3 +80,13 @@ def cpu_since(pids: Mapping[str, int], before: Mapping[str, float]) -> dict[str,
 def process_rss(hub: Hub, skip: tuple[str, ...] = ()) -> dict[str, float]:
     """RSS in MB of every process of the hub (see :func:`hub_pids`), by name."""
     return {name: mb for name, pid in sorted(hub_pids(hub, skip).items()) if (mb := rss_mb(pid)) is not None}
+
+
+def batches(hub: Hub) -> dict[str, int]:
+    """How many batches each service has handled so far (the count of its ``crmhub_batch_seconds``)."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(hub.metrics_dir))  # type: ignore[no-untyped-call]
+    found: dict[str, int] = {}
+    for labels, value in samples(registry, "crmhub_batch_seconds_count"):
+        found[labels["service"]] = found.get(labels["service"], 0) + int(value)
+    return found

@@ -1,6 +1,9 @@
 """The notifier's per-profile work alone, on demo traffic: profile changes/s through the pure work the
 agent does on each change (the instant alerts, and what the shipped journeys' profile triggers find:
-carts, views, complaints, cases), and, for timer
+carts, views, complaints, cases); the journey runner's CPU per event with the shipped journeys and the 20
+of ``benchmarks/journeys.py`` (the events and the profile changes they make, handled as the agent hands
+them over, with tables, customer reads and outputs in memory: the routing and the engine, not faust,
+Redis or the broker); and, for timer
 tables of 10k, 100k and 1M entries, what finding the due ones costs: a scan of the whole table (how the
 first version did it, every 0.25 s tick) against the due index (services/notifier/timers.py) on a tick
 that finds 1% of the entries due, and the index's rebuild after a recovery.
@@ -11,6 +14,8 @@ that finds 1% of the entries due, and the index's rebuild after a recovery.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,23 +24,64 @@ from typing import Any
 import orjson
 from fold import demo_events  # type: ignore[import-not-found]  # benchmarks/fold.py, run as a script
 
-from services.notifier.journeys.catalog import load_journeys
+from crmhub.core.topics import EVENTS, PROFILE_CHANGES
+from services.notifier.customers import Fresh
+from services.notifier.journeys.catalog import load_journeys, parse_journey
+from services.notifier.journeys.outputs import Held
 from services.notifier.journeys.routing import JourneyIndex
+from services.notifier.journeys.runner import CUSTOMERS, ENROLLMENTS, Input, JourneyRunner
 from services.notifier.journeys.triggers import ItemsTrigger, ProfileTrigger, profile_occurrences
 from services.notifier.profile_alerts import profile_alerts
 from services.notifier.timers import DueIndex
 from services.profile.fold import fold_events
 
 
-def profile_changes(n_events: int) -> list[dict[str, Any]]:
-    """Each event folded into its profile, the profile as published after each one (JSON, as the agent gets it)."""
+def event_changes(n_events: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Each event (as on crm.events.v1) with its profile as published after it."""
     profiles: dict[str, Any] = {}
-    changes = []
+    found = []
     for event in demo_events(n_events):
         pid = event.customer_id or event.anonymous_id or event.email or "?"
         profiles[pid] = fold_events(profiles.get(pid), pid, [event])
-        changes.append(orjson.loads(profiles[pid].model_dump_json()))
-    return changes
+        doc = orjson.loads(event.model_copy(update={"profile_id": pid}).model_dump_json())
+        found.append((doc, orjson.loads(profiles[pid].model_dump_json())))
+    return found
+
+
+class NoOutputs:
+    async def carry_out(self, held: Held) -> None:
+        return None
+
+
+def runner_cost(pairs: list[tuple[dict[str, Any], dict[str, Any]]], batch: int = 20) -> float:
+    """µs of CPU per event through :meth:`JourneyRunner.handle`: records of ``batch`` events, each followed by
+    the record of the profile changes they made (the customers read are the latest changes)."""
+    from journeys import journeys as bench_journeys  # type: ignore[import-not-found]  # benchmarks/journeys.py
+
+    journeys = [*load_journeys(), *(parse_journey(doc) for doc in bench_journeys())]
+    latest: dict[str, dict[str, Any]] = {}
+    clock = [datetime.fromisoformat(pairs[0][0]["occurred_at"])]
+
+    async def read_fresh(pids: Any) -> dict[str, Fresh]:
+        return {pid: Fresh(latest.get(pid)) for pid in pids}
+
+    async def send_due(partition: int, value: bytes) -> None:
+        return None
+
+    tables: dict[str, Any] = {ENROLLMENTS: {}, CUSTOMERS: {}}
+    runner = JourneyRunner(journeys, tables, read_fresh, NoOutputs(), send_due, lambda: clock[0])
+
+    async def run() -> float:
+        started = time.process_time()
+        for i in range(0, len(pairs), batch):
+            chunk = pairs[i : i + batch]
+            clock[0] = datetime.fromisoformat(chunk[-1][0]["occurred_at"])
+            latest.update((change["profile_id"], change) for _, change in chunk)
+            events, changes = [e for e, _ in chunk], [c for _, c in chunk]
+            await runner.handle([Input(EVENTS, 0, events), Input(PROFILE_CHANGES, 0, changes)])
+        return (time.process_time() - started) / len(pairs) * 1e6
+
+    return asyncio.run(run())
 
 
 def rules_rate(changes: list[dict[str, Any]]) -> float:
@@ -74,8 +120,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=30_000)
     args = parser.parse_args()
-    changes = profile_changes(args.events)
+    pairs = event_changes(args.events)
+    changes = [change for _, change in pairs]
     print(f"rules: {rules_rate(changes):,.0f} profile changes/s ({len(changes):,} changes of demo traffic)")
+    costs = [runner_cost(pairs) for _ in range(3)]
+    each = ", ".join(f"{c:,.0f}" for c in costs)
+    print(f"journey runner: {statistics.median(costs):,.0f} µs of CPU per event (median of 3: {each})")
     for n in (10_000, 100_000, 1_000_000):
         scan, tick, rebuild = timer_costs(n)
         print(

@@ -74,21 +74,25 @@ class KafkaSource:
     """A kafka-python consumer as a ``Source``. With ``max_bytes``, a poll asks for at most as many records
     as the mean size of the last poll's records says fit in ``max_bytes``: for topics whose records hold
     batches of items (crm.events.v1: up to 500 events a record), so a catch-up, when every record is full,
-    folds a bounded batch; what it does not ask for stays in the consumer's fetch buffer, undecoded."""
+    folds a bounded batch; what it does not ask for stays in the consumer's fetch buffer, undecoded. Its
+    polls linger (``kafka.Linger``) by ``linger_s``."""
 
-    def __init__(self, consumer: KafkaConsumer, max_bytes: int | None = None) -> None:
+    def __init__(self, consumer: KafkaConsumer, max_bytes: int | None = None, linger_s: float = 0.0) -> None:
         self.consumer = consumer
         self.max_bytes = max_bytes
         # mean value size of the last poll's records; at first as if a record filled the bytes (a service
         # that starts behind meets full records: its first poll must not take thousands of them)
         self.record_bytes = float(max_bytes or 1)
         self.fetch_wait = kafka_io.FetchWait()
+        self.linger = kafka_io.Linger(linger_s)
 
     def poll(self, max_records: int) -> list[Any]:
         if self.max_bytes is not None:
             max_records = max(1, min(max_records, int(self.max_bytes / self.record_bytes)))
+        self.linger.before_poll()
         polled = self.consumer.poll(timeout_ms=100, max_records=max_records)
         records = [record for part in polled.values() for record in part]  # partition order
+        self.linger.after_poll(len(records), max_records)
         kafka_io.set_fetch_wait(self.consumer, self.fetch_wait.after_poll(len(records)))
         if records:
             self.record_bytes = max(1.0, sum(len(r.value or b"") for r in records) / len(records))

@@ -225,6 +225,14 @@ class Settings(BaseSettings):
         return value
 
     batch_size: int = Field(2000, ge=1, description="Most records a service handles in one batch.")
+    consumer_linger_ms: int = Field(
+        100,
+        ge=0,
+        le=5000,
+        description="How long ingest and profile gather records for a batch while they come steadily (not "
+        "when a few trickle in, nor when behind): fewer, larger batches cost less CPU per event, for up to "
+        "this much latency per stage. 0: a batch of whatever came.",
+    )
     log_level: str = Field("INFO", description="Log level of the services.")
     log_format: Literal["text", "json"] = Field(
         "text", description="Service log lines as text or as JSON objects (one a line, with event ids, never PII)."

@@ -290,7 +290,8 @@ def main() -> None:
     producer = kafka_io.producer(settings)
     clock = functools.partial(datetime.now, UTC)
     sink = Sink(SERVICE, producer, redis_client, clock)
-    runtime = Runtime(SERVICE, KafkaSource(consumer), sink, worker.handle, clock, stopper)
+    source = KafkaSource(consumer, linger_s=settings.consumer_linger_ms / 1000)
+    runtime = Runtime(SERVICE, source, sink, worker.handle, clock, stopper)
     runtime.perform(worker.pending_merges())
     try:
         runtime.run(settings.batch_size)

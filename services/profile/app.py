@@ -379,7 +379,8 @@ def main() -> None:
     consumer.subscribe([EVENTS], listener=SeekToStoredOffsets(consumer, worker))
     log.info("profile consuming %s into %s", EVENTS, store.engine.url.render_as_string(hide_password=True))
     refresh = Every(settings.rfm_refresh_s, lambda: refresh_profiles(worker, consumer, clock()))
-    runtime = Runtime(SERVICE, KafkaSource(consumer, BATCH_BYTES), sink, worker.handle, clock, stopper)
+    source = KafkaSource(consumer, BATCH_BYTES, settings.consumer_linger_ms / 1000)
+    runtime = Runtime(SERVICE, source, sink, worker.handle, clock, stopper)
     try:
         runtime.run(settings.batch_size, between=refresh)
     finally:

@@ -9,10 +9,11 @@ view decodes, from a published profile, only the profile fields some segment fie
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from copy import copy
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import cache
 from operator import attrgetter
 from typing import Any, Union, get_args, get_origin, get_type_hints, is_typeddict
 
@@ -131,3 +132,38 @@ def profile_view(profile: dict[str, Any]) -> dict[str, Any]:
     """The view of a profile as published on crm.profile-changes.v1 (JSON); fields it lacks take their
     defaults. Tools and tests; a stream decodes its records straight to sources (:func:`sources_decoder`)."""
     return source_view(SegmentSource.model_validate(profile))
+
+
+class LazyView(Mapping[str, Any]):
+    """The view of a profile as published (JSON), like :func:`profile_view`, with each field computed when
+    it is first read: a journey step reads a handful of the hundred fields, and computing them all cost
+    ~50 µs per customer read. ``known``: fields computed already (from the same document)."""
+
+    def __init__(self, doc: Mapping[str, Any], known: Mapping[str, Any] | None = None) -> None:
+        self._doc, self._values = doc, dict(known or {})
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._values:
+            return self._values[name]
+        if name not in _VIEW_NAMES:
+            raise KeyError(name)
+        value = self._values[name] = _field_of(name)(self._doc)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_VIEW_NAMES)
+
+    def __len__(self) -> int:
+        return len(_VIEW_NAMES)
+
+
+_VIEW_NAMES = dict.fromkeys(  # in the whole view's order (:func:`view_reader`: the stored ones first)
+    [*(f.name for f in SEGMENT_FIELDS if f.stored), *(f.name for f in SEGMENT_FIELDS if not f.stored)]
+)
+
+
+@cache
+def _field_of(name: str) -> Callable[[Mapping[str, Any]], Any]:
+    """One field of the view of a document: only the profile fields it is computed from are decoded."""
+    model, view_of = source_model({name}), view_reader({name})
+    return lambda doc: view_of(model.model_validate(doc))[name]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from crmhub.core.conditions.fields import profile_view
+from crmhub.core.conditions.fields import LazyView
 from services.notifier.customers import Fresh
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.gates import Customer
@@ -52,7 +52,7 @@ def customer_of(fresh: Fresh, pid: str, doc: Mapping[str, Any]) -> Customer | No
     if fresh.erased or (fresh.profile is not None and fresh.profile.get("merged_into")):
         return None
     record = dict(fresh.profile) if fresh.profile is not None else {"profile_id": pid}
-    return Customer(profile_view(record), frozenset(fresh.segments), sent_of(doc), record)
+    return Customer(LazyView(record), frozenset(fresh.segments), sent_of(doc), record)
 
 
 def sent_of(doc: Mapping[str, Any]) -> tuple[datetime, ...]:

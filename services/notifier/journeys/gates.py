@@ -22,9 +22,9 @@ from services.notifier.journeys.triggers import SegmentTrigger, still_current
 @dataclass(frozen=True)
 class Customer:
     """The customer as the wiring reads them for a call: the segment view of the profile
-    (:func:`crmhub.core.conditions.fields.profile_view`), the segments they are in, when the messages
-    to them (customer-facing, across journeys) went out, newest last, as far back as the cap's period,
-    and the stored profile as published (JSON; empty: none at hand)."""
+    (:class:`crmhub.core.conditions.fields.LazyView`: a field computed when read), the segments they are
+    in, when the messages to them (customer-facing, across journeys) went out, newest last, as far back
+    as the cap's period, and the stored profile as published (JSON; empty: none at hand)."""
 
     view: Mapping[str, Any]
     segments: frozenset[str] = frozenset()

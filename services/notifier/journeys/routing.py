@@ -5,12 +5,12 @@ fields of a change their conditions read). Built once from the journeys that run
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from crmhub.core.conditions.fields import profile_view, source_model, view_reader
+from crmhub.core.conditions.fields import source_model, view_reader
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.triggers import (
     DateTrigger,
@@ -95,29 +95,6 @@ def _view_of(names: set[str]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
         return lambda change: {}
     model, view_of = source_model(names), view_reader(names)
     return lambda change: view_of(model.model_validate(change))
-
-
-class ChangeView(Mapping[str, Any]):
-    """The segment view of a profile change for an entry: the fields its profile triggers read, the others
-    decoded on first use (an entry that stops at a wait reads no others; decoding them all costs)."""
-
-    def __init__(self, read: Mapping[str, Any], change: Mapping[str, Any]) -> None:
-        self._read, self._change = read, change
-        self._full: dict[str, Any] | None = None
-
-    def _all(self) -> dict[str, Any]:
-        if self._full is None:
-            self._full = profile_view(dict(self._change))
-        return self._full
-
-    def __getitem__(self, name: str) -> Any:
-        return self._read[name] if name in self._read else self._all()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._all())
 
 
 def _frozen(found: Mapping[Any, list[Journey]]) -> dict[Any, tuple[Journey, ...]]:

@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from crmhub.core.conditions.fields import LazyView
 from crmhub.core.topics import ERASURES, EVENTS, PROFILE_CHANGES, SEGMENTS
 from services.notifier.customers import Fresh
 from services.notifier.journeys.definition import Journey
@@ -47,7 +48,7 @@ from services.notifier.journeys.engine import may_enter, on_due, on_event, on_tr
 from services.notifier.journeys.entries import customer_of, due_at, is_due, may_act, same, sent_of
 from services.notifier.journeys.gates import Customer
 from services.notifier.journeys.outputs import Held, to_alert, update_event
-from services.notifier.journeys.routing import ChangeView, JourneyIndex, event_occurrence_of
+from services.notifier.journeys.routing import JourneyIndex, event_occurrence_of
 from services.notifier.journeys.staging import NoScope, Scope, Staged
 from services.notifier.journeys.state import Enrollment
 from services.notifier.journeys.triggers import (
@@ -200,12 +201,7 @@ class JourneyRunner:
         return pid, event_occurrence_of(doc), triggered, watching
 
     async def on_event(
-        self,
-        partition: int,
-        pid: str,
-        occ: Occurrence,
-        triggered: Journeys,
-        watching: Journeys,
+        self, partition: int, pid: str, occ: Occurrence, triggered: Journeys, watching: Journeys
     ) -> None:
         now = self.clock()
         for key in self.customer_doc(pid)["keys"] if watching else ():
@@ -267,7 +263,7 @@ class JourneyRunner:
                     continue
                 enrollment = Enrollment.from_json(found) if found else None
                 if may_enter(journey, enrollment, occ, now):
-                    customer = customer or Customer(ChangeView(view, change), record=change)
+                    customer = customer or Customer(LazyView(change, view), record=change)
                     call = _Call(partition, replace(customer, sent=sent_of(self.customer_doc(pid))), now)
                     await self.apply(journey, key, *on_trigger(journey, enrollment, occ, call.customer, now), call)
 

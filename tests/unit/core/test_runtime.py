@@ -3,6 +3,7 @@ same batch, poison dead-lettered with its reason and location while the stream g
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -182,3 +183,11 @@ def test_a_byte_bounded_source_asks_for_as_many_records_as_the_last_ones_say_fit
     assert consumer._fetcher.config["fetch_max_wait_ms"] == FETCH_MAX_WAIT_MS  # records came: the short wait
     unbounded = FakeConsumer([1000] * 30)
     assert len(KafkaSource(unbounded).poll(25)) == 25
+
+
+def test_a_source_lingers_between_polls_while_records_come_steadily() -> None:
+    source = KafkaSource(FakeConsumer([100] * 30), linger_s=0.05)
+    started = time.monotonic()
+    assert len(source.poll(2000)) == 30  # a partial batch of 30: the next poll lingers
+    assert source.poll(2000) == []
+    assert time.monotonic() - started >= 0.05

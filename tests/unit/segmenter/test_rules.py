@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from crmhub.core.conditions.fields import FIELD_TYPES, profile_view
+from crmhub.core.conditions.fields import FIELD_TYPES, LazyView, profile_view
 from crmhub.core.conditions.language import SegmentError, compile_segment, evaluate
 from crmhub.core.errors import ConfigError
 from services.profile.fold import fold_events
@@ -222,6 +222,20 @@ def test_profile_view_of_a_published_profile() -> None:
         "omnichannel",
         "young_families",
     }
+
+
+def test_a_lazy_view_gives_every_field_as_the_whole_view_does() -> None:
+    events = [f.identify({"age": 33, "city": "Berlin"}), f.order("o-1", "450.25", minutes=1), f.consent("email")]
+    published = fold_events(None, "P", events).model_dump(mode="json")
+    whole = profile_view(published)
+    assert LazyView(published)["total_spent"] == Decimal("450.25")  # one field read alone
+    assert {name: LazyView(published)[name] for name in whole} == whole
+    assert dict(LazyView(published)) == whole  # every field, in the view's order
+    assert list(LazyView(published)) == list(whole)
+    assert LazyView(published, {"city": "known"})["city"] == "known"  # computed already: not again
+    assert LazyView(published).get("no_such_field", 7) == 7
+    with pytest.raises(KeyError):
+        LazyView(published)["days_since"]  # a time function, not a field of the view
 
 
 def test_a_bare_profile_has_a_neutral_view_and_no_segments() -> None:
