@@ -61,9 +61,9 @@ class Linger:
     1,000 events/s (it lingered in step with ingest's batches) and spent as much CPU per event.
 
     Why: each batch costs a service a fixed part (a commit, a flush, Redis round trips, a fetch the broker
-    answers) whatever it holds. Polling as fast as records came, ingest at 1,000 events/s handled ~35
-    events a batch and spent 336 µs of CPU per event, 200 with a 100 ms linger (100 a batch), and the
-    broker 316 against 250 (docs/benchmarks.md, "2026-12-07, night"): a fifth of a core on a 2-core
+    answers) whatever it holds. Polling as fast as records came, ingest at 1,000 events/s handled ~32
+    events a batch and spent ~320 µs of CPU per event, ~190 with a 100 ms linger (100 a batch), and the
+    broker ~300 against ~250 (docs/benchmarks.md, "2026-12-07, night"): a fifth of a core on a 2-core
     machine, for up to ``linger_s`` more per hop. Kafka's own knob for it (``fetch.min.bytes``) is no
     help on Tansu, which answers a waiting fetch when its wait is over."""
 
