@@ -14,10 +14,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import redis
-from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector
 
-from crmhub.core.metrics import rss_mb, samples
+from crmhub.core.metrics import multiprocess_registry, rss_mb, samples
 from crmhub.core.stats import read_counts
 from crmhub.hub import Hub
 
@@ -84,9 +82,7 @@ def process_rss(hub: Hub, skip: tuple[str, ...] = ()) -> dict[str, float]:
 
 def batches(hub: Hub) -> dict[str, int]:
     """How many batches each service has handled so far (the count of its ``crmhub_batch_seconds``)."""
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(hub.metrics_dir))  # type: ignore[no-untyped-call]
     found: dict[str, int] = {}
-    for labels, value in samples(registry, "crmhub_batch_seconds_count"):
+    for labels, value in samples(multiprocess_registry(hub.metrics_dir), "crmhub_batch_seconds_count"):
         found[labels["service"]] = found.get(labels["service"], 0) + int(value)
     return found

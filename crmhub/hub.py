@@ -27,8 +27,6 @@ from pathlib import Path
 import httpx
 import redis
 from kafka.errors import KafkaError
-from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
 
 from crmhub import broker_tables
@@ -37,7 +35,7 @@ from crmhub.core import kafka as kafka_io
 from crmhub.core.errors import ServerUnavailable
 from crmhub.core.instance import INSTANCE_ENV, instance_names
 from crmhub.core.intake import hold_path
-from crmhub.core.metrics import MULTIPROC_ENV, rss_mb, samples
+from crmhub.core.metrics import MULTIPROC_ENV, multiprocess_registry, rss_mb, samples
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
 from crmhub.core.stats import RESTARTS_PREFIX, add_counts, read_counts
@@ -219,11 +217,8 @@ class Hub:
 
     def lags(self) -> dict[tuple[str, str, int], int]:
         """Every service's consumer lag per partition, from the metric files they write."""
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(self.metrics_dir))  # type: ignore[no-untyped-call]
-        return {
-            (k["service"], k["topic"], int(k["partition"])): int(v) for k, v in samples(registry, "crmhub_consumer_lag")
-        }
+        lags = samples(multiprocess_registry(self.metrics_dir), "crmhub_consumer_lag")
+        return {(k["service"], k["topic"], int(k["partition"])): int(v) for k, v in lags}
 
     def _service_counts(self) -> dict[str, int]:
         return read_counts(redis.Redis.from_url(self.settings.redis_dsn, socket_timeout=2))

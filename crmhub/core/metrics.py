@@ -183,10 +183,13 @@ def reason_label(reason: str, location: str) -> str:
 def collected() -> CollectorRegistry:
     """Every process's metrics (multiprocess mode, added up) or else this process's."""
     path = os.environ.get(MULTIPROC_ENV)
-    if not path:
-        return REGISTRY
+    return multiprocess_registry(path) if path else REGISTRY
+
+
+def multiprocess_registry(path: str | Path) -> CollectorRegistry:
+    """The metrics the processes wrote in the multiprocess directory ``path``, added up."""
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    MultiProcessCollector(registry, path=str(path))  # type: ignore[no-untyped-call]
     return registry
 
 
@@ -197,9 +200,7 @@ def process_samples(path: Path, pid: int, name: str) -> list[tuple[dict[str, str
     with tempfile.TemporaryDirectory(prefix="crmhub-metrics-") as own:
         for file in path.glob(f"*_{process_identifier(pid)}.db"):
             shutil.copy(file, own)
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=own)  # type: ignore[no-untyped-call]
-        return samples(registry, name)
+        return samples(multiprocess_registry(own), name)
 
 
 def exposition() -> bytes:
