@@ -243,7 +243,8 @@ def main() -> None:
         rss = rss_mb(notifier)
         caught_up = wait_caught_up(hub, "notifier", 120)
         per_event = {name: used / demo_sent[0] * 1e6 for name, used in cpu_since(pids, cpu_all).items()}
-        per_batch = {name: demo_sent[0] / (n - batches_before.get(name, 0)) for name, n in batches(hub).items()}
+        handled = {name: n - batches_before.get(name, 0) for name, n in batches(hub).items()}
+        per_batch = {name: demo_sent[0] / n for name, n in handled.items() if n}  # a service with none: left out
         alerts = collect(
             hub, 10**9, timeout_s=15 if args.quick else 30
         )  # every alert on the topic: the probes' among them
