@@ -128,6 +128,14 @@ def view_reader(names: Iterable[str]) -> Callable[[Any], dict[str, Any]]:
 source_view = view_reader(f.name for f in SEGMENT_FIELDS)  # every segment field (time functions aside)
 
 
+def doc_view_reader(names: Iterable[str]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """The view of the segment fields ``names`` of a profile document (JSON, as published): only the
+    profile fields they are computed from are decoded (decoding a whole profile for its view costs)."""
+    wanted = set(names)
+    model, view_of = source_model(wanted), view_reader(wanted)
+    return lambda doc: view_of(model.model_validate(doc))
+
+
 def profile_view(profile: dict[str, Any]) -> dict[str, Any]:
     """The view of a profile as published on crm.profile-changes.v1 (JSON); fields it lacks take their
     defaults. Tools and tests; a stream decodes its records straight to sources (:func:`sources_decoder`)."""
@@ -164,6 +172,6 @@ _VIEW_NAMES = dict.fromkeys(  # in the whole view's order (:func:`view_reader`: 
 
 @cache
 def _field_of(name: str) -> Callable[[Mapping[str, Any]], Any]:
-    """One field of the view of a document: only the profile fields it is computed from are decoded."""
-    model, view_of = source_model({name}), view_reader({name})
-    return lambda doc: view_of(model.model_validate(doc))[name]
+    """One field of the view of a document."""
+    read = doc_view_reader({name})
+    return lambda doc: read(doc)[name]

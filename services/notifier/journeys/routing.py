@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from crmhub.core.conditions.fields import source_model, view_reader
+from crmhub.core.conditions.fields import doc_view_reader
 from services.notifier.journeys.definition import Journey
 from services.notifier.journeys.triggers import (
     DateTrigger,
@@ -90,11 +90,8 @@ def _date_field(name: str) -> str:
 
 
 def _view_of(names: set[str]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
-    """Decoding a whole profile for its view costs; a change is read for the fields its triggers need."""
-    if not names:
-        return lambda change: {}
-    model, view_of = source_model(names), view_reader(names)
-    return lambda change: view_of(model.model_validate(change))
+    """A change is read for the fields its triggers need (none: nothing read)."""
+    return doc_view_reader(names) if names else lambda change: {}
 
 
 def _frozen(found: Mapping[Any, list[Journey]]) -> dict[Any, tuple[Journey, ...]]:
