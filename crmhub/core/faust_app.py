@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -17,13 +16,12 @@ import redis.asyncio as aioredis
 from aiokafka.errors import IllegalStateError
 from faust.exceptions import ConsumerNotStarted
 from faust.streams import _current_event, current_event
-from faust.types import TP
 
 from crmhub.core import kafka as kafka_io
 from crmhub.core import metrics
 from crmhub.core.effects import DeadLetter, Effect, Publish
 from crmhub.core.errors import is_retryable
-from crmhub.core.faust_fixes import WATCHDOG_LOOK_S, TableManager, Watchdog
+from crmhub.core.faust_fixes import WATCHDOG_LOOK_S, TableManager, Watchdog, unacknowledged
 from crmhub.core.instance import instance_name
 from crmhub.core.logs import setup_logging
 from crmhub.core.net import free_port
@@ -119,12 +117,6 @@ async def record_consumer(app: faust.App, service: str) -> None:
         metrics.record_memory(service)
         return  # starting, or partitions moving in a rebalance: the next round has the figures
     metrics.record_consumer(service, lags)
-
-
-def unacknowledged(consumer: Any) -> Counter[TP]:
-    """Per partition, the records the consumer handed to the streams that were not acknowledged yet
-    (faust's own set of them, which its graceful stop waits on)."""
-    return Counter(message.tp for message in list(consumer._unacked_messages))
 
 
 def add_timer(app: faust.App, interval_s: float, action: Callable[[], Awaitable[None]]) -> None:

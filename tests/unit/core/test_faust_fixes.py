@@ -159,6 +159,7 @@ class Worker:
         self.topics = SimpleNamespace(_tp_index={tp: [SimpleNamespace(queue=asyncio.Queue[Any]())]})
         self.consumer = SimpleNamespace(
             flow_active=True,
+            _commit_fut=None,
             _unacked_messages=set(),
             _committed_offset={tp: 2},
             _get_active_partitions=lambda: {tp},
@@ -186,6 +187,23 @@ def test_the_watchdog_fetches_a_stalled_partition_again_at_its_committed_offset(
     assert worker.sought == [(tp, 2)]
     asyncio.run(look(1))
     assert worker.sought == [(tp, 2)]  # sought once, then looked at afresh
+
+
+def test_the_watchdog_does_not_judge_a_partition_while_a_commit_is_under_way() -> None:
+    tp = TP("crm.profile-changes.v1", 2)
+    worker = Worker(tp)
+    watchdog = Watchdog(worker)
+    worker.consumer._commit_fut = asyncio.Future  # a commit that outlasts two looks holds the offset still
+
+    async def look(times: int) -> None:
+        for _ in range(times):
+            await watchdog()
+
+    asyncio.run(look(3))
+    assert worker.sought == []
+    worker.consumer._commit_fut = None
+    asyncio.run(look(2))
+    assert worker.sought == [(tp, 2)]
 
 
 def test_faust_workers_fetch_as_briefly_as_crmhubs_others_and_produce_batches_tansu_can_serve(

@@ -11,7 +11,8 @@ from faust.types import TP
 from faust.types.tuples import Message
 
 from crmhub.core import metrics
-from crmhub.core.faust_app import create_app, record_consumer, unacknowledged
+from crmhub.core.faust_app import create_app, record_consumer
+from crmhub.core.faust_fixes import unacknowledged
 from crmhub.core.settings import Settings
 
 EVENTS = TP("crm.events.v1", 1)
@@ -39,6 +40,15 @@ def test_records_handed_to_the_streams_are_in_hand_until_acknowledged(tmp_path: 
     assert unacknowledged(app.consumer) == {EVENTS: 3}
     assert app.consumer.ack(messages[0])
     assert unacknowledged(app.consumer) == {EVENTS: 2}
+
+
+def test_a_record_handed_on_again_after_a_seek_is_not_in_hand_once_acknowledged(tmp_path: Path) -> None:
+    app = notifier(tmp_path)
+    (first,) = fetched(app, range(3, 4))
+    assert app.consumer.ack(first)
+    (again,) = fetched(app, range(3, 4))  # fetched again (the watchdog sought back) before the commit
+    assert not app.consumer.ack(again)  # its offset was acked already: faust keeps it in its set
+    assert unacknowledged(app.consumer) == {}
 
 
 def test_the_lag_counts_the_records_in_hand_beside_those_not_fetched(tmp_path: Path) -> None:
