@@ -230,15 +230,15 @@ def main() -> None:
         cpu_all, batches_before = cpu_snapshot(pids), batches(hub)
         demo_sent = [0]
         traffic = threading.Thread(target=demo_traffic, args=(hub, args.rate, stop, demo_sent), daemon=True)
-        lags = LagWatch(hub, stop)
-        t0 = time.monotonic()
+        lags = LagWatch(hub, stop, r)
+        t0, phase_started, persisted = time.monotonic(), time.time(), background_saves(r)
         traffic.start()
         lags.start()
         sent = probes(hub, int(args.seconds * args.probes_per_s), args.probes_per_s)
         stop.set()
         traffic.join()
         lags.join()
-        window = time.monotonic() - t0
+        window, persisted = time.monotonic() - t0, background_saves(r) - persisted
         cpu, messages = (cpu_s(notifier) - cpu_before) / window, journey_totals(r, "sent") - sent_before
         rss = rss_mb(notifier)
         caught_up = wait_caught_up(hub, "notifier", 120)
@@ -250,16 +250,26 @@ def main() -> None:
         )  # every alert on the topic: the probes' among them
         forwarded = probe_events(hub, sent)
         latency, raised = [], []  # raised: trigger -> the notifier's raising it (the rest is its delivery)
+        by_window: dict[int, float] = {}  # the slowest probe sent in each 10 s of the phase
         for alert, at in alerts:
             details = alert.get("details")
             if isinstance(details, dict) and details.get("journey") == "probe":
                 since = sent[str(details["message"]).removeprefix("probe ")].timestamp()
                 latency.append(at - since)
+                window_of = int((since - phase_started) // 10) * 10
+                by_window[window_of] = max(by_window.get(window_of, 0.0), at - since)
                 raised.append(datetime.fromisoformat(str(alert["raised_at"])).timestamp() - since)
         print(f"  probes: {len(latency)} of {len(sent)} messages on crm.alerts.v1 ({len(alerts):,} alerts read)")
         print(f"  demo traffic: {demo_sent[0]:,} events sent in {window:.0f} s = {demo_sent[0] / window:,.0f}/s")
         print(f"  messages: {messages:,} in {window:.0f} s = {messages / window:,.1f} messages/s from the 20 journeys")
         print("  " + summary("trigger -> send (zero-wait journey)", latency) + f" of {len(sent)} probes")
+        slowest = ", ".join(f"{w}s {v:.2f}" for w, v in sorted(by_window.items()))
+        print(f"  slowest probe by 10 s of the phase: {slowest}")
+        print(
+            f"  Redis forks (AOF rewrites, snapshots) during the phase: {persisted}, a child writing at "
+            f"{', '.join(f'{s}s' for s in lags.forking) or 'no second sampled'}; Redis used "
+            f"{r.info('memory')['used_memory'] / 2**20:,.0f} MB"
+        )
         print("  " + summary("of which trigger -> forwarded by ingest", forwarded))
         print("  " + summary("of which trigger -> raised by the notifier", raised))
         print(f"  notifier: CPU {cpu:.0%} of a core over the phase, RSS {rss:.0f} MB")
@@ -270,6 +280,11 @@ def main() -> None:
         print("  demo events per batch handled: " + ", ".join(f"{n} {b:,.1f}" for n, b in sorted(per_batch.items())))
         print("  largest consumer lag over the phase (records, all partitions): " + lags.summary())
         print("stopping the hub (it reads the tables' changelogs and saves them for its next start) …", flush=True)
+
+
+def background_saves(r: redis.Redis) -> int:
+    """How many times Redis has forked so far (an AOF rewrite or a snapshot: a child copying the dataset)."""
+    return int(r.info("stats")["total_forks"])
 
 
 def probe_events(hub: Hub, sent: dict[str, datetime]) -> list[float]:
@@ -297,12 +312,17 @@ def wait_caught_up(hub: Hub, service: str, timeout_s: float) -> float:
 class LagWatch(threading.Thread):
     """Each service's consumer lag per topic, the largest seen (sampled every second): where inputs queue."""
 
-    def __init__(self, hub: Hub, stop: threading.Event) -> None:
+    def __init__(self, hub: Hub, stop: threading.Event, r: redis.Redis) -> None:
         super().__init__(daemon=True)
-        self.hub, self.stop, self.most = hub, stop, dict[tuple[str, str], int]()
+        self.hub, self.stop, self.most, self.r = hub, stop, dict[tuple[str, str], int](), r
+        self.forking: list[int] = []  # the seconds of the phase Redis had a child writing its dataset
 
     def run(self) -> None:
+        started = time.monotonic()
         while not self.stop.wait(1.0):
+            info = self.r.info("persistence")
+            if info["aof_rewrite_in_progress"] or info["rdb_bgsave_in_progress"]:
+                self.forking.append(int(time.monotonic() - started))
             totals: dict[tuple[str, str], int] = {}
             for (service, topic, _), lag in self.hub.lags().items():
                 totals[service, topic] = totals.get((service, topic), 0) + lag
