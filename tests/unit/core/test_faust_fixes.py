@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.transport.consumer import Consumer
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP
@@ -156,6 +157,7 @@ class Worker:
 
     def __init__(self, tp: TP) -> None:
         self.rebalancing, self.sought = False, list[tuple[TP, int]]()
+        self.producer = SimpleNamespace(buffer=SimpleNamespace(size=0, max_messages=1000))
         self.topics = SimpleNamespace(_tp_index={tp: [SimpleNamespace(queue=asyncio.Queue[Any]())]})
         self.consumer = SimpleNamespace(
             flow_active=True,
@@ -189,11 +191,15 @@ def test_the_watchdog_fetches_a_stalled_partition_again_at_its_committed_offset(
     assert worker.sought == [(tp, 2)]  # sought once, then looked at afresh
 
 
-def test_the_watchdog_does_not_judge_a_partition_while_a_commit_is_under_way() -> None:
+@pytest.mark.parametrize("waiting", ["a commit under way", "the producer's buffer full"])
+def test_the_watchdog_does_not_judge_a_partition_while_the_worker_waits_on_something_else(waiting: str) -> None:
     tp = TP("crm.profile-changes.v1", 2)
     worker = Worker(tp)
     watchdog = Watchdog(worker)
-    worker.consumer._commit_fut = asyncio.Future  # a commit that outlasts two looks holds the offset still
+    if waiting == "a commit under way":  # a commit that outlasts two looks holds the offsets still
+        worker.consumer._commit_fut = asyncio.Future
+    else:  # faust holds the record it fetched last until the buffer has ebbed
+        worker.producer.buffer.size = 1001
 
     async def look(times: int) -> None:
         for _ in range(times):
@@ -201,7 +207,7 @@ def test_the_watchdog_does_not_judge_a_partition_while_a_commit_is_under_way() -
 
     asyncio.run(look(3))
     assert worker.sought == []
-    worker.consumer._commit_fut = None
+    worker.consumer._commit_fut, worker.producer.buffer.size = None, 0
     asyncio.run(look(2))
     assert worker.sought == [(tp, 2)]
 
