@@ -13,9 +13,11 @@ backlog), demo traffic runs at ``--rate``
 events/s for ``--seconds`` with probes of the zero-wait journey (each its own customer) among it: latency
 is the CreateTime of the message's record on crm.alerts.v1 minus the probe's send time (and, of it, the time
 until the notifier raised the message: the rest is its delivery). Printed: the load rate, what the journeys
-hold, messages/s (the journeys' ``sent`` counters), the latency percentiles, the notifier's CPU (share
-of one core over the traffic phase) and RSS, and the CPU of every process per demo event, from the start
-of the phase until the notifier had read all of it (what the traffic cost, however far behind it ran).
+hold, messages/s (the journeys' ``sent`` counters), the latency percentiles, the slowest probe per 10 s
+of the phase beside the seconds Redis had a child rewriting its append-only file (the slowest probes come
+with those), the notifier's CPU (share of one core over the traffic phase) and RSS, and the CPU of every
+process per demo event, from the start of the phase until the notifier had read all of it (what the
+traffic cost, however far behind it ran).
 
     python benchmarks/journeys.py                 # 100,000 profiles, 60 s of traffic
     python benchmarks/journeys.py --quick         # 2,000 profiles, 10 s: under 2 minutes
@@ -310,7 +312,8 @@ def wait_caught_up(hub: Hub, service: str, timeout_s: float) -> float:
 
 
 class LagWatch(threading.Thread):
-    """Each service's consumer lag per topic, the largest seen (sampled every second): where inputs queue."""
+    """Each service's consumer lag per topic, the largest seen (sampled every second): where inputs queue;
+    and the seconds of the phase Redis had a child writing its dataset (sampled with them)."""
 
     def __init__(self, hub: Hub, stop: threading.Event, r: redis.Redis) -> None:
         super().__init__(daemon=True)

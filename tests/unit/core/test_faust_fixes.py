@@ -197,7 +197,7 @@ def test_the_watchdog_does_not_judge_a_partition_while_the_worker_waits_on_somet
     worker = Worker(tp)
     watchdog = Watchdog(worker)
     if waiting == "a commit under way":  # a commit that outlasts two looks holds the offsets still
-        worker.consumer._commit_fut = asyncio.Future
+        worker.consumer._commit_fut = object()  # faust's future of the commit under way
     else:  # faust holds the record it fetched last until the buffer has ebbed
         worker.producer.buffer.size = 1001
 
