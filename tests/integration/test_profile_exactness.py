@@ -57,6 +57,8 @@ class Truth:
     spent: dict[str, Decimal] = field(default_factory=dict)
     events: Counter[str] = field(default_factory=Counter)
     messages: list[tuple[str, str, bytes]] = field(default_factory=list)  # (topic, key, value) to publish
+    later: list[tuple[str, str, bytes]] = field(default_factory=list)  # to publish once ``messages`` is folded
+    pairs: list[tuple[str, str]] = field(default_factory=list)  # (anonymous id, customer id) to be merged
 
     def add_order(self, rng: random.Random, customer: str) -> None:
         amount = Decimal(rng.randint(100, 50_000)) / 100
@@ -78,25 +80,31 @@ class Truth:
     def add_merging_customer(self, rng: random.Random, orders: int) -> None:
         """A customer who buys on the web anonymously and in store by customer id, then identifies on the
         web: ingest merges the two profiles (which hash to different partitions) while orders of both
-        ids keep coming. Versions are not predicted for them (a merge adds the absorbed profile's)."""
+        ids keep coming. Versions are not predicted for them (a merge adds the absorbed profile's).
+
+        What comes before the identify (an anonymous web order, a till sale, maybe more) goes to
+        ``messages``; the identify and what follows to ``later``, to be published once both profiles
+        exist. Published together, ingest may read the web topic ahead of the till's: the till sales
+        then meet an id already linked, and no merge happens."""
         customer, anon = uid("cust-"), uid("anon-")
-        link_at = rng.randint(1, orders - 1)
+        self.pairs.append((anon, customer))
+        link_at = rng.randint(2, orders - 1)
         for n in range(orders):
             if n == link_at:
                 identify = {"type": "identify", "messageId": uid("m-"), "anonymousId": anon, "userId": customer,
                             "timestamp": now_iso()}  # fmt: skip
-                self._publish("web", anon, identify)
+                self._publish("web", anon, identify, later=True)
             amount = Decimal(rng.randint(100, 50_000)) / 100
-            if rng.random() < 0.5:
+            if n == 0 or (n > 1 and rng.random() < 0.5):
                 message = {**web_order(customer, uid("o-"), amount), "userId": None, "anonymousId": anon}
-                self._publish("web", anon, message)
+                self._publish("web", anon, message, later=n > link_at)
             else:
-                self._publish("pos", customer, pos_sale(customer, uid("r-"), amount))
+                self._publish("pos", customer, pos_sale(customer, uid("r-"), amount), later=n > link_at)
             self.orders[customer] += 1
             self.spent[customer] = self.spent.get(customer, Decimal(0)) + amount
 
-    def _publish(self, source: str, key: str, message: dict[str, Any]) -> None:
-        self.messages.append((raw_topic(source), key, orjson.dumps(message)))
+    def _publish(self, source: str, key: str, message: dict[str, Any], later: bool = False) -> None:
+        (self.later if later else self.messages).append((raw_topic(source), key, orjson.dumps(message)))
 
 
 def web_order(customer: str, order_id: str, amount: Decimal) -> dict[str, Any]:
@@ -295,9 +303,28 @@ def test_two_instances_share_the_partitions_and_stay_exact(stack: Hub, sql: Engi
         merging.add_merging_customer(rng, orders=8)
     truth.orders.update(merging.orders)
     truth.spent.update(merging.spent)
-    publish_all(stack, riffle(truth.messages, merging.messages, rng))
+    half = len(truth.messages) // 2
+    publish_all(stack, riffle(truth.messages[:half], merging.messages, rng))
+    wait_for(lambda: apart(sql, merging.pairs), 90, what="both profiles of every merging customer")
+    publish_all(stack, riffle(truth.messages[half:], merging.later, rng))
     assert_exact(sql, truth)
     assert second.proc.poll() is None
+    with sql.connect() as conn:
+        absorbed = conn.execute(select(profiles.c.doc)).scalars()
+        assert sum(Profile.model_validate_json(doc).merged_into is not None for doc in absorbed) >= len(merging.pairs)
+
+
+def apart(engine: Engine, pairs: list[tuple[str, str]]) -> bool:
+    """Whether each (anonymous id, customer id) has a profile of its own, each id."""
+    with engine.connect() as conn:
+        owner = dict(
+            conn.execute(
+                select(identifiers.c.value, identifiers.c.profile_id).where(
+                    identifiers.c.value.in_([i for pair in pairs for i in pair])
+                )
+            ).all()
+        )
+    return all(anon in owner and customer in owner and owner[anon] != owner[customer] for anon, customer in pairs)
 
 
 def test_flushed_profile_cache_loses_nothing(stack: Hub, sql: Engine) -> None:
