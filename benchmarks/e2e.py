@@ -4,10 +4,10 @@ segments of benchmarks/segmenter.py defined (DESIGN §9's targets are "with 50 s
 Phase 1 (throughput): publish N events of the demo's mix to the raw topics as fast as kafka-python can,
 and time from the first publish until the profile service has folded and committed the last one, and until
 the segmenter and the notifier have both handled the last profile change (end to end). Over that window,
-the CPU time (utime + stime) of every process — each service, the broker (Tansu), Redis, and this
-benchmark's publisher — divided by N: µs of CPU per event per stage. Then, in the same run, one process
-copies the same raw records with kafka-python (consume + produce, no decoding: benchmarks/ingest.py), and
-the end-to-end rate is given as a ratio to that copy (issue 20: goal ≥ 0.5).
+the CPU time (``measure.cpu_s``: with the children each waited for) of every process — each service, the
+broker (Tansu), Redis, and this benchmark's publisher — divided by N: µs of CPU per event per stage.
+Then, in the same run, one process copies the same raw records with kafka-python (consume + produce, no
+decoding: benchmarks/ingest.py), and the end-to-end rate is given as a ratio to that copy (issue 20: goal ≥ 0.5).
 Phase 2 (latency): events at a steady rate (default 2,000/s) and, among them, probe social complaints and
 probe carts (benchmarks/alert_latency.py): event -> profile updated latency (the CreateTime of each
 profile change on crm.profile-changes.v1 minus the profile's updated_at), complaint -> alert, and how

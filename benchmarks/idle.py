@@ -6,7 +6,7 @@ consumers' fetch wait is the trade (``crmhub.core.kafka.FetchWait``): 20 ms whil
 once none came for 2 s; the first event after a quiet spell pays the longer wait, at most once per hop.
 
 Phase 1: the hub started with every service and the API, left ``--settle`` s to join its groups, then the
-CPU time (utime + stime) of each process over ``--seconds``, ``--runs`` times: % of one core.
+CPU time (``measure.cpu_s``) of each process over ``--seconds``, ``--runs`` times: % of one core.
 Phase 2: ``--quiet-samples`` times, ``--quiet`` s of nothing, then one event of the demo's mix published to
 its raw topic, and the time until the profile service counted a profile updated (an event that updates no
 profile is not timed, and another is sent).

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import redis
 from e2e import Throughput, publish, throughput, warm_up  # type: ignore[import-not-found]  # benchmarks/e2e.py
+from measure import cpu_s  # benchmarks/measure.py
 
 from crmhub.core.metrics import process_samples
 from crmhub.core.net import free_port
@@ -30,14 +31,6 @@ from crmhub.core.settings import Settings
 from crmhub.core.stats import read_counts
 from crmhub.demo.traffic import RetailSimulator
 from crmhub.hub import Hub, running_hub
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process so far (``/proc/<pid>/stat`` utime and stime)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def processes(hub: Hub) -> dict[str, int]:
@@ -81,9 +74,9 @@ def one_run(instances: int, events: int, customers: int, timeout_s: float) -> tu
     with running_hub(settings, services=SCALABLE) as hub:
         r = settle(hub, sim, data_dir)
         pids = processes(hub)
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        before = {name: cpu_s(pid) for name, pid in pids.items()}
         figures = throughput(hub, sim, r, events, timeout_s)
-        cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        cpu = {name: cpu_s(pid) - before[name] for name, pid in pids.items()}
     return figures, cpu
 
 
