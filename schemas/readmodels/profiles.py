@@ -13,10 +13,16 @@ without the top-level fields at their defaults. Most of a profile is facets a cu
 paid for them: the cache was two thirds of Redis's memory. Typed readers (pydantic) fill the defaults
 themselves; readers of the decoded JSON take :func:`full_doc`. (crm.profiles.v1, for outside readers, has
 whole documents.)
+
+The cache holds the document zlib-compressed (:func:`cache_entry`, level 1: a third of the JSON's bytes,
+~25 µs to write, ~9 to read). Every profile change rewrites its entry, so the entry's size is most of what
+Redis appends to its append-only file (1.6 KB of 2.7 KB a demo event) and rewrites it for, and at a
+million profiles the cache was a third of Redis's memory.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -99,6 +105,17 @@ def mark_erased(redis: Any, profile_id: str) -> None:
     redis.set(ERASED_PREFIX + profile_id, b"1", ex=ERASED_TTL_S)
 
 
+def cache_entry(doc: bytes) -> bytes:
+    """A profile document as the cache holds it."""
+    return zlib.compress(doc, 1)
+
+
+def cached_doc(entry: bytes) -> bytes:
+    """The document in a cache entry (one written before the cache compressed its entries is JSON as it is:
+    a document starts with ``{``, a zlib stream never does)."""
+    return entry if entry[:1] == b"{" else zlib.decompress(entry)
+
+
 class ProfileCache:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
@@ -106,8 +123,12 @@ class ProfileCache:
     def get_many(self, profile_ids: Sequence[str]) -> dict[str, Profile]:
         if not profile_ids:
             return {}
-        docs = self.redis.mget([CACHE_PREFIX + pid for pid in profile_ids])
-        return {pid: Profile.model_validate_json(doc) for pid, doc in zip(profile_ids, docs, strict=True) if doc}
+        entries = self.redis.mget([CACHE_PREFIX + pid for pid in profile_ids])
+        return {
+            pid: Profile.model_validate_json(cached_doc(entry))
+            for pid, entry in zip(profile_ids, entries, strict=True)
+            if entry
+        }
 
     def invalidate(self, profile_ids: Iterable[str]) -> None:
         keys = [CACHE_PREFIX + pid for pid in profile_ids]
@@ -116,7 +137,7 @@ class ProfileCache:
 
     def put_many(self, pipe: Any, docs: dict[str, bytes]) -> None:
         for pid, doc in docs.items():
-            pipe.set(CACHE_PREFIX + pid, doc, ex=CACHE_TTL_S)
+            pipe.set(CACHE_PREFIX + pid, cache_entry(doc), ex=CACHE_TTL_S)
 
 
 class ProfileReader:

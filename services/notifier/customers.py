@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
-from schemas.readmodels.profiles import CACHE_PREFIX, ERASED_PREFIX, ProfileReader, full_doc
+from schemas.readmodels.profiles import CACHE_PREFIX, ERASED_PREFIX, ProfileReader, cached_doc, full_doc
 from schemas.readmodels.segments import profile_segments_key
 from services.notifier.view import ProfileDoc
 
@@ -53,7 +53,7 @@ async def read_fresh(redis: aioredis.Redis, load_docs: LoadDocs, profile_ids: Co
         pipe.smembers(profile_segments_key(pid))
         pipe.exists(ERASED_PREFIX + pid)
     results = await pipe.execute()
-    docs: dict[str, str | bytes] = {pid: doc for pid, doc in zip(ids, results[::3], strict=True) if doc}
+    docs: dict[str, str | bytes] = {pid: cached_doc(e) for pid, e in zip(ids, results[::3], strict=True) if e}
     missing = [pid for pid in ids if pid not in docs]
     if missing:
         docs.update(await load_docs(missing))

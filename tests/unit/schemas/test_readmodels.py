@@ -18,6 +18,7 @@ from schemas.readmodels.profiles import (
     CACHE_PREFIX,
     ProfileCache,
     ProfileReader,
+    cached_doc,
     current_profile,
     full_doc,
     profile_doc,
@@ -42,6 +43,9 @@ class DictRedis:
 
     def smembers(self, key: str) -> set[bytes]:
         return self.sets.get(key, set())
+
+    def set(self, key: str, value: bytes, ex: int) -> None:  # a pipeline's too: put_many's writes
+        self.values[key] = value
 
 
 @pytest.fixture
@@ -79,6 +83,24 @@ def test_current_profile_follows_merges_and_prefers_the_cache(engine: Engine) ->
     found = current_profile(cache, ProfileReader(engine), "absorbed")
     assert found is not None and (found.profile_id, found.version) == ("survivor", 2)
     assert current_profile(cache, ProfileReader(engine), "nobody") is None
+
+
+@pytest.mark.parametrize("shape", ["identify only", "orders, consent, complaint, payment failure"])
+def test_the_cache_holds_a_compressed_document_and_reads_back_the_profile(shape: str) -> None:
+    redis = DictRedis()
+    doc = profile_doc(SHAPES[shape])
+    ProfileCache(redis).put_many(redis, {"p1": doc})
+    entry = redis.values[CACHE_PREFIX + "p1"]
+    assert not entry.startswith(b"{") and len(entry) < len(doc) * 0.7
+    assert cached_doc(entry) == doc
+    assert ProfileCache(redis).get_many(["p1", "nobody"]) == {"p1": SHAPES[shape]}
+
+
+def test_a_cache_entry_written_as_plain_json_still_reads() -> None:
+    """Entries from before the cache compressed (they live an hour): no decompression error after an upgrade."""
+    doc = profile_doc(SHAPES["identify only"])
+    assert cached_doc(doc) == doc
+    assert ProfileCache(DictRedis({CACHE_PREFIX + "p1": doc})).get_many(["p1"]) == {"p1": SHAPES["identify only"]}
 
 
 def test_segments_of_a_profile_are_sorted() -> None:
