@@ -1,11 +1,12 @@
 """ingest's identity index in Redis: rebuilt from SQL (``crmhub identity rebuild``), and upgraded from
-clear identifiers to their keyed hashes (:mod:`crmhub.core.pseudonyms`).
+clear identifiers to their keyed hashes (:mod:`crmhub.core.pseudonyms`) and from a reverse index of sets
+(one per profile and kind) to one hash per profile (:mod:`services.ingest.state`).
 
-The upgrade is a rebuild, not a rename: a clear key cannot be told from a pseudonym's by Redis alone, but
-SQL holds every link (``identifiers``) and every suppression, so the clear keys and set members are
+An upgrade is a rebuild, not a rename: a clear key cannot be told from a pseudonym's by Redis alone, but
+SQL holds every link (``identifiers``) and every suppression, so the clear keys and the old sets are
 deleted and the index made again from SQL, hashed. ``crmhub up`` does it once, before ingest starts, when
-Redis does not carry the pseudonym mark yet; with external servers run ``crmhub identity rebuild`` with
-ingest stopped.
+Redis does not carry the current format's mark yet; with external servers run ``crmhub identity rebuild``
+with ingest stopped.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from crmhub.core.sql import make_engine
 from services.ingest.state import IDENTITY_PREFIX, PROFILE_IDS_PREFIX, IngestState
 from services.profile.store import ProfileStore
 
-FORMAT_KEY = "crmhub:identity-format"  # MARK once the index holds only keyed hashes
+FORMAT_KEY = "crmhub:identity-format"
+FORMAT = f"{MARK}+profile-hash"  # keyed hashes only (MARK, their scheme), a reverse-index hash a profile
 
 
 def is_clear(value: str) -> bool:
@@ -29,14 +31,19 @@ def is_clear(value: str) -> bool:
 
 
 def drop_clear(client: Any) -> int:
-    """Delete the identity keys and reverse-index members that are clear identifiers; how many."""
+    """Delete the identity keys and reverse-index fields that are clear identifiers, and the reverse index's
+    sets of before (the rebuild writes them again as hashes); how many clear identifiers."""
     dropped = 0
     for key in client.scan_iter(match=IDENTITY_PREFIX + "*", count=1000):
         if is_clear(key.decode()[len(IDENTITY_PREFIX) :].partition(":")[2]):
             dropped += client.delete(key)
     for key in client.scan_iter(match=PROFILE_IDS_PREFIX + "*", count=1000):
-        clear = [m for m in client.smembers(key) if is_clear(m.decode())]
-        dropped += client.srem(key, *clear) if clear else 0
+        if client.type(key) == b"set":
+            dropped += sum(is_clear(m.decode()) for m in client.smembers(key))
+            client.delete(key)
+            continue
+        clear = [f for f in client.hkeys(key) if is_clear(f.decode().partition(":")[2])]
+        dropped += client.hdel(key, *clear) if clear else 0
     return dropped
 
 
@@ -53,12 +60,12 @@ def rebuild(settings: Settings) -> tuple[int, int, int]:
             restored += state.restore_links(rows)
             progress.advance(task, len(rows))
     suppressed = state.restore_suppressed(store.suppressed())
-    client.set(FORMAT_KEY, MARK)
+    client.set(FORMAT_KEY, FORMAT)
     return dropped, restored, suppressed
 
 
 def upgrade_if_needed(settings: Settings) -> None:
-    """Rebuild the index hashed unless Redis says it already is (the first start after an upgrade)."""
+    """Rebuild the index unless Redis says it is in the current format (the first start after an upgrade)."""
     client = redis.Redis.from_url(settings.redis_dsn)
-    if client.get(FORMAT_KEY) != MARK.encode():
+    if client.get(FORMAT_KEY) != FORMAT.encode():
         rebuild(settings)

@@ -4,8 +4,10 @@ The identity graph is three kinds of keys, where ``<value>`` is always the ident
 (``h1:…``, :mod:`crmhub.core.pseudonyms`), never the e-mail, phone or id itself:
 
 - ``crmhub:id:<kind>:<value>`` -> the profile id the identifier belongs to;
-- ``crmhub:profile-ids:<profile>:<kind>``: the set of the profile's identifiers of that kind (the
-  reverse index: its size is what limits are checked against, its members what a merge repoints);
+- ``crmhub:profile-ids:<profile>``: the profile's identifiers, a hash whose fields are ``<kind>:<value>``
+  (the reverse index: its count per kind is what limits are checked against, its fields what a merge
+  repoints). One small hash a profile, which Redis packs into one allocation: two sets (one per kind, as
+  before) took ~610 bytes a profile known by two identifiers, a third of Redis's memory without the cache;
 - ``crmhub:merged:<absorbed>`` -> the survivor a profile was merged into, for late lookups of its id.
 
 Each batch makes at most two round trips for identity, both Lua scripts. ``snapshot`` reads the profile of
@@ -83,8 +85,13 @@ local function snapshot(keys)
   end
   for _, pid in ipairs(named) do
     out[#out + 1] = pid
+    local counts = {{}}
+    for _, field in ipairs(redis.call('HKEYS', OWNED .. pid)) do
+      local kind = string.match(field, '^[^:]*')
+      counts[kind] = (counts[kind] or 0) + 1
+    end
     for _, kind in ipairs(KINDS) do
-      out[#out + 1] = redis.call('SCARD', OWNED .. pid .. ':' .. kind)
+      out[#out + 1] = counts[kind] or 0
     end
   end
   return cjson.encode(out)
@@ -105,22 +112,17 @@ end
 local plan = cjson.decode(ARGV[2])
 for _, merge in ipairs(plan.merges) do
   local survivor, absorbed = merge[1], merge[2]
-  for _, kind in ipairs(KINDS) do
-    local from, into = OWNED .. absorbed .. ':' .. kind, OWNED .. survivor .. ':' .. kind
-    local values = redis.call('SMEMBERS', from)
-    for _, value in ipairs(values) do
-      redis.call('SET', ID .. kind .. ':' .. value, survivor)
-    end
-    if #values > 0 then
-      redis.call('SUNIONSTORE', into, into, from)
-      redis.call('DEL', from)
-    end
+  local into = OWNED .. survivor
+  for _, field in ipairs(redis.call('HKEYS', OWNED .. absorbed)) do
+    redis.call('SET', ID .. field, survivor)  -- a field is '<kind>:<value>', its identity key ID .. field
+    redis.call('HSET', into, field, '')
   end
+  redis.call('DEL', OWNED .. absorbed)
   redis.call('SET', MERGED .. absorbed, survivor)
 end
 for _, link in ipairs(plan.links) do
   redis.call('SET', ID .. link[1] .. ':' .. link[2], link[3])
-  redis.call('SADD', OWNED .. link[3] .. ':' .. link[1], link[2])
+  redis.call('HSET', OWNED .. link[3], link[1] .. ':' .. link[2], '')
 end
 for _, event in ipairs(plan.outbox) do
   redis.call('RPUSH', OUTBOX, event)
@@ -132,6 +134,16 @@ return 1
 
 def _id_key(key: IdKey) -> str:
     return f"{IDENTITY_PREFIX}{key[0]}:{key[1]}"
+
+
+def owned_key(profile_id: str) -> str:
+    """The profile's reverse index: a hash of ``<kind>:<value>`` fields."""
+    return PROFILE_IDS_PREFIX + profile_id
+
+
+def owned_ids(fields: Sequence[bytes]) -> set[IdKey]:
+    """The (kind, value) of each field of a reverse index."""
+    return {(kind, value) for kind, _, value in (f.decode().partition(":") for f in fields)}
 
 
 def parse_snapshot(keys: Sequence[IdKey], raw: bytes) -> Snapshot:
@@ -197,16 +209,19 @@ class IngestState:
 
     def restore_links(self, rows: Sequence[tuple[str, str, str]]) -> int:
         """Link each (kind, value, profile id) that the index does not know (SQL is the record; a link
-        Redis holds is newer or an erasure, and wins). Returns how many were missing."""
+        Redis holds is newer or an erasure, and wins), and put every identifier whose link names its profile
+        in that profile's reverse index. Returns how many links were missing."""
         pipe = self.redis.pipeline(transaction=False)
-        for kind, value, pid in rows:
-            pipe.set(self._id_key((kind, value)), pid, nx=True)
-        restored = [(row, bool(ok)) for row, ok in zip(rows, pipe.execute(), strict=True)]
-        for (kind, value, pid), ok in restored:
-            if ok:
-                pipe.sadd(f"{PROFILE_IDS_PREFIX}{pid}:{kind}", self.pseudonym(kind, value))
+        hashed = [self.hashed((kind, value)) for kind, value, _ in rows]
+        for key, (_, _, pid) in zip(hashed, rows, strict=True):
+            pipe.set(_id_key(key), pid, nx=True)
+            pipe.get(_id_key(key))
+        replies = pipe.execute()
+        for (kind, value), (_, _, pid), holder in zip(hashed, rows, replies[1::2], strict=True):
+            if holder == pid.encode():
+                pipe.hset(owned_key(pid), f"{kind}:{value}", b"")
         pipe.execute()
-        return sum(ok for _, ok in restored)
+        return sum(bool(ok) for ok in replies[::2])
 
     def restore_suppressed(self, keys: Sequence[IdKey]) -> int:
         """Link each erased identifier to ERASED again (the suppression list in SQL is the record);
@@ -227,17 +242,11 @@ class IngestState:
         """Link every identifier of the profile (``known`` and those of its reverse index) to ERASED and
         drop its reverse index; the identifiers erased, as their keyed hashes (what the suppression list
         in SQL keeps: no clear identifier of an erased person is kept anywhere)."""
-        owned = [f"{PROFILE_IDS_PREFIX}{profile_id}:{kind}" for kind in IDENTIFIER_KINDS]
-        pipe = self.redis.pipeline(transaction=False)
-        for owned_key in owned:
-            pipe.smembers(owned_key)
-        held = {
-            (kind, v.decode()) for kind, values in zip(IDENTIFIER_KINDS, pipe.execute(), strict=True) for v in values
-        }
-        keys = sorted(held | {self.hashed(key) for key in known})
+        owned = owned_key(profile_id)
+        keys = sorted(owned_ids(self.redis.hkeys(owned)) | {self.hashed(key) for key in known})
         pipe = self.redis.pipeline(transaction=True)
         for id_key in keys:
             pipe.set(_id_key(id_key), ERASED)
-        pipe.delete(*owned)
+        pipe.delete(owned)
         pipe.execute()
         return keys

@@ -8,18 +8,21 @@ import pytest
 import redis
 from sqlalchemy import create_engine, select
 
+from crmhub.core.pseudonyms import identity_key, pseudonym
 from crmhub.hub import Hub
-from crmhub.identity_index import FORMAT_KEY
+from crmhub.identity_index import FORMAT, FORMAT_KEY
 from schemas.tables import suppressed_identifiers
+from services.ingest.state import owned_ids, owned_key
 from tests.integration.helpers import id_key, identity_rebuild, now_iso, profile_by, uid, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def everything_in(r: redis.Redis) -> str:
-    """Every key of Redis and every member of its sets, as one text to search."""
+    """Every key of Redis, every member of its sets and every field of its hashes, as one text to search."""
     keys = list(r.scan_iter(count=1000))
     members = [m for k in keys if r.type(k) == b"set" for m in r.smembers(k)]
+    members += [f for k in keys if r.type(k) == b"hash" for f in r.hkeys(k)]
     return b"\n".join(keys + members).decode(errors="replace")
 
 
@@ -49,10 +52,13 @@ def test_an_index_in_clear_text_is_rebuilt_hashed(hub: Hub, api: httpx.Client) -
     profile_id = identify(api, user, email, "+44 20 7946 0000")
     r = redis.Redis.from_url(hub.settings.redis_dsn)
     r.set(f"crmhub:id:email:{email}", profile_id)  # what an older crmhub wrote
-    r.sadd(f"crmhub:profile-ids:{profile_id}:email", email)
+    r.sadd(f"crmhub:profile-ids:{profile_id}:email", email)  # its reverse index: a set per kind
     r.delete(id_key(hub, "email", email), FORMAT_KEY)
     output = identity_rebuild(hub)
     assert "dropped 2 clear-text identifiers" in output
     assert email not in everything_in(r)
     assert r.get(id_key(hub, "email", email)) == profile_id.encode()
-    assert r.get(FORMAT_KEY) == b"h1:"
+    assert r.get(FORMAT_KEY) == FORMAT.encode()
+    hashed = pseudonym(identity_key(hub.settings), "email", email)
+    assert ("email", hashed) in owned_ids(r.hkeys(owned_key(profile_id)))  # the set of before, now a hash
+    assert not list(r.scan_iter(f"crmhub:profile-ids:{profile_id}:*"))
