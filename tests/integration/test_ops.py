@@ -89,10 +89,15 @@ def test_metrics_show_every_service_and_what_it_drops(api: httpx.Client) -> None
             >= {"ingest", "collector"}
             and by_name(samples, "crmhub_segment_changes_total")
             and {labels["service"] for labels, _ in by_name(samples, "crmhub_consumer_lag")} == set(SERVICES)
+            # each service meters its memory beside its lag; CI once read the lag of all four, the memory of three
+            and {labels["service"] for labels, _ in by_name(samples, "crmhub_process_resident_memory_bytes")}
+            == set(SERVICES)
         )
         return samples if ready else None
 
-    samples = wait_for(complete, 120, what="metrics of all four services (lag too), dead letters, segments, alerts")
+    samples = wait_for(
+        complete, 120, what="metrics of all four services (lag and memory too), dead letters, segments, alerts"
+    )
     assert {labels["topic"] for labels, _ in by_name(samples, "crmhub_consumer_lag")} >= {
         "crm.raw.web.v1",
         "crm.events.v1",

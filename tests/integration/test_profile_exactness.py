@@ -315,7 +315,7 @@ def test_two_instances_share_the_partitions_and_stay_exact(stack: Hub, sql: Engi
 
 
 def apart(engine: Engine, pairs: list[tuple[str, str]]) -> bool:
-    """Whether each (anonymous id, customer id) has a profile of its own, each id."""
+    """Whether the anonymous id and the customer id of every pair are each stored, in two profiles."""
     with engine.connect() as conn:
         owner = dict(
             conn.execute(
