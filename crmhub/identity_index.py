@@ -19,7 +19,7 @@ from rich.progress import Progress
 from crmhub.core.pseudonyms import MARK, identity_key, pseudonym
 from crmhub.core.settings import Settings
 from crmhub.core.sql import make_engine
-from services.ingest.state import IDENTITY_PREFIX, PROFILE_IDS_PREFIX, IngestState
+from services.ingest.state import IDENTITY_PREFIX, PROFILE_IDS_PREFIX, IngestState, owned_field, owned_ids
 from services.profile.store import ProfileStore
 
 FORMAT_KEY = "crmhub:identity-format"
@@ -42,7 +42,7 @@ def drop_clear(client: Any) -> int:
             dropped += sum(is_clear(m.decode()) for m in client.smembers(key))
             client.delete(key)
             continue
-        clear = [f for f in client.hkeys(key) if is_clear(f.decode().partition(":")[2])]
+        clear = [owned_field(id_key) for id_key in owned_ids(client.hkeys(key)) if is_clear(id_key[1])]
         dropped += client.hdel(key, *clear) if clear else 0
     return dropped
 

@@ -141,6 +141,11 @@ def owned_key(profile_id: str) -> str:
     return PROFILE_IDS_PREFIX + profile_id
 
 
+def owned_field(key: IdKey) -> str:
+    """An identifier's field in a reverse index (the scripts write it as ``kind .. ':' .. value`` too)."""
+    return f"{key[0]}:{key[1]}"
+
+
 def owned_ids(fields: Sequence[bytes]) -> set[IdKey]:
     """The (kind, value) of each field of a reverse index."""
     return {(kind, value) for kind, _, value in (f.decode().partition(":") for f in fields)}
@@ -214,12 +219,13 @@ class IngestState:
         pipe = self.redis.pipeline(transaction=False)
         hashed = [self.hashed((kind, value)) for kind, value, _ in rows]
         for key, (_, _, pid) in zip(hashed, rows, strict=True):
-            pipe.set(_id_key(key), pid, nx=True)
-            pipe.get(_id_key(key))
+            id_key = _id_key(key)
+            pipe.set(id_key, pid, nx=True)
+            pipe.get(id_key)
         replies = pipe.execute()
-        for (kind, value), (_, _, pid), holder in zip(hashed, rows, replies[1::2], strict=True):
+        for key, (_, _, pid), holder in zip(hashed, rows, replies[1::2], strict=True):
             if holder == pid.encode():
-                pipe.hset(owned_key(pid), f"{kind}:{value}", b"")
+                pipe.hset(owned_key(pid), owned_field(key), b"")
         pipe.execute()
         return sum(bool(ok) for ok in replies[::2])
 
