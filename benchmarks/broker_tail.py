@@ -30,9 +30,11 @@ from crmhub.embedded import embedded_kafka
 TOPIC, PARTITIONS = "tail", 4
 
 
-def read_tail(address: str, counter: list[int]) -> None:
+def read_tail(address: str, counter: list[int], min_bytes: int) -> None:
     """Count what a consumer of the topic gets, for as long as the process lives."""
-    consumer = KafkaConsumer(TOPIC, bootstrap_servers=address, group_id="tail", fetch_max_wait_ms=20)
+    consumer = KafkaConsumer(
+        TOPIC, bootstrap_servers=address, group_id="tail", fetch_max_wait_ms=20, fetch_min_bytes=min_bytes
+    )
     while True:
         for records in consumer.poll(200).values():
             counter[0] += len(records)
@@ -44,6 +46,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=240.0)
     parser.add_argument("--size", type=int, default=1000, help="bytes a record")
     parser.add_argument("--linger-ms", type=int, default=5, help="the producer's linger")
+    parser.add_argument("--fetch-min-bytes", type=int, default=1, help="the consumer's fetch.min.bytes")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between lines")
     args = parser.parse_args()
     port = free_port()
@@ -52,7 +55,7 @@ def main() -> None:
         address, pid = broker.address, broker.proc.pid
         KafkaAdminClient(bootstrap_servers=address).create_topics([NewTopic(TOPIC, PARTITIONS, 1)])
         read = [0]
-        threading.Thread(target=read_tail, args=(address, read), daemon=True).start()
+        threading.Thread(target=read_tail, args=(address, read, args.fetch_min_bytes), daemon=True).start()
         producer = KafkaProducer(bootstrap_servers=address, linger_ms=args.linger_ms)
         value, sent = os.urandom(args.size), 0
         started = last_at = time.monotonic()
